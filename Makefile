@@ -1,0 +1,27 @@
+# Two commands do all set-up on a fresh machine:  make demo  |  make test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.wsbench-installed
+RUNS   ?= runs/demo
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: the default benchmark on the built-in synthetic belt, then the leaderboard
+demo: $(STAMP)
+	$(BIN)/wsbench suite benchmarks/default.toml --runs-dir $(RUNS)
+
+## test: the test suite (tiny generated data, a few minutes on 2 cores)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf runs/demo .pytest_cache

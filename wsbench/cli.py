@@ -1,0 +1,350 @@
+"""The ``wsbench`` command line (click). Wiring only: the work happens in the library modules.
+
+Errors that users can fix (:class:`~wsbench.errors.UserError`, unknown registry names) print one
+line and exit with status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import UserError
+from .registry import RegistryError
+
+RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
+CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
+
+
+# -- error handling ---------------------------------------------------------------------------
+class _Group(click.Group):
+    """Turns user errors into one-line messages (tracebacks only with ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UserError, RegistryError) as err:
+            if ctx.meta.get("wsbench.debug"):
+                raise
+            raise click.ClickException(str(err)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted; run the same command with --resume to continue", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="wsbench")
+@click.option("--debug", is_flag=True, help="show tracebacks instead of one-line errors")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Benchmark weakly supervised CAM methods for video segmentation in waste sorting.
+
+    \b
+    Quick start:
+      wsbench list methods
+      wsbench run --method tccam --dataset synthetic-belt
+      wsbench leaderboard
+    """
+    ctx.meta["wsbench.debug"] = debug
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="wsbench")
+
+
+# -- list -------------------------------------------------------------------------------------
+@cli.command("list")
+@click.argument("kind", type=click.Choice(["methods", "datasets", "flows"]), default="methods")
+@click.argument("pattern", default="*")
+def list_cmd(kind: str, pattern: str) -> None:
+    """List registered methods, datasets or flow estimators matching PATTERN (wildcards allowed)."""
+    registry = _registry(kind)
+    entries = registry.entries(pattern)
+    if not entries:
+        click.echo(f"no {kind} match {pattern!r}")
+        return
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        flags = [f.name.replace("_", "-") for f in dataclasses.fields(e.meta)
+                 if isinstance(getattr(e.meta, f.name), bool) and getattr(e.meta, f.name)]
+        desc = getattr(e.meta, "description", "")
+        click.echo(f"{e.name:<{width}}  {desc}  [{e.source}{'; ' + ', '.join(flags) if flags else ''}]")
+
+
+def _registry(kind: str):
+    if kind == "methods":
+        from .methods import METHODS
+
+        return METHODS
+    if kind == "datasets":
+        from .data import DATASETS
+
+        return DATASETS
+    from .flow import FLOWS
+
+    return FLOWS
+
+
+# -- run --------------------------------------------------------------------------------------
+def _image_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+)(?:[x,](\d+))?", value.strip())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not N or WxH")
+    w = int(match[1])
+    return w, int(match[2] or w)
+
+
+_METHOD_PARAMS = "wsbench.method_params"
+
+
+class _RunCommand(click.Command):
+    """``wsbench run``: adds the options of the method named by ``--method`` to the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        name = _peek(args, ("--method", "-m"))
+        if name:
+            ctx.meta[_METHOD_PARAMS] = _method_params(name, {p.name for p in super().get_params(ctx)})
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as err:
+            if name and ctx.meta.get(_METHOD_PARAMS) is not None:
+                taken = [o for p in ctx.meta[_METHOD_PARAMS] for o in p.opts] or ["none"]
+                raise click.UsageError(f"option {err.option_name} is not taken by method {name!r} "
+                                       f"(its options: {', '.join(taken)})", ctx) from None
+            raise
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        extra = ctx.meta.get(_METHOD_PARAMS) or []
+        return params[:-1] + extra + params[-1:]  # keep --help last
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        if not ctx.meta.get(_METHOD_PARAMS):
+            formatter.write_paragraph()
+            formatter.write_text("Method options: wsbench run --method NAME --help shows the options of NAME.")
+
+
+def _peek(args: list[str], names: tuple[str, ...]) -> str | None:
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def _method_params(name: str, taken: set[str]) -> list[click.Option] | None:
+    from .methods import method_options
+    from .registry import UnknownEntryError
+
+    try:
+        specs = method_options(name)
+    except UnknownEntryError:
+        return None  # reported by the callback, with the list of methods
+    params = []
+    for spec in specs:
+        if spec.name in taken:
+            raise UserError(f"method {name!r} declares option {spec.name!r}, which wsbench run already has")
+        flag = spec.name.replace("_", "-")
+        help_text = f"[{name}] {spec.help}"
+        if spec.type is bool:
+            params.append(click.Option([f"--{flag}/--no-{flag}"], default=spec.default, help=help_text,
+                                       show_default=True))
+        else:
+            type_ = click.Choice(spec.choices) if spec.choices else spec.type
+            params.append(click.Option([f"--{flag}"], type=type_, default=spec.default, help=help_text,
+                                       show_default=True))
+    return params
+
+
+def run_options(func):
+    """The options shared by ``wsbench run`` and ``wsbench suite``'s overrides (recipe and setup)."""
+    options = [
+        click.option("--backbone", help="timm backbone [default: per dataset; resnet50 for real data]"),
+        click.option("--pretrained", help="weights: a local file, or 'timm' for the local timm cache "
+                                          "[default: from scratch]"),
+        click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="backbone output stride"),
+        click.option("--pool", type=click.Choice(["gap", "lse"]), help="logit pooling [default: gap]"),
+        click.option("--image-size", help="training resolution N or WxH [default: per dataset]"),
+        click.option("--epochs", type=int, help="training epochs"),
+        click.option("--batch-size", type=int, help="frames per batch"),
+        click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), help="optimiser [default: adamw]"),
+        click.option("--lr", type=float, help="peak learning rate"),
+        click.option("--weight-decay", type=float, help="weight decay"),
+        click.option("--schedule", type=click.Choice(["onecycle", "poly", "constant"]), help="lr schedule"),
+        click.option("--alpha-max", type=float, help="max weight of the spatial loss [default: 4]"),
+        click.option("--beta-max", type=float, help="max weight of the temporal loss [default: 4]"),
+        click.option("--weight-ramp", type=click.Choice(["ramp", "constant"]),
+                     help="alpha/beta: 0 for epoch 1 then linear to max by mid-training, or constant"),
+        click.option("--background-removal/--no-background-removal", default=None,
+                     help="3 classes on background-removed frames (paper) or 2 on originals [default: on]"),
+        click.option("--bg-threshold", type=float, help="background-removal threshold in grey levels [default: 22]"),
+        click.option("--augment/--no-augment", default=None, help="flips, shifts, colour gain [default: on]"),
+        click.option("--flow", help="optical-flow estimator (wsbench list flows) [default: dis]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the recipe options out of a command's keyword arguments."""
+    names = ["backbone", "pretrained", "output_stride", "pool", "image_size", "epochs", "batch_size", "optimizer",
+             "lr", "weight_decay", "schedule", "alpha_max", "beta_max", "weight_ramp", "background_removal",
+             "bg_threshold", "augment", "flow"]
+    recipe = {n: kwargs.pop(n) for n in names}
+    recipe["image_size"] = _image_size(recipe["image_size"])
+    if recipe["output_stride"] is not None:
+        recipe["output_stride"] = int(recipe["output_stride"])
+    return {k: v for k, v in recipe.items() if v is not None}
+
+
+@cli.command("run", cls=_RunCommand)
+@click.option("--method", "-m", required=True, help="method name (wsbench list methods)")
+@click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
+@click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
+@click.option("--seed", type=int, default=0, show_default=True, help="training seed")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@run_options
+@click.option("--fuse-neighbours", type=int, help="fuse maps over +-K frames at inference with cached flow (0: off) "
+                                                 "[default: the method's choice]")
+@click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
+              help="how --fuse-neighbours aggregates")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--workers", type=int, default=0, show_default=True, help="data-loader worker processes")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training")
+@click.option("--resume", is_flag=True, help="continue the interrupted run with the same options")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+@click.pass_context
+def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
+    """Train what METHOD needs on DATASET, produce maps for the test frames and score them.
+
+    The classifier is shared with earlier runs that trained the same recipe (gradcam, cam and f2f
+    train once). Writes RUNS_DIR/<run-id>/config.json and, when finished, result.json.
+    """
+    from .pipeline import RunSpec, execute
+    from .runs import resolve_runs_dir
+
+    method_params = ctx.meta.get(_METHOD_PARAMS) or []
+    method_options = {p.name: kwargs.pop(p.name) for p in method_params}
+    recipe = recipe_from(kwargs)
+    spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"],
+                   data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
+                   method_options=method_options, recipe=recipe, seed=kwargs["seed"], split_seed=kwargs["split_seed"],
+                   fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"], device=kwargs["device"],
+                   workers=kwargs["workers"], compile=kwargs["compile_"],
+                   cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None)
+    if kwargs["quiet"]:
+        os.environ["WSBENCH_PROGRESS"] = "0"
+    record = execute(spec, resolve_runs_dir(kwargs["runs_dir"]), resume=kwargs["resume"],
+                     progress=not kwargs["quiet"])
+    click.echo(_summary(record.result or {}))
+    click.echo(f"run record: {record.path}")
+
+
+def _summary(result: dict[str, Any]) -> str:
+    m, b = result.get("metrics", {}), result.get("baselines", {})
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    if m.get("iou_illegal") is None:
+        return (f"{result.get('method')} on {result.get('dataset')}: no test masks, IoU not computed "
+                f"(accuracy {fmt(m.get('accuracy'))})")
+    return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
+            f"illegal IoU {fmt(m['iou_illegal'])} at threshold {m['threshold']:.2f} chosen on val "
+            f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "
+            f"| accuracy {fmt(m.get('accuracy'))} "
+            f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")
+
+
+# -- leaderboard ------------------------------------------------------------------------------
+@cli.command("leaderboard")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+def leaderboard_cmd(runs_dir: Path | None) -> None:
+    """Collect the finished runs into a table of test illegal-class IoU."""
+    from .runs import iter_runs, resolve_runs_dir
+
+    rows = []
+    for record in iter_runs(resolve_runs_dir(runs_dir)):
+        r = record.result or {}
+        m = r.get("metrics", {})
+        rows.append((r.get("dataset"), r.get("method"), r.get("seed"), m.get("iou_illegal"), m.get("threshold"),
+                     r.get("baselines", {}).get("all_foreground", {}).get("iou_illegal"), record.run_id))
+    if not rows:
+        click.echo("no finished runs")
+        return
+    from tabulate import tabulate
+
+    click.echo(tabulate(rows, headers=["dataset", "method", "seed", "IoU illegal ↑", "threshold",
+                                       "all-foreground", "run"], tablefmt="github", floatfmt=".4f"))
+
+
+# -- data -------------------------------------------------------------------------------------
+@cli.group("data")
+def data_cmd() -> None:
+    """Generate, inspect and cache datasets."""
+
+
+@data_cmd.command("synth")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write (video-folder layout)")
+@click.option("--videos", type=int, help="train videos per class (val/test scale with it)")
+@click.option("--frames", type=int, help="frames per video")
+@click.option("--size", help="frame size WxH")
+@click.option("--seed", type=int, default=0, show_default=True, help="generator seed")
+def data_synth(out: Path, videos: int | None, frames: int | None, size: str | None, seed: int) -> None:
+    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks)."""
+    from .data.synthetic import BeltConfig, generate_belt
+
+    config = _belt_config(BeltConfig, videos, frames, size, seed)
+    path = generate_belt(out, config)
+    click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
+
+
+def _belt_config(cls, videos, frames, size, seed):
+    changes: dict[str, Any] = {"seed": seed}
+    if videos is not None:
+        base = cls()
+        changes.update(train_videos=videos, val_videos=max(1, round(videos * base.val_videos / base.train_videos)),
+                       test_videos=max(1, round(videos * base.test_videos / base.train_videos)))
+    if frames is not None:
+        changes["frames"] = frames
+    if size is not None:
+        changes["size"] = _image_size(size)
+    return dataclasses.replace(cls(), **changes)
+
+
+@data_cmd.command("show")
+@click.argument("root", type=click.Path(path_type=Path), required=False)
+@click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
+@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--bg-threshold", type=float, default=22.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, out: Path | None,
+              cache_dir: Path | None) -> None:
+    """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
+    from .data import create_dataset
+    from .data.preview import contact_sheet, counts_table
+
+    index = create_dataset(dataset, root=root, split_seed=split_seed,
+                           **({"cache_dir": cache_dir} if dataset == "synthetic-belt" else {}))
+    click.echo(counts_table(index))
+    target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
+    contact_sheet(index, target, bg_threshold=bg_threshold)
+    click.echo(f"contact sheet: {target}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

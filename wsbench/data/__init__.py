@@ -1,0 +1,89 @@
+"""Data sets: layouts, splits, background removal, caches and torch datasets.
+
+A data set is a registered function ``(root, split_seed, **options) -> VideoIndex``::
+
+    @register_dataset("video-folder", description="...")
+    def video_folder(root, split_seed=0): ...
+
+``create_dataset(name, root=...)`` calls it; :func:`wsbench.data.cache.prepare` turns the index
+into cached arrays at training resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..registry import Registry
+from .index import LABELS, SPLITS, Video, VideoIndex
+
+__all__ = [
+    "DATASETS",
+    "DatasetMeta",
+    "LABELS",
+    "SPLITS",
+    "Video",
+    "VideoIndex",
+    "create_dataset",
+    "list_datasets",
+    "register_dataset",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMeta:
+    """Metadata of a registered data set.
+
+    Attributes:
+        description: one line for ``wsbench list datasets``.
+        needs_root: whether ``--data-root`` is required.
+        recipe: training-recipe defaults suited to the data set (``(("image_size", 96), ...)``),
+            applied where the user gave no value.
+    """
+
+    description: str = ""
+    needs_root: bool = True
+    recipe: tuple[tuple[str, Any], ...] = ()
+
+
+DATASETS: Registry[DatasetMeta] = Registry("dataset", "wsbench.datasets", DatasetMeta,
+                                           builtins="wsbench.data._builtins")
+register_dataset = DATASETS.register
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered data set names matching an fnmatch pattern (plugins included)."""
+    return DATASETS.list(pattern)
+
+
+def create_dataset(name: str, root: str | Path | None = None, split_seed: int = 0, **options: Any) -> VideoIndex:
+    """Index a registered data set.
+
+    Args:
+        name: registry name (``synthetic-belt``, ``video-folder``, ``zerowaste-w``, plugins).
+        root: data folder (required unless the data set generates its own).
+        split_seed: seed of the split by video where the data set has no fixed splits.
+        **options: data-set specific options.
+
+    Returns:
+        The index with splits assigned.
+
+    Raises:
+        UserError: missing ``root`` or an option the data set does not take.
+    """
+    entry = DATASETS.entry(name)
+    if entry.meta.needs_root and root is None:
+        raise UserError(f"data set {name!r} needs --data-root PATH")
+    params = inspect.signature(entry.obj).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in options if k not in params and not accepts_any]
+    if unknown:
+        taken = [p for p in params if p not in ("root", "split_seed")]
+        raise UserError(f"data set {name!r} takes no option {unknown[0]!r} (it takes: {', '.join(taken) or 'none'})")
+    index = entry.obj(root=Path(root).expanduser() if root is not None else None, split_seed=split_seed, **options)
+    if not isinstance(index, VideoIndex):
+        raise UserError(f"data set {name!r} ({entry.source}) returned {type(index).__name__}, not a VideoIndex")
+    return index

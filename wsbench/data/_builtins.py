@@ -1,0 +1,38 @@
+"""Registers the built-in data sets (imported lazily by the registry)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import register_dataset
+from .index import VideoIndex
+from .video_folder import read_video_folder
+from .zerowaste import read_zerowaste
+
+
+@register_dataset("video-folder", description="any data set in the before/after/<video>/<frames> layout")
+def video_folder(root: Path, split_seed: int = 0) -> VideoIndex:
+    """A folder in the video-folder layout (see :mod:`wsbench.data.video_folder`)."""
+    return read_video_folder(root, split_seed=split_seed, name="video-folder")
+
+
+@register_dataset("zerowaste-w", description="ZeroWaste-w: before videos, after stills (no temporal training)")
+def zerowaste_w(root: Path, split_seed: int = 0) -> VideoIndex:
+    """The public ZeroWaste-w layout (see :mod:`wsbench.data.zerowaste`)."""
+    return read_zerowaste(root, split_seed=split_seed)
+
+
+@register_dataset("synthetic-belt", needs_root=False,
+                  description="built-in synthetic conveyor belt (generated once into the cache)",
+                  recipe=(("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (96, 96)),
+                          ("epochs", 8), ("batch_size", 32), ("lr", 2e-3)))
+def synthetic_belt(root: Path | None = None, split_seed: int = 0, cache_dir: str | None = None) -> VideoIndex:
+    """The default synthetic belt, generated into ``root`` or the cache on first use (see :mod:`.synthetic`)."""
+    from .cache import resolve_cache_dir
+    from .synthetic import BeltConfig, generate_belt, generator_tag
+
+    config = BeltConfig()
+    target = Path(root) if root is not None else resolve_cache_dir(cache_dir) / f"synthetic-belt-{generator_tag(config)}"
+    index = read_video_folder(generate_belt(target, config), split_seed=split_seed, name="synthetic-belt")
+    index.info["generator"] = generator_tag(config)
+    return index

@@ -1,0 +1,304 @@
+"""On-disk caches of a data set at training resolution: frames, foreground masks, optical flow.
+
+Large real frames are never held in memory: each frame is decoded once, resized to the training
+resolution and written to a memory-mapped ``.npy`` file; training reads slices of it. Foreground
+masks (background removal) are stored at training resolution for the training images and as PNG
+at analysis resolution for evaluation at frame size. Optical flow is computed once per data set,
+resolution and estimator, and training never recomputes it.
+
+Layout::
+
+    CACHE_DIR/<dataset>-<fingerprint>/<w>x<h>-bg<threshold>/
+        meta.json                   videos, their slice of the arrays, original frame sizes
+        frames.npy                  (N, h, w, 3) uint8, original frames (with background)
+        fg.npy                      (N, h, w) uint8, 1 = foreground
+        fg/<video>/<frame>.png      foreground at analysis resolution (evaluation)
+        flow-<name>-<hash>.npy      (N, 2, 2, h/4, w/4) float16: [:, 0] flow to t+1, [:, 1] to t-1
+
+Every artefact is built in a temporary location and renamed into place, so an interrupted build
+leaves nothing half-written and two processes building the same cache do not corrupt it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from ..runs import atomic_write_json, config_hash
+from . import background as bg
+from .index import Video, VideoIndex
+
+__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "prepare", "resolve_cache_dir"]
+
+CACHE_ENV = "WSBENCH_CACHE_DIR"
+#: flows are stored at 1/FLOW_STRIDE of the training resolution (≥ 2× the features at stride 8)
+FLOW_STRIDE = 4
+_VERSION = 1
+
+
+def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache directory: ``path``, else ``$WSBENCH_CACHE_DIR``, else ``~/.cache/wsbench``."""
+    if path:
+        return Path(path).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wsbench"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSlice:
+    """Where a video's frames sit in the cache arrays.
+
+    Attributes:
+        start: index of its first frame in ``frames.npy``.
+        length: number of frames.
+        frame_size: original ``(width, height)`` of its frames.
+    """
+
+    start: int
+    length: int
+    frame_size: tuple[int, int]
+
+    @property
+    def stop(self) -> int:
+        """One past its last frame."""
+        return self.start + self.length
+
+
+class PreparedData:
+    """A data set ready for training and evaluation: its index plus the cached arrays.
+
+    Attributes:
+        index: the :class:`VideoIndex` (videos in the same order as ``slices``).
+        path: the cache folder.
+        image_size: training resolution ``(w, h)``.
+        bg_threshold: background-removal threshold used.
+        frames: memory-mapped (N, h, w, 3) uint8 original frames.
+        fg: memory-mapped (N, h, w) uint8 foreground masks.
+        slices: one :class:`VideoSlice` per video.
+        timings: seconds spent building caches in this process (``frames``, ``flow``).
+    """
+
+    def __init__(self, index: VideoIndex, path: Path, image_size: tuple[int, int], bg_threshold: float) -> None:
+        self.index = index
+        self.path = path
+        self.image_size = image_size
+        self.bg_threshold = bg_threshold
+        meta = json.loads((path / "meta.json").read_text())
+        self.slices = [VideoSlice(s["start"], s["length"], tuple(s["frame_size"])) for s in meta["videos"]]
+        self.frames = np.load(path / "frames.npy", mmap_mode="r")
+        self.fg = np.load(path / "fg.npy", mmap_mode="r")
+        self.timings: dict[str, float] = {"frames": 0.0, "flow": 0.0}
+        self._flows: dict[str, np.ndarray] = {}
+
+    @property
+    def num_frames(self) -> int:
+        """Total number of frames."""
+        return int(self.frames.shape[0])
+
+    def video_position(self, video: Video) -> int:
+        """Position of ``video`` in ``index.videos``."""
+        for i, v in enumerate(self.index.videos):
+            if v is video:
+                return i
+        raise KeyError(video.key)
+
+    def fg_full(self, video_pos: int, frame: int) -> np.ndarray:
+        """Foreground mask of one frame at its original size (bool), for evaluation."""
+        path = self.path / "fg" / str(video_pos) / f"{frame}.png"
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if mask is None:
+            raise UserError(f"{path}: cache file missing; delete {self.path} to rebuild the cache")
+        w, h = self.slices[video_pos].frame_size
+        if mask.shape != (h, w):
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        return mask > 0
+
+    @property
+    def flow_size(self) -> tuple[int, int]:
+        """``(w, h)`` at which flows are stored."""
+        w, h = self.image_size
+        return max(1, w // FLOW_STRIDE), max(1, h // FLOW_STRIDE)
+
+    def flows(self, name: str = "dis", **options: Any) -> np.ndarray:
+        """Flows of every frame to its neighbours, computed once and cached on disk.
+
+        Args:
+            name: registered flow estimator.
+            **options: estimator options (part of the cache key).
+
+        Returns:
+            Memory-mapped (N, 2, 2, h/4, w/4) float16: ``[n, 0]`` is the flow from frame n to
+            frame n+1, ``[n, 1]`` to frame n-1 (zeros where the neighbour does not exist), in
+            pixels of the stored resolution, with the convention of :mod:`wsbench.flow`.
+        """
+        key = f"flow-{name}-{config_hash({'name': name, 'options': options, 'v': _VERSION}, 8)}"
+        if key in self._flows:
+            return self._flows[key]
+        target = self.path / f"{key}.npy"
+        if not target.exists():
+            start = time.perf_counter()
+            self._build_flows(target, name, options)
+            self.timings["flow"] += time.perf_counter() - start
+        self._flows[key] = np.load(target, mmap_mode="r")
+        return self._flows[key]
+
+    def _build_flows(self, target: Path, name: str, options: dict) -> None:
+        import torch
+        from tqdm.auto import tqdm
+
+        from ..flow import create_flow, estimate_video_flows, resize_flow
+
+        estimator = create_flow(name, **options)
+        fw, fh = self.flow_size
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".npy", dir=self.path)
+        os.close(fd)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
+            for s in tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
+                          disable=not _progress()):
+                frames = np.asarray(self.frames[s.start:s.stop])
+                to_next, to_prev = estimate_video_flows(frames, estimator)
+                for d, flow in enumerate((to_next, to_prev)):
+                    t = torch.from_numpy(np.ascontiguousarray(flow)).permute(0, 3, 1, 2)
+                    out[s.start:s.stop, d] = resize_flow(t, (fh, fw)).numpy().astype(np.float16)
+            out.flush()
+            del out
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def prepare(
+    index: VideoIndex,
+    image_size: tuple[int, int],
+    cache_dir: str | os.PathLike | None = None,
+    bg_threshold: float = 22.0,
+    workers: int | None = None,
+) -> PreparedData:
+    """Build (or reuse) the frame and foreground caches of ``index`` at ``image_size``.
+
+    Args:
+        index: the data set.
+        image_size: training resolution ``(w, h)``; frames are resized to it (aspect not kept,
+            as in the paper's 512×512 inputs).
+        cache_dir: cache root (see :func:`resolve_cache_dir`).
+        bg_threshold: background-removal threshold (grey levels).
+        workers: threads decoding videos in parallel (default: up to 4, one per core).
+
+    Returns:
+        The prepared data set.
+    """
+    root = resolve_cache_dir(cache_dir)
+    w, h = image_size
+    path = root / f"{index.name}-{index.fingerprint()}" / f"{w}x{h}-bg{bg_threshold:g}"
+    start = time.perf_counter()
+    built = False
+    if not (path / "meta.json").exists():
+        _build(index, path, image_size, bg_threshold, workers)
+        built = True
+    data = PreparedData(index, path, image_size, bg_threshold)
+    if built:
+        data.timings["frames"] = time.perf_counter() - start
+    return data
+
+
+def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold: float, workers: int | None) -> None:
+    from tqdm.auto import tqdm
+
+    if not index.videos:
+        raise UserError(f"data set {index.name!r} has no videos")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        w, h = image_size
+        starts = np.cumsum([0] + [len(v) for v in index.videos])
+        n = int(starts[-1])
+        frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
+        fg = np.lib.format.open_memmap(tmp / "fg.npy", mode="w+", dtype=np.uint8, shape=(n, h, w))
+
+        def one(pos: int) -> tuple[int, int]:
+            return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
+                                image_size, threshold)
+
+        workers = workers or min(4, os.cpu_count() or 1)
+        sizes: dict[int, tuple[int, int]] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(one, i): i for i in range(len(index.videos))}
+            for fut in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="caching frames",
+                            unit="video", leave=False, disable=not _progress()):
+                sizes[futures[fut]] = fut.result()
+        frames.flush()
+        fg.flush()
+        del frames, fg
+        meta = {
+            "version": _VERSION,
+            "dataset": index.name,
+            "image_size": [w, h],
+            "bg_threshold": threshold,
+            "videos": [{"key": v.key, "start": int(starts[i]), "length": len(v), "frame_size": list(sizes[i])}
+                       for i, v in enumerate(index.videos)],
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not (path / "meta.json").exists():  # not a concurrent build that won the race
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg: np.ndarray,
+                 image_size: tuple[int, int], threshold: float) -> tuple[int, int]:
+    """Resize and background-remove one video; returns its original frame size."""
+    fg_dir.mkdir(parents=True)
+    n = len(video)
+    sample = set(np.linspace(0, n - 1, min(n, bg.MEDIAN_FRAMES)).round().astype(int).tolist())
+    # the median is taken over evenly spaced frames, so memory does not grow with video length
+    grays, size, asize = [], None, None
+    for i in sorted(sample):
+        frame = video.frames.read(i)
+        size = _check_size(video, i, frame, size)
+        asize = asize or bg.analysis_size(*size)
+        grays.append(bg.to_gray(frame, asize))
+    background = bg.median_background(grays)
+    del grays
+    for i, frame in enumerate(video.frames):
+        _check_size(video, i, frame, size)
+        frames[start + i] = cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA)
+        mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+        cv2.imwrite(str(fg_dir / f"{i}.png"), mask * 255)
+        small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
+        fg[start + i] = small > 127
+    assert size is not None
+    return size
+
+
+def _check_size(video: Video, i: int, frame: np.ndarray, size: tuple[int, int] | None) -> tuple[int, int]:
+    got = (frame.shape[1], frame.shape[0])
+    if size is not None and got != size:
+        name = video.frames.names[i]
+        raise UserError(f"{video.key}/{name}: frame is {got[0]}x{got[1]}, the video's first frame "
+                        f"{size[0]}x{size[1]}; frames of one video must share a size")
+    return got
+
+
+def _progress() -> bool:
+    return os.environ.get("WSBENCH_PROGRESS", "1") != "0"

@@ -1,0 +1,183 @@
+"""The in-memory index of a video data set: videos, their label, split, frames and GT masks.
+
+Every layout (video-folder, ZeroWaste-w, SERUSO, plugins) produces a :class:`VideoIndex`; the
+caches, torch datasets and the evaluator only ever see this index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import warnings
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from ..errors import UserError
+from .io import FrameSource
+
+__all__ = ["LABELS", "SPLITS", "Video", "VideoIndex", "assign_splits", "read_splits_file"]
+
+LABELS = ("before", "after")
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class Video:
+    """One camera's video.
+
+    Attributes:
+        label: ``"before"`` or ``"after"`` (the only supervision).
+        id: video id, unique within its label.
+        frames: the frames in temporal order.
+        masks: per frame, the GT mask file or ``None``; ``None`` for a video without GT.
+            Only the evaluator opens these files.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+    """
+
+    label: str
+    id: str
+    frames: FrameSource
+    masks: list[Path | None] | None = None
+    split: str = "train"
+
+    @property
+    def key(self) -> str:
+        """``"<label>/<id>"``, unique in the data set."""
+        return f"{self.label}/{self.id}"
+
+    @property
+    def has_masks(self) -> bool:
+        """Whether at least one frame has a GT mask."""
+        return self.masks is not None and any(m is not None for m in self.masks)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclasses.dataclass
+class VideoIndex:
+    """A data set as a list of videos.
+
+    Attributes:
+        name: registry name of the data set.
+        root: folder it was read from (``None`` for generated/in-memory sets).
+        videos: all videos, each with its split assigned.
+        static_after: the after class holds unrelated still images, not videos (ZeroWaste-w), so
+            methods that need after videos must refuse the data set.
+        info: free-form provenance recorded in run configs (generator config, split source).
+    """
+
+    name: str
+    root: Path | None
+    videos: list[Video]
+    static_after: bool = False
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def split(self, name: str, label: str | None = None) -> list[Video]:
+        """Videos of split ``name`` (optionally of one label)."""
+        return [v for v in self.videos if v.split == name and (label is None or v.label == label)]
+
+    def counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """``{split: {label: {"videos": n, "frames": n, "masked_frames": n}}}``."""
+        out: dict = {}
+        for v in self.videos:
+            c = out.setdefault(v.split, {}).setdefault(v.label, {"videos": 0, "frames": 0, "masked_frames": 0})
+            c["videos"] += 1
+            c["frames"] += len(v)
+            c["masked_frames"] += sum(m is not None for m in (v.masks or []))
+        return out
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines cached frames: ids, splits, frame files."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.name, str(self.root) if self.root else None]).encode())
+        for v in self.videos:
+            fp = v.frames.fingerprint() if hasattr(v.frames, "fingerprint") else list(v.frames.names)
+            h.update(json.dumps([v.key, v.split, fp]).encode())
+        return h.hexdigest()[:16]
+
+
+def read_splits_file(path: Path) -> dict[str, list[str]]:
+    """Read ``splits.json``: ``{"train": [ids], "val": [...], "test": [...]}``.
+
+    Raises:
+        UserError: unreadable JSON or wrong structure, naming the file.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: cannot read splits ({err})") from None
+    if not isinstance(data, dict) or not set(data) <= set(SPLITS) or "train" not in data:
+        raise UserError(f"{path}: expected an object with keys 'train' and optionally 'val', 'test'")
+    for key, ids in data.items():
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise UserError(f"{path}: {key!r} must be a list of video ids")
+    return data
+
+
+def assign_splits(
+    videos: Sequence[Video],
+    splits: Mapping[str, Iterable[str]] | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    source: str = "splits.json",
+) -> list[Video]:
+    """Give every video a split, from an explicit mapping or by a seeded split by video.
+
+    Args:
+        videos: all videos (their ``split`` is overwritten).
+        splits: ``{split: [ids]}``; an id is ``"label/id"`` or a bare id (matching that id in
+            every label). Videos not listed are dropped with a warning.
+        seed: seed of the split by video when ``splits`` is ``None``.
+        val_fraction: share of each label's videos held out when ``splits`` is ``None``. Held-out
+            videos are divided between val and test, masked ones first, so both get GT when at
+            least two held-out videos have masks.
+        source: name used in error messages for ``splits``.
+
+    Returns:
+        The videos that have a split.
+
+    Raises:
+        UserError: an id in ``splits`` that matches no video, or a video in two splits.
+    """
+    if splits is not None:
+        by_key = {v.key: v for v in videos}
+        by_id: dict[str, list[Video]] = {}
+        for v in videos:
+            by_id.setdefault(v.id, []).append(v)
+        seen: dict[str, str] = {}
+        for split, ids in splits.items():
+            for vid in ids:
+                matched = [by_key[vid]] if vid in by_key else by_id.get(vid, [])
+                if not matched:
+                    raise UserError(f"{source}: {split} lists video {vid!r}, which is not in the data set")
+                for v in matched:
+                    if v.key in seen and seen[v.key] != split:
+                        raise UserError(f"{source}: video {v.key!r} is in both {seen[v.key]} and {split}")
+                    seen[v.key] = split
+                    v.split = split
+        unused = [v.key for v in videos if v.key not in seen]
+        if unused:
+            warnings.warn(f"{source}: {len(unused)} video(s) in no split are not used: {', '.join(unused[:5])}"
+                          + (" ..." if len(unused) > 5 else ""), stacklevel=2)
+        return [v for v in videos if v.key in seen]
+
+    rng = random.Random(seed)
+    for label in LABELS:
+        group = sorted((v for v in videos if v.label == label), key=lambda v: v.key)
+        rng.shuffle(group)
+        n_held = int(round(len(group) * val_fraction)) if len(group) >= 2 else 0
+        n_held = max(n_held, 1) if len(group) >= 2 else 0
+        held, train = group[:n_held], group[n_held:]
+        for v in train:
+            v.split = "train"
+        held.sort(key=lambda v: not v.has_masks)  # masked first, so val and test both get GT
+        for i, v in enumerate(held):
+            v.split = "val" if i % 2 == 0 else "test"
+        if held and not any(v.has_masks for v in held if v.split == "test"):
+            masked_val = [v for v in held if v.split == "val" and v.has_masks]
+            if masked_val:  # a single masked held-out video goes to test, not val
+                masked_val[0].split = "test"
+    return list(videos)

@@ -1,0 +1,270 @@
+"""The evaluator, the same for every method: maps → masks → IoU, with the threshold chosen on val.
+
+For every *before* frame with a GT mask in the validation and test splits:
+
+1. the method's map (optionally fused over neighbouring frames with the cached flow) is upsampled
+   bilinearly to the frame's original size;
+2. a pixel is predicted *illegal* when its map value reaches the threshold **and** it is
+   foreground (background removal): illegal objects can only be objects. The same foreground
+   mask gives the ``all-foreground`` reference row, so every method and baseline is limited alike;
+3. intersections and unions are accumulated over all frames of a split for every threshold of a
+   grid of 100 (0.00, 0.01, …, 0.99), so one pass gives the whole sweep.
+
+The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
+reported number. The best test IoU over the sweep is reported too, marked ``oracle``, for
+comparison with papers that tune on test. GT masks are opened here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .data.cache import PreparedData
+from .data.io import read_mask
+from .data.torch_data import FOREGROUND, ORIGINAL, make_input
+from .flow import resize_flow, warp_chain
+from .methods import METHODS, Fusion, Method
+from .model import CamNet
+
+__all__ = ["BINS", "IoUSweep", "classification_accuracy", "evaluate_maps", "fuse_maps", "video_maps"]
+
+BINS = 100
+
+
+class IoUSweep:
+    """Counts that give IoU at every threshold k/BINS, accumulated over frames.
+
+    Pixel scores are binned (bin = ⌊score × BINS⌋, clipped to BINS − 1); a pixel is predicted
+    illegal at threshold k when its bin ≥ k and it is foreground. Threshold 0 predicts every
+    foreground pixel, i.e. the ``all-foreground`` baseline.
+    """
+
+    def __init__(self, bins: int = BINS) -> None:
+        self.bins = bins
+        self.pos = np.zeros(bins, np.int64)  # GT illegal ∧ foreground, per score bin
+        self.neg = np.zeros(bins, np.int64)  # not illegal ∧ foreground, per score bin
+        self.gt = 0  # GT illegal pixels (also outside the foreground: always missed)
+        self.total = 0
+        self.frames = 0
+
+    def add(self, scores: np.ndarray, foreground: np.ndarray, gt: np.ndarray) -> None:
+        """Add one frame: scores (H, W) in [0, 1], foreground and GT boolean (H, W)."""
+        b = np.clip((scores * self.bins).astype(np.int64), 0, self.bins - 1)
+        self.pos += np.bincount(b[foreground & gt], minlength=self.bins)
+        self.neg += np.bincount(b[foreground & ~gt], minlength=self.bins)
+        self.gt += int(gt.sum())
+        self.total += gt.size
+        self.frames += 1
+
+    def _counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        tp = self.pos[::-1].cumsum()[::-1].astype(np.float64)
+        fp = self.neg[::-1].cumsum()[::-1].astype(np.float64)
+        fn = self.gt - tp
+        tn = self.total - tp - fp - fn
+        return tp, fp, fn, tn
+
+    def iou(self) -> np.ndarray:
+        """Illegal-class IoU at each threshold (NaN where GT and prediction are both empty)."""
+        tp, fp, fn, _ = self._counts()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return tp / (tp + fp + fn)
+
+    def miou(self) -> np.ndarray:
+        """Mean of the illegal-class and rest-class IoU at each threshold."""
+        tp, fp, fn, tn = self._counts()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 0.5 * (tp / (tp + fp + fn) + tn / (tn + fp + fn))
+
+    def empty_mask(self) -> tuple[float, float]:
+        """(IoU, mIoU) of predicting nothing illegal."""
+        if self.total == 0:
+            return float("nan"), float("nan")
+        rest = (self.total - self.gt) / self.total
+        return (0.0 if self.gt else float("nan")), 0.5 * ((0.0 if self.gt else 1.0) + rest)
+
+
+def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor, to_prev: torch.Tensor, fusion: Fusion) -> torch.Tensor:
+    """Temporal fusion of one video's maps: neighbours t±1…t±k warped into t and aggregated.
+
+    Args:
+        maps: (T, h, w) maps of consecutive frames.
+        to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one.
+        fusion: number of neighbours and aggregation (``max`` or ``mean``).
+
+    Returns:
+        (T, h, w) fused maps; each frame's own map always takes part, a warped neighbour only where
+        it is valid (its sample point lies inside the neighbour frame).
+    """
+    t, h, w = maps.shape
+    to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
+    m = maps.float()[:, None]
+    total, count, best = m.clone(), torch.ones_like(m), m.clone()
+    for k in range(1, min(fusion.neighbours, t - 1) + 1):
+        # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
+        fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
+        # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
+        bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
+        for sl, warped, valid in ((slice(0, t - k), fwd, v_fwd), (slice(k, t), bwd, v_bwd)):
+            total[sl] += warped * valid
+            count[sl] += valid
+            best[sl] = torch.maximum(best[sl], torch.where(valid > 0, warped, best[sl]))
+    fused = best if fusion.mode == "max" else total / count
+    return fused[:, 0]
+
+
+def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
+               batch_size: int = 32, needs_grad: bool = False) -> torch.Tensor:
+    """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
+    s = data.slices[pos]
+    out = []
+    for start in range(s.start, s.stop, batch_size):
+        stop = min(start + batch_size, s.stop)
+        images = make_input(data.frames[start:stop], data.fg[start:stop], variant)
+        x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
+        if needs_grad:
+            maps = method.maps(model, x)
+        else:
+            with torch.no_grad():
+                maps = method.maps(model, x)
+        out.append(maps.detach().float().cpu())
+    return torch.cat(out)
+
+
+@dataclasses.dataclass
+class _Split:
+    sweep: IoUSweep
+    seconds: float = 0.0
+    frames: int = 0
+
+
+def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
+                  background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
+                  batch_size: int = 32, progress: bool = True) -> dict[str, Any]:
+    """Score a method's maps on the validation and test *before* frames that have GT masks.
+
+    Args:
+        method: the method (its maps; its fusion unless ``fusion`` is given).
+        model: its trained classifier, in eval mode.
+        data: prepared data.
+        device: where to compute maps.
+        background_removal: feed background-removed frames (as in training) or originals.
+        fusion: temporal fusion at inference; ``None`` uses ``method.fusion()``.
+        flow: flow estimator whose cached flows fusion uses.
+        batch_size: frames per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
+        with the stable keys documented in the README.
+    """
+    from tqdm.auto import tqdm
+
+    fusion = fusion if fusion is not None else method.fusion()
+    needs_grad = METHODS.entry(method.name).meta.needs_grad
+    variant = FOREGROUND if background_removal else ORIGINAL
+    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 else None
+    splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
+    todo = [(pos, v) for pos, v in enumerate(data.index.videos)
+            if v.label == "before" and v.split in splits and v.has_masks]
+    model.eval()
+    for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False, disable=not progress):
+        split = splits[video.split]
+        started = time.perf_counter()
+        maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
+        if flows is not None:
+            s = data.slices[pos]
+            clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
+            maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
+        split.seconds += time.perf_counter() - started
+        split.frames += len(maps)
+        w, h = data.slices[pos].frame_size
+        for i, mask_path in enumerate(video.masks or []):
+            if mask_path is None:
+                continue
+            scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            split.sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
+    return _summarise(splits, fusion)
+
+
+def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, Any]:
+    val, test = splits["val"].sweep, splits["test"].sweep
+    val_iou, test_iou = val.iou(), test.iou()
+    if val.frames and np.isfinite(val_iou).any():
+        k = int(np.nanargmax(val_iou))
+        source = "validation"
+    else:
+        k = BINS // 2
+        source = "fixed 0.5 (no validation masks)"
+    threshold = k / BINS
+    num = lambda x: None if x is None or not np.isfinite(x) else round(float(x), 6)  # noqa: E731
+    metrics: dict[str, Any] = {
+        "iou_illegal": num(test_iou[k]) if test.frames else None,
+        "miou": num(test.miou()[k]) if test.frames else None,
+        "threshold": threshold,
+        "threshold_source": source,
+        "val_iou_illegal": num(val_iou[k]) if val.frames else None,
+        "oracle_iou_illegal": num(np.nanmax(test_iou)) if test.frames and np.isfinite(test_iou).any() else None,
+        "oracle_threshold": (int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any() else None,
+    }
+    baselines = {}
+    if test.frames:
+        empty = test.empty_mask()
+        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0])},
+                     "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])}}
+    frames = splits["val"].frames + splits["test"].frames
+    seconds = splits["val"].seconds + splits["test"].seconds
+    return {
+        "metrics": metrics,
+        "baselines": baselines,
+        "curves": {"thresholds": [k / BINS for k in range(BINS)],
+                   "val_iou_illegal": [num(x) for x in val_iou] if val.frames else [],
+                   "test_iou_illegal": [num(x) for x in test_iou] if test.frames else []},
+        "counts": {"val_frames": val.frames, "test_frames": test.frames},
+        "fusion": dataclasses.asdict(fusion) if fusion else None,
+        "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
+    }
+
+
+def classification_accuracy(model: CamNet, data: PreparedData, device: torch.device, batch_size: int = 64,
+                            max_train_frames: int = 1024) -> dict[str, dict[str, float | None]]:
+    """Before/after accuracy on train and val, with original and background-removed inputs.
+
+    The prediction is the larger of the *before* and *after* logits (a background logit, if any,
+    is ignored: every tested image is a before or after frame). The paper's background-bias
+    table (Table 3) is this matrix for classifiers trained with and without background. The train
+    split is subsampled evenly to at most ``max_train_frames`` frames.
+
+    Returns:
+        ``{"original": {"train": acc, "val": acc}, "foreground": {...}}`` (``None`` where a split
+        has no frames).
+    """
+    model.eval()
+    ib, ia = model.class_index("before"), model.class_index("after")
+    frames = {split: [(pos, n, v.label) for pos, v in enumerate(data.index.videos) if v.split == split
+                      for n in range(data.slices[pos].start, data.slices[pos].stop)] for split in ("train", "val")}
+    step = max(1, len(frames["train"]) // max_train_frames)
+    frames["train"] = frames["train"][::step]
+    out: dict[str, dict[str, float | None]] = {}
+    for name, variant in (("original", ORIGINAL), ("foreground", FOREGROUND)):
+        out[name] = {}
+        for split, items in frames.items():
+            correct = 0
+            for start in range(0, len(items), batch_size):
+                chunk = items[start:start + batch_size]
+                idx = [n for _, n, _ in chunk]
+                images = make_input(data.frames[idx], data.fg[idx], variant)
+                x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
+                with torch.no_grad():
+                    logits = model.pool(model(x)).float().cpu()
+                pred_before = logits[:, ib] >= logits[:, ia]
+                truth = torch.tensor([label == "before" for _, _, label in chunk])
+                correct += int((pred_before == truth).sum())
+            out[name][split] = round(correct / len(items), 6) if items else None
+    return out
+

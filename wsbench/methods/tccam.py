@@ -1,0 +1,87 @@
+"""``tccam``: temporal-consistent CAM, the paper's method (§4.4–4.5; POF-CAM in the authors' code).
+
+PuzzleCAM's spatial module plus the temporal module: the CAMs M = ReLU(f[y]) / max of the
+neighbouring frames are warped into frame t with the cached optical flow (Flow(X_t, X_{t±1})),
+fused by pixel-wise max into M_fused, and L_temporal = ‖M_t − M_fused‖₁ pulls the central CAM
+toward it. L_total = L_cls + L_p-cls + α·L_spatial + β·L_temporal (eq. 12).
+
+Batching: the paper's form feeds triplets (t−1, t, t+1) and computes L_cls and the spatial terms
+on the central frame only, so each sample costs three backbone passes. ``--batching clip`` (the
+default) loads clips of ``--clip-len`` consecutive frames, passes each frame through the backbone
+once, applies L_cls and the spatial terms to every frame and L_temporal to every interior frame
+with its two neighbours — the same loss per central frame at about the cost of PuzzleCAM.
+
+``--no-temporal`` trains exactly like ``puzzlecam`` and ``--no-spatial --no-temporal`` like
+``cam`` (they share those classifiers); with ``--no-spatial`` alone it is the ablation's
+"only temporal" row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from ..losses import classification_loss, temporal_loss
+from ..model import CamNet
+from . import register_method
+from .base import Batch, LossTerm, Method, Progress
+from .puzzlecam import puzzle_terms
+
+__all__ = ["TemporalConsistentCam"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TcCamOptions:
+    """Options of ``tccam``."""
+
+    spatial: bool = dataclasses.field(default=True, metadata={"help": "spatial module (PuzzleCAM loss)"})
+    temporal: bool = dataclasses.field(default=True, metadata={"help": "temporal module (flow-warped CAM loss)"})
+    batching: Literal["clip", "triplet"] = dataclasses.field(
+        default="clip", metadata={"help": "clip: one backbone pass per frame; triplet: the paper's samples"})
+    clip_len: int = dataclasses.field(default=4, metadata={"help": "frames per clip with --batching clip (>= 3)"})
+
+    def __post_init__(self) -> None:
+        if self.clip_len < 3:
+            raise ValueError("--clip-len must be at least 3")
+
+
+@register_method("tccam", needs_video=True,
+                 description="temporal-consistent CAM (the paper's method): PuzzleCAM + flow-warped temporal loss")
+class TemporalConsistentCam(Method):
+    """Spatial + temporal modules; the ablation rows come from ``--no-spatial`` / ``--no-temporal``."""
+
+    Options = TcCamOptions
+
+    def classifier(self) -> tuple[str, dict]:
+        """Without the temporal module this *is* ``puzzlecam`` or ``cam``, so it shares their classifier."""
+        if not self.options.temporal:
+            return ("puzzlecam", {}) if self.options.spatial else ("cam", {})
+        opts = dataclasses.asdict(self.options)
+        if self.options.batching == "triplet":
+            opts.pop("clip_len")
+        return self.name, opts
+
+    def clip_length(self) -> int:
+        """3 for triplets, ``clip_len`` for clips."""
+        return 3 if self.options.batching == "triplet" else self.options.clip_len
+
+    def clip_stride(self) -> int | None:
+        """Triplets: one per central frame; clips tile the video."""
+        return 1 if self.options.batching == "triplet" else None
+
+    def training_losses(self, model: CamNet, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
+        """Eq. (12) on a batch of clips."""
+        t = batch.clip_len
+        maps = model(batch.images)  # every frame of every clip, once
+        clip_maps = maps.view(-1, t, *maps.shape[1:])
+        if self.options.batching == "triplet":  # per-frame terms on the central frame only
+            images = batch.images.view(-1, t, *batch.images.shape[1:])[:, 1]
+            frame_maps, labels = clip_maps[:, 1], batch.clip_labels
+        else:
+            images, frame_maps, labels = batch.images, maps, batch.labels
+        if self.options.spatial:
+            terms = puzzle_terms(model, images, labels, frame_maps, progress.alpha)
+        else:
+            terms = {"cls": LossTerm(classification_loss(model.pool(frame_maps), labels))}
+        terms["temporal"] = LossTerm(temporal_loss(clip_maps, batch.flows, batch.clip_labels), progress.beta)
+        return terms

@@ -1,0 +1,144 @@
+"""The classifier every method trains: a timm backbone and a 1×1 convolution to class maps.
+
+``CamNet(images) -> f`` returns the class maps f (B, C, h, w) of paper eq. (2); ``pool(f)`` gives
+the logits (global average pooling, as in the paper). CAMs are read straight off f, so native
+CAMs cost one forward pass and no autograd.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import backbones  # noqa: F401  (registers wsbench's small backbones in timm)
+from .errors import UserError
+
+__all__ = ["CamNet", "cam_from_class_maps", "load_pretrained"]
+
+
+class CamNet(nn.Module):
+    """timm backbone + bias-free 1×1 conv head producing one map per class.
+
+    Args:
+        backbone: any timm model name that supports ``output_stride`` (ResNets, ResNeSts, …).
+        classes: class names in head order, e.g. ``("before", "after", "background")``.
+        output_stride: 8, 16 or 32; smaller gives denser maps.
+        pool: ``"gap"`` (global average pooling, the paper's) or ``"lse"`` (log-sum-exp, r = 5).
+        pretrained: ``None`` (random init), a local weights file, or ``"timm"`` for weights
+            already in the local timm/Hugging Face cache (never downloaded).
+    """
+
+    def __init__(self, backbone: str = "resnet50", classes: Sequence[str] = ("before", "after", "background"),
+                 output_stride: int = 16, pool: str = "gap", pretrained: str | None = None) -> None:
+        super().__init__()
+        if pool not in ("gap", "lse"):
+            raise UserError(f"--pool must be gap or lse, not {pool!r}")
+        self.backbone = _create_backbone(backbone, output_stride, pretrained)
+        self.head = nn.Conv2d(self.backbone.num_features, len(classes), kernel_size=1, bias=False)
+        self.classes = tuple(classes)
+        self.pool_type = pool
+        self.output_stride = output_stride
+        cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
+        mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (or 0–255 float) images (B, 3, H, W) → normalised float input."""
+        return (images.float() - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class maps f = head(backbone(x)) of shape (B, C, H/stride, W/stride)."""
+        return self.head(self.backbone(x))
+
+    def pool(self, class_maps: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) from class maps."""
+        if self.pool_type == "gap":
+            return class_maps.mean(dim=(2, 3))
+        r = 5.0
+        flat = class_maps.flatten(2)
+        return (torch.logsumexp(r * flat, dim=2) - torch.log(torch.tensor(float(flat.shape[2])))) / r
+
+    def class_index(self, name: str) -> int:
+        """Head channel of class ``name``."""
+        return self.classes.index(name)
+
+
+def cam_from_class_maps(class_maps: torch.Tensor, channel: int | torch.Tensor) -> torch.Tensor:
+    """CAM of paper eq. (8): ReLU of a class map divided by its maximum (per image).
+
+    Args:
+        class_maps: (B, C, h, w).
+        channel: a class index, or a (B,) tensor with one class index per image.
+
+    Returns:
+        (B, h, w) maps in [0, 1].
+    """
+    if isinstance(channel, int):
+        maps = class_maps[:, channel]
+    else:
+        maps = class_maps[torch.arange(class_maps.shape[0], device=class_maps.device), channel]
+    maps = F.relu(maps)
+    return maps / (maps.flatten(1).amax(dim=1).view(-1, 1, 1) + 1e-5)
+
+
+def _create_backbone(name: str, output_stride: int, pretrained: str | None) -> nn.Module:
+    if name not in timm.list_models() and not timm.is_model(name):
+        raise UserError(f"unknown backbone {name!r}; see timm.list_models() (e.g. resnet50, resnet18)")
+    use_timm_weights = pretrained == "timm"
+    if use_timm_weights:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
+    try:
+        model = timm.create_model(name, pretrained=use_timm_weights, num_classes=0, global_pool="",
+                                  output_stride=output_stride)
+    except TypeError as err:
+        raise UserError(f"backbone {name!r} does not support output_stride ({err})") from None
+    except Exception as err:  # timm/hub errors when weights are not cached
+        if use_timm_weights:
+            raise UserError(f"--pretrained timm: weights of {name!r} are not in the local cache "
+                            f"({type(err).__name__}); pass a weights file instead") from None
+        raise
+    if pretrained and not use_timm_weights:
+        load_pretrained(model, Path(pretrained), name)
+    return model
+
+
+def load_pretrained(model: nn.Module, path: Path, name: str = "backbone") -> None:
+    """Load a local weights file into a timm backbone (the classifier layer is ignored).
+
+    Accepts a plain state dict or a checkpoint with ``state_dict``/``model`` inside; a
+    ``module.`` (DDP) or ``backbone.`` prefix is stripped.
+
+    Raises:
+        UserError: missing file, unreadable file, or weights of another architecture.
+    """
+    if not path.is_file():
+        raise UserError(f"--pretrained {path}: file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"--pretrained {path}: not a PyTorch weights file ({type(err).__name__})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise UserError(f"--pretrained {path}: expected a state dict")
+    cleaned = {}
+    for k, v in state.items():
+        for prefix in ("module.", "backbone."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        cleaned[k] = v
+    own = model.state_dict()
+    usable = {k: v for k, v in cleaned.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in usable]
+    if missing:
+        raise UserError(f"--pretrained {path}: weights do not fit backbone {name!r} "
+                        f"({len(missing)} of {len(own)} tensors missing or of another shape, e.g. {missing[0]!r})")
+    model.load_state_dict(usable, strict=True)

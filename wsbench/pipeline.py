@@ -1,0 +1,213 @@
+"""One run, end to end: resolve the configuration, prepare data, obtain the classifier, evaluate, record.
+
+``wsbench run`` and ``wsbench suite`` call :func:`execute`; nothing here parses command lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .data import DATASETS, create_dataset
+from .data.cache import PreparedData, prepare
+from .device import resolve_device
+from .errors import UserError
+from .methods import Fusion, Method, create_method
+from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
+from .train import Recipe, obtain_classifier
+
+__all__ = ["RunSpec", "execute", "resolve"]
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """What a user asks for; unset recipe fields take the data set's, then the global defaults.
+
+    Attributes:
+        method: registered method name.
+        dataset: registered data set name.
+        data_root: data folder (``None`` for generated data sets).
+        method_options: the method's own options.
+        recipe: recipe overrides (``Recipe`` field → value).
+        seed: training seed.
+        split_seed: seed of the split by video for data sets without fixed splits.
+        fuse_neighbours: temporal fusion of maps at inference over ±k frames (``None``: the
+            method's own choice, ``0``: none).
+        fuse_mode: ``max`` or ``mean``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: data-loader worker processes.
+        compile: ``torch.compile`` the model for training.
+        cache_dir: cache root.
+    """
+
+    method: str
+    dataset: str
+    data_root: str | None = None
+    method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    split_seed: int = 0
+    fuse_neighbours: int | None = None
+    fuse_mode: str = "max"
+    device: str = "auto"
+    workers: int = 0
+    compile: bool = False
+    cache_dir: str | None = None
+
+
+@dataclasses.dataclass
+class Resolved:
+    """A spec with everything looked up: the method object, data index, recipe and config."""
+
+    method: Method
+    recipe: Recipe
+    fusion: Fusion | None
+    config: dict[str, Any]
+    index: Any
+
+
+def resolve(spec: RunSpec) -> Resolved:
+    """Look up method and data set, apply defaults, check they fit together, build the config.
+
+    Raises:
+        UserError / UnknownEntryError: unknown names, bad options, or a method that cannot run on
+            the data set.
+    """
+    method = create_method(spec.method, **spec.method_options)
+    ds_entry = DATASETS.entry(spec.dataset)
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = set(spec.recipe) - fields
+    if unknown:
+        raise UserError(f"unknown recipe option {sorted(unknown)[0]!r}")
+    values = dict(ds_entry.meta.recipe)
+    values.update({k: v for k, v in spec.recipe.items() if v is not None})
+    if "image_size" in values:
+        values["image_size"] = tuple(values["image_size"])
+    recipe = Recipe(**values)
+
+    index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed,
+                           **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}))
+    trainer_name, trainer_options = method.classifier()
+    trainer = create_method(trainer_name, **trainer_options)
+    if trainer.clip_length() > 1 and index.static_after:
+        raise UserError(f"temporal training needs after videos; {spec.dataset} has only static after frames")
+
+    if spec.fuse_neighbours is None:
+        fusion = method.fusion()
+    elif spec.fuse_neighbours > 0:
+        fusion = Fusion(spec.fuse_neighbours, spec.fuse_mode)
+    else:
+        fusion = None
+    if fusion is not None and fusion.mode not in ("max", "mean"):
+        raise UserError(f"--fuse-mode must be max or mean, not {fusion.mode!r}")
+
+    semantic = {
+        "method": spec.method,
+        "method_options": dataclasses.asdict(method.options),
+        "dataset": spec.dataset,
+        "data_root": str(Path(spec.data_root).expanduser().resolve()) if spec.data_root else None,
+        "split_seed": spec.split_seed,
+        "seed": spec.seed,
+        "recipe": dataclasses.asdict(recipe),
+        "fusion": dataclasses.asdict(fusion) if fusion else None,
+    }
+    config = dict(semantic)
+    config.update({
+        "config_hash": config_hash(semantic),
+        "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
+        "dataset_info": index.info,
+        "device": spec.device,
+        "workers": spec.workers,
+        "compile": spec.compile,
+        "wsbench_version": __version__,
+        "environment": environment(),
+    })
+    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index)
+
+
+def _takes_cache_dir(func: Any) -> bool:
+    import inspect
+
+    return "cache_dir" in inspect.signature(func).parameters
+
+
+def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress: bool = True) -> RunRecord:
+    """Run one method on one data set and write its run record.
+
+    Args:
+        spec: what to run.
+        runs_dir: where run records and shared classifiers go.
+        resume: continue the latest unfinished run with the same configuration (and its
+            interrupted classifier training) instead of starting a new one.
+        progress: show progress bars.
+
+    Returns:
+        The finished run record (``result.json`` written).
+    """
+    from .evaluate import evaluate_maps
+
+    started = time.perf_counter()
+    runs_dir = Path(runs_dir)
+    resolved = resolve(spec)
+    config = resolved.config
+    run_id = None
+    if resume:
+        unfinished = [r for r in iter_runs(runs_dir, finished=False)
+                      if r.config.get("config_hash") == config["config_hash"]]
+        run_id = unfinished[-1].run_id if unfinished else None
+    record = create_run(runs_dir, config, run_id=run_id)
+    device = resolve_device(spec.device)
+    recipe = resolved.recipe
+
+    data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold)
+    model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
+                                          resume=resume, workers=spec.workers, compile_model=spec.compile,
+                                          progress=progress)
+    accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
+    evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
+                               fusion=resolved.fusion, flow=recipe.flow, progress=progress)
+    own_input = "foreground" if recipe.background_removal else "original"
+    metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
+    result = {
+        "run_id": record.run_id,
+        "method": spec.method,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "config_hash": config["config_hash"],
+        "metrics": metrics,
+        "baselines": evaluation["baselines"],
+        "accuracy_by_input": accuracy,
+        "curves": evaluation["curves"],
+        "counts": evaluation["counts"],
+        "fusion": evaluation["fusion"],
+        "classifier": classifier,
+        "timings": {
+            "train": round(classifier["train_seconds"], 3) if classifier["trained_now"] else 0.0,
+            "train_original": round(classifier["train_seconds"], 3),
+            "cache": round(data.timings["frames"], 3),
+            "flow": round(data.timings["flow"], 3),
+            "maps": evaluation["timings"]["maps"],
+            "maps_frames_per_second": evaluation["timings"]["maps_frames_per_second"],
+            "total": round(time.perf_counter() - started, 3),
+        },
+        "config": config,
+    }
+    return finish_run(record, result)
+
+
+def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:
+    """Accuracy depends only on the classifier, so methods that share one compute it once."""
+    import json
+
+    from .evaluate import classification_accuracy
+    from .runs import atomic_write_json
+
+    path = folder / "accuracy.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    accuracy = classification_accuracy(model, data, device)
+    atomic_write_json(path, accuracy)
+    return accuracy

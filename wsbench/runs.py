@@ -1,0 +1,232 @@
+"""Run records: run ids, config hashing, atomic writes, and reading a runs directory.
+
+Layout of a runs directory::
+
+    RUNS_DIR/
+      <run-id>/config.json        every option with resolved defaults, seed, versions, commit
+      <run-id>/result.json        written last, only when the run finished
+      <run-id>/maps/ ...          whatever the run stores besides (figures, sweep curves)
+      classifiers/<hash>/         trained classifiers shared by runs with the same training config
+
+Every JSON file is written to a temporary file in the same directory and renamed into place, so
+a reader never sees half a file and a crash never corrupts a finished result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+__all__ = [
+    "RunRecord",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "config_hash",
+    "create_run",
+    "environment",
+    "finish_run",
+    "iter_runs",
+    "new_run_id",
+    "resolve_runs_dir",
+]
+
+RUNS_ENV = "WSBENCH_RUNS_DIR"
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+
+
+def resolve_runs_dir(path: str | os.PathLike | None = None) -> Path:
+    """The runs directory: ``path`` if given, else ``$WSBENCH_RUNS_DIR``, else ``./runs``."""
+    return Path(path or os.environ.get(RUNS_ENV) or "runs")
+
+
+# -- atomic writes ----------------------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# -- hashing and ids --------------------------------------------------------------------------
+def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
+    """Stable short hash of a JSON-able mapping (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+def new_run_id(method: str, dataset: str) -> str:
+    """A unique, sortable run id: ``<UTC time>-<method>-<dataset>-<random>``."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s)  # noqa: E731
+    return f"{stamp}-{safe(method)}-{safe(dataset)}-{secrets.token_hex(3)}"
+
+
+# -- environment ------------------------------------------------------------------------------
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def environment() -> dict[str, Any]:
+    """Versions of Python and the packages that affect results, the platform and the git commit."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("wsbench", "torch", "torchvision", "timm", "grad-cam", "opencv-python-headless", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_commit": _git_commit(),
+    }
+
+
+# -- records ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunRecord:
+    """A run directory with its config and, once finished, its result.
+
+    Attributes:
+        path: the run directory.
+        config: content of ``config.json``.
+        result: content of ``result.json``, or ``None`` while unfinished.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    result: dict[str, Any] | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The directory name."""
+        return self.path.name
+
+    @property
+    def finished(self) -> bool:
+        """Whether ``result.json`` exists."""
+        return self.result is not None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RunRecord":
+        """Read a run directory.
+
+        Raises:
+            ValueError: if ``config.json`` is missing or not valid JSON.
+        """
+        path = Path(path)
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path / CONFIG_FILE}: not a run record ({err})") from None
+        result = None
+        if (path / RESULT_FILE).exists():
+            try:
+                result = json.loads((path / RESULT_FILE).read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"{path / RESULT_FILE}: unreadable result ({err})") from None
+        return cls(path=path, config=config, result=result)
+
+
+def create_run(runs_dir: str | os.PathLike, config: Mapping[str, Any], run_id: str | None = None) -> RunRecord:
+    """Create ``runs_dir/<run-id>/`` and write ``config.json`` into it.
+
+    Args:
+        runs_dir: the runs directory (created if missing).
+        config: the resolved configuration; it must contain ``method`` and ``dataset``.
+        run_id: reuse this id (resuming); a new unique id otherwise.
+
+    Returns:
+        The new record (unfinished).
+    """
+    runs_dir = Path(runs_dir)
+    if run_id is None:
+        run_id = new_run_id(str(config.get("method", "run")), str(config.get("dataset", "data")))
+    path = runs_dir / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path / CONFIG_FILE, dict(config))
+    return RunRecord(path=path, config=dict(config))
+
+
+def finish_run(record: RunRecord, result: Mapping[str, Any]) -> RunRecord:
+    """Write ``result.json`` (atomically, last) and return the finished record."""
+    atomic_write_json(record.path / RESULT_FILE, dict(result))
+    record.result = dict(result)
+    return record
+
+
+def iter_runs(runs_dir: str | os.PathLike, finished: bool | None = True) -> Iterator[RunRecord]:
+    """Run records in ``runs_dir`` sorted by id; directories that are not valid records are skipped.
+
+    Args:
+        runs_dir: the runs directory (missing = no runs).
+        finished: ``True`` only finished runs, ``False`` only unfinished, ``None`` both.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return
+    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).exists()):
+        try:
+            record = RunRecord.load(path)
+        except ValueError:
+            continue  # half-written or foreign directory
+        if finished is None or record.finished == finished:
+            yield record

@@ -1,0 +1,407 @@
+"""The one training loop every method uses.
+
+It owns: data loading (single frames or clips with flows), augmentation on the batch, the α/β
+schedule, the optimiser and learning-rate schedule, AMP (bf16) and channels_last on CUDA,
+a checkpoint after every epoch, resume, a per-step CSV log of every loss term, and stopping with
+a clear message on a non-finite loss. It has no method-specific branch: the method named by
+``Method.classifier()`` supplies the loss terms.
+
+Determinism: the model is initialised from the seed; each epoch's shuffling and augmentation use
+generators seeded from (seed, epoch), so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from .data.cache import PreparedData
+from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
+from .errors import UserError
+from .methods import Batch, Method, Progress
+from .model import CamNet
+from .runs import atomic_write_json, config_hash
+
+__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
+           "train_classifier"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything that determines how a classifier is trained (shared by all methods).
+
+    Attributes:
+        backbone: timm model name.
+        pretrained: ``None``, a local weights file, or ``"timm"`` (local timm cache only).
+        output_stride: 8, 16 or 32.
+        pool: ``"gap"`` (paper) or ``"lse"``.
+        image_size: training resolution ``(w, h)``.
+        epochs: training epochs.
+        batch_size: frames per batch (clips count their frames).
+        optimizer: ``"adamw"`` or ``"sgd"`` (momentum 0.9, 10× learning rate on the head, as in
+            the reference code).
+        lr: peak learning rate.
+        weight_decay: weight decay.
+        schedule: learning-rate schedule ``"onecycle"``, ``"poly"`` (power 0.9) or ``"constant"``.
+        alpha_max: maximum weight of the spatial loss.
+        beta_max: maximum weight of the temporal loss.
+        weight_ramp: ``"ramp"`` (paper: 0 for the first epoch, then linear to the maximum by
+            mid-training) or ``"constant"`` (the authors' code).
+        background_removal: three classes on background-removed frames (paper) or two classes
+            on the original frames.
+        bg_threshold: background-removal threshold (grey levels).
+        augment: flips, small shifts and colour gain on training batches.
+        flow: optical-flow estimator for clip training.
+    """
+
+    backbone: str = "resnet50"
+    pretrained: str | None = None
+    output_stride: int = 16
+    pool: Literal["gap", "lse"] = "gap"
+    image_size: tuple[int, int] = (512, 512)
+    epochs: int = 25
+    batch_size: int = 16
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["onecycle", "poly", "constant"] = "onecycle"
+    alpha_max: float = 4.0
+    beta_max: float = 4.0
+    weight_ramp: Literal["ramp", "constant"] = "ramp"
+    background_removal: bool = True
+    bg_threshold: float = 22.0
+    augment: bool = True
+    flow: str = "dis"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.output_stride in (8, 16, 32), f"--output-stride must be 8, 16 or 32, not {self.output_stride}"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (min(self.image_size) >= 16, "--image-size must be at least 16 pixels"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def loss_weight(maximum: float, step: int, steps_per_epoch: int, total_steps: int, ramp: str = "ramp") -> float:
+    """Weight of a reconstruction loss at ``step`` (paper §5.2).
+
+    ``ramp``: 0 during the first epoch, then rising linearly to ``maximum`` at the midpoint of
+    training (at once after the first epoch if that is already past the midpoint).
+    ``constant``: ``maximum`` throughout.
+    """
+    if ramp == "constant":
+        return maximum
+    if step < steps_per_epoch:
+        return 0.0
+    span = total_steps / 2 - steps_per_epoch
+    if span <= 0:
+        return maximum
+    return maximum * min(1.0, (step - steps_per_epoch) / span)
+
+
+def build_model(recipe: Recipe, classes: tuple[str, ...]) -> CamNet:
+    """The classifier a recipe trains (random init unless ``recipe.pretrained``)."""
+    return CamNet(recipe.backbone, classes, recipe.output_stride, recipe.pool, recipe.pretrained)
+
+
+# -- the classifier cache ---------------------------------------------------------------------
+def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int) -> dict[str, Any]:
+    """What determines a trained classifier; its hash names the cache folder."""
+    name, options = method.classifier()
+    fields = dataclasses.asdict(recipe)
+    if method.clip_length() == 1:
+        fields.pop("flow")  # single-frame training never reads flow
+    return {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
+            "image_size": list(recipe.image_size), "seed": seed}
+
+
+def classifier_dir(runs_dir: Path, key: dict[str, Any]) -> Path:
+    """``RUNS_DIR/classifiers/<hash>``."""
+    return Path(runs_dir) / "classifiers" / config_hash(key)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Exclusive lock so two runs never train the same classifier at once (the second waits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, runs_dir: Path,
+                      device: torch.device, resume: bool = False, workers: int = 0,
+                      compile_model: bool = False, progress: bool = True) -> tuple[CamNet, dict[str, Any]]:
+    """The trained classifier of ``method``: from the cache if another run trained it, else trained now.
+
+    Args:
+        method: the method whose maps are wanted (its ``classifier()`` names the recipe).
+        recipe: training recipe.
+        data: prepared data.
+        seed: training seed.
+        runs_dir: runs directory holding ``classifiers/``.
+        device: where to train.
+        resume: continue an interrupted training from its last checkpoint.
+        workers: data-loader worker processes.
+        compile_model: wrap the model in ``torch.compile``.
+        progress: show a progress bar.
+
+    Returns:
+        ``(model in eval mode, info)`` where info has ``key``, ``path``, ``train_seconds``,
+        ``trained_now``.
+
+    Raises:
+        UserError: an interrupted training exists and ``resume`` is false.
+    """
+    from . import methods
+
+    key = classifier_key(method, recipe, data, seed)
+    folder = classifier_dir(runs_dir, key)
+    with _locked(folder.parent / f"{folder.name}.lock"):
+        trained_now = False
+        if not (folder / "final.pt").exists():
+            if (folder / "checkpoint.pt").exists() and not resume:
+                state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
+                raise UserError(f"{folder}: an interrupted training of this classifier stopped after epoch "
+                                f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
+            trainer = methods.create_method(key["method"], **key["options"])
+            train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
+                             compile_model=compile_model, progress=progress, key=key)
+            trained_now = True
+        info = json.loads((folder / "train.json").read_text())
+    model = build_model(recipe, classes_for(recipe.background_removal))
+    model.load_state_dict(torch.load(folder / "final.pt", map_location="cpu", weights_only=True))
+    model.to(device).eval()
+    return model, {"key": config_hash(key), "path": str(folder), "train_seconds": info["train_seconds"],
+                   "trained_now": trained_now, "method": key["method"], "options": key["options"]}
+
+
+# -- training ---------------------------------------------------------------------------------
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDataset | ClipDataset:
+    clip = method.clip_length()
+    if clip == 1:
+        return FrameDataset(data, "train", recipe.background_removal)
+    if data.index.static_after:
+        raise UserError(f"temporal training needs after videos; {data.index.name} has only static after frames")
+    flows = data.flows(recipe.flow)
+    return ClipDataset(data, "train", flows, clip_len=clip, stride=method.clip_stride(),
+                       background_removal=recipe.background_removal)
+
+
+def augment(images: torch.Tensor, flows: torch.Tensor | None, generator: torch.Generator,
+            clip_len: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random flips, shifts (≤ 1/16 of the size, zero fill) and colour gain, the same for a clip.
+
+    Args:
+        images: float images (N, 3, H, W) in 0–255, clip-major when ``clip_len > 1``.
+        flows: (B, T, 2, 2, h, w) clip flows or ``None``; flips negate the flipped component.
+        generator: CPU generator for the random draws.
+        clip_len: frames per clip.
+
+    Returns:
+        Augmented ``(images, flows)``.
+    """
+    n, _, h, w = images.shape
+    b = n // clip_len
+    draw = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    hflip, vflip = draw(b) < 0.5, draw(b) < 0.5
+    gain = (0.9 + 0.2 * draw(b, 3)) * (0.9 + 0.2 * draw(b, 1))
+    max_dy, max_dx = h // 16, w // 16
+    dy = (draw(b) * (2 * max_dy + 1)).long() - max_dy
+    dx = (draw(b) * (2 * max_dx + 1)).long() - max_dx
+
+    clips = images.view(b, clip_len, 3, h, w)
+    clips = torch.where(hflip.view(b, 1, 1, 1, 1).to(images.device), clips.flip(-1), clips)
+    clips = torch.where(vflip.view(b, 1, 1, 1, 1).to(images.device), clips.flip(-2), clips)
+    clips = (clips * gain.view(b, 1, 3, 1, 1).to(images.device)).clamp_(0, 255)
+    shifted = torch.zeros_like(clips)
+    for i in range(b):  # integer shifts with zero fill: flows are unchanged by a common shift
+        y, x = int(dy[i]), int(dx[i])
+        shifted[i, :, :, max(y, 0):h + min(y, 0), max(x, 0):w + min(x, 0)] = \
+            clips[i, :, :, max(-y, 0):h + min(-y, 0), max(-x, 0):w + min(-x, 0)]
+    if flows is not None:
+        sign_u = torch.where(hflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
+        sign_v = torch.where(vflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
+        flows = torch.where(hflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-1), flows)
+        flows = torch.where(vflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-2), flows)
+        flows = torch.stack((flows[:, :, :, 0] * sign_u, flows[:, :, :, 1] * sign_v), dim=3)
+    return shifted.view(n, 3, h, w), flows
+
+
+def _to_batch(raw: dict, model: CamNet, device: torch.device, num_classes: int, clip_len: int,
+              do_augment: bool, generator: torch.Generator) -> Batch:
+    if clip_len == 1:
+        images, flows = raw["image"], None
+    else:
+        images = raw["images"].flatten(0, 1)
+        flows = raw["flows"].to(device, non_blocking=True)
+    images = images.to(device, non_blocking=True).float()
+    if do_augment:
+        images, flows = augment(images, flows, generator, clip_len)
+    images = model.normalize(images)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.nn.functional.one_hot(raw["label"].to(device), num_classes).float()
+    labels = labels.repeat_interleave(clip_len, dim=0)
+    return Batch(images=images, labels=labels, clip_len=clip_len, flows=flows)
+
+
+def _lr_lambda(schedule: str, total_steps: int):
+    if schedule == "constant":
+        return lambda step: 1.0
+    if schedule == "poly":
+        return lambda step: (1 - min(step, total_steps - 1) / total_steps) ** 0.9
+    warm = max(1, int(0.25 * total_steps))  # one-cycle: linear warm-up then cosine annealing
+
+    def onecycle(step: int) -> float:
+        if step < warm:
+            return 0.04 + 0.96 * step / warm
+        progress = (step - warm) / max(1, total_steps - warm)
+        return 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return onecycle
+
+
+def _save(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, folder: Path,
+                     device: torch.device, workers: int = 0, compile_model: bool = False,
+                     progress: bool = True, key: dict[str, Any] | None = None) -> CamNet:
+    """Train the classifier of ``method`` with ``recipe`` into ``folder`` (resuming a checkpoint there).
+
+    Writes ``checkpoint.pt`` after each epoch, ``log.csv`` (one row per step: every loss term,
+    weights, lr), and at the end ``final.pt`` and ``train.json``.
+
+    Returns:
+        The trained model.
+
+    Raises:
+        TrainingDiverged: on a NaN/inf loss (the last checkpoint stays).
+    """
+    from tqdm.auto import tqdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = classes_for(recipe.background_removal)
+    _seed_all(seed)
+    model = build_model(recipe, classes).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    dataset = _make_dataset(method, recipe, data)
+    clip_len = method.clip_length()
+    per_batch = max(1, recipe.batch_size // clip_len)
+    drop_last = len(dataset) > per_batch
+    steps_per_epoch = len(dataset) // per_batch if drop_last else 1
+    total_steps = steps_per_epoch * recipe.epochs
+
+    head = list(model.head.parameters())
+    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD([{"params": body}, {"params": head, "lr": recipe.lr * 10}], lr=recipe.lr,
+                                    momentum=0.9, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
+
+    start_epoch, elapsed = 0, 0.0
+    ckpt = folder / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
+    forward = torch.compile(model) if compile_model else model
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+
+    log_path = folder / "log.csv"
+    if start_epoch == 0 and log_path.exists():
+        log_path.unlink()
+    saved = start_epoch - 1  # last epoch with a checkpoint
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, recipe.epochs):
+        started = time.perf_counter()
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        sampler = RandomSampler(dataset, generator=gen)
+        loader = DataLoader(dataset, batch_size=per_batch, sampler=sampler, num_workers=workers,
+                            collate_fn=collate, drop_last=drop_last, pin_memory=device.type == "cuda",
+                            persistent_workers=False)
+        aug_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7)
+        model.train()
+        rows = []
+        bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
+                   disable=not progress, total=steps_per_epoch)
+        for raw in bar:
+            batch = _to_batch(raw, model, device, len(classes), clip_len, recipe.augment, aug_gen)
+            prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                            alpha=loss_weight(recipe.alpha_max, step, steps_per_epoch, total_steps, recipe.weight_ramp),
+                            beta=loss_weight(recipe.beta_max, step, steps_per_epoch, total_steps, recipe.weight_ramp))
+            with autocast:
+                terms = method.training_losses(forward, batch, prog)  # type: ignore[arg-type]
+            total = sum(t.value.float() * t.weight for t in terms.values())
+            if not torch.isfinite(total):
+                values = ", ".join(f"{k}={float(t.value):.4g}" for k, t in terms.items())
+                last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
+                raise TrainingDiverged(f"loss became {float(total)} at epoch {epoch + 1}, step {step} ({values}); "
+                                       f"last good checkpoint: {last}; lower --lr or the loss weights")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            scheduler.step()
+            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "alpha": prog.alpha,
+                   "beta": prog.beta, "total": total.item()}
+            row.update({k: t.value.item() for k, t in terms.items()})
+            rows.append(row)
+            bar.set_postfix({k: f"{t.value.item():.3f}" for k, t in terms.items()})
+            step += 1
+        if rows:
+            new = not log_path.exists()
+            with open(log_path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                if new:
+                    writer.writeheader()
+                writer.writerows(rows)
+        elapsed += time.perf_counter() - started
+        saved = epoch
+        _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed})
+    _save(folder / "final.pt", model.state_dict())
+    atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed, "epochs": recipe.epochs,
+                                              "steps": total_steps, "samples": len(dataset), "clip_len": clip_len,
+                                              "key": key})
+    model.eval()
+    return model
