@@ -269,26 +269,51 @@ def _summary(result: dict[str, Any]) -> str:
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")
 
 
-# -- leaderboard ------------------------------------------------------------------------------
+# -- leaderboard and suites -------------------------------------------------------------------
+def _print_tables(records, echo=click.echo) -> None:
+    from tabulate import tabulate
+
+    from .report import comparison
+
+    table = comparison(records)
+    if table.empty:
+        echo("no finished runs")
+        return
+    echo("Illegal-class IoU ×100 on test (threshold chosen on val; mean ± std over seeds) ↑")
+    echo(tabulate(table, headers="keys", tablefmt="github", showindex=True))
+
+
 @cli.command("leaderboard")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 def leaderboard_cmd(runs_dir: Path | None) -> None:
-    """Collect the finished runs into a table of test illegal-class IoU."""
+    """Collect the finished runs into the comparison table of test illegal-class IoU."""
     from .runs import iter_runs, resolve_runs_dir
 
-    rows = []
-    for record in iter_runs(resolve_runs_dir(runs_dir)):
-        r = record.result or {}
-        m = r.get("metrics", {})
-        rows.append((r.get("dataset"), r.get("method"), r.get("seed"), m.get("iou_illegal"), m.get("threshold"),
-                     r.get("baselines", {}).get("all_foreground", {}).get("iou_illegal"), record.run_id))
-    if not rows:
-        click.echo("no finished runs")
-        return
-    from tabulate import tabulate
+    _print_tables(list(iter_runs(resolve_runs_dir(runs_dir))))
 
-    click.echo(tabulate(rows, headers=["dataset", "method", "seed", "IoU illegal ↑", "threshold",
-                                       "all-foreground", "run"], tablefmt="github", floatfmt=".4f"))
+
+@cli.command("suite")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--seeds", type=int, help="run seeds 0..N-1 instead of the spec's seeds")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--workers", type=int, default=0, show_default=True, help="data-loader worker processes")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int, runs_dir: Path | None,
+              cache_dir: Path | None, quiet: bool) -> None:
+    """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
+    from .runs import resolve_runs_dir
+    from .suite import load_spec, run_suite
+
+    if quiet:
+        os.environ["WSBENCH_PROGRESS"] = "0"
+    suite = load_spec(spec)
+    records = run_suite(suite, resolve_runs_dir(runs_dir), seeds=list(range(seeds)) if seeds else None,
+                        overrides={"device": device, "workers": workers,
+                                   "cache_dir": str(cache_dir) if cache_dir else None},
+                        progress=not quiet, echo=click.echo)
+    _print_tables(records)
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -131,9 +131,10 @@ def assign_splits(
         splits: ``{split: [ids]}``; an id is ``"label/id"`` or a bare id (matching that id in
             every label). Videos not listed are dropped with a warning.
         seed: seed of the split by video when ``splits`` is ``None``.
-        val_fraction: share of each label's videos held out when ``splits`` is ``None``. Held-out
-            videos are divided between val and test, masked ones first, so both get GT when at
-            least two held-out videos have masks.
+        val_fraction: share of each label's videos held out when ``splits`` is ``None`` (at least
+            two once a label has four videos, one with two or three). Held-out videos are divided
+            between val and test, masked ones first, so both get GT when at least two held-out
+            videos have masks.
         source: name used in error messages for ``splits``.
 
     Returns:
@@ -168,8 +169,8 @@ def assign_splits(
     for label in LABELS:
         group = sorted((v for v in videos if v.label == label), key=lambda v: v.key)
         rng.shuffle(group)
-        n_held = int(round(len(group) * val_fraction)) if len(group) >= 2 else 0
-        n_held = max(n_held, 1) if len(group) >= 2 else 0
+        # at least one video each for val and test once there are four; one held out from two
+        n_held = max(int(round(len(group) * val_fraction)), 2 if len(group) >= 4 else min(len(group) // 2, 1))
         held, train = group[:n_held], group[n_held:]
         for v in train:
             v.split = "train"

@@ -39,11 +39,12 @@ def read_video_folder(root: str | Path, split_seed: int = 0, name: str = "video-
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: data root not found (expected a folder with before/ and after/)")
+    for label in LABELS:
+        if not (root / label).is_dir():
+            raise UserError(f"{root / label}: missing; a video-folder data set needs {root}/before/ and {root}/after/")
     videos: list[Video] = []
     for label in LABELS:
         folder = root / label
-        if not folder.is_dir():
-            raise UserError(f"{folder}: missing; a video-folder data set needs {root}/before/ and {root}/after/")
         label_videos = []
         for vdir in sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
                            key=lambda p: natural_key(p.name)):

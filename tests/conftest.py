@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny generated data sets in every layout, isolated runs and cache dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("WSBENCH_PROGRESS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path, monkeypatch):
+    """Every test gets its own runs and cache directories."""
+    monkeypatch.setenv("WSBENCH_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("WSBENCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _frame(rng: np.random.Generator, size: tuple[int, int], t: int, illegal: bool) -> tuple[np.ndarray, np.ndarray]:
+    w, h = size
+    frame = np.full((h, w, 3), 90, np.uint8)
+    frame += rng.integers(0, 8, (h, w, 3), dtype=np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    x = (5 + 3 * t) % max(1, w - 12)
+    cv2.rectangle(frame, (x, 4), (x + 8, 12), (200, 200, 210), -1)  # a legal object
+    if illegal:
+        cv2.circle(frame, ((x + 20) % max(1, w - 6) + 3, h // 2 + 4), 4, (230, 60, 40), -1)
+        cv2.circle(mask, ((x + 20) % max(1, w - 6) + 3, h // 2 + 4), 4, 255, -1)
+    return frame, mask
+
+
+def write_video_folder(root: Path, videos: int = 3, frames: int = 5, size: tuple[int, int] = (48, 40),
+                       ext: str = ".png", name=lambda t: f"frame_{t:04d}", masks: bool = True,
+                       splits: dict | None = None, seed: int = 0) -> Path:
+    """A small video-folder data set: ``videos`` per class, before frames with GT masks."""
+    rng = np.random.default_rng(seed)
+    for label in ("before", "after"):
+        for v in range(videos):
+            vdir = root / label / f"vid{v}"
+            vdir.mkdir(parents=True, exist_ok=True)
+            for t in range(frames):
+                frame, mask = _frame(rng, size, t, illegal=label == "before")
+                cv2.imwrite(str(vdir / f"{name(t)}{ext}"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                if masks and label == "before":
+                    mdir = root / "masks" / label / f"vid{v}"
+                    mdir.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(mdir / f"{name(t)}.png"), mask)
+    if splits is not None:
+        (root / "splits.json").write_text(json.dumps(splits))
+    return root
+
+
+@pytest.fixture
+def video_folder(tmp_path) -> Path:
+    """3 before + 3 after videos of 5 PNG frames (48×40) with masks, no splits.json."""
+    return write_video_folder(tmp_path / "vf")
+
+
+@pytest.fixture(scope="session")
+def tiny_belt(tmp_path_factory) -> Path:
+    """A tiny synthetic belt (video-folder layout with splits.json), generated once per session."""
+    from wsbench.data.synthetic import BeltConfig, generate_belt
+
+    config = BeltConfig(train_videos=3, val_videos=2, test_videos=2, frames=8, size=(64, 64), seed=1)
+    return generate_belt(tmp_path_factory.mktemp("belt") / "belt", config)

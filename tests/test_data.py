@@ -1,0 +1,194 @@
+"""Data layer: layouts, splits, background removal, caches and torch datasets."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import write_video_folder
+from wsbench.data import create_dataset
+from wsbench.data.cache import prepare
+from wsbench.data.index import assign_splits
+from wsbench.data.io import natural_key
+from wsbench.data.torch_data import ClipDataset, FrameDataset
+from wsbench.errors import UserError
+
+
+def test_natural_sort():
+    names = ["f10.png", "f2.png", "f1.png", "img_100.jpg", "img_9.jpg"]
+    assert sorted(names, key=natural_key) == ["f1.png", "f2.png", "f10.png", "img_9.jpg", "img_100.jpg"]
+
+
+def test_video_folder_with_jpeg_odd_size_and_name_gaps(tmp_path):
+    root = write_video_folder(tmp_path / "d", videos=5, frames=4, size=(37, 29), ext=".JPG",
+                              name=lambda t: f"cam1_{t * 7 + 3}")
+    index = create_dataset("video-folder", root=root)
+    v = index.videos[0]
+    assert v.label == "before" and list(v.frames.names) == ["cam1_3", "cam1_10", "cam1_17", "cam1_24"]
+    assert v.frames.read(0).shape == (29, 37, 3)
+    assert v.has_masks and v.masks[1].name == "cam1_10.png"
+    counts = index.counts()
+    assert counts["train"]["before"]["videos"] == 3  # 20 % of 5, but at least one for val and test
+    assert counts["val"]["before"]["videos"] == 1 and counts["test"]["before"]["videos"] == 1
+    assert sum(c["videos"] for s in counts.values() for c in s.values()) == 10
+
+
+def test_split_by_video_is_seeded_and_gives_val_and_test_masks(tmp_path):
+    root = write_video_folder(tmp_path / "d", videos=10, frames=2)
+    a = create_dataset("video-folder", root=root, split_seed=3)
+    b = create_dataset("video-folder", root=root, split_seed=3)
+    assert [v.split for v in a.videos] == [v.split for v in b.videos]
+    held = [v for v in a.videos if v.label == "before" and v.split != "train"]
+    assert len(held) == 2 and {v.split for v in held} == {"val", "test"}
+    c = create_dataset("video-folder", root=root, split_seed=4)
+    assert [v.split for v in a.videos] != [v.split for v in c.videos]
+
+
+def test_splits_json_is_used(tmp_path):
+    splits = {"train": ["vid0", "after/vid1"], "val": ["before/vid1"], "test": ["vid2", "after/vid2"]}
+    root = write_video_folder(tmp_path / "d", videos=3, frames=2, splits=splits)
+    index = create_dataset("video-folder", root=root)
+    by_key = {v.key: v.split for v in index.videos}
+    assert by_key == {"before/vid0": "train", "after/vid0": "train", "after/vid1": "train",
+                      "before/vid1": "val", "before/vid2": "test", "after/vid2": "test"}
+    (root / "splits.json").write_text(json.dumps({"train": ["nope"]}))
+    with pytest.raises(UserError, match="splits.json: train lists video 'nope'"):
+        create_dataset("video-folder", root=root)
+
+
+def test_single_masked_held_out_video_goes_to_test(tmp_path):
+    from wsbench.data.index import Video
+    from wsbench.data.io import ImageFiles
+
+    videos = [Video("before", f"v{i}", ImageFiles([]), masks=[tmp_path / "m.png"]) for i in range(3)]
+    assign_splits(videos, seed=0, val_fraction=0.2)
+    assert sorted(v.split for v in videos) == ["test", "train", "train"]  # test needs GT more than val
+
+
+def test_layout_errors_name_the_path(tmp_path):
+    with pytest.raises(UserError, match="data root not found"):
+        create_dataset("video-folder", root=tmp_path / "missing")
+    (tmp_path / "d" / "before").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"d/after: missing"):
+        create_dataset("video-folder", root=tmp_path / "d")
+    (tmp_path / "d" / "after").mkdir()
+    with pytest.raises(UserError, match=r"d/before: no videos"):
+        create_dataset("video-folder", root=tmp_path / "d")
+
+
+def test_mask_without_frame_is_an_error(tmp_path):
+    root = write_video_folder(tmp_path / "d", videos=2, frames=2)
+    cv2.imwrite(str(root / "masks/before/vid0/frame_0099.png"), np.zeros((4, 4), np.uint8))
+    with pytest.raises(UserError, match="frame_0099.png: mask has no matching frame"):
+        create_dataset("video-folder", root=root)
+
+
+def test_non_image_files_are_skipped_with_a_warning(tmp_path):
+    root = write_video_folder(tmp_path / "d", videos=2, frames=2)
+    (root / "before/vid0/notes.txt").write_text("hello")
+    (root / "before/vid0/.DS_Store").write_bytes(b"\0")
+    with pytest.warns(UserWarning, match="skipped 1 non-image file"):
+        index = create_dataset("video-folder", root=root)
+    assert len(index.videos[0]) == 2
+
+
+def test_zerowaste_layout(tmp_path):
+    root = tmp_path / "zw"
+    rng = np.random.default_rng(0)
+    for label, vids in (("before", ("01", "02", "03", "04", "05")), ("after", ("07", "08", "09", "10", "11"))):
+        (root / label).mkdir(parents=True)
+        for vid in vids:
+            for n in (4640, 120, 33000):
+                img = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+                cv2.imwrite(str(root / label / f"{vid}_frame_{n:06d}.PNG"), img)
+    (root / "segmentation_gt/before").mkdir(parents=True)
+    cv2.imwrite(str(root / "segmentation_gt/before/02_frame_000120.PNG"), np.zeros((20, 30), np.uint8))
+    index = create_dataset("zerowaste-w", root=root)
+    assert index.static_after
+    v = next(v for v in index.videos if v.key == "before/02")
+    assert list(v.frames.names) == ["02_frame_000120", "02_frame_004640", "02_frame_033000"]
+    assert v.masks[0] is not None and v.masks[1] is None
+    (root / "before/bad_name.PNG").write_bytes(b"x")
+    with pytest.raises(UserError, match="bad_name.PNG: name is not <video>_frame_<number>"):
+        create_dataset("zerowaste-w", root=root)
+
+
+def test_cache_and_background_removal(video_folder, tmp_path):
+    index = create_dataset("video-folder", root=video_folder)
+    data = prepare(index, (32, 24), cache_dir=tmp_path / "c")
+    assert data.frames.shape == (30, 24, 32, 3) and data.fg.shape == (30, 24, 32)
+    assert isinstance(data.frames, np.memmap)
+    # the moving objects are foreground, the flat belt is not
+    assert 0.02 < data.fg.mean() < 0.5
+    full = data.fg_full(0, 0)
+    assert full.shape == (40, 48) and full.dtype == bool
+    again = prepare(index, (32, 24), cache_dir=tmp_path / "c")  # reused, not rebuilt
+    assert again.path == data.path and again.timings["frames"] == 0.0
+
+
+def test_frame_and_clip_datasets(video_folder, tmp_path):
+    index = create_dataset("video-folder", root=video_folder)
+    data = prepare(index, (32, 24), cache_dir=tmp_path / "c")
+    frames = FrameDataset(data, "train")
+    n_train = sum(len(v) for v in index.videos if v.split == "train")
+    assert len(frames) == 2 * n_train  # objects + background image per frame
+    labels = {frames[i]["label"] for i in range(len(frames))}
+    assert labels == {0, 1, 2}
+    item = frames[0]
+    assert item["image"].shape == (3, 24, 32) and item["image"].dtype.is_floating_point is False
+    flows = data.flows("farneback")
+    assert flows.shape == (30, 2, 2, 6, 8)
+    clips = ClipDataset(data, "train", flows, clip_len=3)
+    starts = {c[0] for c in clips.items}
+    s0 = next(s for s, v in zip(data.slices, index.videos) if v.split == "train")
+    assert {s0.start, s0.start + 2} <= starts  # 5 frames: [0,3) and the last window [2,5)
+    for t0, _, _ in clips.items:  # no clip crosses two videos
+        assert any(s.start <= t0 and t0 + 3 <= s.stop for s in data.slices)
+    triplets = ClipDataset(data, "train", flows, clip_len=3, stride=1)
+    assert len(triplets) == 3 * len(triplets.items) // 3 and len(triplets) > len(clips)
+    clip = clips[0]
+    assert clip["images"].shape == (3, 3, 24, 32) and clip["flows"].shape == (3, 2, 2, 6, 8)
+
+
+def test_short_videos_skipped_for_clips(tmp_path):
+    root = write_video_folder(tmp_path / "d", videos=3, frames=2)
+    index = create_dataset("video-folder", root=root)
+    data = prepare(index, (32, 24), cache_dir=tmp_path / "c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UserError, match="no train video has the 3 consecutive frames"):
+            ClipDataset(data, "train", data.flows("farneback"), clip_len=3)
+
+
+def test_training_path_never_opens_gt_masks(video_folder, tmp_path, monkeypatch):
+    """Build caches, flows and iterate both training datasets with mask reading booby-trapped."""
+    import builtins
+
+    import wsbench.data.io as io
+
+    opened = []
+    real_open = builtins.open
+
+    def spy_open(file, *args, **kwargs):
+        if "masks" in str(file):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    real_imdecode, real_imread = cv2.imdecode, cv2.imread
+
+    def boom(*args, **kwargs):
+        raise AssertionError("GT mask read on the training path")
+
+    monkeypatch.setattr(io, "read_mask", boom)
+    monkeypatch.setattr(builtins, "open", spy_open)
+    index = create_dataset("video-folder", root=video_folder)
+    data = prepare(index, (32, 24), cache_dir=tmp_path / "c")
+    for ds in (FrameDataset(data, "train"), ClipDataset(data, "train", data.flows("farneback"), clip_len=3)):
+        for i in range(len(ds)):
+            ds[i]
+    assert opened == []
+    assert real_imdecode is cv2.imdecode and real_imread is cv2.imread

@@ -1,0 +1,132 @@
+"""The maths of the paper's losses and schedule, on hand-made tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wsbench.losses import classification_loss, merge, normalized_cams, spatial_loss, temporal_loss, \
+    temporal_loss_terms, tile
+from wsbench.train import loss_weight
+
+
+def test_tile_merge_round_trip_and_order():
+    images = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    tiles = tile(images)
+    assert tiles.shape == (8, 1, 2, 2)
+    # tile-major on the batch: all images' top-left tiles first, row-major tile order
+    assert torch.equal(tiles[0], images[0, :, :2, :2]) and torch.equal(tiles[1], images[1, :, :2, :2])
+    assert torch.equal(tiles[2], images[0, :, :2, 2:]) and torch.equal(tiles[4], images[0, :, 2:, :2])
+    assert torch.equal(tiles[7], images[1, :, 2:, 2:])
+    assert torch.equal(merge(tiles), images)
+
+
+def test_spatial_loss_is_masked_mean_l1():
+    f = torch.zeros(1, 3, 2, 2)
+    fp = torch.zeros(1, 3, 2, 2)
+    fp[0, 0] = 2.0  # differs by 2 on the labelled class
+    fp[0, 1] = 5.0  # differs on an absent class: ignored
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+    # PuzzleCAM's convention: mean over B x C x H x W of |f - fp| * label
+    assert spatial_loss(f, fp, labels).item() == pytest.approx(2.0 * 4 / 12)
+
+
+def test_classification_loss_matches_formula():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+    p = torch.sigmoid(logits)
+    expected = -(torch.log(p[0, 0]) + torch.log(1 - p[0, 1]) + torch.log(1 - p[0, 2])) / 3
+    assert classification_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_normalized_cams():
+    f = torch.tensor([[[[-1.0, 2.0], [4.0, 1.0]]]])
+    assert torch.allclose(normalized_cams(f), torch.tensor([[[[0.0, 0.5], [1.0, 0.25]]]]), atol=1e-5)
+
+
+def _blob(x: int) -> torch.Tensor:
+    m = torch.zeros(1, 1, 6, 6)
+    m[0, 0, 2:4, x:x + 2] = 1.0
+    return m
+
+
+def test_temporal_loss_zero_when_motion_is_compensated():
+    # an object moving right by 1 px per frame; flows from t to t+1 = +1, to t-1 = -1
+    centre, prev, nxt = _blob(2), _blob(1), _blob(3)
+    ones = torch.ones(1, 2, 6, 6)
+    to_next = ones * torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
+    to_prev = -to_next
+    labels = torch.ones(1, 1)
+    assert temporal_loss_terms(centre, prev, nxt, to_prev, to_next, labels).item() == pytest.approx(0.0, abs=1e-6)
+    # without compensation the maps disagree
+    zero = torch.zeros(1, 2, 6, 6)
+    assert temporal_loss_terms(centre, prev, nxt, zero, zero, labels).item() > 0.1
+
+
+def test_temporal_loss_hand_count():
+    centre = torch.zeros(1, 1, 2, 2)
+    prev = torch.zeros(1, 1, 2, 2)
+    nxt = torch.zeros(1, 1, 2, 2)
+    nxt[0, 0, 0, 0] = 1.0  # fused map is 1 at one pixel, 0 elsewhere; centre all zero
+    zero = torch.zeros(1, 2, 2, 2)
+    loss = temporal_loss_terms(centre, prev, nxt, zero, zero, torch.ones(1, 1))
+    # |0 - 1| at 1 of 4 valid pixels (normalised centre of zeros stays 0)
+    assert loss.item() == pytest.approx(0.25, abs=1e-4)
+
+
+def test_temporal_loss_ignores_classes_not_in_label_and_invalid_pixels():
+    centre = torch.zeros(1, 2, 1, 4)
+    prev = torch.rand(1, 2, 1, 4)
+    nxt = torch.rand(1, 2, 1, 4)
+    nxt[:, 1] = 0
+    prev[:, 1] = 0
+    labels = torch.tensor([[0.0, 1.0]])  # only class 1 counts, whose neighbours are 0 like the centre
+    zero = torch.zeros(1, 2, 1, 4)
+    assert temporal_loss_terms(centre, prev, nxt, zero, zero, labels).item() == pytest.approx(0.0)
+    # flows pointing outside the frame make every neighbour invalid: nothing to compare
+    out = torch.full((1, 2, 1, 4), 10.0)
+    labels = torch.tensor([[1.0, 1.0]])
+    assert temporal_loss_terms(centre, prev, nxt, out, out, labels).item() == 0.0
+
+
+def test_clip_and_triplet_forms_agree_on_the_same_central_frame():
+    torch.manual_seed(0)
+    maps = torch.randn(1, 5, 3, 4, 4)  # one clip of 5 frames
+    flows = torch.randn(1, 5, 2, 2, 8, 8)
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+    clip_loss = temporal_loss(maps, flows, labels)  # mean over central frames 1..3
+    per_triplet = [temporal_loss(maps[:, t - 1:t + 2], flows[:, t - 1:t + 2], labels) for t in (1, 2, 3)]
+    # each triplet is weighted by its number of valid pixels in the clip form
+    weights = []
+    from wsbench.flow import resize_flow, warp
+    for t in (1, 2, 3):
+        _, vp = warp(torch.zeros(1, 1, 4, 4), resize_flow(flows[:, t, 1], (4, 4)))
+        _, vn = warp(torch.zeros(1, 1, 4, 4), resize_flow(flows[:, t, 0], (4, 4)))
+        weights.append(torch.maximum(vp, vn).sum())
+    expected = sum(w * l for w, l in zip(weights, per_triplet)) / sum(weights)
+    assert clip_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_temporal_loss_gradients_reach_all_frames():
+    maps = torch.randn(1, 3, 2, 4, 4, requires_grad=True)
+    flows = torch.zeros(1, 3, 2, 2, 4, 4)
+    temporal_loss(maps, flows, torch.tensor([[1.0, 0.0]])).backward()
+    assert maps.grad[0, 0].abs().sum() > 0 and maps.grad[0, 2].abs().sum() > 0  # neighbours not detached
+
+
+@pytest.mark.parametrize("ramp", ["ramp", "constant"])
+def test_weight_schedule(ramp):
+    spe, total = 10, 100  # 10 epochs of 10 steps
+    w = [loss_weight(4.0, s, spe, total, ramp) for s in range(total)]
+    if ramp == "constant":
+        assert set(w) == {4.0}
+        return
+    assert w[:10] == [0.0] * 10  # first epoch off
+    assert w[10] == 0.0 and w[30] == pytest.approx(2.0)  # linear from end of epoch 1 ...
+    assert w[50] == 4.0 and w[99] == 4.0  # ... to the max at mid-training
+    assert all(a <= b for a, b in zip(w, w[1:]))
+
+
+def test_weight_schedule_short_training():
+    # two epochs: mid-training is inside the first epoch, so the max applies from epoch 2
+    assert loss_weight(4.0, 5, 10, 20) == 0.0 and loss_weight(4.0, 10, 10, 20) == 4.0
