@@ -59,7 +59,7 @@ class PointwiseBlock(nn.Module):
 def _tiny(pretrained: bool, **kwargs) -> ResNet:
     if pretrained:
         raise ValueError("wsbench_resnet_tiny has no pretrained weights")
-    args = dict(block=(BasicBlock, BasicBlock, PointwiseBlock, PointwiseBlock), layers=(1, 1, 1, 1),
+    args = dict(block=(BasicBlock, PointwiseBlock, PointwiseBlock, PointwiseBlock), layers=(1, 1, 1, 1),
                 channels=(32, 64, 128, 192), stem_width=16, stem_type="deep")
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's loader-only arguments
         kwargs.pop(key, None)

@@ -63,7 +63,9 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> pd.
     if df.empty:
         return pd.DataFrame()
     cells = df[df.metric == metric].groupby(["dataset", "label"], sort=False)["value"].apply(_mean_std).unstack()
-    ref = df[df.metric == "baseline:all_foreground"].groupby("dataset")["value"].apply(_mean_std)
+    # the reference depends on the test set only: one value per dataset (and seed's split), not per run
+    ref = (df[df.metric == "baseline:all_foreground"].drop_duplicates(["dataset", "value"])
+           .groupby("dataset")["value"].apply(_mean_std))
     cells["all-foreground"] = ref
     seeds = df.groupby("dataset")["seed"].nunique()
     cells.insert(0, "seeds", seeds)

@@ -52,7 +52,7 @@ from wsbench.errors import UserError
 
 __all__ = ["GENERATOR_VERSION", "BeltConfig", "RenderedVideo", "generate_belt", "generator_tag", "render_pair"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _MARGIN = 4  # canvas margin (px) around the frame, room for camera jitter
 _INVERSE = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP  # matrix maps output to input pixels
 
@@ -64,10 +64,11 @@ _PALETTE = np.array(
     np.float32,
 )
 _PET_TINTS = np.array([[224, 229, 231], [172, 208, 236]], np.float32)  # clear, light blue
-# Camera light: per-channel gain (RGB) and belt base colour (RGB) before the gain.
+# Belt base colour (RGB) of each camera's belt section, before the light's gain; the after
+# camera's light colour is BeltConfig.after_light.
 _CAMERAS = {
-    "before": {"gain": (0.97, 1.0, 1.03), "belt": (66, 67, 70), "exposure": 1.0},
-    "after": {"gain": (1.12, 1.0, 0.84), "belt": (40, 98, 90), "exposure": 1.06},
+    "before": {"belt": (66, 67, 70)},
+    "after": {"belt": (40, 98, 90)},
 }
 
 
@@ -94,11 +95,14 @@ class BeltConfig:
         jitter: Std of the per-frame camera shift (px), clipped to twice this value.
         noise: Std of the Gaussian sensor noise (grey levels).
         blur: Sigma of the Gaussian lens blur (px); 0 disables it.
+        after_light: RGB gain of the after camera's light relative to the before camera's. It
+            tints objects as well as the belt, so a strong cast lets a classifier tell the
+            cameras apart from any object, legal or not; the default is a mild warm cast.
     """
 
     train_videos: int = 24
-    val_videos: int = 8
-    test_videos: int = 10
+    val_videos: int = 16
+    test_videos: int = 24
     frames: int = 32
     size: tuple[int, int] = (128, 128)
     seed: int = 0
@@ -114,8 +118,12 @@ class BeltConfig:
     jitter: float = 0.4
     noise: float = 2.5
     blur: float = 0.4
+    after_light: tuple[float, float, float] = (1.04, 1.0, 0.96)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.after_light, (tuple, list)) or len(self.after_light) != 3 or min(self.after_light) <= 0:
+            raise UserError(f"belt config: after_light must be three positive gains, got {self.after_light!r}")
+        object.__setattr__(self, "after_light", tuple(float(g) for g in self.after_light))
         for name in ("size", "belt_speed", "objects_visible", "object_size",
                      "illegal_fraction", "legal_opacity"):
             value = getattr(self, name)
@@ -368,7 +376,8 @@ def _camera_frame(rng: np.random.Generator, config: BeltConfig, camera: str, can
                   masks: np.ndarray, exposure: float) -> tuple[np.ndarray, np.ndarray]:
     """Apply light, jitter, blur and noise to a canvas; returns uint8 RGB and warped masks."""
     w, h = config.size
-    gain = np.array(_CAMERAS[camera]["gain"], np.float32) * exposure
+    light = config.after_light if camera == "after" else (1.0, 1.0, 1.0)
+    gain = np.array(light, np.float32) * exposure
     jx, jy = np.clip(rng.normal(0, config.jitter, 2), -2 * config.jitter, 2 * config.jitter)
     m = np.float32([[1, 0, _MARGIN + jx], [0, 1, _MARGIN + jy]])
     img = cv2.warpAffine(canvas * gain, m, (w, h), flags=_INVERSE)
@@ -400,8 +409,7 @@ def render_pair(config: BeltConfig, index: int) -> tuple[RenderedVideo, Rendered
     travel = speed * (t_n - 1)
     strips = [_belt_strip(cam_rng[k], cam, ch, cw + int(math.ceil(travel)) + 2)
               for k, cam in enumerate(("before", "after"))]
-    exposure = [float(cam_rng[k].uniform(0.97, 1.03)) * _CAMERAS[cam]["exposure"]
-                for k, cam in enumerate(("before", "after"))]
+    exposure = [float(cam_rng[k].uniform(0.97, 1.03)) for k in range(2)]
     out = [{"frames": np.zeros((t_n, h, w, 3), np.uint8), "illegal": np.zeros((t_n, h, w), bool),
             "legal": np.zeros((t_n, h, w), bool)} for _ in range(2)]
     visible = [0, 0]

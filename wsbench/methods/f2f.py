@@ -5,7 +5,9 @@ The paper compares against "Grad-CAM and its extension incorporating temporal co
 maps of the ``cam`` classifier (GradCAM by default, ``--base cam`` for plain CAM), and for
 frame t the maps of frames t±1 … t±k warped into t with the cached optical flow (chained one
 step at a time, see :func:`wsbench.flow.warp_chain`) and aggregated with the frame's own map by
-pixel-wise max (default; F2F's union of active regions) or mean. Nothing is trained.
+pixel-wise mean (default) or max (F2F's union of active regions). On the cluttered belt the max
+accumulates every neighbour's false positives; the mean was better on the validation split of the
+default synthetic belt (0.300 vs 0.280 IoU, seed 0), hence the default. Nothing is trained.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class F2FOptions:
     """Options of ``f2f``."""
 
     neighbours: int = dataclasses.field(default=2, metadata={"help": "frames on each side warped into t"})
-    aggregate: Literal["max", "mean"] = dataclasses.field(default="max", metadata={"help": "how maps are fused"})
+    aggregate: Literal["mean", "max"] = dataclasses.field(default="mean", metadata={"help": "how maps are fused"})
     base: Literal["gradcam", "cam"] = dataclasses.field(default="gradcam", metadata={"help": "per-frame maps"})
 
     def __post_init__(self) -> None:

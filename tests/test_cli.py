@@ -1,0 +1,97 @@
+"""The command line: listing, help, errors, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from wsbench import __version__
+from wsbench.cli import cli
+
+TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
+        "--batch-size", "8"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_version(runner):
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_list_methods_and_datasets(runner):
+    result = runner.invoke(cli, ["list", "methods"])
+    assert result.exit_code == 0
+    for name in ("cam", "gradcam", "f2f", "puzzlecam", "tccam"):
+        assert name in result.output
+    assert "built-in" in result.output
+    result = runner.invoke(cli, ["list", "datasets", "zero*"])
+    assert result.exit_code == 0 and "zerowaste-w" in result.output and "video-folder" not in result.output
+    result = runner.invoke(cli, ["list", "flows"])
+    assert "dis" in result.output and "raft" in result.output
+
+
+def test_run_help_and_method_options(runner):
+    result = runner.invoke(cli, ["run", "--help"])
+    assert result.exit_code == 0 and "--method" in result.output and "--epochs" in result.output
+    assert "--spatial" not in result.output
+    result = runner.invoke(cli, ["run", "--method", "tccam", "--help"])
+    assert result.exit_code == 0 and "--spatial / --no-spatial" in result.output and "[tccam]" in result.output
+
+
+def test_unknown_method_is_one_line(runner):
+    result = runner.invoke(cli, ["run", "--method", "x"])
+    assert result.exit_code != 0
+    assert "unknown method 'x'; available: " in result.output and "cam" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_option_of_another_method(runner):
+    result = runner.invoke(cli, ["run", "--method", "cam", "--spatial"])
+    assert result.exit_code != 0
+    assert "option --spatial is not taken by method 'cam'" in result.output
+
+
+def test_missing_data_root(runner, tmp_path):
+    result = runner.invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder",
+                                 "--data-root", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "data root not found" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder"])
+    assert result.exit_code == 1 and "needs --data-root" in result.output
+
+
+def test_debug_shows_traceback(runner, tmp_path):
+    result = runner.invoke(cli, ["--debug", "run", "--method", "cam", "--dataset", "video-folder",
+                                 "--data-root", str(tmp_path / "nope")])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+@pytest.mark.slow
+def test_run_end_to_end_writes_record(runner, tiny_belt, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["run", "--method", "cam", "--dataset", "video-folder", "--data-root", str(tiny_belt),
+            "--runs-dir", str(runs), "-q", *TINY]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
+    config = json.loads((run_dir / "config.json").read_text())
+    res = json.loads((run_dir / "result.json").read_text())
+    assert config["method"] == "cam" and config["recipe"]["epochs"] == 1 and config["seed"] == 0
+    assert config["environment"]["packages"]["torch"]
+    for key in ("iou_illegal", "miou", "threshold", "oracle_iou_illegal", "accuracy"):
+        assert key in res["metrics"]
+    assert res["baselines"]["all_foreground"]["iou_illegal"] > 0 and res["baselines"]["empty"]["iou_illegal"] == 0
+    assert {"train", "flow", "maps"} <= set(res["timings"])
+    # gradcam shares cam's classifier: nothing is trained again
+    result = runner.invoke(cli, ["run", "--method", "gradcam", "--dataset", "video-folder", "--data-root",
+                                 str(tiny_belt), "--runs-dir", str(runs), "-q", *TINY])
+    assert result.exit_code == 0, result.output
+    assert len(list((runs / "classifiers").glob("*/final.pt"))) == 1
+    result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and "gradcam" in result.output and "all-foreground" in result.output

@@ -1,0 +1,112 @@
+"""Frames decoded from a video file (MP4, AVI, … anything OpenCV's FFmpeg backend reads).
+
+:class:`VideoFile` is a :class:`~wsbench.data.io.FrameSource`: iterating decodes sequentially and
+holds one frame at a time, so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ["VIDEO_SUFFIXES", "VideoFile", "is_video_file"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
+
+
+def is_video_file(path: Path) -> bool:
+    """Whether ``path`` has a video suffix (case-insensitive)."""
+    return path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")
+
+
+class VideoFile:
+    """The frames of one video file.
+
+    Args:
+        path: the video file.
+        stride: keep every ``stride``-th frame (1 = all).
+        max_frames: stop after this many kept frames (``None``: all).
+
+    Raises:
+        UserError: the file is missing or OpenCV cannot decode it.
+    """
+
+    def __init__(self, path: str | os.PathLike, stride: int = 1, max_frames: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: video file not found")
+        if stride < 1:
+            raise UserError(f"{self.path}: frame stride must be at least 1")
+        self.stride, self.max_frames = stride, max_frames
+        capture = self._open()
+        try:
+            self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            capture.release()
+        if count <= 0:  # some containers do not store the count: decode once to count
+            count = sum(1 for _ in self._decode())
+        kept = (count + stride - 1) // stride
+        self._length = min(kept, max_frames) if max_frames is not None else kept
+        if self._length == 0:
+            raise UserError(f"{self.path}: video has no frames")
+        digits = max(6, len(str(self._length * stride)))
+        self.names = [f"{self.path.stem}_{i * stride:0{digits}d}" for i in range(self._length)]
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise UserError(f"{self.path}: not a readable video (OpenCV could not open it)")
+        return capture
+
+    def _decode(self) -> Iterator[np.ndarray]:
+        capture = self._open()
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            capture.release()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Frames in order as RGB uint8, decoded one at a time."""
+        kept = 0
+        for i, frame in enumerate(self._decode()):
+            if i % self.stride:
+                continue
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            kept += 1
+            if kept >= self._length:
+                return
+        if kept < self._length:
+            raise UserError(f"{self.path}: video ended after {kept} of {self._length} frames (truncated file?)")
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` as RGB uint8 (seeks; sequential access through iteration is faster)."""
+        if not 0 <= index < self._length:
+            raise IndexError(index)
+        capture = self._open()
+        try:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, index * self.stride)
+            ok, frame = capture.read()
+        finally:
+            capture.release()
+        if not ok:
+            raise UserError(f"{self.path}: cannot decode frame {index * self.stride} (truncated file?)")
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def fingerprint(self) -> list:
+        """(name, size, mtime, stride, frames): what the caches are keyed on."""
+        st = self.path.stat()
+        return [[self.path.name, st.st_size, st.st_mtime_ns, self.stride, self._length]]
