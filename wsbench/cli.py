@@ -223,7 +223,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--workers", type=int, default=0, show_default=True, help="data-loader worker processes")
+@click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training")
 @click.option("--resume", is_flag=True, help="continue the interrupted run with the same options")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -252,6 +252,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
         os.environ["WSBENCH_PROGRESS"] = "0"
     record = execute(spec, resolve_runs_dir(kwargs["runs_dir"]), resume=kwargs["resume"],
                      progress=not kwargs["quiet"])
+    if record is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     click.echo(_summary(record.result or {}))
     click.echo(f"run record: {record.path}")
 
@@ -296,11 +298,11 @@ def leaderboard_cmd(runs_dir: Path | None) -> None:
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--seeds", type=int, help="run seeds 0..N-1 instead of the spec's seeds")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--workers", type=int, default=0, show_default=True, help="data-loader worker processes")
+@click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int, runs_dir: Path | None,
+def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
               cache_dir: Path | None, quiet: bool) -> None:
     """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
     from .runs import resolve_runs_dir

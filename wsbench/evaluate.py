@@ -28,6 +28,7 @@ import torch
 from .data.cache import PreparedData
 from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
+from .device import autocast, to_device
 from .flow import resize_flow, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
@@ -120,17 +121,22 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor, to_prev: torch.Tensor, 
 
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False) -> torch.Tensor:
-    """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
+    """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w).
+
+    Maps that need no gradients are a forward pass under ``torch.inference_mode`` (bf16 autocast on
+    CUDA); GradCAM-family maps run with autograd in fp32.
+    """
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):
         stop = min(start + batch_size, s.stop)
         images = make_input(data.frames[start:stop], data.fg[start:stop], variant)
-        x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
+        x = model.normalize(to_device(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), device))
+        x = x.contiguous(memory_format=torch.channels_last)
         if needs_grad:
             maps = method.maps(model, x)
         else:
-            with torch.no_grad():
+            with torch.inference_mode(), autocast(device):
                 maps = method.maps(model, x)
         out.append(maps.detach().float().cpu())
     return torch.cat(out)
@@ -259,8 +265,9 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
                 chunk = items[start:start + batch_size]
                 idx = [n for _, n, _ in chunk]
                 images = make_input(data.frames[idx], data.fg[idx], variant)
-                x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
-                with torch.no_grad():
+                x = model.normalize(to_device(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2),
+                                              device)).contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode(), autocast(device):
                     logits = model.pool(model(x)).float().cpu()
                 pred_before = logits[:, ib] >= logits[:, ia]
                 truth = torch.tensor([label == "before" for _, _, label in chunk])

@@ -38,7 +38,7 @@ class RunSpec:
             method's own choice, ``0``: none).
         fuse_mode: ``max`` or ``mean``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        workers: data-loader worker processes.
+        workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
         compile: ``torch.compile`` the model for training.
         cache_dir: cache root.
     """
@@ -53,7 +53,7 @@ class RunSpec:
     fuse_neighbours: int | None = None
     fuse_mode: str = "max"
     device: str = "auto"
-    workers: int = 0
+    workers: int | None = None
     compile: bool = False
     cache_dir: str | None = None
 
@@ -134,7 +134,7 @@ def _takes_cache_dir(func: Any) -> bool:
     return "cache_dir" in inspect.signature(func).parameters
 
 
-def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress: bool = True) -> RunRecord:
+def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress: bool = True) -> RunRecord | None:
     """Run one method on one data set and write its run record.
 
     Args:
@@ -145,27 +145,34 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         progress: show progress bars.
 
     Returns:
-        The finished run record (``result.json`` written).
+        The finished run record (``result.json`` written); ``None`` on the ranks other than 0 of a
+        torchrun launch, which only train (see :mod:`wsbench.distributed`).
     """
+    from . import distributed
     from .evaluate import evaluate_maps
 
     started = time.perf_counter()
     runs_dir = Path(runs_dir)
     resolved = resolve(spec)
     config = resolved.config
+    device = distributed.setup(resolve_device(spec.device))
+    main = distributed.is_main()
     run_id = None
-    if resume:
+    if resume and main:
         unfinished = [r for r in iter_runs(runs_dir, finished=False)
                       if r.config.get("config_hash") == config["config_hash"]]
         run_id = unfinished[-1].run_id if unfinished else None
-    record = create_run(runs_dir, config, run_id=run_id)
-    device = resolve_device(spec.device)
+    record = create_run(runs_dir, config, run_id=run_id) if main else None
     recipe = resolved.recipe
 
-    data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold)
+    with distributed.main_first():
+        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold)
     model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
                                           resume=resume, workers=spec.workers, compile_model=spec.compile,
-                                          progress=progress)
+                                          progress=progress and main)
+    if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records
+        distributed.cleanup()
+        return None
     accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
                                fusion=resolved.fusion, flow=recipe.flow, progress=progress)
@@ -195,7 +202,9 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         },
         "config": config,
     }
-    return finish_run(record, result)
+    record = finish_run(record, result)
+    distributed.cleanup()
+    return record
 
 
 def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:

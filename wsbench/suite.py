@@ -112,7 +112,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
                                    split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
-                                   device=overrides.get("device", "auto"), workers=overrides.get("workers", 0),
+                                   device=overrides.get("device", "auto"), workers=overrides.get("workers"),
                                    cache_dir=overrides.get("cache_dir"))
 
 

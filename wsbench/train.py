@@ -26,12 +26,16 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch import nn
+from torch.utils.data import DataLoader
 
+from . import distributed
 from .data.cache import PreparedData
 from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
+from .device import autocast as device_autocast
+from .device import default_workers, to_device
 from .errors import UserError
-from .methods import Batch, Method, Progress
+from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
 from .runs import atomic_write_json, config_hash
 
@@ -181,13 +185,21 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
 
     key = classifier_key(method, recipe, data, seed)
     folder = classifier_dir(runs_dir, key)
-    with _locked(folder.parent / f"{folder.name}.lock"):
+    # under torchrun rank 0 holds the lock and decides; the other ranks follow its decision
+    lock = _locked(folder.parent / f"{folder.name}.lock") if distributed.is_main() else contextlib.nullcontext()
+    with lock:
         trained_now = False
-        if not (folder / "final.pt").exists():
+        todo = "done"
+        if distributed.is_main() and not (folder / "final.pt").exists():
+            todo = "train"
             if (folder / "checkpoint.pt").exists() and not resume:
                 state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
-                raise UserError(f"{folder}: an interrupted training of this classifier stopped after epoch "
-                                f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
+                todo = (f"{folder}: an interrupted training of this classifier stopped after epoch "
+                        f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
+        todo = distributed.broadcast(todo)
+        if todo not in ("train", "done"):
+            raise UserError(todo)
+        if todo == "train":
             trainer = methods.create_method(key["method"], **key["options"])
             train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
                              compile_model=compile_model, progress=progress, key=key)
@@ -213,13 +225,14 @@ def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDa
         return FrameDataset(data, "train", recipe.background_removal)
     if data.index.static_after:
         raise UserError(f"temporal training needs after videos; {data.index.name} has only static after frames")
-    flows = data.flows(recipe.flow)
+    with distributed.main_first():  # under torchrun rank 0 computes the flow cache, the others read it
+        flows = data.flows(recipe.flow)
     return ClipDataset(data, "train", flows, clip_len=clip, stride=method.clip_stride(),
                        background_removal=recipe.background_removal)
 
 
 def augment(images: torch.Tensor, flows: torch.Tensor | None, generator: torch.Generator,
-            clip_len: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+            clip_len: int = 1, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Random flips, shifts (≤ 1/16 of the size, zero fill) and colour gain, the same for a clip.
 
     Args:
@@ -227,13 +240,17 @@ def augment(images: torch.Tensor, flows: torch.Tensor | None, generator: torch.G
         flows: (B, T, 2, 2, h, w) clip flows or ``None``; flips negate the flipped component.
         generator: CPU generator for the random draws.
         clip_len: frames per clip.
+        shard: ``(rank, world)``: the batch is part ``rank`` of ``world`` equal parts of a global
+            batch; the draws are made for the global batch and this part's are used, so the ranks
+            of a distributed run augment exactly as one process would.
 
     Returns:
         Augmented ``(images, flows)``.
     """
     n, _, h, w = images.shape
     b = n // clip_len
-    draw = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    part = slice(shard[0] * b, (shard[0] + 1) * b)
+    draw = lambda *shape: torch.rand(shard[1] * shape[0], *shape[1:], generator=generator)[part]  # noqa: E731
     hflip, vflip = draw(b) < 0.5, draw(b) < 0.5
     gain = (0.9 + 0.2 * draw(b, 3)) * (0.9 + 0.2 * draw(b, 1))
     max_dy, max_dx = h // 16, w // 16
@@ -264,14 +281,15 @@ def _to_batch(raw: dict, model: CamNet, device: torch.device, num_classes: int, 
         images, flows = raw["image"], None
     else:
         images = raw["images"].flatten(0, 1)
-        flows = raw["flows"].to(device, non_blocking=True)
-    images = images.to(device, non_blocking=True).float()
+        flows = to_device(raw["flows"], device)
+    images = to_device(images, device).float()
     if do_augment:
-        images, flows = augment(images, flows, generator, clip_len)
+        images, flows = augment(images, flows, generator, clip_len,
+                                shard=(distributed.rank(), distributed.world_size()))
     images = model.normalize(images)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.nn.functional.one_hot(raw["label"].to(device), num_classes).float()
+    labels = torch.nn.functional.one_hot(to_device(raw["label"], device), num_classes).float()
     labels = labels.repeat_interleave(clip_len, dim=0)
     return Batch(images=images, labels=labels, clip_len=clip_len, flows=flows)
 
@@ -298,13 +316,28 @@ def _save(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+class _Losses(nn.Module):
+    """A method's loss terms as one module call, so DDP sees one forward per step (PuzzleCAM
+    calls the model twice, on the images and on their tiles)."""
+
+    def __init__(self, method: Method, model: nn.Module) -> None:
+        super().__init__()
+        self.method, self.model = method, model
+
+    def forward(self, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
+        return self.method.training_losses(self.model, batch, progress)  # type: ignore[arg-type]
+
+
 def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, folder: Path,
-                     device: torch.device, workers: int = 0, compile_model: bool = False,
+                     device: torch.device, workers: int | None = None, compile_model: bool = False,
                      progress: bool = True, key: dict[str, Any] | None = None) -> CamNet:
     """Train the classifier of ``method`` with ``recipe`` into ``folder`` (resuming a checkpoint there).
 
     Writes ``checkpoint.pt`` after each epoch, ``log.csv`` (one row per step: every loss term,
-    weights, lr), and at the end ``final.pt`` and ``train.json``.
+    weights, lr), and at the end ``final.pt`` and ``train.json``. ``workers=None`` takes
+    :func:`~wsbench.device.default_workers`. Under torchrun (see :mod:`wsbench.distributed`) every
+    rank trains on its share of each global batch of ``recipe.batch_size`` frames and rank 0 alone
+    writes files.
 
     Returns:
         The trained model.
@@ -314,7 +347,10 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     """
     from tqdm.auto import tqdm
 
-    folder.mkdir(parents=True, exist_ok=True)
+    main, world = distributed.is_main(), distributed.world_size()
+    workers = default_workers(device) if workers is None else workers
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
     classes = classes_for(recipe.background_removal)
     _seed_all(seed)
     model = build_model(recipe, classes).to(device)
@@ -323,8 +359,10 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
     per_batch = max(1, recipe.batch_size // clip_len)
-    drop_last = len(dataset) > per_batch
-    steps_per_epoch = len(dataset) // per_batch if drop_last else 1
+    if per_batch % world:
+        raise UserError(f"--batch-size {recipe.batch_size} gives {per_batch} samples per step, which do not "
+                        f"split evenly over {world} processes")
+    steps_per_epoch = len(dataset) // per_batch if len(dataset) > per_batch else 1
     total_steps = steps_per_epoch * recipe.epochs
 
     head = list(model.head.parameters())
@@ -344,50 +382,60 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
-    forward = torch.compile(model) if compile_model else model
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    if world > 1 and device.type == "cuda":  # batch-norm statistics over the global batch, as on one GPU
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
+    if world > 1:
+        losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
+    autocast = device_autocast(device)
 
     log_path = folder / "log.csv"
-    if start_epoch == 0 and log_path.exists():
+    if main and start_epoch == 0 and log_path.exists():
         log_path.unlink()
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        sampler = RandomSampler(dataset, generator=gen)
-        loader = DataLoader(dataset, batch_size=per_batch, sampler=sampler, num_workers=workers,
-                            collate_fn=collate, drop_last=drop_last, pin_memory=device.type == "cuda",
-                            persistent_workers=False)
+        sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
+        loader = DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
+                            collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
         aug_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7)
         model.train()
         rows = []
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=not progress, total=steps_per_epoch)
+                   disable=not (progress and main), total=steps_per_epoch)
         for raw in bar:
             batch = _to_batch(raw, model, device, len(classes), clip_len, recipe.augment, aug_gen)
             prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                             alpha=loss_weight(recipe.alpha_max, step, steps_per_epoch, total_steps, recipe.weight_ramp),
                             beta=loss_weight(recipe.beta_max, step, steps_per_epoch, total_steps, recipe.weight_ramp))
             with autocast:
-                terms = method.training_losses(forward, batch, prog)  # type: ignore[arg-type]
+                terms = losses(batch, prog)
             total = sum(t.value.float() * t.weight for t in terms.values())
-            if not torch.isfinite(total):
-                values = ", ".join(f"{k}={float(t.value):.4g}" for k, t in terms.items())
+            # logged values: the mean over ranks of each rank's share (the terms themselves alone)
+            logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
+                                                                                 for t in terms.values()]))
+            values = dict(zip(["total", *terms], logged.tolist()))
+            if not math.isfinite(values["total"]):
+                values = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "total")
                 last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
-                raise TrainingDiverged(f"loss became {float(total)} at epoch {epoch + 1}, step {step} ({values}); "
+                raise TrainingDiverged(f"loss became {float(logged[0])} at epoch {epoch + 1}, step {step} ({values}); "
                                        f"last good checkpoint: {last}; lower --lr or the loss weights")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
             scheduler.step()
             row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "alpha": prog.alpha,
-                   "beta": prog.beta, "total": total.item()}
-            row.update({k: t.value.item() for k, t in terms.items()})
+                   "beta": prog.beta}
+            row.update(values)
             rows.append(row)
-            bar.set_postfix({k: f"{t.value.item():.3f}" for k, t in terms.items()})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "total"})
             step += 1
+        elapsed += time.perf_counter() - started
+        saved = epoch
+        if not main:
+            continue
         if rows:
             new = not log_path.exists()
             with open(log_path, "a", newline="") as handle:
@@ -395,13 +443,13 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
                 if new:
                     writer.writeheader()
                 writer.writerows(rows)
-        elapsed += time.perf_counter() - started
-        saved = epoch
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed})
-    _save(folder / "final.pt", model.state_dict())
-    atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed, "epochs": recipe.epochs,
-                                              "steps": total_steps, "samples": len(dataset), "clip_len": clip_len,
-                                              "key": key})
+    if main:
+        _save(folder / "final.pt", model.state_dict())
+        atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed,
+                                                  "epochs": recipe.epochs, "steps": total_steps,
+                                                  "samples": len(dataset), "clip_len": clip_len, "key": key})
+    distributed.barrier()  # the other ranks read final.pt after this
     model.eval()
     return model
