@@ -56,6 +56,14 @@ class PointwiseBlock(nn.Module):
         return self.act2(x + shortcut)
 
 
+class _GroupNorm8(nn.GroupNorm):
+    """GroupNorm with 8 groups, constructed like a BatchNorm layer (``norm_layer(channels)``)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True, device=None, dtype=None,
+                 **_: object) -> None:
+        super().__init__(8, num_features, eps=eps, affine=affine, device=device, dtype=dtype)
+
+
 def _tiny(pretrained: bool, **kwargs) -> ResNet:
     if pretrained:
         raise ValueError("wsbench_resnet_tiny has no pretrained weights")
@@ -73,4 +81,16 @@ def wsbench_resnet_tiny(pretrained: bool = False, **kwargs) -> ResNet:
 
     For training from scratch on small inputs (96–128 px) on a CPU in minutes.
     """
+    return _tiny(pretrained, **kwargs)
+
+
+@register_model
+def wsbench_resnet_tiny_gn(pretrained: bool = False, **kwargs) -> ResNet:
+    """``wsbench_resnet_tiny`` with GroupNorm (8 groups) instead of BatchNorm.
+
+    Its outputs do not depend on which images share a batch, so a multi-process (DDP) training with
+    per-rank batches equals a single-process one up to float rounding; with BatchNorm each rank
+    normalises by the statistics of its own part of the batch (SyncBatchNorm is CUDA-only).
+    """
+    kwargs.setdefault("norm_layer", _GroupNorm8)
     return _tiny(pretrained, **kwargs)
