@@ -282,13 +282,12 @@ def _to_batch(raw: dict, model: CamNet, device: torch.device, num_classes: int, 
     else:
         images = raw["images"].flatten(0, 1)
         flows = to_device(raw["flows"], device)
-    images = to_device(images, device).float()
+    # channels_last on every device: frame and clip batches alike (oneDNN and cuDNN are faster with it)
+    images = to_device(images, device).float().contiguous(memory_format=torch.channels_last)
     if do_augment:
         images, flows = augment(images, flows, generator, clip_len,
                                 shard=(distributed.rank(), distributed.world_size()))
     images = model.normalize(images)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.nn.functional.one_hot(to_device(raw["label"], device), num_classes).float()
     labels = labels.repeat_interleave(clip_len, dim=0)
     return Batch(images=images, labels=labels, clip_len=clip_len, flows=flows)
