@@ -15,6 +15,7 @@ the union of the ranks' batches at each step is exactly the single-process batch
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -70,6 +71,7 @@ def setup(device: torch.device) -> torch.device:
         backend = "nccl" if device.type == "cuda" else "gloo"
         # long timeout: non-main ranks wait at barriers while rank 0 builds caches and flow
         dist.init_process_group(backend, timeout=datetime.timedelta(hours=2))
+        atexit.register(cleanup)
     return device
 
 

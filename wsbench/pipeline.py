@@ -171,7 +171,6 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
                                           resume=resume, workers=spec.workers, compile_model=spec.compile,
                                           progress=progress and main)
     if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records
-        distributed.cleanup()
         return None
     accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
@@ -202,9 +201,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         },
         "config": config,
     }
-    record = finish_run(record, result)
-    distributed.cleanup()
-    return record
+    return finish_run(record, result)
 
 
 def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:

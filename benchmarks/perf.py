@@ -1,0 +1,345 @@
+"""Performance benchmark: training and map speed per method, flow cost and caching, peak memory.
+
+    python benchmarks/perf.py [--quick] [--json PATH] [--device auto|cpu|cuda] [--workdir DIR]
+
+Prints one markdown table and the ratios of issue 7, all measured in this one invocation:
+
+- per method, training images/s and seconds per epoch (the same generated data, model and recipe
+  for every method), map inference frames/s, and the peak RSS of the run;
+- per flow estimator (``dis``, ``farneback``; ``raft`` only when its weights are on disk), the
+  one-off flow cost in ms/frame, and the cost of asking for the same flows again (cache hit);
+- peak RSS of training + evaluation on a 200-frame and a 2,000-frame video-folder data set of
+  1920×1080 JPEGs (``--quick``: 40 and 400 frames);
+- the ratios: tccam epoch / puzzlecam epoch (target ≤ 1.3), triplet / clip batching, cam /
+  gradcam map frames/s, 2,000-frame / 200-frame peak RSS (target ≤ 1.2).
+
+Every measurement is a real ``wsbench run`` (the CLI, in-process) in its own subprocess, so each
+peak RSS is that run's alone. The runs share one runs directory, so ``gradcam`` and ``f2f`` use the
+classifier ``cam`` trained (the same model) and the triplet ``tccam`` run reads the flows the clip
+run cached. Training time is ``train.json``'s ``train_seconds`` (the epoch loops, data loading
+included); map speed is the evaluator's ``maps_frames_per_second`` (maps and fusion, without IoU
+accounting). Wall-clock budget: under 10 minutes on 2 idle CPU cores, ``--quick`` about 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (label, extra ``wsbench run`` arguments); order matters: cam trains the classifier gradcam and
+#: f2f reuse, and the clip tccam run builds the flow cache the triplet run and f2f's fusion read.
+METHODS = [
+    ("cam", ["--method", "cam"]),
+    ("gradcam", ["--method", "gradcam"]),
+    ("puzzlecam", ["--method", "puzzlecam"]),
+    ("tccam (clip)", ["--method", "tccam"]),
+    ("tccam (triplet)", ["--method", "tccam", "--batching", "triplet"]),
+    ("f2f", ["--method", "f2f"]),
+]
+
+
+# -- worker side: one measurement in this process, reported as JSON -----------------------------
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _count_flow_calls() -> dict[str, int]:
+    """Count every call of the flow estimation the data layer makes (0 = served from the cache)."""
+    from wsbench import flow
+
+    counter = {"videos": 0}
+    original = flow.estimate_video_flows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counter["videos"] += 1
+        return original(*args, **kwargs)
+
+    flow.estimate_video_flows = counted
+    return counter
+
+
+def worker_run(out: Path, args: list[str]) -> None:
+    """``wsbench run ARGS`` in this process; writes its run record path, flow calls and peak RSS."""
+    from wsbench.cli import cli
+    from wsbench.runs import iter_runs
+
+    runs_dir = Path(args[args.index("--runs-dir") + 1])
+    before = {r.run_id for r in iter_runs(runs_dir)} if runs_dir.exists() else set()
+    calls = _count_flow_calls()
+    started = time.perf_counter()
+    cli.main(args=["run", *args], prog_name="wsbench", standalone_mode=False)
+    wall = time.perf_counter() - started
+    new = [r for r in iter_runs(runs_dir) if r.run_id not in before]
+    out.write_text(json.dumps({"result": new[-1].result, "flow_calls": calls["videos"], "wall": wall,
+                               "peak_rss_mb": _peak_rss_mb()}))
+
+
+def worker_flow(out: Path, data_root: str, cache_dir: str, size: int, names: list[str]) -> None:
+    """One-off flow cost per estimator, then the same request again on a fresh ``prepare``."""
+    from wsbench.data import create_dataset
+    from wsbench.data.cache import prepare
+
+    index = create_dataset("video-folder", root=data_root)
+    report: dict[str, Any] = {}
+    for name in names:
+        data = prepare(index, (size, size), cache_dir)
+        calls = _count_flow_calls()
+        data.flows(name)
+        first, first_calls = data.timings["flow"], calls["videos"]
+        again = prepare(index, (size, size), cache_dir)  # what a second run or a later epoch sees
+        calls = _count_flow_calls()
+        started = time.perf_counter()
+        again.flows(name)
+        report[name] = {"frames": data.num_frames, "seconds": first, "videos": first_calls,
+                        "ms_per_frame": 1000 * first / data.num_frames,
+                        "again_ms": 1000 * (time.perf_counter() - started), "again_calls": calls["videos"],
+                        "again_timing": again.timings["flow"]}
+    out.write_text(json.dumps(report))
+
+
+# -- generated data -----------------------------------------------------------------------------
+def make_belt(root: Path, quick: bool) -> Path:
+    """The training/evaluation data of the method rows: a small synthetic belt (video-folder layout)."""
+    from wsbench.data.synthetic import BeltConfig, generate_belt
+
+    if quick:
+        config = BeltConfig(train_videos=3, val_videos=1, test_videos=1, frames=16, size=(128, 128), seed=3)
+    else:
+        config = BeltConfig(train_videos=6, val_videos=2, test_videos=2, frames=24, size=(128, 128), seed=3)
+    return generate_belt(root, config)
+
+
+def make_large_frames(root: Path, frames: int, sources: Path) -> Path:
+    """A video-folder data set of ``frames`` 1920×1080 JPEGs in 20 videos (10 per camera).
+
+    Four distinct frames per camera are encoded once and hard-linked (copied if links fail) as
+    every frame of every video, so generating 2,000 frames costs seconds; decoding still happens
+    once per frame, as for real data. Before frames carry GT masks (val/test are scored).
+    """
+    import cv2
+    import numpy as np
+
+    if not sources.exists():
+        sources.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for label in ("before", "after"):
+            for k in range(4):
+                frame = np.full((1080, 1920, 3), (70, 75, 80) if label == "before" else (60, 85, 75), np.uint8)
+                frame += rng.integers(0, 12, frame.shape, dtype=np.uint8)
+                mask = np.zeros((1080, 1920), np.uint8)
+                for j in range(12):
+                    x, y = 150 * j + 40 * k + 20, 200 + 60 * ((j + k) % 10)
+                    cv2.rectangle(frame, (x, y), (x + 90, y + 140), (210, 210, 215), -1)
+                    if label == "before" and j % 3 == 0:
+                        cv2.circle(frame, (x + 45, y + 240), 50, (40, 60, 220), -1)
+                        cv2.circle(mask, (x + 45, y + 240), 50, 255, -1)
+                cv2.imwrite(str(sources / f"{label}{k}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                cv2.imwrite(str(sources / f"{label}{k}.png"), mask)
+    per_video = max(1, frames // 20)
+    for label in ("before", "after"):
+        for v in range(10):
+            vdir = root / label / f"vid{v}"
+            vdir.mkdir(parents=True)
+            mdir = root / "masks" / label / f"vid{v}"
+            if label == "before":
+                mdir.mkdir(parents=True)
+            for t in range(per_video):
+                _link(sources / f"{label}{t % 4}.jpg", vdir / f"frame_{t:05d}.jpg")
+                if label == "before":
+                    _link(sources / f"{label}{t % 4}.png", mdir / f"frame_{t:05d}.png")
+    ids = [f"vid{v}" for v in range(10)]
+    (root / "splits.json").write_text(json.dumps({"train": ids[:6], "val": ids[6:8], "test": ids[8:]}))
+    return root
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+# -- parent side --------------------------------------------------------------------------------
+def _spawn(worker_args: list[str], work: Path, tag: str) -> dict[str, Any]:
+    out = work / f"{tag}.json"
+    env = dict(os.environ, WSBENCH_PROGRESS="0", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run([sys.executable, __file__, *worker_args, "--out", str(out)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"benchmark step {tag!r} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def _machine(device: str) -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "torch": torch.__version__, "python": platform.python_version(), "device": device,
+            "load_average_start": os.getloadavg()[0]}
+    if device != "cpu" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def run_benchmark(quick: bool, device: str, work: Path) -> dict[str, Any]:
+    """All measurements; returns the report (rows, flows, memory, ratios, machine)."""
+    started = time.perf_counter()
+    report: dict[str, Any] = {"quick": quick, "machine": _machine(device)}
+    belt = make_belt(work / "belt", quick)
+    epochs = 2 if quick else 3
+    common = ["--dataset", "video-folder", "--data-root", str(belt), "--backbone", "wsbench_resnet_tiny",
+              "--output-stride", "8", "--image-size", "96", "--batch-size", "32", "--lr", "2e-3",
+              "--epochs", str(epochs), "--device", device, "--quiet",
+              "--runs-dir", str(work / "runs"), "--cache-dir", str(work / "cache")]
+
+    # flows first, in their own cache: the one-off cost per estimator and a second request
+    from wsbench.flow import RAFT_WEIGHTS_ENV, raft_cache_path
+
+    names = ["dis", "farneback"]
+    if os.environ.get(RAFT_WEIGHTS_ENV) or raft_cache_path("raft_small").is_file():
+        names.append("raft")
+    report["flows"] = _spawn(["--worker-flow", str(belt), str(work / "flow-cache"), "96", *names], work, "flows")
+
+    rows = []
+    for label, args in METHODS:
+        res = _spawn(["--worker-run", *args, *common], work, re.sub(r"\W+", "-", label).strip("-"))
+        result = res["result"]
+        train = json.loads((Path(result["classifier"]["path"]) / "train.json").read_text())
+        trained = result["classifier"]["method"] == result["method"]
+        rows.append({"method": label, "trained": trained, "train_seconds": train["train_seconds"] if trained else None,
+                     "epochs": train["epochs"], "steps": train["steps"], "samples": train["samples"],
+                     "clip_len": train["clip_len"], "maps_fps": result["timings"]["maps_frames_per_second"],
+                     "flow_seconds": result["timings"]["flow"], "flow_calls": res["flow_calls"],
+                     "peak_rss_mb": res["peak_rss_mb"], "iou_illegal": result["metrics"]["iou_illegal"]})
+    images = next(r["samples"] for r in rows if r["method"] == "cam")  # training images per epoch
+    for r in rows:
+        if r["trained"]:
+            r["epoch_seconds"] = r["train_seconds"] / r["epochs"]
+            r["train_images_per_s"] = images / r["epoch_seconds"]
+    report["rows"] = rows
+
+    sizes = (40, 400) if quick else (200, 2000)
+    sources = work / "large-sources"
+    report["memory"] = []
+    for n in sizes:
+        root = make_large_frames(work / f"large-{n}", n, sources)
+        args = ["--method", "cam", "--dataset", "video-folder", "--data-root", str(root),
+                "--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "96",
+                "--batch-size", "32", "--epochs", "1", "--device", device, "--quiet",
+                "--runs-dir", str(work / f"runs-{n}"), "--cache-dir", str(work / f"cache-{n}")]
+        res = _spawn(["--worker-run", *args], work, f"memory-{n}")
+        report["memory"].append({"frames": n, "frame_size": "1920x1080", "peak_rss_mb": res["peak_rss_mb"],
+                                 "wall_seconds": res["wall"]})
+
+    by = {r["method"]: r for r in rows}
+    report["ratios"] = {
+        "tccam_over_puzzlecam_epoch": by["tccam (clip)"]["epoch_seconds"] / by["puzzlecam"]["epoch_seconds"],
+        "triplet_over_clip_epoch": by["tccam (triplet)"]["epoch_seconds"] / by["tccam (clip)"]["epoch_seconds"],
+        "cam_over_gradcam_maps_fps": by["cam"]["maps_fps"] / by["gradcam"]["maps_fps"],
+        "memory_large_over_small": report["memory"][1]["peak_rss_mb"] / report["memory"][0]["peak_rss_mb"],
+    }
+    report["machine"]["load_average_end"] = os.getloadavg()[0]
+    report["wall_seconds"] = time.perf_counter() - started
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """The markdown table and the ratio list."""
+    f = lambda x, fmt: "—" if x is None else format(x, fmt)  # noqa: E731
+    lines = ["| measurement | train images/s | s/epoch | maps frames/s | flow ms/frame | peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        name = r["method"] if r["trained"] else f"{r['method']} (cam's classifier)"
+        lines.append(f"| {name} | {f(r.get('train_images_per_s'), '.0f')} | {f(r.get('epoch_seconds'), '.2f')} "
+                     f"| {f(r['maps_fps'], '.0f')} | — | {r['peak_rss_mb']:.0f} |")
+    for name, fl in report["flows"].items():
+        lines.append(f"| flow {name}, {fl['frames']} frames at 96² (one-off) | — | — | — "
+                     f"| {fl['ms_per_frame']:.2f} | — |")
+    for m in report["memory"]:
+        lines.append(f"| cam train + eval, {m['frames']} frames of {m['frame_size']} JPEG | — | — | — | — "
+                     f"| {m['peak_rss_mb']:.0f} |")
+    ratios, by = report["ratios"], {r["method"]: r for r in report["rows"]}
+    again = ", ".join(f"{n}: {fl['again_calls']} estimator calls, {fl['again_ms']:.1f} ms"
+                      for n, fl in report["flows"].items())
+    mem = report["memory"]
+    lines += [
+        "",
+        f"- tccam (clip) epoch / puzzlecam epoch: **{ratios['tccam_over_puzzlecam_epoch']:.2f}** (target ≤ 1.3)",
+        f"- tccam triplet epoch / clip epoch: **{ratios['triplet_over_clip_epoch']:.2f}**",
+        f"- cam / gradcam maps frames/s (same classifier): **{ratios['cam_over_gradcam_maps_fps']:.1f}×**",
+        f"- peak RSS {mem[1]['frames']} / {mem[0]['frames']} frames: **{ratios['memory_large_over_small']:.2f}** "
+        "(target ≤ 1.2)",
+        f"- flow cache: the same flows asked for again → {again}; tccam (triplet) run after the clip run: "
+        f"{by['tccam (triplet)']['flow_calls']} estimator calls, {by['tccam (triplet)']['flow_seconds']:.1f} s flow "
+        f"over its {by['tccam (triplet)']['epochs']} epochs (the clip run computed them once before epoch 1: "
+        f"{by['tccam (clip)']['flow_calls']} videos, {by['tccam (clip)']['flow_seconds']:.1f} s)",
+    ]
+    m = report["machine"]
+    lines.append(f"- machine: {m['cpu']}, {m['cores']} cores, {m.get('gpu', 'no GPU used')}, device {m['device']}, "
+                 f"torch {m['torch']}; load average {m['load_average_start']:.1f} at start, "
+                 f"{m['load_average_end']:.1f} at end; benchmark wall time {report['wall_seconds']:.0f} s"
+                 + (" (--quick)" if report["quick"] else ""))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command line: the benchmark, or (internally) one worker measurement."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (about 2 minutes)")
+    parser.add_argument("--json", type=Path, help="also write the full report as JSON to this file")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--workdir", type=Path, help="keep generated data and runs here (default: a temporary folder)")
+    parser.add_argument("--worker-run", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-flow", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    argv = sys.argv[1:]
+    if argv and argv[0] == "--worker-run":  # REMAINDER would swallow --out: split it off first
+        out = Path(argv[argv.index("--out") + 1])
+        worker_run(out, argv[1:argv.index("--out")])
+        return
+    args = parser.parse_args(argv)
+    if args.worker_flow:
+        data_root, cache_dir, size, *names = args.worker_flow
+        worker_flow(args.out, data_root, cache_dir, int(size), names)
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from wsbench.device import resolve_device
+
+    device = str(resolve_device(args.device))
+    if args.workdir:
+        if args.workdir.exists() and any(args.workdir.iterdir()):
+            sys.exit(f"--workdir {args.workdir}: not empty (cached classifiers would skip training); use a new folder")
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        report = run_benchmark(args.quick, device, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="wsbench-perf-") as tmp:
+            report = run_benchmark(args.quick, device, Path(tmp))
+    print(render(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
