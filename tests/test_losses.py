@@ -130,3 +130,24 @@ def test_weight_schedule(ramp):
 def test_weight_schedule_short_training():
     # two epochs: mid-training is inside the first epoch, so the max applies from epoch 2
     assert loss_weight(4.0, 5, 10, 20) == 0.0 and loss_weight(4.0, 10, 10, 20) == 4.0
+
+
+def test_tccam_clip_and_triplet_batching_give_the_same_temporal_loss():
+    """The method end to end: one 5-frame clip vs its three triplets, the same frames and flows."""
+    from wsbench.methods import Batch, Progress, create_method
+    from wsbench.model import CamNet
+
+    torch.manual_seed(0)
+    model = CamNet("wsbench_resnet_tiny", ("before", "after", "background"), output_stride=8).eval()
+    images = torch.randn(5, 3, 32, 32)  # eval mode: each frame's maps do not depend on its batch
+    flows = torch.zeros(1, 5, 2, 2, 8, 8)
+    flows[:, :, 0, 0], flows[:, :, 1, 0] = 1.0, -1.0  # 1 px to the right per frame: borders invalid
+    label = torch.tensor([[1.0, 0.0, 0.0]])
+    progress = Progress(epoch=1, step=10, steps_per_epoch=5, total_steps=20, alpha=1.0, beta=1.0)
+    clip = Batch(images=images, labels=label.repeat(5, 1), clip_len=5, flows=flows)
+    triplets = Batch(images=torch.cat([images[t - 1:t + 2] for t in (1, 2, 3)]), labels=label.repeat(9, 1),
+                     clip_len=3, flows=torch.cat([flows[:, t - 1:t + 2] for t in (1, 2, 3)]))
+    clip_loss = create_method("tccam", clip_len=5).training_losses(model, clip, progress)["temporal"].value
+    triplet_loss = create_method("tccam", batching="triplet").training_losses(model, triplets, progress)["temporal"]
+    assert clip_loss.item() > 0
+    assert clip_loss.item() == pytest.approx(triplet_loss.value.item(), rel=1e-5)
