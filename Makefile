@@ -23,5 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+## bench: the performance benchmark, one table + ratios (under 10 min on 2 CPU cores; BENCH_ARGS=--quick)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/perf.py $(BENCH_ARGS)
+
 clean:
 	rm -rf runs/demo .pytest_cache

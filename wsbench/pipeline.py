@@ -153,10 +153,11 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 
     started = time.perf_counter()
     runs_dir = Path(runs_dir)
-    resolved = resolve(spec)
-    config = resolved.config
     device = distributed.setup(resolve_device(spec.device))
     main = distributed.is_main()
+    with distributed.main_first():  # a generated data set is written once, by rank 0
+        resolved = resolve(spec)
+    config = resolved.config
     run_id = None
     if resume and main:
         unfinished = [r for r in iter_runs(runs_dir, finished=False)
