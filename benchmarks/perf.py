@@ -4,22 +4,24 @@
 
 Prints one markdown table and the ratios of issue 7, all measured in this one invocation:
 
-- per method, training images/s and seconds per epoch (the same generated data, model and recipe
-  for every method), map inference frames/s, and the peak RSS of the run;
+- per method, a real ``wsbench run`` (the CLI, in-process) in its own subprocess on the same
+  generated data, model and recipe: map inference frames/s (the evaluator's
+  ``maps_frames_per_second``: maps and fusion, without IoU accounting; cold, so GradCAM's first
+  batch includes importing pytorch-grad-cam) and the peak RSS of the whole run. The runs share one
+  runs directory, so ``gradcam`` and ``f2f`` explain the classifier ``cam`` trained, and the
+  triplet ``tccam`` run and ``f2f`` read the flows the clip run cached;
+- training images/s and seconds per epoch of each training recipe, from one warm process that
+  alternates one-epoch trainings (the trainer itself) of all of them and keeps each one's best of
+  three rounds, so a change of machine load hits all alike;
+- map frames/s of ``cam`` and ``gradcam`` on the same classifier, warm, alternating, best of three;
 - per flow estimator (``dis``, ``farneback``; ``raft`` only when its weights are on disk), the
   one-off flow cost in ms/frame, and the cost of asking for the same flows again (cache hit);
-- peak RSS of training + evaluation on a 200-frame and a 2,000-frame video-folder data set of
-  1920×1080 JPEGs (``--quick``: 40 and 400 frames);
-- the ratios: tccam epoch / puzzlecam epoch (target ≤ 1.3), triplet / clip batching, cam /
-  gradcam map frames/s (the same classifier, both warm, in one process), 2,000-frame / 200-frame
-  peak RSS (target ≤ 1.2).
+- peak RSS of training + evaluation (cache building included) on a 200-frame and a 2,000-frame
+  video-folder data set of 1920×1080 JPEGs (``--quick``: 40 and 400 frames), each in its own process;
+- the ratios: tccam epoch / puzzlecam epoch (target ≤ 1.3), triplet / clip batching, cam / gradcam
+  map frames/s, 2,000-frame / 200-frame peak RSS (target ≤ 1.2).
 
-Every measurement is a real ``wsbench run`` (the CLI, in-process) in its own subprocess, so each
-peak RSS is that run's alone. The runs share one runs directory, so ``gradcam`` and ``f2f`` use the
-classifier ``cam`` trained (the same model) and the triplet ``tccam`` run reads the flows the clip
-run cached. Training time is ``train.json``'s ``train_seconds`` (the epoch loops, data loading
-included); map speed is the evaluator's ``maps_frames_per_second`` (maps and fusion, without IoU
-accounting). Wall-clock budget: under 10 minutes on 2 idle CPU cores, ``--quick`` about 2.
+Wall-clock budget: under 10 minutes on 2 idle CPU cores, ``--quick`` about 2.
 """
 
 from __future__ import annotations
@@ -154,6 +156,39 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
                                "fps": {name: frames / seconds for name, seconds in best.items()}}))
 
 
+def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds: int = 3) -> None:
+    """Seconds per training epoch of every training recipe (cam, puzzlecam, tccam clip and triplet).
+
+    One warm process; each round trains one epoch of each (the trainer itself, fresh folders, cached
+    flows), so a change of machine load hits all alike; each keeps its best round.
+    """
+    import tempfile
+
+    import torch
+
+    from wsbench.data import create_dataset
+    from wsbench.data.cache import prepare
+    from wsbench.methods import create_method
+    from wsbench.train import Recipe, train_classifier
+
+    recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(96, 96), epochs=1, batch_size=32,
+                    lr=2e-3)
+    data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir, recipe.bg_threshold)
+    data.flows(recipe.flow)
+    methods = {"cam": create_method("cam"), "puzzlecam": create_method("puzzlecam"),
+               "tccam (clip)": create_method("tccam"),
+               "tccam (triplet)": create_method("tccam", batching="triplet")}
+    best = {name: float("inf") for name in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds + 1):  # round 0 warms up
+            for name, method in methods.items():
+                folder = Path(tmp) / f"{r}-{name}"
+                train_classifier(method, recipe, data, 0, folder, torch.device(device), progress=False)
+                if r:
+                    best[name] = min(best[name], json.loads((folder / "train.json").read_text())["train_seconds"])
+    out.write_text(json.dumps({"rounds": rounds, "epoch_seconds": best}))
+
+
 # -- generated data -----------------------------------------------------------------------------
 def make_belt(root: Path, quick: bool) -> Path:
     """The training/evaluation data of the method rows: a small synthetic belt (video-folder layout)."""
@@ -276,12 +311,13 @@ def run_benchmark(quick: bool, device: str, work: Path) -> dict[str, Any]:
                      "clip_len": train["clip_len"], "maps_fps": result["timings"]["maps_frames_per_second"],
                      "flow_seconds": result["timings"]["flow"], "flow_calls": res["flow_calls"],
                      "peak_rss_mb": res["peak_rss_mb"], "iou_illegal": result["metrics"]["iou_illegal"]})
+    report["epochs"] = _spawn(["--worker-epochs", str(belt), str(work / "cache"), device], work, "epochs")
     report["maps"] = _spawn(["--worker-maps", str(belt), str(work / "cache"), str(work / "runs"), device],
                             work, "maps")
     images = next(r["samples"] for r in rows if r["method"] == "cam")  # training images per epoch
     for r in rows:
-        if r["trained"]:
-            r["epoch_seconds"] = r["train_seconds"] / r["epochs"]
+        if r["trained"]:  # the warm, alternating measurement (the run's own is r["train_seconds"])
+            r["epoch_seconds"] = report["epochs"]["epoch_seconds"][r["method"]]
             r["train_images_per_s"] = images / r["epoch_seconds"]
     report["rows"] = rows
 
@@ -298,10 +334,10 @@ def run_benchmark(quick: bool, device: str, work: Path) -> dict[str, Any]:
         report["memory"].append({"frames": n, "frame_size": "1920x1080", "peak_rss_mb": res["peak_rss_mb"],
                                  "wall_seconds": res["wall"]})
 
-    by = {r["method"]: r for r in rows}
+    epochs = report["epochs"]["epoch_seconds"]
     report["ratios"] = {
-        "tccam_over_puzzlecam_epoch": by["tccam (clip)"]["epoch_seconds"] / by["puzzlecam"]["epoch_seconds"],
-        "triplet_over_clip_epoch": by["tccam (triplet)"]["epoch_seconds"] / by["tccam (clip)"]["epoch_seconds"],
+        "tccam_over_puzzlecam_epoch": epochs["tccam (clip)"] / epochs["puzzlecam"],
+        "triplet_over_clip_epoch": epochs["tccam (triplet)"] / epochs["tccam (clip)"],
         "cam_over_gradcam_maps_fps": report["maps"]["fps"]["cam"] / report["maps"]["fps"]["gradcam"],
         "memory_large_over_small": report["memory"][1]["peak_rss_mb"] / report["memory"][0]["peak_rss_mb"],
     }
@@ -313,7 +349,7 @@ def run_benchmark(quick: bool, device: str, work: Path) -> dict[str, Any]:
 def render(report: dict[str, Any]) -> str:
     """The markdown table and the ratio list."""
     f = lambda x, fmt: "—" if x is None else format(x, fmt)  # noqa: E731
-    lines = ["| measurement | train images/s | s/epoch | maps frames/s | flow ms/frame | peak RSS MB |",
+    lines = ["| measurement | train images/s | s/epoch | maps frames/s (run) | flow ms/frame | peak RSS MB (run) |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         name = r["method"] if r["trained"] else f"{r['method']} (cam's classifier)"
@@ -329,10 +365,12 @@ def render(report: dict[str, Any]) -> str:
     again = ", ".join(f"{n}: {fl['again_calls']} estimator calls, {fl['again_ms']:.1f} ms"
                       for n, fl in report["flows"].items())
     mem = report["memory"]
+    epochs_text = ", ".join(f"{name} {sec:.2f} s" for name, sec in report["epochs"]["epoch_seconds"].items())
     lines += [
         "",
-        f"- tccam (clip) epoch / puzzlecam epoch: **{ratios['tccam_over_puzzlecam_epoch']:.2f}** (target ≤ 1.3)",
-        f"- tccam triplet epoch / clip epoch: **{ratios['triplet_over_clip_epoch']:.2f}**",
+        f"- tccam (clip) epoch / puzzlecam epoch: **{ratios['tccam_over_puzzlecam_epoch']:.2f}** (target ≤ 1.3); "
+        f"tccam triplet epoch / clip epoch: **{ratios['triplet_over_clip_epoch']:.2f}** ({epochs_text}; one warm "
+        f"process, best of {report['epochs']['rounds']} alternating one-epoch trainings each)",
         f"- cam / gradcam maps frames/s on the same classifier: **{ratios['cam_over_gradcam_maps_fps']:.1f}×** "
         f"({report['maps']['fps']['cam']:.0f} vs {report['maps']['fps']['gradcam']:.0f} frames/s, warm, best of "
         f"{report['maps']['rounds']} alternating rounds over {report['maps']['frames']} frames; the table's column "
@@ -362,6 +400,7 @@ def main() -> None:
     parser.add_argument("--worker-run", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.add_argument("--worker-flow", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--worker-maps", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-epochs", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     argv = sys.argv[1:]
     if argv and argv[0] == "--worker-run":  # REMAINDER would swallow --out: split it off first
@@ -372,6 +411,9 @@ def main() -> None:
     if args.worker_flow:
         data_root, cache_dir, size, *names = args.worker_flow
         worker_flow(args.out, data_root, cache_dir, int(size), names)
+        return
+    if args.worker_epochs:
+        worker_epochs(args.out, *args.worker_epochs)
         return
     if args.worker_maps:
         worker_maps(args.out, *args.worker_maps)
