@@ -34,6 +34,12 @@ class _Group(click.Group):
             if ctx.meta.get("wsbench.debug"):
                 raise
             raise click.ClickException(str(err)) from None
+        except click.UsageError as err:  # one line too, instead of click's usage block
+            if ctx.meta.get("wsbench.debug") or err.ctx is None:
+                raise
+            one_line = click.ClickException(f"{err.format_message()} (see '{err.ctx.command_path} -h')")
+            one_line.exit_code = err.exit_code
+            raise one_line from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted; run the same command with --resume to continue", err=True)
             sys.exit(130)
@@ -53,6 +59,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
       wsbench leaderboard
     """
     ctx.meta["wsbench.debug"] = debug
+    if not debug:
+        _one_line_warnings(ctx)
+
+
+def _one_line_warnings(ctx: click.Context) -> None:
+    """Print warnings as ``warning: <message>`` and silence OpenCV's own log lines until the command ends."""
+    import warnings
+
+    import cv2
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    saved, level = warnings.showwarning, cv2.utils.logging.getLogLevel()
+    warnings.showwarning = show
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+    def restore() -> None:
+        warnings.showwarning = saved
+        cv2.utils.logging.setLogLevel(level)
+
+    ctx.call_on_close(restore)
 
 
 def main() -> None:
@@ -260,8 +288,10 @@ def _summary(result: dict[str, Any]) -> str:
     m, b = result.get("metrics", {}), result.get("baselines", {})
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     if m.get("iou_illegal") is None:
-        return (f"{result.get('method')} on {result.get('dataset')}: no test masks, IoU not computed "
-                f"(accuracy {fmt(m.get('accuracy'))})")
+        maps = result.get("maps") or {}
+        written = f"; {maps['frames']} val/test maps written to {maps['dir']}" if maps else ""
+        return (f"{result.get('method')} on {result.get('dataset')}: no GT masks in the test split, so no IoU "
+                f"(IoU needs masks/before/<video>/<frame>.png){written} (accuracy {fmt(m.get('accuracy'))})")
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
             f"illegal IoU {fmt(m['iou_illegal'])} at threshold {m['threshold']:.2f} chosen on val "
             f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "

@@ -15,6 +15,7 @@ from .data import DATASETS, create_dataset
 from .data.cache import PreparedData, prepare
 from .device import resolve_device
 from .errors import UserError
+from .flow import FLOWS
 from .methods import Fusion, Method, create_method
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
@@ -87,6 +88,7 @@ def resolve(spec: RunSpec) -> Resolved:
     if "image_size" in values:
         values["image_size"] = tuple(values["image_size"])
     recipe = Recipe(**values)
+    FLOWS.entry(recipe.flow)  # an unknown --flow is an error even for methods that never read flow
 
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed,
                            **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}))
@@ -195,6 +197,15 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         },
         "config": config,
     }
+    if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead
+        from .export import export_maps
+
+        maps_dir = record.path / "maps"
+        count = export_maps(resolved.method, model, data, device, maps_dir, recipe.background_removal,
+                            fusion=resolved.fusion, flow=recipe.flow)
+        result["maps"] = {"dir": str(maps_dir), "frames": count}
+        result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
+                          "the maps of the validation and test before frames were written instead")
     return finish_run(record, result)
 
 

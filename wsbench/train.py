@@ -7,7 +7,8 @@ a clear message on a non-finite loss. It has no method-specific branch: the meth
 ``Method.classifier()`` supplies the loss terms.
 
 Determinism: the model is initialised from the seed; each epoch's shuffling and augmentation use
-generators seeded from (seed, epoch), so a resumed run continues exactly as an uninterrupted one.
+generators seeded from (seed, epoch), and the checkpoint holds the global RNG states (Python,
+NumPy, torch), so a resumed run continues exactly as an uninterrupted one (on the same device).
 """
 
 from __future__ import annotations
@@ -207,6 +208,33 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _rng_states() -> dict[str, Any]:
+    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint."""
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _truncate_log(path: Path, epochs: int) -> None:
+    """Keep only the rows of the first ``epochs`` epochs (a resumed run rewrites the rest)."""
+    with open(path, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < epochs]
+    with open(path, "w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDataset | ClipDataset:
     clip = method.clip_length()
     if clip == 1:
@@ -344,6 +372,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
+        if "rng" in state:
+            _set_rng_states(state["rng"])
     forward = torch.compile(model) if compile_model else model
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
@@ -351,6 +381,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     log_path = folder / "log.csv"
     if start_epoch == 0 and log_path.exists():
         log_path.unlink()
+    elif log_path.exists():
+        _truncate_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
@@ -374,9 +406,9 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
                 terms = method.training_losses(forward, batch, prog)  # type: ignore[arg-type]
             total = sum(t.value.float() * t.weight for t in terms.values())
             if not torch.isfinite(total):
-                values = ", ".join(f"{k}={float(t.value):.4g}" for k, t in terms.items())
+                values = ", ".join(f"{k}={float(t.value.detach()):.4g}" for k, t in terms.items())
                 last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
-                raise TrainingDiverged(f"loss became {float(total)} at epoch {epoch + 1}, step {step} ({values}); "
+                raise TrainingDiverged(f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step} ({values}); "
                                        f"last good checkpoint: {last}; lower --lr or the loss weights")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -398,7 +430,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         elapsed += time.perf_counter() - started
         saved = epoch
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed})
+                     "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     _save(folder / "final.pt", model.state_dict())
     atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed, "epochs": recipe.epochs,
                                               "steps": total_steps, "samples": len(dataset), "clip_len": clip_len,

@@ -294,8 +294,9 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
 def _check_size(video: Video, i: int, frame: np.ndarray, size: tuple[int, int] | None) -> tuple[int, int]:
     got = (frame.shape[1], frame.shape[0])
     if size is not None and got != size:
-        name = video.frames.names[i]
-        raise UserError(f"{video.key}/{name}: frame is {got[0]}x{got[1]}, the video's first frame "
+        paths = getattr(video.frames, "paths", None)
+        name = paths[i] if paths else f"{video.key}/{video.frames.names[i]}"
+        raise UserError(f"{name}: frame is {got[0]}x{got[1]}, the video's first frame "
                         f"{size[0]}x{size[1]}; frames of one video must share a size")
     return got
 
