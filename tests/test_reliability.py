@@ -57,6 +57,9 @@ class Case:
     ok: bool = False
     tiny: bool = True
     usage: bool = False  # a click usage error: --debug shows click's usage block, not a traceback
+    recipe: tuple[str, ...] = ()  # options after the tiny recipe (shown in the table)
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None  # applied while the command runs
+    after_divergence: bool = False  # run the command once with a NaN loss first
 
 
 def _vf(args: list[str] | None = None, method: str = "cam") -> Callable[[Path], list[str]]:
@@ -162,6 +165,22 @@ def _pretrained(content: Callable[[Path], None]) -> Callable[[Path], list[str]]:
     return make
 
 
+def _nan_from_epoch_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make cam's loss NaN from the second epoch on."""
+    from wsbench.methods import LossTerm, create_method
+
+    cls = type(create_method("cam"))
+    original = cls.training_losses
+
+    def nan_from_epoch_2(self, model, batch, progress):
+        terms = original(self, model, batch, progress)
+        if progress.epoch >= 1:
+            terms["cls"] = LossTerm(terms["cls"].value * float("nan"), terms["cls"].weight)
+        return terms
+
+    monkeypatch.setattr(cls, "training_losses", nan_from_epoch_2)
+
+
 def _empty_label(label: str) -> Callable[[Path], list[str]]:
     def make(data: Path) -> list[str]:
         write_video_folder(data)
@@ -194,6 +213,10 @@ CASES = [
     Case("every video shorter than a temporal clip", _with(_short_videos_only, "tccam"),
          "no train video has the 4 consecutive frames"),
     Case("GT-less data set", _with(_no_masks), "no GT masks in the test split, so no IoU", ok=True),
+    Case("training loss becomes NaN (forced in epoch 2 of 2)", _with(write_video_folder), "loss became nan at epoch 2",
+         recipe=("--epochs", "2"), patch=_nan_from_epoch_2),
+    Case("the same command after a diverged or interrupted training", _with(write_video_folder),
+         "pass --resume to continue it", recipe=("--epochs", "2"), after_divergence=True),
     Case("unknown method", lambda d: ["run", "-m", "camm"], "unknown method 'camm'", tiny=False),
     Case("unknown dataset", lambda d: ["run", "-m", "cam", "-d", "belt"], "unknown dataset 'belt'", tiny=False),
     Case("unknown flow", _with(write_video_folder, "tccam", ["--flow", "farneback2"]), "unknown flow 'farneback2'"),
@@ -218,7 +241,8 @@ CASES = [
 def _normalise(text: str, work: Path) -> str:
     """Temporary paths and run ids as placeholders, and no scores (the table is about messages)."""
     text = text.replace(str(work / "data"), "DATA").replace(str(work / "runs"), "RUNS").replace(str(work), "TMP")
-    return re.sub(r"\d+\.\d+", "…", RUN_ID.sub("<run-id>", text))
+    text = re.sub(r"classifiers/[0-9a-f]{12}", "classifiers/<hash>", RUN_ID.sub("<run-id>", text))
+    return re.sub(r"\d+\.\d+", "…", text)
 
 
 def _invoke(runner: CliRunner, args: list[str]):
@@ -268,10 +292,16 @@ def test_bad_input_table(tmp_path, monkeypatch):
         data = work / "data"
         work.mkdir()
         args = case.make(data)
-        extra = ["--runs-dir", str(work / "runs"), "-q", *(TINY if case.tiny else [])] if args[0] == "run" else []
-        result = _invoke(runner, [*args, *extra])
+        extra = ["--runs-dir", str(work / "runs"), "-q", *(TINY if case.tiny else []), *case.recipe]
+        with monkeypatch.context() as patch:
+            if case.patch or case.after_divergence:
+                (case.patch or _nan_from_epoch_2)(patch)
+            if case.after_divergence:
+                assert _invoke(runner, [*args, *extra]).exit_code == 1
+                patch.undo()
+            result = _invoke(runner, [*args, *extra])
         out, err = result.stdout.strip(), result.stderr.strip()
-        command = _normalise("wsbench " + " ".join(args), work)
+        command = _normalise("wsbench " + " ".join([*args, *case.recipe]), work)
         where = f"{case.input}: exit {result.exit_code}, stdout {out!r}, stderr {err!r}"
         if case.ok:
             seen = [line for line in err.splitlines() if line] + out.splitlines()[:1]
@@ -285,7 +315,10 @@ def test_bad_input_table(tmp_path, monkeypatch):
                     or case.expect not in seen[0] or out or "Traceback" in err):
                 failures.append(where)
             if not case.usage:  # --debug: the exception propagates (a traceback in a terminal)
-                debug = _invoke(runner, ["--debug", *args, *extra])
+                with monkeypatch.context() as patch:
+                    if case.patch:
+                        case.patch(patch)
+                    debug = _invoke(runner, ["--debug", *args, *extra])
                 if not isinstance(debug.exception, (UserError, RegistryError)):
                     failures.append(f"{case.input}: --debug gave {debug.exception!r}, not the error itself")
         rows.append((case.input, command, result.exit_code, _normalise("<br>".join(seen), work)))
@@ -317,18 +350,7 @@ def _belt_run(belt: Path, runs: Path, epochs: int = 3, method: str = "cam") -> l
 
 @pytest.mark.slow
 def test_nan_loss_stops_with_one_line_and_keeps_last_checkpoint(tiny_belt, tmp_path, monkeypatch):
-    from wsbench.methods import LossTerm, create_method
-
-    cls = type(create_method("cam"))
-    original = cls.training_losses
-
-    def nan_from_epoch_2(self, model, batch, progress):
-        terms = original(self, model, batch, progress)
-        if progress.epoch >= 1:
-            terms["cls"] = LossTerm(terms["cls"].value * float("nan"), terms["cls"].weight)
-        return terms
-
-    monkeypatch.setattr(cls, "training_losses", nan_from_epoch_2)
+    _nan_from_epoch_2(monkeypatch)
     runs = tmp_path / "runs"
     runner = CliRunner()
     result = _invoke(runner, _belt_run(tiny_belt, runs))

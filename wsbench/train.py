@@ -408,8 +408,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             if not torch.isfinite(total):
                 values = ", ".join(f"{k}={float(t.value.detach()):.4g}" for k, t in terms.items())
                 last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
-                raise TrainingDiverged(f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step} ({values}); "
-                                       f"last good checkpoint: {last}; lower --lr or the loss weights")
+                raise TrainingDiverged(f"loss became {float(total.detach())} at epoch {epoch + 1}, step {step} "
+                                       f"({values}); last good checkpoint: {last}; lower --lr or the loss weights")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
