@@ -113,7 +113,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers", 0),
-                                   cache_dir=overrides.get("cache_dir"))
+                                   cache_dir=overrides.get("cache_dir"), label=run.label)
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -144,7 +144,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if done:
             echo(f"{label}: done before ({done[-1].run_id})")
-            records.append(done[-1])
+            # this spec's label names the run in its tables, whatever an earlier suite called it
+            records.append(dataclasses.replace(done[-1], config={**done[-1].config, "label": run.label}))
             continue
         echo(f"{label}: running")
         record = execute(run_spec, runs_dir, resume=True, progress=progress)
