@@ -218,3 +218,55 @@ def test_leaderboard_formats_and_figures(runs, tmp_path):
 def test_empty_runs_dir(tmp_path):
     result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(tmp_path / "none")])
     assert result.exit_code == 0 and "no finished runs" in result.output
+
+
+@pytest.mark.slow
+def test_suite_reruns_nothing_and_draws_masks(tiny_belt, tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(f"""
+name = "tiny"
+datasets = ["video-folder"]
+seeds = [0]
+tables = ["comparison", "background"]
+
+[recipe]
+backbone = "wsbench_resnet_tiny"
+output_stride = 8
+image_size = [32, 32]
+epochs = 1
+batch_size = 8
+
+[datasets_options."video-folder"]
+data_root = "{tiny_belt}"
+
+[[runs]]
+method = "cam"
+label = "Plain CAM"
+
+[[runs]]
+method = "gradcam"
+
+[[runs]]
+method = "cam"
+recipe = {{ background_removal = false }}
+label = "CAM with background"
+""")
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "-q"])
+    assert first.exit_code == 0, first.output
+    assert "Plain CAM" in first.output and "trained with background" in first.output
+    assert "Ablation" not in first.output  # only the spec's tables
+    before = sorted(p.name for p in runs.iterdir())
+    classifiers = sorted(p.stat().st_mtime_ns for p in runs.glob("classifiers/*/final.pt"))
+    assert len(before) == 4 and len(classifiers) == 2  # 3 runs + classifiers/
+    second = runner.invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "-q"])
+    assert second.exit_code == 0, second.output
+    assert second.output.count("done before") == 3 and ": running" not in second.output
+    assert sorted(p.name for p in runs.iterdir()) == before
+    assert sorted(p.stat().st_mtime_ns for p in runs.glob("classifiers/*/final.pt")) == classifiers
+    labels = {json.loads(p.read_text())["label"] for p in runs.glob("*/config.json")}
+    assert labels == {"Plain CAM", None, "CAM with background"}  # recorded, outside the config hash
+    figures = runner.invoke(cli, ["figures", "--runs-dir", str(runs), "--examples", "1"])
+    assert figures.exit_code == 0, figures.output
+    assert (runs / "figures" / "qualitative-video-folder.png").stat().st_size > 0

@@ -318,6 +318,32 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_di
     _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out)
 
 
+@cli.command("figures")
+@click.option("--out", type=click.Path(path_type=Path), help="output folder [default: RUNS_DIR/figures]")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True)
+@click.option("--examples", type=int, default=3, show_default=True,
+              help="test frames in the qualitative figure (0: skip it; it reloads each run's stored classifier)")
+@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+              show_default=True, help="metric of the ablation bar chart")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (masks for the figure)")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: str, runs_dir: Path | None,
+                cache_dir: Path | None) -> None:
+    """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
+
+    Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
+    trained: masks are recomputed from each run's stored classifier at its val-chosen threshold.
+    """
+    from .figures import write_figures
+    from .runs import iter_runs, resolve_runs_dir
+
+    runs_dir = resolve_runs_dir(runs_dir)
+    written = write_figures(iter_runs(runs_dir), out or runs_dir / "figures", fmt, examples, metric,
+                            str(cache_dir) if cache_dir else None, device)
+    click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
+
+
 @cli.command("suite")
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--seeds", type=int, help="run seeds 0..N-1 instead of the spec's seeds")

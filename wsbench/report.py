@@ -43,7 +43,9 @@ __all__ = [
     "build_tables",
     "column_label",
     "comparison",
+    "latex_escape",
     "long_form",
+    "method_columns",
     "render",
 ]
 
@@ -316,6 +318,29 @@ def _column_order(df: pd.DataFrame) -> list[str]:
     return [v for _, v in sorted(keyed)]
 
 
+def _column_names(df: pd.DataFrame) -> dict[str, str]:
+    """variant → its comparison column: the suite's label, else the default label plus recipe differences."""
+    tags = _recipe_tags(df)
+    names: dict[str, str] = {}
+    for variant in _column_order(df):
+        row = df[df.variant == variant].iloc[0]
+        names[variant] = row.user_label or (row.label + (f" [{tags[variant]}]" if tags.get(variant) else ""))
+    return names
+
+
+def method_columns(records: Iterable[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
+    """The comparison's method columns in table order, each with its finished runs (all data sets and seeds)."""
+    records = [r for r in records if r.finished]
+    df = long_form(records)
+    if df.empty:
+        return []
+    by_id = {r.run_id: r for r in records}
+    names = _column_names(df)
+    runs = df.drop_duplicates("run_id")
+    return [(name, [by_id[i] for i in runs[runs.variant.isin([v for v, n in names.items() if n == name])].run_id])
+            for name in dict.fromkeys(names.values())]
+
+
 def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
     """Paper Table 1: rows data sets, columns method variants plus the all-foreground reference.
 
@@ -331,12 +356,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
     table = Table("comparison", "", f"{header} ×100 {'↑' if higher else '↓'}", [], [])
     if df.empty:
         return table
-    tags = _recipe_tags(df)
-    names: dict[str, str] = {}
-    for variant in _column_order(df):
-        row = df[df.variant == variant].iloc[0]
-        name = row.user_label or (row.label + (f" [{tags[variant]}]" if tags.get(variant) else ""))
-        names[variant] = name
+    names = _column_names(df)
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
     ref = df[(df.metric == "all_foreground:iou_illegal") & (df.split == "test")]
