@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from wsbench.cli import cli
 from wsbench.methods import create_method
-from wsbench.report import ablation, background, build_tables, comparison, long_form, render
+from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
 from wsbench.runs import config_hash, create_run, finish_run, iter_runs
 
 
@@ -270,3 +270,24 @@ label = "CAM with background"
     figures = runner.invoke(cli, ["figures", "--runs-dir", str(runs), "--examples", "1"])
     assert figures.exit_code == 0, figures.output
     assert (runs / "figures" / "qualitative-video-folder.png").stat().st_size > 0
+
+
+def test_paper_spec_covers_the_three_tables():
+    from pathlib import Path
+
+    from wsbench.suite import load_spec
+    from wsbench.train import Recipe
+
+    spec = load_spec(Path(__file__).parent.parent / "benchmarks" / "paper.toml")
+    assert spec.tables == ["comparison", "ablation", "background"]
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    components = set()
+    for run in spec.runs:
+        create_method(run.method, **run.options)  # valid method and options
+        assert set(run.recipe) <= fields
+        comps = ablation_components(run.method, {**run.options})
+        if comps is not None and not run.recipe:
+            components.add(comps)
+    assert components == {(False, False), (False, True), (True, False), (True, True)}
+    assert {r.method for r in spec.runs} >= {"gradcam", "f2f", "puzzlecam", "tccam"}
+    assert any(r.recipe.get("background_removal") is False for r in spec.runs)
