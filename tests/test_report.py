@@ -112,7 +112,7 @@ def test_comparison_na_where_method_cannot_run(tmp_path):
     cells = _cells(table)
     assert cells["zerowaste-w"]["TC-CAM"].text == "n/a†"
     assert cells["synthetic-belt"]["Frame-to-Frame"].text == "–"  # could run, was not run
-    assert len(table.footnotes) == 1 and "zerowaste-w" in table.footnotes[0]
+    assert len(table.footnotes) == 1 and table.footnotes[0].startswith("† TC-CAM: temporal training needs after videos")
     abl = _cells(ablation(iter_runs(runs_dir)))
     assert abl["zerowaste-w"]["Both"].text == "n/a†" and abl["zerowaste-w"]["Only spatial"].mean == 25.0
 
@@ -291,3 +291,10 @@ def test_paper_spec_covers_the_three_tables():
     assert components == {(False, False), (False, True), (True, False), (True, True)}
     assert {r.method for r in spec.runs} >= {"gradcam", "f2f", "puzzlecam", "tccam"}
     assert any(r.recipe.get("background_removal") is False for r in spec.runs)
+
+
+def test_spec_with_unknown_table_is_one_line(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('tables = ["leaderboard"]\n[[runs]]\nmethod = "cam"\n')
+    result = CliRunner().invoke(cli, ["suite", str(spec), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "unknown table 'leaderboard'" in result.output and "bad.toml" in result.output

@@ -5,7 +5,7 @@ A spec (see ``benchmarks/*.toml``)::
     name = "default"
     datasets = ["synthetic-belt"]
     seeds = [0]
-    tables = ["comparison", "ablation"]
+    tables = ["comparison", "ablation", "background"]   # printed after the run
 
     [recipe]                 # optional overrides for every run
     epochs = 8
@@ -86,6 +86,11 @@ def load_spec(path: str | Path) -> SuiteSpec:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
     if not raw.get("runs"):
         raise UserError(f"{path}: no [[runs]]")
+    from .report import TABLES
+
+    bad = [t for t in raw.get("tables", []) if t not in TABLES]
+    if bad:
+        raise UserError(f"{path}: unknown table {bad[0]!r} in tables (choose from {', '.join(TABLES)})")
     runs = []
     for i, entry in enumerate(raw["runs"]):
         extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
