@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import warnings
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -72,10 +71,6 @@ def _with(build: Callable[[Path], None], method: str = "cam", args: list[str] | 
         build(data)
         return _vf(args, method)(data)
     return make
-
-
-def _png(frame_shape=(40, 48, 3)) -> bytes:
-    return cv2.imencode(".png", np.full(frame_shape, 90, np.uint8))[1].tobytes()
 
 
 def _corrupt_frame(data: Path) -> None:
@@ -334,7 +329,9 @@ def test_bad_input_table(tmp_path, monkeypatch):
     if os.environ.get("WSBENCH_WRITE_DOCS") == "1":
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text(text)
-    assert DOC.exists() and DOC.read_text() == text, \
+    # installed plugins add to the lists of available names: those lists may differ
+    same = lambda doc: re.sub(r"available: [^|]*", "available: …", doc)  # noqa: E731
+    assert DOC.exists() and same(DOC.read_text()) == same(text), \
         f"{DOC} is stale: rerun with WSBENCH_WRITE_DOCS=1 and commit it"
 
 
