@@ -266,8 +266,10 @@ def test_dataset_option_values_are_parsed():
     assert dataset_options(("segment-seconds=1",)) == {"segment_seconds": 1}
     import click
 
-    with pytest.raises(click.BadParameter):
+    with pytest.raises(click.BadParameter, match="not KEY=VALUE"):
         dataset_options(("novalue",))
+    with pytest.raises(click.BadParameter, match="its own option"):
+        dataset_options(("split_seed=1",))
 
 
 def test_unknown_dataset_option_is_one_line(video_folder):

@@ -437,7 +437,7 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
     A value is read as JSON where it parses (``10`` → 10, ``2.5``, ``true``, ``null``), else as text.
 
     Raises:
-        click.BadParameter: an item without ``=``.
+        click.BadParameter: an item without ``=``, or a key that has an option of its own.
     """
     import json
 
@@ -446,10 +446,14 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--dataset-option")
+        key = key.strip().replace("-", "_")
+        if key in ("root", "split_seed", "cache_dir"):
+            raise click.BadParameter(f"{key} has its own option (--{key.replace('root', 'data_root')})"
+                                     .replace("_", "-"), param_hint="--dataset-option")
         try:
-            out[key.strip().replace("-", "_")] = json.loads(raw)
+            out[key] = json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = raw
+            out[key] = raw
     return out
 
 
