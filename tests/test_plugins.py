@@ -236,6 +236,8 @@ def test_mp4_plugin_errors_name_the_problem(mp4_plugin, tmp_path):
         create_dataset("mp4-folder", root=root)
     (root / "masks/before/vid0/vid0_000099.png").unlink()
     assert len(create_dataset("mp4-folder", root=root, stride=4).videos) == 6  # masks of skipped frames are fine
+    with pytest.raises(UserError, match="shorter than half of segment_seconds"):
+        create_dataset("mp4-folder", root=root, segment_seconds=5)  # 6 frames at 10 fps
     for f in (root / "after").iterdir():
         f.unlink()
     with pytest.raises(UserError, match="after: no video files"):

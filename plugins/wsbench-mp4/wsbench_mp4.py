@@ -54,7 +54,8 @@ def mp4_folder(root: Path, split_seed: int = 0, segment_seconds: float | None = 
 
     Raises:
         UserError: a missing folder, a folder without video files, an unreadable video, a bad
-            option, or a mask that matches no kept frame.
+            option, a mask whose frame number its file does not have, or recordings all shorter
+            than half a segment.
     """
     root = Path(root)
     try:
@@ -85,6 +86,8 @@ def mp4_folder(root: Path, split_seed: int = 0, segment_seconds: float | None = 
                 frames = set(VideoFile(path).names)
                 check_unmatched(masks, frames & set(masks), f"recording {label}/{path.name}")
             videos.extend(recording)
+        if not any(v.label == label for v in videos):
+            raise UserError(f"{folder}: every recording is shorter than half of segment_seconds={seconds}")
     splits_path = root / "splits.json"
     splits = read_splits_file(splits_path) if splits_path.exists() else None
     videos = assign_splits(videos, splits, seed=split_seed, source=str(splits_path))
