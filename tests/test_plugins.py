@@ -74,7 +74,7 @@ def _wsbench(*args: str, site: Path | None = None) -> subprocess.CompletedProces
     """``wsbench ARGS`` in a fresh interpreter with ``site`` (plugins) and this checkout importable."""
     env = dict(os.environ)
     env.pop("WSBENCH_DISABLE_PLUGIN_AUTOLOAD", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(p) for p in (site, REPO) if p] + [env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (site, REPO, env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-m", "wsbench.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -272,6 +272,23 @@ def test_dataset_option_values_are_parsed():
         dataset_options(("novalue",))
     with pytest.raises(click.BadParameter, match="its own option"):
         dataset_options(("split_seed=1",))
+
+
+def test_suite_passes_dataset_options(tmp_path):
+    from wsbench.suite import _specs, load_spec
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(textwrap.dedent("""
+        datasets = ["mp4-folder"]
+        [[runs]]
+        method = "tcam"
+        [datasets_options."mp4-folder"]
+        data_root = "/data/rec"
+        split_seed = 3
+        segment_seconds = 10
+    """))
+    ((_, run),) = list(_specs(load_spec(spec), [0], {}))
+    assert run.data_root == "/data/rec" and run.split_seed == 3 and run.dataset_options == {"segment_seconds": 10}
 
 
 def test_unknown_dataset_option_is_one_line(video_folder):
