@@ -24,6 +24,7 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import write_video_folder
+from tests.test_methods import MethodContract
 from wsbench.cli import cli, dataset_options
 from wsbench.evaluate import fuse_maps
 from wsbench.methods import Fusion
@@ -123,6 +124,24 @@ def test_installed_method_plugin_runs_and_shows_in_leaderboard(plugin_site, tiny
     board = _wsbench("leaderboard", "--runs-dir", str(runs), site=plugin_site)
     assert board.returncode == 0, board.stderr
     assert "tcam" in board.stdout
+
+
+class TestTcamPluginContract(MethodContract):
+    """The installed T-CAM plugin keeps the method contract that every built-in keeps."""
+
+    name = "tcam"
+    options = {"frames": 3}
+
+    @pytest.fixture(autouse=True)
+    def _installed(self, plugin_site, monkeypatch):
+        from wsbench.methods import METHODS
+
+        monkeypatch.syspath_prepend(str(plugin_site))
+        METHODS.reset_plugins()
+        assert METHODS.entry("tcam").source == "wsbench-tcam 0.1.0"
+        yield
+        METHODS.reset_plugins()
+        sys.modules.pop("wsbench_tcam", None)
 
 
 # -- a broken plugin -----------------------------------------------------------------------------

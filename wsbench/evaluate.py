@@ -306,7 +306,8 @@ def example_masks(method: Method, model: CamNet, data: PreparedData, device: tor
     """
     needs_grad = METHODS.entry(method.name).meta.needs_grad
     variant = FOREGROUND if background_removal else ORIGINAL
-    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 else None
+    fuse = fusion is not None and fusion.neighbours > 0
+    flows = data.flows(flow) if fuse and fusion.warp else None
     positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
     level = int(round(threshold * BINS))
     model.eval()
@@ -319,6 +320,8 @@ def example_masks(method: Method, model: CamNet, data: PreparedData, device: tor
                 s = data.slices[pos]
                 clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
                 maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
+            elif fuse:
+                maps = fuse_maps(maps, None, None, fusion)
             cached[pos] = maps
         video = data.index.videos[pos]
         w, h = data.slices[pos].frame_size
