@@ -64,13 +64,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _one_line_warnings(ctx: click.Context) -> None:
-    """Print warnings as ``warning: <message>`` and silence OpenCV's own log lines until the command ends."""
+    """Print warnings as one line, ``warning: [Category: ]<message>``, and silence OpenCV's log lines.
+
+    Both last until the command ends.
+    """
     import warnings
 
     import cv2
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        click.echo(f"warning: {message}", err=True)
+        kind = "" if category is UserWarning else f"{category.__name__}: "
+        click.echo(f"warning: {kind}{message}", err=True)
 
     saved, level = warnings.showwarning, cv2.utils.logging.getLogLevel()
     warnings.showwarning = show
