@@ -20,7 +20,9 @@ def column_label(result: dict[str, Any]) -> str:
     label = result.get("method", "?")
     from .methods import METHODS, create_method
 
+    method = None
     try:
+        method = create_method(label, **config.get("method_options", {})) if label in METHODS else None
         defaults = vars(create_method(label).options) if label in METHODS else {}
     except Exception:  # a method whose defaults cannot be built: show every option
         defaults = {}
@@ -28,6 +30,13 @@ def column_label(result: dict[str, Any]) -> str:
     for key, value in sorted(changed.items()):
         flag = key.replace("_", "-")
         label += f" --{flag}" if value is True else f" --no-{flag}" if value is False else f" --{flag} {value}"
+    # inference-time fusion other than the method's own (--fuse-neighbours / --fuse-mode)
+    fusion = result.get("fusion", config.get("fusion"))
+    own = method.fusion() if method is not None else None
+    own = {"neighbours": own.neighbours, "mode": own.mode} if own is not None else None
+    if fusion != own:
+        label += (f" --fuse-neighbours {fusion['neighbours']} --fuse-mode {fusion['mode']}" if fusion
+                  else " --fuse-neighbours 0")
     return label
 
 
