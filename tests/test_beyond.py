@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,16 @@ def test_fusion_runs_for_every_method(video_folder):
         assert fused.shape == plain.shape == (len(data.index.videos[pos]),) + plain.shape[1:], name
         assert (fused >= plain - 1e-6).all(), name  # the max includes the frame's own map
         assert not torch.allclose(fused, plain), name
+
+
+def test_fusion_benchmark_spec_pairs_every_method_with_fusion():
+    from wsbench.suite import _specs, load_spec
+
+    spec = load_spec(Path(__file__).parent.parent / "benchmarks" / "fusion.toml")
+    specs = [s for _, s in _specs(spec, spec.seeds, {})]
+    fused = {(s.method, s.method_options.get("spatial")) for s in specs if s.fuse_neighbours}
+    assert all((s.fuse_neighbours, s.fuse_mode) in ((None, "max"), (2, "mean")) for s in specs)
+    assert {m for m, _ in fused} == {"cam", "puzzlecam", "tccam"}  # f2f is gradcam + this fusion
 
 
 def test_column_label_shows_fusion_other_than_the_methods_own():

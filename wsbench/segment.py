@@ -127,7 +127,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
                    batch_size: int = 8) -> Iterator[SegmentedFrame]:
     """Masks of a stream of frames, produced lazily.
 
-    At most ``batch_size + 2k + 1`` frames (k = the run's fusion neighbours) are held at once;
+    At most ``batch_size + 2k`` frames (k = the run's fusion neighbours) are held at once;
     a frame is yielded as soon as its fusion window is complete.
 
     Args:
