@@ -358,7 +358,8 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
     baselines = {}
     if test.frames:
         empty = test.empty_mask()
-        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0])},
+        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0]),
+                                        "stability": num(stability.stability()[0]) if stability.pairs else None},
                      "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])}}
     frames = splits["val"].frames + splits["test"].frames
     seconds = splits["val"].seconds + splits["test"].seconds
