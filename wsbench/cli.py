@@ -270,26 +270,78 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 # -- leaderboard and suites -------------------------------------------------------------------
-def _print_tables(records, echo=click.echo) -> None:
-    from tabulate import tabulate
+def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
+                  echo=click.echo) -> None:
+    from .report import build_tables, long_form, render
 
-    from .report import comparison
-
-    table = comparison(records)
-    if table.empty:
+    records = list(records)
+    if not any(r.finished for r in records):
         echo("no finished runs")
         return
-    echo("Illegal-class IoU ×100 on test (threshold chosen on val; mean ± std over seeds) ↑")
-    echo(tabulate(table, headers="keys", tablefmt="github", showindex=True))
+    if names == ["long"]:
+        if fmt == "latex":
+            raise UserError("--table long has one row per run and metric: use --format csv, json or markdown")
+        df = long_form(records)
+        text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
+                "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
+    else:
+        text = render(build_tables(records, names, metric), fmt)
+    if out is None:
+        echo(text.rstrip("\n"))
+    else:
+        from .runs import atomic_write_text
+
+        atomic_write_text(out, text)
+        echo(f"wrote {out}")
 
 
 @cli.command("leaderboard")
+@click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long"]),
+              default="all", show_default=True,
+              help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, or long: one row "
+                   "per run, metric and split")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
+              show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
+@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+              show_default=True, help="test metric of the comparison and ablation")
+@click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-def leaderboard_cmd(runs_dir: Path | None) -> None:
-    """Collect the finished runs into the comparison table of test illegal-class IoU."""
+def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_dir: Path | None) -> None:
+    """Tables from every finished run: mean ± std over seeds, best bold, second underlined.
+
+    Runs without result.json (still running or interrupted) are ignored.
+    """
+    from .report import TABLES
     from .runs import iter_runs, resolve_runs_dir
 
-    _print_tables(list(iter_runs(resolve_runs_dir(runs_dir))))
+    names = list(TABLES) if table == "all" else [table]
+    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out)
+
+
+@cli.command("figures")
+@click.option("--out", type=click.Path(path_type=Path), help="output folder [default: RUNS_DIR/figures]")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True)
+@click.option("--examples", type=int, default=3, show_default=True,
+              help="test frames in the qualitative figure (0: skip it; it reloads each run's stored classifier)")
+@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+              show_default=True, help="metric of the ablation bar chart")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (masks for the figure)")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: str, runs_dir: Path | None,
+                cache_dir: Path | None) -> None:
+    """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
+
+    Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
+    trained: masks are recomputed from each run's stored classifier at its val-chosen threshold.
+    """
+    from .figures import write_figures
+    from .runs import iter_runs, resolve_runs_dir
+
+    runs_dir = resolve_runs_dir(runs_dir)
+    written = write_figures(iter_runs(runs_dir), out or runs_dir / "figures", fmt, examples, metric,
+                            str(cache_dir) if cache_dir else None, device)
+    click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
 
 
 @cli.command("suite")
@@ -313,7 +365,8 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int, runs_dir
                         overrides={"device": device, "workers": workers,
                                    "cache_dir": str(cache_dir) if cache_dir else None},
                         progress=not quiet, echo=click.echo)
-    _print_tables(records)
+    click.echo("")
+    _print_tables(records, suite.tables)
 
 
 # -- data -------------------------------------------------------------------------------------

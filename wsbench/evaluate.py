@@ -41,8 +41,8 @@ from .flow import resize_flow, warp, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
 
-__all__ = ["BINS", "IoUSweep", "StabilitySweep", "batch_maps", "classification_accuracy", "evaluate_maps", "fuse_maps",
-           "fused_video_maps", "predict_mask", "score_bins", "video_maps"]
+__all__ = ["BINS", "IoUSweep", "StabilitySweep", "batch_maps", "classification_accuracy", "evaluate_maps",
+           "example_masks", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins", "video_maps"]
 
 BINS = 100
 
@@ -413,3 +413,46 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
             out[name][split] = round(correct / len(items), 6) if items else None
     return out
 
+
+
+def example_masks(method: Method, model: CamNet, data: PreparedData, device: torch.device, threshold: float,
+                  frames: list[tuple[str, int]], background_removal: bool = True, fusion: Fusion | None = None,
+                  flow: str = "dis", batch_size: int = 32) -> list[dict[str, Any]]:
+    """A method's masks of chosen frames next to their GT, exactly as the evaluator scores them (for figures).
+
+    Args:
+        method: the method (with its options).
+        model: its trained classifier.
+        data: prepared data.
+        device: where to compute maps.
+        threshold: the run's threshold (chosen on val).
+        frames: ``(video key, frame index)`` pairs, e.g. ``("before/vid3", 12)``; frames without GT get
+            an empty ``gt``.
+        background_removal: the run's input variant.
+        fusion: the run's temporal fusion (``None``: none).
+        flow: flow estimator whose cached flows fusion uses.
+        batch_size: frames per forward pass.
+
+    Returns:
+        Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
+        "iou" (float or None)}`` at the frame's original size.
+    """
+    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 else None
+    positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
+    model.eval()
+    out, cached = [], {}
+    for key, i in frames:
+        pos = positions[key]
+        if pos not in cached:
+            cached[pos] = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows,
+                                           batch_size)
+        video = data.index.videos[pos]
+        w, h = data.slices[pos].frame_size
+        scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        pred = predict_mask(scores, data.fg_full(pos, i), threshold)
+        mask_path = video.masks[i] if video.masks else None
+        gt = read_mask(mask_path, (w, h)) if mask_path is not None else np.zeros((h, w), bool)
+        union = int((gt | pred).sum())
+        out.append({"video": key, "frame": i, "image": video.frames.read(i), "gt": gt, "pred": pred,
+                    "iou": (int((gt & pred).sum()) / union if union else None) if mask_path is not None else None})
+    return out

@@ -19,7 +19,7 @@ from .methods import Fusion, Method, create_method
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "execute", "resolve"]
+__all__ = ["RunSpec", "execute", "incompatibility", "resolve"]
 
 
 @dataclasses.dataclass
@@ -41,6 +41,7 @@ class RunSpec:
         workers: data-loader worker processes.
         compile: ``torch.compile`` the model for training.
         cache_dir: cache root.
+        label: how tables name the run (a suite's ``label``); recorded, not part of the config hash.
     """
 
     method: str
@@ -56,6 +57,7 @@ class RunSpec:
     workers: int = 0
     compile: bool = False
     cache_dir: str | None = None
+    label: str | None = None
 
 
 @dataclasses.dataclass
@@ -90,10 +92,9 @@ def resolve(spec: RunSpec) -> Resolved:
 
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed,
                            **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}))
-    trainer_name, trainer_options = method.classifier()
-    trainer = create_method(trainer_name, **trainer_options)
-    if trainer.clip_length() > 1 and index.static_after:
-        raise UserError(f"temporal training needs after videos; {spec.dataset} has only static after frames")
+    why = incompatibility(method, index.static_after, spec.dataset)
+    if why:
+        raise UserError(why)
 
     if spec.fuse_neighbours is None:
         fusion = method.fusion()
@@ -118,7 +119,8 @@ def resolve(spec: RunSpec) -> Resolved:
     config.update({
         "config_hash": config_hash(semantic),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
-        "dataset_info": index.info,
+        "dataset_info": dict(index.info, static_after=index.static_after),
+        "label": spec.label,
         "device": spec.device,
         "workers": spec.workers,
         "compile": spec.compile,
@@ -126,6 +128,20 @@ def resolve(spec: RunSpec) -> Resolved:
         "environment": environment(),
     })
     return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index)
+
+
+def incompatibility(method: Method, static_after: bool, dataset: str) -> str | None:
+    """Why ``method`` cannot run on a data set, or ``None`` if it can.
+
+    Args:
+        method: the method with its options.
+        static_after: the data set's after class holds still images, not videos.
+        dataset: its name, for the message.
+    """
+    trainer_name, trainer_options = method.classifier()
+    if create_method(trainer_name, **trainer_options).clip_length() > 1 and static_after:
+        return f"temporal training needs after videos; {dataset} has only static after frames"
+    return None
 
 
 def _takes_cache_dir(func: Any) -> bool:

@@ -5,7 +5,7 @@ A spec (see ``benchmarks/*.toml``)::
     name = "default"
     datasets = ["synthetic-belt"]
     seeds = [0]
-    tables = ["comparison", "ablation"]
+    tables = ["comparison", "ablation", "background"]   # printed after the run
 
     [recipe]                 # optional overrides for every run
     epochs = 8
@@ -87,6 +87,11 @@ def load_spec(path: str | Path) -> SuiteSpec:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
     if not raw.get("runs"):
         raise UserError(f"{path}: no [[runs]]")
+    from .report import TABLES
+
+    bad = [t for t in raw.get("tables", []) if t not in TABLES]
+    if bad:
+        raise UserError(f"{path}: unknown table {bad[0]!r} in tables (choose from {', '.join(TABLES)})")
     runs = []
     for i, entry in enumerate(raw["runs"]):
         extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
@@ -116,7 +121,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers", 0),
-                                   cache_dir=overrides.get("cache_dir"))
+                                   cache_dir=overrides.get("cache_dir"), label=run.label)
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -147,7 +152,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if done:
             echo(f"{label}: done before ({done[-1].run_id})")
-            records.append(done[-1])
+            # this spec's label names the run in its tables, whatever an earlier suite called it
+            records.append(dataclasses.replace(done[-1], config={**done[-1].config, "label": run.label}))
             continue
         echo(f"{label}: running")
         record = execute(run_spec, runs_dir, resume=True, progress=progress)
