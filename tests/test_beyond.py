@@ -79,7 +79,7 @@ def test_fuse_neighbours_changes_config_hash_for_every_method(name, video_folder
     base = resolve(RunSpec(**spec, fuse_neighbours=0))
     fused = resolve(RunSpec(**spec, fuse_neighbours=2, fuse_mode="max"))
     assert base.fusion is None and base.config["fusion"] is None
-    assert fused.config["fusion"] == {"neighbours": 2, "mode": "max"}
+    assert fused.config["fusion"]["neighbours"] == 2 and fused.config["fusion"]["mode"] == "max"
     assert base.config["config_hash"] != fused.config["config_hash"]
 
 
@@ -119,11 +119,16 @@ def test_fusion_benchmark_spec_pairs_every_method_with_fusion():
 def test_column_label_shows_fusion_other_than_the_methods_own():
     from wsbench.report import column_label
 
-    opts = {"neighbours": 2, "aggregate": "mean", "base": "gradcam"}
+    from dataclasses import asdict
+
+    from wsbench.methods import Fusion, create_method
+
+    opts = asdict(create_method("f2f").options)
     plain = column_label({"method": "cam", "config": {"method_options": {}, "fusion": None}})
-    fused = column_label({"method": "cam", "config": {"method_options": {}, "fusion": {"neighbours": 2, "mode": "max"}}})
+    fused = column_label({"method": "cam", "config": {"method_options": {}, "fusion": asdict(Fusion(2, "max"))}})
     assert plain != fused and fused.startswith(plain) and "2" in fused and "max" in fused
-    f2f = column_label({"method": "f2f", "config": {"method_options": opts, "fusion": {"neighbours": 2, "mode": "mean"}}})
+    f2f = column_label({"method": "f2f", "config": {"method_options": opts, "fusion": asdict(Fusion(2, "mean"))}})
+    assert "fuse" not in f2f  # its own fusion
     assert column_label({"method": "f2f", "config": {"method_options": opts, "fusion": None}}) != f2f
 
 
@@ -150,7 +155,8 @@ def tiny_run(tiny_belt, tmp_path_factory):
     assert "| stability " in result.output
     (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
     res = json.loads((run_dir / "result.json").read_text())
-    assert res["fusion"] == {"neighbours": 1, "mode": "max"} and res["config"]["fusion"] == res["fusion"]
+    assert res["fusion"]["neighbours"] == 1 and res["fusion"]["mode"] == "max"
+    assert res["config"]["fusion"] == res["fusion"]
     assert 0 <= res["metrics"]["stability"] <= 1 and res["counts"]["stability_pairs"] > 0
     return runs, cache, run_dir
 
@@ -226,7 +232,7 @@ def test_segment_cli_on_frame_folder(tiny_run, tiny_belt, tmp_path):
     assert sorted(p.stem for p in (out / "masks").glob("*.png")) == names
     assert sorted(p.stem for p in (out / "overlay").glob("*.png")) == names
     info = json.loads((out / "segment.json").read_text())
-    assert info["frames"] == len(names) and info["fusion"] == {"neighbours": 1, "mode": "max"}
+    assert info["frames"] == len(names) and info["fusion"]["neighbours"] == 1
     for name in names:
         mask = cv2.imread(str(out / "masks" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
         frame = cv2.imread(str(video / f"{name}.png"))
@@ -334,7 +340,9 @@ def test_segment_stream_is_lazy_and_bounded(tmp_path):
     assert pulled == n
 
 
-def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path):
+@pytest.mark.parametrize("fusion", [dict(neighbours=2, mode="max"), dict(neighbours=2, mode="mean", warp=False),
+                                    dict(neighbours=2, mode="max", causal=True)])
+def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     """The ring buffer gives the same masks as fusing the whole video at once."""
     from wsbench.data.cache import frame_arrays
     from wsbench.data.torch_data import FOREGROUND
@@ -345,7 +353,8 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path):
     from wsbench.segment import segment_stream, stream_background
 
     frames = _belt_frames(9)
-    trained = _random_run(tmp_path, Fusion(2, "max"))
+    fusion = Fusion(**fusion)
+    trained = _random_run(tmp_path, fusion)
     background = stream_background(iter(frames), 9)
     streamed = [item.mask for item in segment_stream(trained, iter(frames), background, batch_size=4)]
 
@@ -355,7 +364,7 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path):
                       trained.device)
     fwd, bwd = estimate_video_flows(small, "dis")
     to = [resize_flow(torch.from_numpy(f).permute(0, 3, 1, 2), (8, 8)) for f in (fwd, bwd)]
-    fused = fuse_maps(maps, to[0], to[1], Fusion(2, "max"))
+    fused = fuse_maps(maps, to[0], to[1], fusion)
     import cv2
 
     for t, mask in enumerate(streamed):

@@ -217,6 +217,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
 @click.option("--fuse-neighbours", type=int, help="fuse maps over +-K frames at inference with cached flow (0: off) "
                                                  "[default: the method's choice]")
@@ -245,6 +247,7 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"],
                    data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
                    method_options=method_options, recipe=recipe, seed=kwargs["seed"], split_seed=kwargs["split_seed"],
+                   dataset_options=dataset_options(kwargs["dataset_option"]),
                    fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
                    cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None)
@@ -408,20 +411,50 @@ def _belt_config(cls, videos, frames, size, seed):
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, out: Path | None,
-              cache_dir: Path | None) -> None:
+def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, dataset_option: tuple[str, ...],
+              out: Path | None, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
 
     index = create_dataset(dataset, root=root, split_seed=split_seed,
-                           **({"cache_dir": cache_dir} if dataset == "synthetic-belt" else {}))
+                           **({"cache_dir": cache_dir} if dataset == "synthetic-belt" else {}),
+                           **dataset_options(dataset_option))
     click.echo(counts_table(index))
     target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
     contact_sheet(index, target, bg_threshold=bg_threshold)
     click.echo(f"contact sheet: {target}")
+
+
+# -- data set options -------------------------------------------------------------------------
+def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
+    """Parse repeated ``--dataset-option KEY=VALUE`` into keyword options of the data set function.
+
+    A value is read as JSON where it parses (``10`` → 10, ``2.5``, ``true``, ``null``), else as text.
+
+    Raises:
+        click.BadParameter: an item without ``=``, or a key that has an option of its own.
+    """
+    import json
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--dataset-option")
+        key = key.strip().replace("-", "_")
+        if key in ("root", "split_seed", "cache_dir"):
+            raise click.BadParameter(f"{key} has its own option (--{key.replace('root', 'data_root')})"
+                                     .replace("_", "-"), param_hint="--dataset-option")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
 
 
 # -- beyond the paper: pseudo-labels and segmenting videos with a finished run ---------------

@@ -168,28 +168,37 @@ class StabilitySweep:
             return inter / union
 
 
-def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor, to_prev: torch.Tensor, fusion: Fusion) -> torch.Tensor:
-    """Temporal fusion of one video's maps: neighbours t±1…t±k warped into t and aggregated.
+def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.Tensor | None,
+              fusion: Fusion) -> torch.Tensor:
+    """Temporal fusion of one video's maps: neighbours t±1…t±k brought into t and aggregated.
 
     Args:
         maps: (T, h, w) maps of consecutive frames.
-        to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one.
-        fusion: number of neighbours and aggregation (``max`` or ``mean``).
+        to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one
+            (``None`` is fine when ``fusion.warp`` is false: they are not used).
+        fusion: number of neighbours, aggregation (``max`` or ``mean``), whether neighbours are
+            warped with the flow, and whether only previous frames take part (``causal``).
 
     Returns:
         (T, h, w) fused maps; each frame's own map always takes part, a warped neighbour only where
-        it is valid (its sample point lies inside the neighbour frame).
+        it is valid (its sample point lies inside the neighbour frame), an unwarped one everywhere.
     """
     t, h, w = maps.shape
-    to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
+    if fusion.warp:
+        to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
     m = maps.float()[:, None]
     total, count, best = m.clone(), torch.ones_like(m), m.clone()
     for k in range(1, min(fusion.neighbours, t - 1) + 1):
-        # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
-        fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
-        # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
-        bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
-        for sl, warped, valid in ((slice(0, t - k), fwd, v_fwd), (slice(k, t), bwd, v_bwd)):
+        if fusion.warp:
+            # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
+            fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
+            # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
+            bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
+        else:
+            fwd, v_fwd = m[k:], torch.ones_like(m[k:])
+            bwd, v_bwd = m[:t - k], torch.ones_like(m[:t - k])
+        sides = [(slice(k, t), bwd, v_bwd)] + ([] if fusion.causal else [(slice(0, t - k), fwd, v_fwd)])
+        for sl, warped, valid in sides:
             total[sl] += warped * valid
             count[sl] += valid
             best[sl] = torch.maximum(best[sl], torch.where(valid > 0, warped, best[sl]))
@@ -247,7 +256,7 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
         device: where to compute maps.
         background_removal: feed background-removed frames (as in training) or originals.
         fusion: temporal fusion at inference (``None`` or 0 neighbours: none).
-        flows: the cached flows ``data.flows(...)``, needed when fusing.
+        flows: the cached flows ``data.flows(...)``, needed when fusing with warping.
         batch_size: frames per forward pass.
 
     Returns:
@@ -257,8 +266,10 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
     variant = FOREGROUND if background_removal else ORIGINAL
     maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
     if fusion is not None and fusion.neighbours > 0:
+        if not fusion.warp:
+            return fuse_maps(maps, None, None, fusion)
         if flows is None:
-            raise ValueError("fusion needs the cached flows")
+            raise ValueError("fusion with warping needs the cached flows")
         s = data.slices[pos]
         clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
         maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
@@ -437,7 +448,7 @@ def example_masks(method: Method, model: CamNet, data: PreparedData, device: tor
         Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
         "iou" (float or None)}`` at the frame's original size.
     """
-    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 else None
+    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 and fusion.warp else None
     positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
     model.eval()
     out, cached = [], {}

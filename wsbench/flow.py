@@ -17,6 +17,16 @@ estimators below return their backends' output unchanged.
 
 Arrays: frames are RGB ``uint8`` ``(N, H, W, 3)``; numpy flows are ``float32`` ``(N, H, W, 2)``
 (last axis ``u, v``); torch flows are ``(B, 2, H, W)`` (channel 0 ``u``, channel 1 ``v``).
+
+Adding an estimator
+-------------------
+A flow estimator is a class (or factory) registered with :func:`register_flow` — or declared in
+the ``wsbench.flows`` entry-point group by a plugin — whose keyword arguments are its options and
+whose instances satisfy :class:`FlowEstimator`: ``estimator(src, dst)`` on batches of frames at
+training resolution returns the flow from ``src`` to ``dst`` in the convention above. wsbench
+calls it once per pair of neighbouring frames (both directions, :func:`estimate_video_flows`)
+when a run first needs flow (``--flow NAME``), stores the result at a quarter of the resolution
+in the cache keyed by name and options, and does all warping itself (:func:`warp`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ class RunSpec:
         recipe: recipe overrides (``Recipe`` field → value).
         seed: training seed.
         split_seed: seed of the split by video for data sets without fixed splits.
+        dataset_options: the data set's own keyword options (``segment_seconds=10`` for a plugin).
         fuse_neighbours: temporal fusion of maps at inference over ±k frames (``None``: the
             method's own choice, ``0``: none).
         fuse_mode: ``max`` or ``mean``.
@@ -51,6 +52,7 @@ class RunSpec:
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     split_seed: int = 0
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
     fuse_mode: str = "max"
     device: str = "auto"
@@ -91,7 +93,8 @@ def resolve(spec: RunSpec) -> Resolved:
     recipe = Recipe(**values)
 
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed,
-                           **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}))
+                           **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}),
+                           **spec.dataset_options)
     why = incompatibility(method, index.static_after, spec.dataset)
     if why:
         raise UserError(why)
@@ -115,6 +118,8 @@ def resolve(spec: RunSpec) -> Resolved:
         "recipe": dataclasses.asdict(recipe),
         "fusion": dataclasses.asdict(fusion) if fusion else None,
     }
+    if spec.dataset_options:  # only when given, so runs without options keep their hash
+        semantic["dataset_options"] = dict(sorted(spec.dataset_options.items()))
     config = dict(semantic)
     config.update({
         "config_hash": config_hash(semantic),

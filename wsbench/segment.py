@@ -15,9 +15,10 @@ video's length:
    ``batch_size`` frames per forward pass.
 3. **Fusion.** If the run fused maps at inference (``--fuse-neighbours`` or ``f2f``), the same
    fusion runs here: flows between consecutive frames come from the run's flow estimator on the
-   fly, at the cached flows' resolution, and frame t is emitted once frame t+k has been read
-   (k frames of latency), fused over the window t−k … t+k held in a ring buffer. The result
-   equals :func:`wsbench.evaluate.fuse_maps` on the whole video.
+   fly, at the cached flows' resolution (none for unwarped fusion), and frame t is emitted once
+   frame t+k has been read (k frames of latency; none for causal fusion), fused over the window
+   t−k … t+k held in a ring buffer. The result equals :func:`wsbench.evaluate.fuse_maps` on the
+   whole video.
 4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
    :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
 """
@@ -128,7 +129,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     """Masks of a stream of frames, produced lazily.
 
     At most ``batch_size + 2k`` frames (k = the run's fusion neighbours) are held at once;
-    a frame is yielded as soon as its fusion window is complete.
+    a frame is yielded as soon as its fusion window is complete (at once for causal fusion).
 
     Args:
         trained: the run.
@@ -152,7 +153,8 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
         raise UserError("--batch-size must be at least 1")
     recipe, fusion = trained.recipe, trained.fusion
     k = fusion.neighbours if fusion is not None else 0
-    estimator = create_flow(recipe.flow) if k > 0 else None
+    ahead = 0 if fusion is None or fusion.causal else k  # later frames a frame's fusion waits for
+    estimator = create_flow(recipe.flow) if k > 0 and fusion.warp else None
     w, h = recipe.image_size
     flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
     variant = FOREGROUND if recipe.background_removal else ORIGINAL
@@ -188,18 +190,19 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
                     prev.to_next, entry.to_prev = flow(prev.small, entry.small), flow(entry.small, prev.small)
                 window.append(entry)
             read += len(batch)
-        # emit every frame whose k following frames have arrived (all that are left at the end)
-        while emitted < read and (done or emitted + k < read):
-            lo, hi = max(0, emitted - k), min(read, emitted + k + 1)
+        # emit every frame whose following frames in its window have arrived (all left at the end)
+        while emitted < read and (done or emitted + ahead < read):
+            lo, hi = max(0, emitted - k), min(read, emitted + ahead + 1)
             clip = [window[i - start] for i in range(lo, hi)]
             entry = clip[emitted - lo]
             fused = entry.maps
             if k > 0 and len(clip) > 1:
                 zero = torch.zeros(2, *flow_size)
-                fused = fuse_maps(torch.stack([e.maps for e in clip]),
-                                  torch.stack([e.to_next if e.to_next is not None else zero for e in clip]),
-                                  torch.stack([e.to_prev if e.to_prev is not None else zero for e in clip]),
-                                  fusion)[emitted - lo]
+                to_next = to_prev = None
+                if estimator is not None:
+                    to_next = torch.stack([e.to_next if e.to_next is not None else zero for e in clip])
+                    to_prev = torch.stack([e.to_prev if e.to_prev is not None else zero for e in clip])
+                fused = fuse_maps(torch.stack([e.maps for e in clip]), to_next, to_prev, fusion)[emitted - lo]
             assert size is not None
             scores = cv2.resize(fused.numpy(), size, interpolation=cv2.INTER_LINEAR)
             fg_full = cv2.resize(entry.fg, size, interpolation=cv2.INTER_NEAREST) > 0

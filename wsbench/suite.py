@@ -16,7 +16,7 @@ A spec (see ``benchmarks/*.toml``)::
     label = "Only temporal"         # optional, for tables
 
     [datasets_options."video-folder"]  # optional per-dataset data root / split seed
-    data_root = "/data/belt"
+    data_root = "/data/belt"          # other keys are the data set's own options (segment_seconds = 10)
 
 A run whose configuration hash matches a finished run in the runs directory is skipped, so
 re-running a suite trains and evaluates nothing again.
@@ -111,6 +111,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
 
     for dataset in spec.datasets:
         ds_opts = spec.dataset_options.get(dataset, {})
+        own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
         for run in spec.runs:
             for seed in seeds:
                 recipe = dict(spec.recipe)
@@ -118,6 +119,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 recipe.update(overrides.get("recipe", {}))
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
                                    split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
+                                   dataset_options=own_options,
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers", 0),
