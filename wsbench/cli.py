@@ -273,6 +273,10 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 # -- leaderboard and suites -------------------------------------------------------------------
+#: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
+_METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability"]
+
+
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
                   echo=click.echo) -> None:
     from .report import build_tables, long_form, render
@@ -305,7 +309,7 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
                    "per run, metric and split")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
-@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="test metric of the comparison and ablation")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -326,7 +330,7 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_di
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True)
 @click.option("--examples", type=int, default=3, show_default=True,
               help="test frames in the qualitative figure (0: skip it; it reloads each run's stored classifier)")
-@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="metric of the ablation bar chart")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (masks for the figure)")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
