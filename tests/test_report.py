@@ -298,3 +298,33 @@ def test_spec_with_unknown_table_is_one_line(tmp_path):
     spec.write_text('tables = ["leaderboard"]\n[[runs]]\nmethod = "cam"\n')
     result = CliRunner().invoke(cli, ["suite", str(spec), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 1 and "unknown table 'leaderboard'" in result.output and "bad.toml" in result.output
+
+
+def test_cli_metric_choices_match_report_metrics():
+    from wsbench.cli import _METRIC_CHOICES
+    from wsbench.report import METRICS
+
+    assert sorted(_METRIC_CHOICES) == sorted(METRICS)
+
+
+def test_fusion_chosen_by_a_methods_own_options_is_not_labelled_twice():
+    from wsbench.report import column_label
+
+    m = create_method("f2f", neighbours=4)
+    config = {"method_options": dataclasses.asdict(m.options), "fusion": dataclasses.asdict(m.fusion())}
+    assert column_label({"method": "f2f", "config": config}) == "Frame-to-Frame --neighbours 4"
+    config["fusion"] = None
+    assert column_label({"method": "f2f", "config": config}) == "Frame-to-Frame --neighbours 4 --no-fuse"
+
+
+def test_stability_table_uses_the_stability_reference(tmp_path):
+    runs_dir = tmp_path / "runs"
+    record = fake_run(runs_dir, "cam", 0, 0.3)
+    result = dict(record.result)
+    result["metrics"] = dict(result["metrics"], stability=0.7)
+    result["baselines"] = dict(result["baselines"], all_foreground={"iou_illegal": 0.2, "stability": 0.8})
+    (record.path / "result.json").write_text(json.dumps(result))
+    table = comparison(iter_runs(runs_dir), metric="stability")
+    cells = _cells(table)["synthetic-belt"]
+    assert cells["CAM"].mean == pytest.approx(70.0)
+    assert cells["all-foreground (reference)"].mean == pytest.approx(80.0)

@@ -302,11 +302,15 @@ def _summary(result: dict[str, Any]) -> str:
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
             f"illegal IoU {fmt(m['iou_illegal'])} at threshold {m['threshold']:.2f} chosen on val "
             f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "
-            f"| accuracy {fmt(m.get('accuracy'))} "
+            f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")
 
 
 # -- leaderboard and suites -------------------------------------------------------------------
+#: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
+_METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability"]
+
+
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
                   echo=click.echo) -> None:
     from .report import build_tables, long_form, render
@@ -339,7 +343,7 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
                    "per run, metric and split")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
-@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="test metric of the comparison and ablation")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -360,7 +364,7 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_di
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True)
 @click.option("--examples", type=int, default=3, show_default=True,
               help="test frames in the qualitative figure (0: skip it; it reloads each run's stored classifier)")
-@click.option("--metric", type=click.Choice(["iou_illegal", "miou", "oracle_iou_illegal"]), default="iou_illegal",
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="metric of the ablation bar chart")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (masks for the figure)")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -489,6 +493,69 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+# -- beyond the paper: pseudo-labels and segmenting videos with a finished run ---------------
+@cli.command("export")
+@click.option("--run", "run", required=True, help="finished run: its id in RUNS_DIR or its directory")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="output folder (new or empty)")
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="all", show_default=True,
+              help="which frames of the run's data set")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | None, cache_dir: Path | None,
+               quiet: bool) -> None:
+    """Write the run's masks of every frame as pseudo-labels for a fully supervised network.
+
+    OUT/images/<split>/<name>.png and OUT/masks/<split>/<name>.png (0 background, 1 legal,
+    2 illegal), classes.json, classes.txt and export.json. Uses the run's classifier, method,
+    fusion and val-chosen threshold; after frames get legal + background only.
+    """
+    from .data.index import SPLITS
+    from .export import export_pseudo_labels
+    from .inference import load_run
+
+    trained = load_run(run, runs_dir, device)
+    summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
+                                   cache_dir=cache_dir, progress=not quiet)
+    frames = sum(sum(c.values()) for c in summary["frames"].values())
+    click.echo(f"wrote {frames} images and masks of run {trained.run_id} (threshold {trained.threshold:.2f}) "
+               f"to {out}")
+
+
+@cli.command("segment")
+@click.option("--run", "run", required=True, help="finished run: its id in RUNS_DIR or its directory")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="output folder: masks/<frame>.png, classes.json, segment.json")
+@click.option("--overlay-video", type=click.Path(path_type=Path), help="also write an overlay video (.mp4 or .avi)")
+@click.option("--save-overlays", is_flag=True, help="also write each overlay frame to OUT/overlay/<frame>.png")
+@click.option("--bg-frames", type=int, default=64, show_default=True,
+              help="the background is the median of the first N frames")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="frames per forward pass")
+@click.option("--fps", type=float, help="overlay video frame rate [default: the input's, 10 for frame folders]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | None, save_overlays: bool,
+                bg_frames: int, batch_size: int, fps: float | None, device: str, runs_dir: Path | None,
+                quiet: bool) -> None:
+    """Segment INPUT (a video file or a folder of frames) with a finished run, streaming.
+
+    Writes a mask per frame (0 background, 1 legal, 2 illegal) and, with --overlay-video, the
+    video with illegal objects tinted red. Frames are processed in small batches and written at
+    once; the run's fusion, if any, is applied with flow computed on the fly.
+    """
+    from .inference import load_run
+    from .segment import segment_file
+
+    trained = load_run(run, runs_dir, device)
+    summary = segment_file(trained, input_path, out, overlay_video=overlay_video, save_overlays=save_overlays,
+                           bg_frames=bg_frames, batch_size=batch_size, fps=fps, progress=not quiet)
+    click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
+               + (f", overlay video {overlay_video}" if overlay_video else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,15 @@ For every *before* frame with a GT mask in the validation and test splits:
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
 reported number. The best test IoU over the sweep is reported too, marked ``oracle``, for
 comparison with papers that tune on test. GT masks are opened here and nowhere else.
+
+**Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
+the training resolution: the (fused) maps are upsampled bilinearly to it, and each frame's mask
+(map ≥ threshold ∧ foreground) is compared with the next frame's mask brought into it by the
+cached flow (:class:`StabilitySweep`). The neighbour's mask is warped with nearest-neighbour
+sampling, so warping and thresholding commute and one pass gives the whole threshold sweep;
+pixels whose flow leaves the frame are excluded. Intersections and unions are accumulated over
+all consecutive pairs of the split, and the value at the val-chosen threshold is reported
+(``metrics.stability``, 1 = masks that move exactly with the belt).
 """
 
 from __future__ import annotations
@@ -28,13 +37,33 @@ import torch
 from .data.cache import PreparedData
 from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
-from .flow import resize_flow, warp_chain
+from .flow import resize_flow, warp, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
 
-__all__ = ["BINS", "IoUSweep", "classification_accuracy", "evaluate_maps", "example_masks", "fuse_maps", "video_maps"]
+__all__ = ["BINS", "IoUSweep", "StabilitySweep", "batch_maps", "classification_accuracy", "evaluate_maps",
+           "example_masks", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins", "video_maps"]
 
 BINS = 100
+
+
+def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """Bin of each score: ⌊score × bins⌋ clipped to [0, bins − 1]; threshold k/bins keeps bins ≥ k."""
+    return np.clip((np.asarray(scores) * bins).astype(np.int64), 0, bins - 1)
+
+
+def predict_mask(scores: np.ndarray, foreground: np.ndarray, threshold: float) -> np.ndarray:
+    """The predicted *illegal* mask at ``threshold``, exactly as the evaluator counts it.
+
+    Args:
+        scores: (H, W) maps in [0, 1] at frame size.
+        foreground: (H, W) boolean foreground (illegal objects can only be objects).
+        threshold: a threshold of the grid, e.g. ``result["metrics"]["threshold"]``.
+
+    Returns:
+        (H, W) boolean mask: score bin ≥ threshold's bin and foreground.
+    """
+    return (score_bins(scores) >= int(round(threshold * BINS))) & foreground
 
 
 class IoUSweep:
@@ -55,7 +84,7 @@ class IoUSweep:
 
     def add(self, scores: np.ndarray, foreground: np.ndarray, gt: np.ndarray) -> None:
         """Add one frame: scores (H, W) in [0, 1], foreground and GT boolean (H, W)."""
-        b = np.clip((scores * self.bins).astype(np.int64), 0, self.bins - 1)
+        b = score_bins(scores, self.bins)
         self.pos += np.bincount(b[foreground & gt], minlength=self.bins)
         self.neg += np.bincount(b[foreground & ~gt], minlength=self.bins)
         self.gt += int(gt.sum())
@@ -87,6 +116,56 @@ class IoUSweep:
             return float("nan"), float("nan")
         rest = (self.total - self.gt) / self.total
         return (0.0 if self.gt else float("nan")), 0.5 * ((0.0 if self.gt else 1.0) + rest)
+
+
+class StabilitySweep:
+    """Temporal stability at every threshold k/BINS, accumulated over consecutive frame pairs.
+
+    For frames t and t+1 of one video, the mask of t+1 at threshold k (score bin ≥ k ∧ foreground)
+    is warped into t with nearest-neighbour sampling of the flow t → t+1; over the pixels whose
+    sample point lies inside frame t+1, the intersection and union with t's own mask are counted.
+    Since nearest-neighbour warping commutes with thresholding, warping the bin map once gives
+    every threshold: a pixel is in the intersection at k when min(bin_t, warped bin) ≥ k and in
+    the union when the max is. Stability = Σ intersection / Σ union (NaN where no mask at all).
+    """
+
+    def __init__(self, bins: int = BINS) -> None:
+        self.bins = bins
+        self.inter = np.zeros(bins, np.int64)  # per min-bin of the pair
+        self.union = np.zeros(bins, np.int64)  # per max-bin of the pair
+        self.pairs = 0
+
+    def add_video(self, scores: torch.Tensor, foreground: torch.Tensor, to_next: torch.Tensor) -> None:
+        """Add the consecutive pairs of one video.
+
+        Args:
+            scores: (T, h, w) maps in [0, 1].
+            foreground: (T, h, w) boolean (or 0/1) foreground at the same resolution.
+            to_next: (T, 2, h', w') flow from each frame to the next, in pixels of h' × w' (any
+                resolution: it is resized to h × w); the last frame's is ignored.
+        """
+        t, h, w = scores.shape
+        if t < 2:
+            return
+        bins = torch.from_numpy(score_bins(scores.float().numpy(), self.bins)).float()
+        bins[~foreground.bool()] = -1  # never in a mask, at any threshold
+        bins = bins[:, None]
+        flow = resize_flow(to_next[:-1].float(), (h, w))
+        warped, valid = warp(bins[1:], flow, mode="nearest")
+        inside = valid[:, 0] > 0
+        own = bins[:-1, 0][inside].long()
+        other = warped[:, 0][inside].round().long()
+        lo, hi = torch.minimum(own, other), torch.maximum(own, other)
+        self.inter += np.bincount(lo[lo >= 0].numpy(), minlength=self.bins)
+        self.union += np.bincount(hi[hi >= 0].numpy(), minlength=self.bins)
+        self.pairs += t - 1
+
+    def stability(self) -> np.ndarray:
+        """Intersection over union of each mask and its warped successor, at each threshold."""
+        inter = self.inter[::-1].cumsum()[::-1].astype(np.float64)
+        union = self.union[::-1].cumsum()[::-1].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return inter / union
 
 
 def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.Tensor | None,
@@ -127,6 +206,31 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.T
     return fused[:, 0]
 
 
+def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
+               device: torch.device, needs_grad: bool = False) -> torch.Tensor:
+    """The method's maps of a batch of frames at training resolution.
+
+    Args:
+        method, model: the method and its classifier (eval mode).
+        frames: (B, h, w, 3) uint8 frames at the training resolution.
+        fg: (B, h, w) 0/1 foreground masks at the same resolution.
+        variant: network input, ``FOREGROUND`` or ``ORIGINAL`` (see :mod:`wsbench.data.torch_data`).
+        device: where to compute.
+        needs_grad: the method's maps need autograd (its registry entry's ``needs_grad``).
+
+    Returns:
+        (B, h', w') float maps on the CPU, before fusion.
+    """
+    images = make_input(frames, fg, variant)
+    x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
+    if needs_grad:
+        maps = method.maps(model, x)
+    else:
+        with torch.no_grad():
+            maps = method.maps(model, x)
+    return maps.detach().float().cpu()
+
+
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False) -> torch.Tensor:
     """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
@@ -134,15 +238,51 @@ def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, vari
     out = []
     for start in range(s.start, s.stop, batch_size):
         stop = min(start + batch_size, s.stop)
-        images = make_input(data.frames[start:stop], data.fg[start:stop], variant)
-        x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
-        if needs_grad:
-            maps = method.maps(model, x)
-        else:
-            with torch.no_grad():
-                maps = method.maps(model, x)
-        out.append(maps.detach().float().cpu())
+        out.append(batch_maps(method, model, data.frames[start:stop], data.fg[start:stop], variant, device,
+                              needs_grad))
     return torch.cat(out)
+
+
+def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, device: torch.device,
+                     background_removal: bool = True, fusion: Fusion | None = None, flows: np.ndarray | None = None,
+                     batch_size: int = 32) -> torch.Tensor:
+    """The maps that get scored: the method's maps of every frame of video ``pos``, fused if asked.
+
+    Args:
+        method: the method.
+        model: its trained classifier, in eval mode.
+        data: prepared data.
+        pos: position of the video in ``data.index.videos``.
+        device: where to compute maps.
+        background_removal: feed background-removed frames (as in training) or originals.
+        fusion: temporal fusion at inference (``None`` or 0 neighbours: none).
+        flows: the cached flows ``data.flows(...)``, needed when fusing with warping.
+        batch_size: frames per forward pass.
+
+    Returns:
+        (T, h, w) maps on the CPU at the method's resolution.
+    """
+    needs_grad = METHODS.entry(method.name).meta.needs_grad
+    variant = FOREGROUND if background_removal else ORIGINAL
+    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
+    if fusion is not None and fusion.neighbours > 0:
+        if not fusion.warp:
+            return fuse_maps(maps, None, None, fusion)
+        if flows is None:
+            raise ValueError("fusion with warping needs the cached flows")
+        s = data.slices[pos]
+        clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
+        maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
+    return maps
+
+
+def _stability_scores(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Maps (T, h, w) upsampled bilinearly to ``size`` = (w, h)."""
+    w, h = size
+    if maps.shape[-2:] == (h, w):
+        return maps.float()
+    return torch.nn.functional.interpolate(maps.float()[:, None], size=(h, w), mode="bilinear",
+                                           align_corners=False)[:, 0]
 
 
 @dataclasses.dataclass
@@ -170,41 +310,42 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
 
     Returns:
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
-        with the stable keys documented in the README.
+        with the stable keys documented in the README; ``metrics.stability`` is the temporal
+        stability of the test masks (see the module docstring).
     """
     from tqdm.auto import tqdm
 
     fusion = fusion if fusion is not None else method.fusion()
-    needs_grad = METHODS.entry(method.name).meta.needs_grad
-    variant = FOREGROUND if background_removal else ORIGINAL
-    fuse = fusion is not None and fusion.neighbours > 0
-    flows = data.flows(flow) if fuse and fusion.warp else None
+    flows = data.flows(flow)  # fusion and the stability metric
     splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
+    stability = StabilitySweep()
+    # every test before video feeds the stability metric; IoU needs GT masks
     todo = [(pos, v) for pos, v in enumerate(data.index.videos)
-            if v.label == "before" and v.split in splits and v.has_masks]
+            if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
     model.eval()
     for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False, disable=not progress):
         split = splits[video.split]
         started = time.perf_counter()
-        maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
-        if flows is not None:
-            s = data.slices[pos]
-            clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
-            maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
-        elif fuse:
-            maps = fuse_maps(maps, None, None, fusion)
+        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size)
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
+        s = data.slices[pos]
+        if video.split == "test":
+            stability.add_video(_stability_scores(maps, data.image_size),
+                                torch.from_numpy(np.asarray(data.fg[s.start:s.stop]) > 0),
+                                torch.from_numpy(np.asarray(flows[s.start:s.stop, 0], dtype=np.float32)))
+        if not video.has_masks:
+            continue
         w, h = data.slices[pos].frame_size
         for i, mask_path in enumerate(video.masks or []):
             if mask_path is None:
                 continue
             scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
             split.sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
-    return _summarise(splits, fusion)
+    return _summarise(splits, fusion, stability)
 
 
-def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, Any]:
+def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: StabilitySweep) -> dict[str, Any]:
     val, test = splits["val"].sweep, splits["test"].sweep
     val_iou, test_iou = val.iou(), test.iou()
     if val.frames and np.isfinite(val_iou).any():
@@ -223,11 +364,13 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, An
         "val_iou_illegal": num(val_iou[k]) if val.frames else None,
         "oracle_iou_illegal": num(np.nanmax(test_iou)) if test.frames and np.isfinite(test_iou).any() else None,
         "oracle_threshold": (int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any() else None,
+        "stability": num(stability.stability()[k]) if stability.pairs else None,
     }
     baselines = {}
     if test.frames:
         empty = test.empty_mask()
-        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0])},
+        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0]),
+                                        "stability": num(stability.stability()[0]) if stability.pairs else None},
                      "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])}}
     frames = splits["val"].frames + splits["test"].frames
     seconds = splits["val"].seconds + splits["test"].seconds
@@ -236,8 +379,9 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, An
         "baselines": baselines,
         "curves": {"thresholds": [k / BINS for k in range(BINS)],
                    "val_iou_illegal": [num(x) for x in val_iou] if val.frames else [],
-                   "test_iou_illegal": [num(x) for x in test_iou] if test.frames else []},
-        "counts": {"val_frames": val.frames, "test_frames": test.frames},
+                   "test_iou_illegal": [num(x) for x in test_iou] if test.frames else [],
+                   "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
+        "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs},
         "fusion": dataclasses.asdict(fusion) if fusion else None,
         "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
     }
@@ -304,29 +448,19 @@ def example_masks(method: Method, model: CamNet, data: PreparedData, device: tor
         Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
         "iou" (float or None)}`` at the frame's original size.
     """
-    needs_grad = METHODS.entry(method.name).meta.needs_grad
-    variant = FOREGROUND if background_removal else ORIGINAL
-    fuse = fusion is not None and fusion.neighbours > 0
-    flows = data.flows(flow) if fuse and fusion.warp else None
+    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 and fusion.warp else None
     positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
-    level = int(round(threshold * BINS))
     model.eval()
     out, cached = [], {}
     for key, i in frames:
         pos = positions[key]
         if pos not in cached:
-            maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
-            if flows is not None:
-                s = data.slices[pos]
-                clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
-                maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
-            elif fuse:
-                maps = fuse_maps(maps, None, None, fusion)
-            cached[pos] = maps
+            cached[pos] = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows,
+                                           batch_size)
         video = data.index.videos[pos]
         w, h = data.slices[pos].frame_size
         scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-        pred = (np.clip((scores * BINS).astype(np.int64), 0, BINS - 1) >= level) & data.fg_full(pos, i)
+        pred = predict_mask(scores, data.fg_full(pos, i), threshold)
         mask_path = video.masks[i] if video.masks else None
         gt = read_mask(mask_path, (w, h)) if mask_path is not None else np.zeros((h, w), bool)
         union = int((gt | pred).sum())

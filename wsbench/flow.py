@@ -433,12 +433,13 @@ def _next_pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def warp(maps: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def warp(maps: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
     """Bring maps defined on ``dst`` into ``src``'s frame: ``warped(x) = maps(x + flow(x))``.
 
     ``flow`` goes from src to dst (``src(x) ≈ dst(x + flow(x))``, the module's convention), so
     with ``flow = Flow(X_t, X_k)`` this warps the CAM of neighbour ``k`` into frame ``t``.
-    Sampling is bilinear; a sample point counts as valid when it lies inside the map, i.e. in
+    Sampling is bilinear (``mode="nearest"``: the nearest pixel, which keeps label and bin maps
+    integer, so warping commutes with thresholding); a sample point counts as valid when it lies inside the map, i.e. in
     ``[0, w-1] × [0, h-1]`` up to 1e-3 px, and ``warped`` is 0 where it is not. Pixel ``i`` sits
     at coordinate ``i`` (pixel centres), so zero flow is exactly the identity and an integer flow
     is an exact shift.
@@ -450,19 +451,22 @@ def warp(maps: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         maps: ``(B, C, h, w)`` floating-point maps on the dst frame.
         flow: ``(B, 2, h, w)`` flow in pixels **at the maps' resolution** (use
             :func:`resize_flow` first if it was estimated on full-size frames).
+        mode: ``"bilinear"`` or ``"nearest"``.
 
     Returns:
         ``(warped, valid)``: ``warped`` ``(B, C, h, w)`` in ``maps.dtype``; ``valid``
         ``(B, 1, h, w)`` in ``maps.dtype``, 1 where the sample point was inside the map, else 0.
 
     Raises:
-        ValueError: for mismatched shapes or non-floating maps.
+        ValueError: for mismatched shapes, non-floating maps or an unknown mode.
     """
     if maps.ndim != 4 or not maps.is_floating_point():
         raise ValueError(f"maps must be a floating-point (B, C, h, w) tensor, got {maps.dtype} {tuple(maps.shape)}")
     b, _, h, w = maps.shape
     if flow.shape != (b, 2, h, w):
         raise ValueError(f"flow must have shape {(b, 2, h, w)} to match maps, got {tuple(flow.shape)}")
+    if mode not in ("bilinear", "nearest"):
+        raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     coord_dtype = torch.float64 if maps.dtype == torch.float64 else torch.float32
     flow = flow.to(device=maps.device, dtype=coord_dtype)
 
@@ -486,7 +490,7 @@ def warp(maps: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     source = maps.to(coord_dtype)
     if (size_h, size_w) != (h, w):
         source = F.pad(source, (0, size_w - w, 0, size_h - h))
-    sampled = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(source, grid, mode=mode, padding_mode="zeros", align_corners=False)
     valid = valid.unsqueeze(1)
     warped = torch.where(valid, sampled, torch.zeros((), device=maps.device, dtype=coord_dtype))
     return warped.to(maps.dtype), valid.to(maps.dtype)

@@ -57,12 +57,14 @@ ABLATION_COLUMNS = {(False, False): "None", (False, True): "Only temporal", (Tru
                     (True, True): "Both"}
 #: metrics the comparison and ablation can show: name → (header text, higher is better)
 METRICS = {"iou_illegal": ("illegal IoU", True), "miou": ("mIoU", True),
-           "oracle_iou_illegal": ("oracle illegal IoU (best threshold on test)", True)}
+           "oracle_iou_illegal": ("oracle illegal IoU (best threshold on test)", True),
+           "stability": ("temporal stability (IoU of flow-warped consecutive masks)", True)}
 TABLES = ("comparison", "ablation", "background")
 #: the split each stored metric was measured on
 _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "test", "oracle_threshold": "test",
+                 "stability": "test",
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
-_SEMANTIC = ("method", "method_options", "dataset", "data_root", "split_seed", "recipe", "fusion")
+_SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "split_seed", "recipe", "fusion")
 _NA = "†"
 
 
@@ -71,18 +73,21 @@ def _config(record: RunRecord) -> dict[str, Any]:
     return record.config or (record.result or {}).get("config", {})
 
 
-def _method_defaults(method: str) -> tuple[dict[str, Any], Any]:
-    """Default options and default fusion of a registered method (empty, None if unknown)."""
+def _method_defaults(method: str, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+    """Default options of a registered method and the fusion it chooses itself with ``options``.
+
+    Returns empty options and ``None`` for an unknown method or options it cannot be built with.
+    """
     from .methods import METHODS, create_method
 
     if method not in METHODS:
         return {}, None
     try:
-        m = create_method(method)
-    except Exception:  # a plugin whose defaults cannot be built
+        defaults = dataclasses.asdict(create_method(method).options)
+        fusion = create_method(method, **(options or {})).fusion()
+    except Exception:  # a plugin whose defaults cannot be built, or options from another version
         return {}, None
-    fusion = m.fusion()
-    return dataclasses.asdict(m.options), dataclasses.asdict(fusion) if fusion else None
+    return defaults, dataclasses.asdict(fusion) if fusion else None
 
 
 def column_label(result: dict[str, Any]) -> str:
@@ -97,8 +102,10 @@ def column_label(result: dict[str, Any]) -> str:
     config = result.get("config", {})
     method = result.get("method") or config.get("method", "?")
     label = METHOD_NAMES.get(method, method)
-    defaults, default_fusion = _method_defaults(method)
-    changed = {k: v for k, v in config.get("method_options", {}).items() if defaults.get(k, object()) != v}
+    options = config.get("method_options", {}) or {}
+    # the fusion a method's own options choose (f2f --neighbours 4) is not an extra --fuse
+    defaults, default_fusion = _method_defaults(method, options)
+    changed = {k: v for k, v in options.items() if defaults.get(k, object()) != v}
     for key, value in sorted(changed.items()):
         flag = key.replace("_", "-")
         label += f" --{flag}" if value is True else f" --no-{flag}" if value is False else f" --{flag} {value}"
@@ -364,7 +371,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
     names = _column_names(df)
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
-    ref = df[(df.metric == "all_foreground:iou_illegal") & (df.split == "test")]
+    ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")]
     reasons: dict[str, list[str]] = {}
     for dataset, group in df.groupby("dataset", sort=False):
         static_after = bool(group.static_after.any())

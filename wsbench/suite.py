@@ -49,6 +49,7 @@ class SuiteRun:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
+    fuse_mode: str = "max"
     label: str | None = None
 
 
@@ -95,7 +96,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
     for i, entry in enumerate(raw["runs"]):
         extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
         if "method" not in entry or extra:
-            raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, label"
+            raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, "
+                            "fuse_mode, label"
                             + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
         runs.append(SuiteRun(**entry))
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
@@ -119,6 +121,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
                                    dataset_options=own_options,
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
+                                   fuse_mode=run.fuse_mode,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers", 0),
                                    cache_dir=overrides.get("cache_dir"), label=run.label)
 

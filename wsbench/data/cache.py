@@ -40,7 +40,7 @@ from ..runs import atomic_write_json, config_hash
 from . import background as bg
 from .index import Video, VideoIndex
 
-__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "prepare", "resolve_cache_dir"]
+__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare", "resolve_cache_dir"]
 
 CACHE_ENV = "WSBENCH_CACHE_DIR"
 #: flows are stored at 1/FLOW_STRIDE of the training resolution (≥ 2× the features at stride 8)
@@ -282,13 +282,30 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
     del grays
     for i, frame in enumerate(video.frames):
         _check_size(video, i, frame, size)
-        frames[start + i] = cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA)
-        mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+        frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold)
         cv2.imwrite(str(fg_dir / f"{i}.png"), mask * 255)
-        small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
-        fg[start + i] = small > 127
     assert size is not None
     return size
+
+
+def frame_arrays(frame: np.ndarray, background: np.ndarray, image_size: tuple[int, int],
+                 threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame as the caches hold it: resized frame and foreground, and the analysis-size foreground.
+
+    Args:
+        frame: RGB uint8 frame at its original size.
+        background: its video's median background (grayscale at the analysis size).
+        image_size: training resolution ``(w, h)``.
+        threshold: background-removal threshold (grey levels).
+
+    Returns:
+        ``(frame (h, w, 3) uint8, foreground (h, w) uint8 0/1 at training resolution,
+        foreground uint8 0/1 at the analysis size)``.
+    """
+    asize = (background.shape[1], background.shape[0])
+    mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+    small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA), (small > 127).astype(np.uint8), mask
 
 
 def _check_size(video: Video, i: int, frame: np.ndarray, size: tuple[int, int] | None) -> tuple[int, int]:

@@ -114,8 +114,9 @@ class Fusion:
         mode: ``"max"`` or ``"mean"`` over the frame itself and its valid neighbours.
         warp: warp neighbours into frame t with the cached flow (chained one frame at a time,
             see :func:`wsbench.flow.warp_chain`); a warped neighbour counts only where its sample
-            point lies inside that frame. ``False``: no flow is computed or read, and each
-            neighbour's map is used pixel for pixel.
+            point lies inside that frame. ``False``: the fusion reads no flow, and each
+            neighbour's map is used pixel for pixel (the evaluator still reads the cached flow
+            for its temporal-stability metric).
         causal: only previous frames (what an online system has seen), never later ones.
     """
 
