@@ -3,7 +3,7 @@
     ROOT/
       before/<video_id>/<frame files>      temporal order = natural sort of the names
       after/<video_id>/<frame files>
-      masks/before/<video_id>/<stem>.png   optional GT (nonzero = illegal object), evaluation only
+      masks/before/<video_id>/<stem>.png   optional GT (object where a channel ≥ 128, or 0/1 labels), evaluation only
       splits.json                          optional {"train": [ids], "val": [...], "test": [...]}
 
 Frames may be PNG or JPEG (any image format OpenCV reads), of any size, named with a number
