@@ -225,6 +225,7 @@ def run_options(func):
         click.option("--bg-threshold", type=float, help="background-removal threshold in grey levels [default: 22]"),
         click.option("--augment/--no-augment", default=None, help="flips, shifts, colour gain [default: on]"),
         click.option("--flow", help="optical-flow estimator (wsbench list flows) [default: dis]"),
+        click.option("--flow-root", help="folder of .flo files for --flow files [default: the dataset's own]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -235,7 +236,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Pop the recipe options out of a command's keyword arguments."""
     names = ["backbone", "pretrained", "output_stride", "pool", "image_size", "epochs", "batch_size", "optimizer",
              "lr", "weight_decay", "schedule", "alpha_max", "beta_max", "weight_ramp", "background_removal",
-             "bg_threshold", "augment", "flow"]
+             "bg_threshold", "augment", "flow", "flow_root"]
     recipe = {n: kwargs.pop(n) for n in names}
     recipe["image_size"] = _image_size(recipe["image_size"])
     if recipe["output_stride"] is not None:
@@ -256,6 +257,9 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
                                                  "[default: the method's choice]")
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")
+@click.option("--cam-scales", default="1", show_default=True,
+              help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
+@click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=int, default=0, show_default=True, help="data-loader worker processes")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training")
@@ -282,7 +286,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                    dataset_options=dataset_options(kwargs["dataset_option"]),
                    fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
-                   cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None)
+                   cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None,
+                   cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
     if kwargs["quiet"]:
         os.environ["WSBENCH_PROGRESS"] = "0"
     record = execute(spec, resolve_runs_dir(kwargs["runs_dir"]), resume=kwargs["resume"],
@@ -392,9 +397,11 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--workers", type=int, default=0, show_default=True, help="data-loader worker processes")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@click.option("--data-root", "data_roots", multiple=True, metavar="DATASET=PATH",
+              help="data folder of a dataset of the spec (replaces its data_root; repeatable)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int, runs_dir: Path | None,
-              cache_dir: Path | None, quiet: bool) -> None:
+              cache_dir: Path | None, data_roots: tuple[str, ...], quiet: bool) -> None:
     """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
     from .runs import resolve_runs_dir
     from .suite import load_spec, run_suite
@@ -402,8 +409,14 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int, runs_dir
     if quiet:
         os.environ["WSBENCH_PROGRESS"] = "0"
     suite = load_spec(spec)
+    roots = {}
+    for item in data_roots:
+        dataset, sep, path = item.partition("=")
+        if not sep or not dataset or not path:
+            raise click.BadParameter(f"{item!r} is not DATASET=PATH", param_hint="--data-root")
+        roots[dataset] = str(Path(path).expanduser())
     records = run_suite(suite, resolve_runs_dir(runs_dir), seeds=list(range(seeds)) if seeds else None,
-                        overrides={"device": device, "workers": workers,
+                        overrides={"device": device, "workers": workers, "data_roots": roots,
                                    "cache_dir": str(cache_dir) if cache_dir else None},
                         progress=not quiet, echo=click.echo)
     click.echo("")
@@ -556,6 +569,65 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
                            bg_frames=bg_frames, batch_size=batch_size, fps=fps, progress=not quiet)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
                + (f", overlay video {overlay_video}" if overlay_video else ""))
+
+
+# -- data: flow files and downloads (SERUSO / WS²) ----------------------------------------------
+@data_cmd.command("flow")
+@click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name")
+@click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
+@click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
+@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int,
+              cache_dir: Path | None) -> None:
+    """Write the flow of every frame to the next one as Middlebury .flo files, mirroring the frame tree.
+
+    The file of frame n holds the flow n -> n+1 at the frame's own resolution (the last frame of a
+    video gets none); 'wsbench run --flow files --flow-root OUT' reads them back.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import DATASETS, create_dataset
+    from .flow import create_flow, flo_path, write_flo
+
+    entry = DATASETS.entry(dataset)
+    options = {"cache_dir": str(cache_dir) if cache_dir else None} if "cache_dir" in _params(entry.obj) else {}
+    index = create_dataset(dataset, root=data_root, split_seed=split_seed, **options)
+    estimator = create_flow(flow)
+    written = 0
+    for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=os.environ.get("WSBENCH_PROGRESS") == "0"):
+        previous = None
+        for n, frame in enumerate(video.frames):
+            if previous is not None:
+                path = flo_path(out, index, video, n - 1)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_flo(path, estimator(previous[None], frame[None])[0])
+                written += 1
+            previous = frame
+    click.echo(f"wrote {written} .flo files under {out}  (use: --flow files --flow-root {out})")
+
+
+def _params(func: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(func).parameters)
+
+
+@data_cmd.command("fetch")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to put the dataset in")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def data_fetch(name: str, out: Path, quiet: bool) -> None:
+    """Download a public dataset from Zenodo (ws2, zerowaste-w), verify and extract it.
+
+    An interrupted download resumes when the command is run again. The base URL is
+    $WSBENCH_ZENODO_URL or https://zenodo.org.
+    """
+    from .fetch import PUBLIC_DATASETS, fetch_dataset
+
+    root = fetch_dataset(name, out, progress=not quiet, echo=click.echo)
+    click.echo(f"done; use: --dataset {PUBLIC_DATASETS[name].dataset} --data-root {root}")
 
 
 if __name__ == "__main__":  # pragma: no cover

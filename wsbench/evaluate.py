@@ -22,10 +22,20 @@ sampling, so warping and thresholding commute and one pass gives the whole thres
 pixels whose flow leaves the frame are excluded. Intersections and unions are accumulated over
 all consecutive pairs of the split, and the value at the val-chosen threshold is reported
 (``metrics.stability``, 1 = masks that move exactly with the belt).
+
+Beside it, the protocol of the authors' benchmark code (andreamarelli99/WS-WS-Dataset) is scored
+on the same test maps (``metrics.iou_illegal_wsws``): the maps of every class of the classifier,
+each divided by its per-frame maximum, the pixel's class is the ``argmax`` (ties go to the class
+first in the order after, before, background, as in the code's sorted folders), the mask is class
+*before* with no threshold and no foreground gate; IoU per frame (a frame whose union is empty
+counts 1.0), averaged over the test *before* frames whose previous and next frames exist (the code
+scores the centres of frame triplets). The code's multi-scale + flip maps are ``--cam-scales
+0.2,0.5,1,2,4,6 --cam-flip``, which apply to both protocols.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from typing import Any
@@ -40,9 +50,11 @@ from .data.torch_data import FOREGROUND, ORIGINAL, make_input
 from .flow import resize_flow, warp, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
+from .multiscale import multiscale_maps
 
-__all__ = ["BINS", "IoUSweep", "StabilitySweep", "batch_maps", "classification_accuracy", "evaluate_maps",
-           "example_masks", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins", "video_maps"]
+__all__ = ["BINS", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
+           "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
+           "video_maps", "wsws_mask"]
 
 BINS = 100
 
@@ -207,7 +219,8 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.T
 
 
 def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
-               device: torch.device, needs_grad: bool = False) -> torch.Tensor:
+               device: torch.device, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
+               flip: bool = False) -> torch.Tensor:
     """The method's maps of a batch of frames at training resolution.
 
     Args:
@@ -217,6 +230,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
         variant: network input, ``FOREGROUND`` or ``ORIGINAL`` (see :mod:`wsbench.data.torch_data`).
         device: where to compute.
         needs_grad: the method's maps need autograd (its registry entry's ``needs_grad``).
+        scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
 
     Returns:
         (B, h', w') float maps on the CPU, before fusion.
@@ -224,28 +238,29 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
     images = make_input(frames, fg, variant)
     x = model.normalize(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
     if needs_grad:
-        maps = method.maps(model, x)
+        maps = multiscale_maps(method, model, x, scales, flip)
     else:
         with torch.no_grad():
-            maps = method.maps(model, x)
+            maps = multiscale_maps(method, model, x, scales, flip)
     return maps.detach().float().cpu()
 
 
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
-               batch_size: int = 32, needs_grad: bool = False) -> torch.Tensor:
+               batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
+               flip: bool = False) -> torch.Tensor:
     """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):
         stop = min(start + batch_size, s.stop)
         out.append(batch_maps(method, model, data.frames[start:stop], data.fg[start:stop], variant, device,
-                              needs_grad))
+                              needs_grad, scales, flip))
     return torch.cat(out)
 
 
 def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, device: torch.device,
                      background_removal: bool = True, fusion: Fusion | None = None, flows: np.ndarray | None = None,
-                     batch_size: int = 32) -> torch.Tensor:
+                     batch_size: int = 32, scales: tuple[float, ...] = (1.0,), flip: bool = False) -> torch.Tensor:
     """The maps that get scored: the method's maps of every frame of video ``pos``, fused if asked.
 
     Args:
@@ -258,13 +273,14 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
         fusion: temporal fusion at inference (``None`` or 0 neighbours: none).
         flows: the cached flows ``data.flows(...)``, needed when fusing with warping.
         batch_size: frames per forward pass.
+        scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
 
     Returns:
         (T, h, w) maps on the CPU at the method's resolution.
     """
     needs_grad = METHODS.entry(method.name).meta.needs_grad
     variant = FOREGROUND if background_removal else ORIGINAL
-    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
+    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip)
     if fusion is not None and fusion.neighbours > 0:
         if not fusion.warp:
             return fuse_maps(maps, None, None, fusion)
@@ -294,7 +310,8 @@ class _Split:
 
 def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
-                  batch_size: int = 32, progress: bool = True) -> dict[str, Any]:
+                  batch_size: int = 32, progress: bool = True, flow_options: dict[str, Any] | None = None,
+                  cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False) -> dict[str, Any]:
     """Score a method's maps on the validation and test *before* frames that have GT masks.
 
     Args:
@@ -307,16 +324,21 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         flow: flow estimator whose cached flows fusion uses.
         batch_size: frames per forward pass.
         progress: show a progress bar.
+        flow_options: options of the flow estimator (e.g. ``root`` of the ``files`` estimator).
+        cam_scales: input scales of multi-scale inference (``(1.0,)``: single scale).
+        cam_flip: also average the maps of the mirrored frames.
 
     Returns:
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
-        with the stable keys documented in the README; ``metrics.stability`` is the temporal
+        with the stable keys documented in the README; ``metrics.iou_illegal_wsws`` is the authors'
+        code's protocol (see the module docstring); ``metrics.stability`` is the temporal
         stability of the test masks (see the module docstring).
     """
     from tqdm.auto import tqdm
 
     fusion = fusion if fusion is not None else method.fusion()
-    flows = data.flows(flow)  # fusion and the stability metric
+    flows = data.flows(flow, **(flow_options or {}))  # fusion and the stability metric
+    wsws: list[float] = []
     splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
     stability = StabilitySweep()
     # every test before video feeds the stability metric; IoU needs GT masks
@@ -326,7 +348,11 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False, disable=not progress):
         split = splits[video.split]
         started = time.perf_counter()
-        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size)
+        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
+                                cam_scales, cam_flip)
+        if video.split == "test" and video.has_masks:
+            wsws += _wsws_video(method, model, data, pos, video, maps, device, background_removal, fusion, flows,
+                                batch_size, cam_scales, cam_flip)
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
         s = data.slices[pos]
@@ -342,7 +368,57 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
                 continue
             scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
             split.sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
-    return _summarise(splits, fusion, stability)
+    result = _summarise(splits, fusion, stability)
+    result["metrics"]["iou_illegal_wsws"] = round(float(np.mean(wsws)), 6) if wsws else None
+    result["counts"]["wsws_frames"] = len(wsws)
+    return result
+
+
+#: class order of the authors' code (its sorted class folders); its mask is ``argmax == 1``, *before*
+WSWS_CLASS_ORDER = ("after", "before", "background")
+
+
+def wsws_mask(class_maps: dict[str, np.ndarray]) -> np.ndarray:
+    """The authors' code's mask: pixels whose ``argmax`` over the class maps is *before*.
+
+    Args:
+        class_maps: ``{class name: (H, W) map}`` for every class of the classifier; each map is
+            divided by its maximum first (a map that is 0 everywhere stays 0).
+
+    Returns:
+        Boolean (H, W) mask; ties go to the class first in :data:`WSWS_CLASS_ORDER`.
+    """
+    names = [c for c in WSWS_CLASS_ORDER if c in class_maps] + [c for c in class_maps if c not in WSWS_CLASS_ORDER]
+    stack = np.stack([class_maps[c] / (float(class_maps[c].max()) + 1e-5) for c in names])
+    return stack.argmax(axis=0) == names.index("before")
+
+
+def frame_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of one frame's boolean masks; 1.0 when both are empty (the authors' code's rule)."""
+    union = int(np.logical_or(pred, gt).sum())
+    return 1.0 if union == 0 else int(np.logical_and(pred, gt).sum()) / union
+
+
+def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, video: Any, maps: torch.Tensor,
+                device: torch.device, background_removal: bool, fusion: Fusion | None, flows: Any, batch_size: int,
+                scales: tuple[float, ...], flip: bool) -> list[float]:
+    """Per-frame IoU of the authors' protocol for one test video (frames with both neighbours)."""
+    frames = [i for i, m in enumerate(video.masks or []) if m is not None and 0 < i < len(video) - 1]
+    if not frames:
+        return []
+    per_class = {method.target: maps}
+    for name in model.classes:
+        if name != method.target:
+            other = copy.copy(method)
+            other.target = name  # the same method's maps of another class
+            per_class[name] = fused_video_maps(other, model, data, pos, device, background_removal, fusion, flows,
+                                               batch_size, scales, flip)
+    w, h = data.slices[pos].frame_size
+    out = []
+    for i in frames:
+        up = {c: cv2.resize(m[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR) for c, m in per_class.items()}
+        out.append(frame_iou(wsws_mask(up), read_mask(video.masks[i], (w, h))))
+    return out
 
 
 def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: StabilitySweep) -> dict[str, Any]:

@@ -57,6 +57,8 @@ __all__ = [
     "DisFlow",
     "FarnebackFlow",
     "RaftFlow",
+    "FlowFiles",
+    "flo_path",
     "RAFT_WEIGHTS_ENV",
     "raft_cache_path",
     "warp",
@@ -642,6 +644,101 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
     finally:
         if tmp_name is not None and os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+# -- precomputed files --------------------------------------------------------------------------
+def flo_path(root: str | os.PathLike, index: Any, video: Any, frame: int) -> Path:
+    """Where the ``.flo`` file of one frame lives in a tree that mirrors the data set's frames.
+
+    A frame file ``DATA_ROOT/<rel>/<name>.<ext>`` maps to ``root/<rel>/<name>.flo``; frames that are
+    not files under the data root (video files, generated data) map to
+    ``root/<label>/<video id>/<frame name>.flo``. ``wsbench data flow --out`` writes this tree and
+    ``--flow files --flow-root`` reads it.
+
+    Args:
+        root: the flow tree's root.
+        index: the :class:`~wsbench.data.VideoIndex`.
+        video: one of its videos.
+        frame: frame position in the video.
+
+    Returns:
+        The ``.flo`` path (which may not exist).
+    """
+    paths = getattr(video.frames, "paths", None)
+    if paths is not None and index.root is not None:
+        try:
+            rel = Path(paths[frame]).resolve().relative_to(Path(index.root).resolve())
+            return Path(root) / rel.with_suffix(".flo")
+        except ValueError:
+            pass
+    return Path(root) / video.label / video.id / f"{video.frames.names[frame]}.flo"
+
+
+@register_flow("files", description="precomputed Middlebury .flo files, frame n holding the flow n -> n+1")
+class FlowFiles:
+    """Flows read from ``.flo`` files instead of estimated (e.g. the SERUSO/WS² authors' flows).
+
+    The file of frame n holds the flow from frame n to frame n+1; the flow from frame n to n−1 is
+    the negated file of frame n−1, as in the authors' code (exact for a constant motion, an
+    approximation at occlusions). The last frame of a video needs no file. Files are read one at a
+    time and resized to the requested resolution with ``u``, ``v`` rescaled (:func:`resize_flow`).
+
+    Args:
+        root: a tree mirroring the frames (see :func:`flo_path`); ``None``: the locations the data
+            set's layout gives (``Video.flow_files``, e.g. SERUSO's ``optical_flows/``).
+    """
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = Path(root).expanduser() if root else None
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Not available: this estimator only reads the files of a data set's frames."""
+        raise UserError("flow 'files' reads precomputed .flo files of a data set's frames; "
+                        "it cannot estimate the flow between two arbitrary frames")
+
+    def path(self, index: Any, video: Any, frame: int) -> Path:
+        """The ``.flo`` file holding the flow from ``frame`` to ``frame + 1``.
+
+        Raises:
+            UserError: no ``root`` was given and the data set's layout has no flow files.
+        """
+        if self.root is not None:
+            return flo_path(self.root, index, video, frame)
+        if video.flow_files is None:
+            raise UserError(f"data set {index.name!r} has no default place for .flo files; "
+                            "give --flow-root DIR (a tree written by 'wsbench data flow --out DIR')")
+        return Path(video.flow_files[frame])
+
+    def video_flows(self, index: Any, video: Any, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Flows of every frame of ``video`` to its next and previous frame, at ``size``.
+
+        Args:
+            index: the data set's index.
+            video: the video.
+            size: ``(h, w)`` of the returned flows.
+
+        Returns:
+            ``(forward, backward)``, each ``float32`` ``(T, h, w, 2)``, zeros where the neighbour
+            does not exist.
+
+        Raises:
+            UserError: a missing or malformed ``.flo`` file, named in the message.
+        """
+        t_len = len(video)
+        forward = np.zeros((t_len,) + tuple(size) + (2,), np.float32)
+        for n in range(t_len - 1):
+            path = self.path(index, video, n)
+            if not path.is_file():
+                raise UserError(f"{path}: flow file missing (the flow from frame {video.frames.names[n]} of "
+                                f"{video.key} to the next frame)")
+            flow = torch.from_numpy(read_flo(path)).permute(2, 0, 1)[None]
+            forward[n] = resize_flow(flow, size)[0].permute(1, 2, 0).numpy()
+        backward = np.zeros_like(forward)
+        backward[1:] = -forward[:-1]
+        return forward, backward
+
+    def __repr__(self) -> str:
+        return f"FlowFiles(root={str(self.root) if self.root else None!r})"
 
 
 # -- whole videos -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .device import resolve_device
 from .errors import UserError
 from .flow import FLOWS
 from .methods import Fusion, Method, create_method
+from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
@@ -44,6 +45,8 @@ class RunSpec:
         compile: ``torch.compile`` the model for training.
         cache_dir: cache root.
         label: how tables name the run (a suite's ``label``); recorded, not part of the config hash.
+        cam_scales: input scales of multi-scale map inference (``(1.0,)``: off).
+        cam_flip: also average the maps of horizontally mirrored frames.
     """
 
     method: str
@@ -61,6 +64,8 @@ class RunSpec:
     compile: bool = False
     cache_dir: str | None = None
     label: str | None = None
+    cam_scales: tuple[float, ...] | str = (1.0,)
+    cam_flip: bool = False
 
 
 @dataclasses.dataclass
@@ -91,6 +96,8 @@ def resolve(spec: RunSpec) -> Resolved:
     values.update({k: v for k, v in spec.recipe.items() if v is not None})
     if "image_size" in values:
         values["image_size"] = tuple(values["image_size"])
+    if values.get("flow_root"):
+        values["flow_root"] = str(Path(values["flow_root"]).expanduser().resolve())
     recipe = Recipe(**values)
     FLOWS.entry(recipe.flow)  # an unknown --flow is an error even for methods that never read flow
 
@@ -122,6 +129,12 @@ def resolve(spec: RunSpec) -> Resolved:
     }
     if spec.dataset_options:  # only when given, so runs without options keep their hash
         semantic["dataset_options"] = dict(sorted(spec.dataset_options.items()))
+    try:
+        cam_scales = parse_scales(spec.cam_scales)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if cam_scales != (1.0,) or spec.cam_flip:  # only then, so single-scale runs keep their hashes
+        semantic["cam_inference"] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
     config = dict(semantic)
     config.update({
         "config_hash": config_hash(semantic),
@@ -149,6 +162,12 @@ def incompatibility(method: Method, static_after: bool, dataset: str) -> str | N
     if create_method(trainer_name, **trainer_options).clip_length() > 1 and static_after:
         return f"temporal training needs after videos; {dataset} has only static after frames"
     return None
+
+
+def _cam_inference(config: dict[str, Any]) -> dict[str, Any]:
+    """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
+    cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
+    return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
 
 
 def _takes_cache_dir(func: Any) -> bool:
@@ -191,7 +210,8 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
                                           progress=progress)
     accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
-                               fusion=resolved.fusion, flow=recipe.flow, progress=progress)
+                               fusion=resolved.fusion, flow=recipe.flow, progress=progress,
+                               flow_options=recipe.flow_options(), **_cam_inference(config))
     own_input = "foreground" if recipe.background_removal else "original"
     metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
     result = {

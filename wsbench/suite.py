@@ -16,7 +16,12 @@ A spec (see ``benchmarks/*.toml``)::
     label = "Only temporal"         # optional, for tables
 
     [datasets_options."video-folder"]  # optional per-dataset data root / split seed
-    data_root = "/data/belt"          # other keys are the data set's own options (segment_seconds = 10)
+    data_root = "/data/belt"          # or: wsbench suite SPEC --data-root video-folder=/data/belt;
+                                      # other keys are the data set's own options (segment_seconds = 10)
+
+    [evaluation]             # optional multi-scale / flip map inference for every run
+    cam_scales = [0.2, 0.5, 1, 2, 4, 6]
+    cam_flip = true
 
 A run whose configuration hash matches a finished run in the runs directory is skipped, so
 re-running a suite trains and evaluates nothing again.
@@ -66,6 +71,7 @@ class SuiteSpec:
     dataset_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     tables: list[str] = dataclasses.field(default_factory=lambda: ["comparison"])
     description: str = ""
+    evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def load_spec(path: str | Path) -> SuiteSpec:
@@ -81,7 +87,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
         raise UserError(f"{path}: suite spec not found") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
-    allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options"}
+    allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options",
+               "evaluation"}
     unknown = set(raw) - allowed
     if unknown:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
@@ -100,17 +107,24 @@ def load_spec(path: str | Path) -> SuiteSpec:
                             "fuse_mode, label"
                             + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
         runs.append(SuiteRun(**entry))
+    evaluation = dict(raw.get("evaluation", {}))
+    if set(evaluation) - {"cam_scales", "cam_flip"}:
+        raise UserError(f"{path}: [evaluation] takes cam_scales and cam_flip, not "
+                        f"{sorted(set(evaluation) - {'cam_scales', 'cam_flip'})[0]!r}")
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
                      seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs, recipe=dict(raw.get("recipe", {})),
                      dataset_options=dict(raw.get("datasets_options", {})),
-                     tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""))
+                     tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
+                     evaluation=evaluation)
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
     from .pipeline import RunSpec
 
     for dataset in spec.datasets:
-        ds_opts = spec.dataset_options.get(dataset, {})
+        ds_opts = dict(spec.dataset_options.get(dataset, {}))
+        if dataset in overrides.get("data_roots", {}):
+            ds_opts["data_root"] = overrides["data_roots"][dataset]
         own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
         for run in spec.runs:
             for seed in seeds:
@@ -123,7 +137,9 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers", 0),
-                                   cache_dir=overrides.get("cache_dir"), label=run.label)
+                                   cache_dir=overrides.get("cache_dir"), label=run.label,
+                                   cam_scales=tuple(spec.evaluation.get("cam_scales", (1.0,))),
+                                   cam_flip=bool(spec.evaluation.get("cam_flip", False)))
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -134,7 +150,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         spec: the suite.
         runs_dir: runs directory.
         seeds: replaces the spec's seeds.
-        overrides: ``{"recipe": {...}, "device": ..., "workers": ..., "cache_dir": ...}``.
+        overrides: ``{"recipe": {...}, "device": ..., "workers": ..., "cache_dir": ...,
+            "data_roots": {dataset: path}}`` (data roots replace the spec's ``data_root``).
         progress: progress bars.
         echo: where one-line status messages go.
 

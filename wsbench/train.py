@@ -66,6 +66,8 @@ class Recipe:
         bg_threshold: background-removal threshold (grey levels).
         augment: flips, small shifts and colour gain on training batches.
         flow: optical-flow estimator for clip training.
+        flow_root: where the ``files`` estimator reads ``.flo`` files (``None``: the data set's
+            own locations).
     """
 
     backbone: str = "resnet50"
@@ -86,6 +88,11 @@ class Recipe:
     bg_threshold: float = 22.0
     augment: bool = True
     flow: str = "dis"
+    flow_root: str | None = None
+
+    def flow_options(self) -> dict[str, Any]:
+        """Options of the flow estimator (``root`` when ``flow_root`` is set)."""
+        return {"root": self.flow_root} if self.flow_root else {}
 
     def __post_init__(self) -> None:
         checks = [
@@ -133,6 +140,7 @@ def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int
     fields = dataclasses.asdict(recipe)
     if method.clip_length() == 1:
         fields.pop("flow")  # single-frame training never reads flow
+        fields.pop("flow_root")
     return {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
             "image_size": list(recipe.image_size), "seed": seed}
 
@@ -241,7 +249,7 @@ def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDa
         return FrameDataset(data, "train", recipe.background_removal)
     if data.index.static_after:
         raise UserError(f"temporal training needs after videos; {data.index.name} has only static after frames")
-    flows = data.flows(recipe.flow)
+    flows = data.flows(recipe.flow, **recipe.flow_options())
     return ClipDataset(data, "train", flows, clip_len=clip, stride=method.clip_stride(),
                        background_removal=recipe.background_removal)
 

@@ -167,10 +167,14 @@ class PreparedData:
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
-            for s in tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
-                          disable=not _progress()):
-                frames = np.asarray(self.frames[s.start:s.stop])
-                to_next, to_prev = estimate_video_flows(frames, estimator)
+            video_flows = getattr(estimator, "video_flows", None)  # estimators that read files, not frames
+            for pos, s in enumerate(tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
+                                         disable=not _progress())):
+                if video_flows is not None:
+                    to_next, to_prev = video_flows(self.index, self.index.videos[pos], (fh, fw))
+                else:
+                    frames = np.asarray(self.frames[s.start:s.stop])
+                    to_next, to_prev = estimate_video_flows(frames, estimator)
                 for d, flow in enumerate((to_next, to_prev)):
                     t = torch.from_numpy(np.ascontiguousarray(flow)).permute(0, 3, 1, 2)
                     out[s.start:s.stop, d] = resize_flow(t, (fh, fw)).numpy().astype(np.float16)
