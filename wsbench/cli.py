@@ -313,7 +313,7 @@ def _summary(result: dict[str, Any]) -> str:
 
 # -- leaderboard and suites -------------------------------------------------------------------
 #: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
-_METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability"]
+_METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability", "iou_illegal_wsws"]
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
@@ -349,7 +349,8 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
-              show_default=True, help="test metric of the comparison and ablation")
+              show_default=True, help="test metric of the comparison and ablation (iou_illegal_wsws: the authors' "
+                                      "code's protocol)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_dir: Path | None) -> None:
