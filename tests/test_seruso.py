@@ -287,3 +287,19 @@ def test_fetch_restricted_and_unreachable(zenodo, tmp_path, monkeypatch):
     monkeypatch.setenv("WSBENCH_ZENODO_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     result = CliRunner().invoke(cli, ["data", "fetch", "ws2", "--out", str(tmp_path), "-q"])
     assert result.exit_code == 1 and "cannot reach" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_seruso_specs_take_the_data_root_from_the_command_line(tmp_path):
+    from wsbench.suite import _specs, load_spec
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    wsws = load_spec(root / "seruso-wsws.toml")
+    (run, spec), *_ = list(_specs(wsws, [0], {"data_roots": {"seruso": str(tmp_path)}}))
+    assert spec.data_root == str(tmp_path) and spec.cam_scales == (0.2, 0.5, 1.0, 2.0, 4.0, 6.0) and spec.cam_flip
+    assert spec.recipe["background_removal"] is False and spec.recipe["weight_ramp"] == "constant"
+    assert (spec.recipe["alpha_max"], spec.recipe["beta_max"], spec.recipe["output_stride"]) == (2.0, 6.0, 32)
+    paper = load_spec(root / "seruso-paper.toml")
+    (_, spec), *_ = list(_specs(paper, [0], {}))
+    assert spec.data_root is None and spec.recipe["background_removal"] is True and spec.cam_scales == (1.0,)
+    result = CliRunner().invoke(cli, ["suite", str(root / "seruso-paper.toml"), "--data-root", "nonsense"])
+    assert result.exit_code == 2 and "DATASET=PATH" in result.output
