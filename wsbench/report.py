@@ -65,7 +65,8 @@ TABLES = ("comparison", "ablation", "background")
 _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "test", "oracle_threshold": "test",
                  "stability": "test", "iou_illegal_wsws": "test",
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
-_SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "split_seed", "recipe", "fusion")
+_SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "split_seed", "recipe", "fusion",
+             "cam_inference")
 _NA = "†"
 
 
