@@ -187,7 +187,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
                 "classifier": (r.get("classifier") or {}).get("path"),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
-                                      "split_seed": config.get("split_seed")}, sort_keys=True)}
+                                      "split_seed": config.get("split_seed"),
+                                      **({"cam_inference": config["cam_inference"]}
+                                         if config.get("cam_inference") else {})}, sort_keys=True)}
         for metric, value in (r.get("metrics") or {}).items():
             if metric in _METRIC_SPLIT and (value is None or isinstance(value, (int, float))):
                 split = _METRIC_SPLIT[metric]
@@ -395,7 +397,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
         cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "value"]).value))
         table.rows.append((dataset, cells))
     table.columns = columns + ["all-foreground (reference)"]
-    table.caption = (f"Comparison: {header} ×100 on test, threshold chosen on val ({'higher' if higher else 'lower'} "
+    chosen = "argmax, no threshold" if metric == "iou_illegal_wsws" else "threshold chosen on val"
+    table.caption = (f"Comparison: {header} ×100 on test, {chosen} ({'higher' if higher else 'lower'} "
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked).")
     table.footnotes = _footnotes(reasons)
