@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: the default benchmark on the built-in synthetic belt, then the leaderboard
+## demo: the paper's three tables on the built-in synthetic belt (one seed), then the figures
 demo: $(STAMP)
-	$(BIN)/wsbench suite benchmarks/default.toml --runs-dir $(RUNS)
+	$(BIN)/wsbench suite benchmarks/paper.toml --seeds 1 --runs-dir $(RUNS)
+	$(BIN)/wsbench figures --runs-dir $(RUNS)
 
 ## test: the test suite (tiny generated data, a few minutes on 2 cores)
 test: $(STAMP)

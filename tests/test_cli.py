@@ -94,4 +94,4 @@ def test_run_end_to_end_writes_record(runner, tiny_belt, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((runs / "classifiers").glob("*/final.pt"))) == 1
     result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(runs)])
-    assert result.exit_code == 0 and "gradcam" in result.output and "all-foreground" in result.output
+    assert result.exit_code == 0 and "GradCAM" in result.output and "all-foreground" in result.output

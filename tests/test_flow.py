@@ -310,7 +310,7 @@ def test_registry_names_and_errors() -> None:
     assert list_flows("far*") == ["farneback"]
     with pytest.raises(UnknownEntryError) as err:
         create_flow("nope")
-    assert "dis, farneback, raft" in str(err.value)
+    assert "dis, farneback, files, raft" in str(err.value)
     with pytest.raises(UserError, match="'dis'.*'speed'.*accepted options: preset"):
         create_flow("dis", speed=3)
     with pytest.raises(UserError, match="preset"):

@@ -34,6 +34,12 @@ class _Group(click.Group):
             if ctx.meta.get("wsbench.debug"):
                 raise
             raise click.ClickException(str(err)) from None
+        except click.UsageError as err:  # one line too, instead of click's usage block
+            if ctx.meta.get("wsbench.debug") or err.ctx is None:
+                raise
+            one_line = click.ClickException(f"{err.format_message()} (see '{err.ctx.command_path} -h')")
+            one_line.exit_code = err.exit_code
+            raise one_line from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted; run the same command with --resume to continue", err=True)
             sys.exit(130)
@@ -53,6 +59,32 @@ def cli(ctx: click.Context, debug: bool) -> None:
       wsbench leaderboard
     """
     ctx.meta["wsbench.debug"] = debug
+    if not debug:
+        _one_line_warnings(ctx)
+
+
+def _one_line_warnings(ctx: click.Context) -> None:
+    """Print warnings as one line, ``warning: [Category: ]<message>``, and silence OpenCV's log lines.
+
+    Both last until the command ends.
+    """
+    import warnings
+
+    import cv2
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        kind = "" if category is UserWarning else f"{category.__name__}: "
+        click.echo(f"warning: {kind}{message}", err=True)
+
+    saved, level = warnings.showwarning, cv2.utils.logging.getLogLevel()
+    warnings.showwarning = show
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+    def restore() -> None:
+        warnings.showwarning = saved
+        cv2.utils.logging.setLogLevel(level)
+
+    ctx.call_on_close(restore)
 
 
 def main() -> None:
@@ -193,6 +225,7 @@ def run_options(func):
         click.option("--bg-threshold", type=float, help="background-removal threshold in grey levels [default: 22]"),
         click.option("--augment/--no-augment", default=None, help="flips, shifts, colour gain [default: on]"),
         click.option("--flow", help="optical-flow estimator (wsbench list flows) [default: dis]"),
+        click.option("--flow-root", help="folder of .flo files for --flow files [default: the dataset's own]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -203,7 +236,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Pop the recipe options out of a command's keyword arguments."""
     names = ["backbone", "pretrained", "output_stride", "pool", "image_size", "epochs", "batch_size", "optimizer",
              "lr", "weight_decay", "schedule", "alpha_max", "beta_max", "weight_ramp", "background_removal",
-             "bg_threshold", "augment", "flow"]
+             "bg_threshold", "augment", "flow", "flow_root"]
     recipe = {n: kwargs.pop(n) for n in names}
     recipe["image_size"] = _image_size(recipe["image_size"])
     if recipe["output_stride"] is not None:
@@ -217,11 +250,16 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
 @click.option("--fuse-neighbours", type=int, help="fuse maps over +-K frames at inference with cached flow (0: off) "
                                                  "[default: the method's choice]")
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")
+@click.option("--cam-scales", default="1", show_default=True,
+              help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
+@click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training")
@@ -245,9 +283,11 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"],
                    data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
                    method_options=method_options, recipe=recipe, seed=kwargs["seed"], split_seed=kwargs["split_seed"],
+                   dataset_options=dataset_options(kwargs["dataset_option"]),
                    fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
-                   cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None)
+                   cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None,
+                   cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
     if kwargs["quiet"]:
         os.environ["WSBENCH_PROGRESS"] = "0"
     record = execute(spec, resolve_runs_dir(kwargs["runs_dir"]), resume=kwargs["resume"],
@@ -262,36 +302,95 @@ def _summary(result: dict[str, Any]) -> str:
     m, b = result.get("metrics", {}), result.get("baselines", {})
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     if m.get("iou_illegal") is None:
-        return (f"{result.get('method')} on {result.get('dataset')}: no test masks, IoU not computed "
-                f"(accuracy {fmt(m.get('accuracy'))})")
+        maps = result.get("maps") or {}
+        written = f"; {maps['frames']} val/test maps written to {maps['dir']}" if maps else ""
+        return (f"{result.get('method')} on {result.get('dataset')}: no GT masks in the test split, so no IoU "
+                f"(IoU needs masks/before/<video>/<frame>.png){written} (accuracy {fmt(m.get('accuracy'))})")
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
             f"illegal IoU {fmt(m['iou_illegal'])} at threshold {m['threshold']:.2f} chosen on val "
             f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "
-            f"| accuracy {fmt(m.get('accuracy'))} "
+            f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")
 
 
 # -- leaderboard and suites -------------------------------------------------------------------
-def _print_tables(records, echo=click.echo) -> None:
-    from tabulate import tabulate
+#: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
+_METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability", "iou_illegal_wsws"]
 
-    from .report import comparison
 
-    table = comparison(records)
-    if table.empty:
+def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
+                  echo=click.echo) -> None:
+    from .report import build_tables, long_form, render
+
+    records = list(records)
+    if not any(r.finished for r in records):
         echo("no finished runs")
         return
-    echo("Illegal-class IoU ×100 on test (threshold chosen on val; mean ± std over seeds) ↑")
-    echo(tabulate(table, headers="keys", tablefmt="github", showindex=True))
+    if names == ["long"]:
+        if fmt == "latex":
+            raise UserError("--table long has one row per run and metric: use --format csv, json or markdown")
+        df = long_form(records)
+        text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
+                "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
+    else:
+        text = render(build_tables(records, names, metric), fmt)
+    if out is None:
+        echo(text.rstrip("\n"))
+    else:
+        from .runs import atomic_write_text
+
+        atomic_write_text(out, text)
+        echo(f"wrote {out}")
 
 
 @cli.command("leaderboard")
+@click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long"]),
+              default="all", show_default=True,
+              help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, or long: one row "
+                   "per run, metric and split")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
+              show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
+              show_default=True, help="test metric of the comparison and ablation (iou_illegal_wsws: the authors' "
+                                      "code's protocol)")
+@click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-def leaderboard_cmd(runs_dir: Path | None) -> None:
-    """Collect the finished runs into the comparison table of test illegal-class IoU."""
+def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_dir: Path | None) -> None:
+    """Tables from every finished run: mean ± std over seeds, best bold, second underlined.
+
+    Runs without result.json (still running or interrupted) are ignored.
+    """
+    from .report import TABLES
     from .runs import iter_runs, resolve_runs_dir
 
-    _print_tables(list(iter_runs(resolve_runs_dir(runs_dir))))
+    names = list(TABLES) if table == "all" else [table]
+    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out)
+
+
+@cli.command("figures")
+@click.option("--out", type=click.Path(path_type=Path), help="output folder [default: RUNS_DIR/figures]")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True)
+@click.option("--examples", type=int, default=3, show_default=True,
+              help="test frames in the qualitative figure (0: skip it; it reloads each run's stored classifier)")
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
+              show_default=True, help="metric of the ablation bar chart")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (masks for the figure)")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: str, runs_dir: Path | None,
+                cache_dir: Path | None) -> None:
+    """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
+
+    Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
+    trained: masks are recomputed from each run's stored classifier at its val-chosen threshold.
+    """
+    from .figures import write_figures
+    from .runs import iter_runs, resolve_runs_dir
+
+    runs_dir = resolve_runs_dir(runs_dir)
+    written = write_figures(iter_runs(runs_dir), out or runs_dir / "figures", fmt, examples, metric,
+                            str(cache_dir) if cache_dir else None, device)
+    click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
 
 
 @cli.command("suite")
@@ -301,9 +400,11 @@ def leaderboard_cmd(runs_dir: Path | None) -> None:
 @click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@click.option("--data-root", "data_roots", multiple=True, metavar="DATASET=PATH",
+              help="data folder of a dataset of the spec (replaces its data_root; repeatable)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
-              cache_dir: Path | None, quiet: bool) -> None:
+              cache_dir: Path | None, data_roots: tuple[str, ...], quiet: bool) -> None:
     """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
     from .runs import resolve_runs_dir
     from .suite import load_spec, run_suite
@@ -311,11 +412,18 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
     if quiet:
         os.environ["WSBENCH_PROGRESS"] = "0"
     suite = load_spec(spec)
+    roots = {}
+    for item in data_roots:
+        dataset, sep, path = item.partition("=")
+        if not sep or not dataset or not path:
+            raise click.BadParameter(f"{item!r} is not DATASET=PATH", param_hint="--data-root")
+        roots[dataset] = str(Path(path).expanduser())
     records = run_suite(suite, resolve_runs_dir(runs_dir), seeds=list(range(seeds)) if seeds else None,
-                        overrides={"device": device, "workers": workers,
+                        overrides={"device": device, "workers": workers, "data_roots": roots,
                                    "cache_dir": str(cache_dir) if cache_dir else None},
                         progress=not quiet, echo=click.echo)
-    _print_tables(records)
+    click.echo("")
+    _print_tables(records, suite.tables)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -357,20 +465,172 @@ def _belt_config(cls, videos, frames, size, seed):
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, out: Path | None,
-              cache_dir: Path | None) -> None:
+def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, dataset_option: tuple[str, ...],
+              out: Path | None, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
 
     index = create_dataset(dataset, root=root, split_seed=split_seed,
-                           **({"cache_dir": cache_dir} if dataset == "synthetic-belt" else {}))
+                           **({"cache_dir": cache_dir} if dataset == "synthetic-belt" else {}),
+                           **dataset_options(dataset_option))
     click.echo(counts_table(index))
     target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
     contact_sheet(index, target, bg_threshold=bg_threshold)
     click.echo(f"contact sheet: {target}")
+
+
+# -- data set options -------------------------------------------------------------------------
+def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
+    """Parse repeated ``--dataset-option KEY=VALUE`` into keyword options of the data set function.
+
+    A value is read as JSON where it parses (``10`` → 10, ``2.5``, ``true``, ``null``), else as text.
+
+    Raises:
+        click.BadParameter: an item without ``=``, or a key that has an option of its own.
+    """
+    import json
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--dataset-option")
+        key = key.strip().replace("-", "_")
+        if key in ("root", "split_seed", "cache_dir"):
+            raise click.BadParameter(f"{key} has its own option (--{key.replace('root', 'data_root')})"
+                                     .replace("_", "-"), param_hint="--dataset-option")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+# -- beyond the paper: pseudo-labels and segmenting videos with a finished run ---------------
+@cli.command("export")
+@click.option("--run", "run", required=True, help="finished run: its id in RUNS_DIR or its directory")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="output folder (new or empty)")
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="all", show_default=True,
+              help="which frames of the run's data set")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | None, cache_dir: Path | None,
+               quiet: bool) -> None:
+    """Write the run's masks of every frame as pseudo-labels for a fully supervised network.
+
+    OUT/images/<split>/<name>.png and OUT/masks/<split>/<name>.png (0 background, 1 legal,
+    2 illegal), classes.json, classes.txt and export.json. Uses the run's classifier, method,
+    fusion and val-chosen threshold; after frames get legal + background only.
+    """
+    from .data.index import SPLITS
+    from .export import export_pseudo_labels
+    from .inference import load_run
+
+    trained = load_run(run, runs_dir, device)
+    summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
+                                   cache_dir=cache_dir, progress=not quiet)
+    frames = sum(sum(c.values()) for c in summary["frames"].values())
+    click.echo(f"wrote {frames} images and masks of run {trained.run_id} (threshold {trained.threshold:.2f}) "
+               f"to {out}")
+
+
+@cli.command("segment")
+@click.option("--run", "run", required=True, help="finished run: its id in RUNS_DIR or its directory")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="output folder: masks/<frame>.png, classes.json, segment.json")
+@click.option("--overlay-video", type=click.Path(path_type=Path), help="also write an overlay video (.mp4 or .avi)")
+@click.option("--save-overlays", is_flag=True, help="also write each overlay frame to OUT/overlay/<frame>.png")
+@click.option("--bg-frames", type=int, default=64, show_default=True,
+              help="the background is the median of the first N frames")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="frames per forward pass")
+@click.option("--fps", type=float, help="overlay video frame rate [default: the input's, 10 for frame folders]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | None, save_overlays: bool,
+                bg_frames: int, batch_size: int, fps: float | None, device: str, runs_dir: Path | None,
+                quiet: bool) -> None:
+    """Segment INPUT (a video file or a folder of frames) with a finished run, streaming.
+
+    Writes a mask per frame (0 background, 1 legal, 2 illegal) and, with --overlay-video, the
+    video with illegal objects tinted red. Frames are processed in small batches and written at
+    once; the run's fusion, if any, is applied with flow computed on the fly.
+    """
+    from .inference import load_run
+    from .segment import segment_file
+
+    trained = load_run(run, runs_dir, device)
+    summary = segment_file(trained, input_path, out, overlay_video=overlay_video, save_overlays=save_overlays,
+                           bg_frames=bg_frames, batch_size=batch_size, fps=fps, progress=not quiet)
+    click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
+               + (f", overlay video {overlay_video}" if overlay_video else ""))
+
+
+# -- data: flow files and downloads (SERUSO / WS²) ----------------------------------------------
+@data_cmd.command("flow")
+@click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name")
+@click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
+@click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
+@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int,
+              cache_dir: Path | None) -> None:
+    """Write the flow of every frame to the next one as Middlebury .flo files, mirroring the frame tree.
+
+    The file of frame n holds the flow n -> n+1 at the frame's own resolution (the last frame of a
+    video gets none); 'wsbench run --flow files --flow-root OUT' reads them back.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import DATASETS, create_dataset
+    from .flow import create_flow, flo_path, write_flo
+
+    entry = DATASETS.entry(dataset)
+    options = {"cache_dir": str(cache_dir) if cache_dir else None} if "cache_dir" in _params(entry.obj) else {}
+    index = create_dataset(dataset, root=data_root, split_seed=split_seed, **options)
+    estimator = create_flow(flow)
+    written = 0
+    for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=os.environ.get("WSBENCH_PROGRESS") == "0"):
+        previous = None
+        for n, frame in enumerate(video.frames):
+            if previous is not None:
+                path = flo_path(out, index, video, n - 1)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_flo(path, estimator(previous[None], frame[None])[0])
+                written += 1
+            previous = frame
+    click.echo(f"wrote {written} .flo files under {out}  (use: --flow files --flow-root {out})")
+
+
+def _params(func: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(func).parameters)
+
+
+@data_cmd.command("fetch")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to put the dataset in")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def data_fetch(name: str, out: Path, quiet: bool) -> None:
+    """Download a public dataset from Zenodo (ws2, zerowaste-w), verify and extract it.
+
+    An interrupted download resumes when the command is run again. The base URL is
+    $WSBENCH_ZENODO_URL or https://zenodo.org.
+    """
+    from .fetch import PUBLIC_DATASETS, fetch_dataset
+
+    root = fetch_dataset(name, out, progress=not quiet, echo=click.echo)
+    click.echo(f"done; use: --dataset {PUBLIC_DATASETS[name].dataset} --data-root {root}")
 
 
 if __name__ == "__main__":  # pragma: no cover

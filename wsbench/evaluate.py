@@ -13,10 +13,29 @@ For every *before* frame with a GT mask in the validation and test splits:
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
 reported number. The best test IoU over the sweep is reported too, marked ``oracle``, for
 comparison with papers that tune on test. GT masks are opened here and nowhere else.
+
+**Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
+the training resolution: the (fused) maps are upsampled bilinearly to it, and each frame's mask
+(map ≥ threshold ∧ foreground) is compared with the next frame's mask brought into it by the
+cached flow (:class:`StabilitySweep`). The neighbour's mask is warped with nearest-neighbour
+sampling, so warping and thresholding commute and one pass gives the whole threshold sweep;
+pixels whose flow leaves the frame are excluded. Intersections and unions are accumulated over
+all consecutive pairs of the split, and the value at the val-chosen threshold is reported
+(``metrics.stability``, 1 = masks that move exactly with the belt).
+
+Beside it, the protocol of the authors' benchmark code (andreamarelli99/WS-WS-Dataset) is scored
+on the same test maps (``metrics.iou_illegal_wsws``): the maps of every class of the classifier,
+each divided by its per-frame maximum, the pixel's class is the ``argmax`` (ties go to the class
+first in the order after, before, background, as in the code's sorted folders), the mask is class
+*before* with no threshold and no foreground gate; IoU per frame (a frame whose union is empty
+counts 1.0), averaged over the test *before* frames whose previous and next frames exist (the code
+scores the centres of frame triplets). The code's multi-scale + flip maps are ``--cam-scales
+0.2,0.5,1,2,4,6 --cam-flip``, which apply to both protocols.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from typing import Any
@@ -29,13 +48,35 @@ from .data.cache import PreparedData
 from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
 from .device import autocast, to_device
-from .flow import resize_flow, warp_chain
+from .flow import resize_flow, warp, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
+from .multiscale import multiscale_maps
 
-__all__ = ["BINS", "IoUSweep", "classification_accuracy", "evaluate_maps", "fuse_maps", "video_maps"]
+__all__ = ["BINS", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
+           "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
+           "video_maps", "wsws_mask"]
 
 BINS = 100
+
+
+def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """Bin of each score: ⌊score × bins⌋ clipped to [0, bins − 1]; threshold k/bins keeps bins ≥ k."""
+    return np.clip((np.asarray(scores) * bins).astype(np.int64), 0, bins - 1)
+
+
+def predict_mask(scores: np.ndarray, foreground: np.ndarray, threshold: float) -> np.ndarray:
+    """The predicted *illegal* mask at ``threshold``, exactly as the evaluator counts it.
+
+    Args:
+        scores: (H, W) maps in [0, 1] at frame size.
+        foreground: (H, W) boolean foreground (illegal objects can only be objects).
+        threshold: a threshold of the grid, e.g. ``result["metrics"]["threshold"]``.
+
+    Returns:
+        (H, W) boolean mask: score bin ≥ threshold's bin and foreground.
+    """
+    return (score_bins(scores) >= int(round(threshold * BINS))) & foreground
 
 
 class IoUSweep:
@@ -56,7 +97,7 @@ class IoUSweep:
 
     def add(self, scores: np.ndarray, foreground: np.ndarray, gt: np.ndarray) -> None:
         """Add one frame: scores (H, W) in [0, 1], foreground and GT boolean (H, W)."""
-        b = np.clip((scores * self.bins).astype(np.int64), 0, self.bins - 1)
+        b = score_bins(scores, self.bins)
         self.pos += np.bincount(b[foreground & gt], minlength=self.bins)
         self.neg += np.bincount(b[foreground & ~gt], minlength=self.bins)
         self.gt += int(gt.sum())
@@ -90,28 +131,87 @@ class IoUSweep:
         return (0.0 if self.gt else float("nan")), 0.5 * ((0.0 if self.gt else 1.0) + rest)
 
 
-def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor, to_prev: torch.Tensor, fusion: Fusion) -> torch.Tensor:
-    """Temporal fusion of one video's maps: neighbours t±1…t±k warped into t and aggregated.
+class StabilitySweep:
+    """Temporal stability at every threshold k/BINS, accumulated over consecutive frame pairs.
+
+    For frames t and t+1 of one video, the mask of t+1 at threshold k (score bin ≥ k ∧ foreground)
+    is warped into t with nearest-neighbour sampling of the flow t → t+1; over the pixels whose
+    sample point lies inside frame t+1, the intersection and union with t's own mask are counted.
+    Since nearest-neighbour warping commutes with thresholding, warping the bin map once gives
+    every threshold: a pixel is in the intersection at k when min(bin_t, warped bin) ≥ k and in
+    the union when the max is. Stability = Σ intersection / Σ union (NaN where no mask at all).
+    """
+
+    def __init__(self, bins: int = BINS) -> None:
+        self.bins = bins
+        self.inter = np.zeros(bins, np.int64)  # per min-bin of the pair
+        self.union = np.zeros(bins, np.int64)  # per max-bin of the pair
+        self.pairs = 0
+
+    def add_video(self, scores: torch.Tensor, foreground: torch.Tensor, to_next: torch.Tensor) -> None:
+        """Add the consecutive pairs of one video.
+
+        Args:
+            scores: (T, h, w) maps in [0, 1].
+            foreground: (T, h, w) boolean (or 0/1) foreground at the same resolution.
+            to_next: (T, 2, h', w') flow from each frame to the next, in pixels of h' × w' (any
+                resolution: it is resized to h × w); the last frame's is ignored.
+        """
+        t, h, w = scores.shape
+        if t < 2:
+            return
+        bins = torch.from_numpy(score_bins(scores.float().numpy(), self.bins)).float()
+        bins[~foreground.bool()] = -1  # never in a mask, at any threshold
+        bins = bins[:, None]
+        flow = resize_flow(to_next[:-1].float(), (h, w))
+        warped, valid = warp(bins[1:], flow, mode="nearest")
+        inside = valid[:, 0] > 0
+        own = bins[:-1, 0][inside].long()
+        other = warped[:, 0][inside].round().long()
+        lo, hi = torch.minimum(own, other), torch.maximum(own, other)
+        self.inter += np.bincount(lo[lo >= 0].numpy(), minlength=self.bins)
+        self.union += np.bincount(hi[hi >= 0].numpy(), minlength=self.bins)
+        self.pairs += t - 1
+
+    def stability(self) -> np.ndarray:
+        """Intersection over union of each mask and its warped successor, at each threshold."""
+        inter = self.inter[::-1].cumsum()[::-1].astype(np.float64)
+        union = self.union[::-1].cumsum()[::-1].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return inter / union
+
+
+def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.Tensor | None,
+              fusion: Fusion) -> torch.Tensor:
+    """Temporal fusion of one video's maps: neighbours t±1…t±k brought into t and aggregated.
 
     Args:
         maps: (T, h, w) maps of consecutive frames.
-        to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one.
-        fusion: number of neighbours and aggregation (``max`` or ``mean``).
+        to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one
+            (``None`` is fine when ``fusion.warp`` is false: they are not used).
+        fusion: number of neighbours, aggregation (``max`` or ``mean``), whether neighbours are
+            warped with the flow, and whether only previous frames take part (``causal``).
 
     Returns:
         (T, h, w) fused maps; each frame's own map always takes part, a warped neighbour only where
-        it is valid (its sample point lies inside the neighbour frame).
+        it is valid (its sample point lies inside the neighbour frame), an unwarped one everywhere.
     """
     t, h, w = maps.shape
-    to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
+    if fusion.warp:
+        to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
     m = maps.float()[:, None]
     total, count, best = m.clone(), torch.ones_like(m), m.clone()
     for k in range(1, min(fusion.neighbours, t - 1) + 1):
-        # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
-        fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
-        # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
-        bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
-        for sl, warped, valid in ((slice(0, t - k), fwd, v_fwd), (slice(k, t), bwd, v_bwd)):
+        if fusion.warp:
+            # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
+            fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
+            # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
+            bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
+        else:
+            fwd, v_fwd = m[k:], torch.ones_like(m[k:])
+            bwd, v_bwd = m[:t - k], torch.ones_like(m[:t - k])
+        sides = [(slice(k, t), bwd, v_bwd)] + ([] if fusion.causal else [(slice(0, t - k), fwd, v_fwd)])
+        for sl, warped, valid in sides:
             total[sl] += warped * valid
             count[sl] += valid
             best[sl] = torch.maximum(best[sl], torch.where(valid > 0, warped, best[sl]))
@@ -119,27 +219,90 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor, to_prev: torch.Tensor, 
     return fused[:, 0]
 
 
-def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
-               batch_size: int = 32, needs_grad: bool = False) -> torch.Tensor:
-    """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w).
+def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
+               device: torch.device, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
+               flip: bool = False) -> torch.Tensor:
+    """The method's maps of a batch of frames at training resolution.
 
-    Maps that need no gradients are a forward pass under ``torch.inference_mode`` (bf16 autocast on
-    CUDA); GradCAM-family maps run with autograd in fp32.
+    Args:
+        method, model: the method and its classifier (eval mode).
+        frames: (B, h, w, 3) uint8 frames at the training resolution.
+        fg: (B, h, w) 0/1 foreground masks at the same resolution.
+        variant: network input, ``FOREGROUND`` or ``ORIGINAL`` (see :mod:`wsbench.data.torch_data`).
+        device: where to compute.
+        needs_grad: the method's maps need autograd (its registry entry's ``needs_grad``).
+        scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
+
+    Returns:
+        (B, h', w') float maps on the CPU, before fusion. Maps that need no gradients are forward
+        passes under ``torch.inference_mode`` (bf16 autocast on CUDA); GradCAM-family maps run with
+        autograd in fp32.
     """
+    images = make_input(frames, fg, variant)
+    x = model.normalize(to_device(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), device))
+    x = x.contiguous(memory_format=torch.channels_last)
+    if needs_grad:
+        maps = multiscale_maps(method, model, x, scales, flip)
+    else:
+        with torch.inference_mode(), autocast(device):
+            maps = multiscale_maps(method, model, x, scales, flip)
+    return maps.detach().float().cpu()
+
+
+def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
+               batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
+               flip: bool = False) -> torch.Tensor:
+    """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):
         stop = min(start + batch_size, s.stop)
-        images = make_input(data.frames[start:stop], data.fg[start:stop], variant)
-        x = model.normalize(to_device(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), device))
-        x = x.contiguous(memory_format=torch.channels_last)
-        if needs_grad:
-            maps = method.maps(model, x)
-        else:
-            with torch.inference_mode(), autocast(device):
-                maps = method.maps(model, x)
-        out.append(maps.detach().float().cpu())
+        out.append(batch_maps(method, model, data.frames[start:stop], data.fg[start:stop], variant, device,
+                              needs_grad, scales, flip))
     return torch.cat(out)
+
+
+def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, device: torch.device,
+                     background_removal: bool = True, fusion: Fusion | None = None, flows: np.ndarray | None = None,
+                     batch_size: int = 32, scales: tuple[float, ...] = (1.0,), flip: bool = False) -> torch.Tensor:
+    """The maps that get scored: the method's maps of every frame of video ``pos``, fused if asked.
+
+    Args:
+        method: the method.
+        model: its trained classifier, in eval mode.
+        data: prepared data.
+        pos: position of the video in ``data.index.videos``.
+        device: where to compute maps.
+        background_removal: feed background-removed frames (as in training) or originals.
+        fusion: temporal fusion at inference (``None`` or 0 neighbours: none).
+        flows: the cached flows ``data.flows(...)``, needed when fusing with warping.
+        batch_size: frames per forward pass.
+        scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
+
+    Returns:
+        (T, h, w) maps on the CPU at the method's resolution.
+    """
+    needs_grad = METHODS.entry(method.name).meta.needs_grad
+    variant = FOREGROUND if background_removal else ORIGINAL
+    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip)
+    if fusion is not None and fusion.neighbours > 0:
+        if not fusion.warp:
+            return fuse_maps(maps, None, None, fusion)
+        if flows is None:
+            raise ValueError("fusion with warping needs the cached flows")
+        s = data.slices[pos]
+        clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
+        maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
+    return maps
+
+
+def _stability_scores(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Maps (T, h, w) upsampled bilinearly to ``size`` = (w, h)."""
+    w, h = size
+    if maps.shape[-2:] == (h, w):
+        return maps.float()
+    return torch.nn.functional.interpolate(maps.float()[:, None], size=(h, w), mode="bilinear",
+                                           align_corners=False)[:, 0]
 
 
 @dataclasses.dataclass
@@ -151,7 +314,8 @@ class _Split:
 
 def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
-                  batch_size: int = 32, progress: bool = True) -> dict[str, Any]:
+                  batch_size: int = 32, progress: bool = True, flow_options: dict[str, Any] | None = None,
+                  cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False) -> dict[str, Any]:
     """Score a method's maps on the validation and test *before* frames that have GT masks.
 
     Args:
@@ -164,41 +328,104 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         flow: flow estimator whose cached flows fusion uses.
         batch_size: frames per forward pass.
         progress: show a progress bar.
+        flow_options: options of the flow estimator (e.g. ``root`` of the ``files`` estimator).
+        cam_scales: input scales of multi-scale inference (``(1.0,)``: single scale).
+        cam_flip: also average the maps of the mirrored frames.
 
     Returns:
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
-        with the stable keys documented in the README.
+        with the stable keys documented in the README; ``metrics.iou_illegal_wsws`` is the authors'
+        code's protocol (see the module docstring); ``metrics.stability`` is the temporal
+        stability of the test masks (see the module docstring).
     """
     from tqdm.auto import tqdm
 
     fusion = fusion if fusion is not None else method.fusion()
-    needs_grad = METHODS.entry(method.name).meta.needs_grad
-    variant = FOREGROUND if background_removal else ORIGINAL
-    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 else None
+    flows = data.flows(flow, **(flow_options or {}))  # fusion and the stability metric
+    wsws: list[float] = []
     splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
+    stability = StabilitySweep()
+    # every test before video feeds the stability metric; IoU needs GT masks
     todo = [(pos, v) for pos, v in enumerate(data.index.videos)
-            if v.label == "before" and v.split in splits and v.has_masks]
+            if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
     model.eval()
     for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False, disable=not progress):
         split = splits[video.split]
         started = time.perf_counter()
-        maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad)
-        if flows is not None:
-            s = data.slices[pos]
-            clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
-            maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
+        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
+                                cam_scales, cam_flip)
+        if video.split == "test" and video.has_masks:
+            wsws += _wsws_video(method, model, data, pos, video, maps, device, background_removal, fusion, flows,
+                                batch_size, cam_scales, cam_flip)
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
+        s = data.slices[pos]
+        if video.split == "test":
+            stability.add_video(_stability_scores(maps, data.image_size),
+                                torch.from_numpy(np.asarray(data.fg[s.start:s.stop]) > 0),
+                                torch.from_numpy(np.asarray(flows[s.start:s.stop, 0], dtype=np.float32)))
+        if not video.has_masks:
+            continue
         w, h = data.slices[pos].frame_size
         for i, mask_path in enumerate(video.masks or []):
             if mask_path is None:
                 continue
             scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
             split.sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
-    return _summarise(splits, fusion)
+    result = _summarise(splits, fusion, stability)
+    result["metrics"]["iou_illegal_wsws"] = round(float(np.mean(wsws)), 6) if wsws else None
+    result["counts"]["wsws_frames"] = len(wsws)
+    return result
 
 
-def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, Any]:
+#: class order of the authors' code (its sorted class folders); its mask is ``argmax == 1``, *before*
+WSWS_CLASS_ORDER = ("after", "before", "background")
+
+
+def wsws_mask(class_maps: dict[str, np.ndarray]) -> np.ndarray:
+    """The authors' code's mask: pixels whose ``argmax`` over the class maps is *before*.
+
+    Args:
+        class_maps: ``{class name: (H, W) map}`` for every class of the classifier; each map is
+            divided by its maximum first (a map that is 0 everywhere stays 0).
+
+    Returns:
+        Boolean (H, W) mask; ties go to the class first in :data:`WSWS_CLASS_ORDER`.
+    """
+    names = [c for c in WSWS_CLASS_ORDER if c in class_maps] + [c for c in class_maps if c not in WSWS_CLASS_ORDER]
+    stack = np.stack([class_maps[c] / (float(class_maps[c].max()) + 1e-5) for c in names])
+    return stack.argmax(axis=0) == names.index("before")
+
+
+def frame_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of one frame's boolean masks; 1.0 when both are empty (the authors' code's rule)."""
+    union = int(np.logical_or(pred, gt).sum())
+    return 1.0 if union == 0 else int(np.logical_and(pred, gt).sum()) / union
+
+
+def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, video: Any, maps: torch.Tensor,
+                device: torch.device, background_removal: bool, fusion: Fusion | None, flows: Any, batch_size: int,
+                scales: tuple[float, ...], flip: bool) -> list[float]:
+    """Per-frame IoU of the authors' protocol for one test video (frames with both neighbours)."""
+    frames = [i for i, m in enumerate(video.masks or []) if m is not None and 0 < i < len(video) - 1]
+    if not frames:
+        return []
+    per_class = {method.target: maps}
+    for name in model.classes:
+        if name != method.target:
+            other = copy.copy(method)
+            other.target = name  # the same method's maps of another class
+            per_class[name] = fused_video_maps(other, model, data, pos, device, background_removal, fusion, flows,
+                                               batch_size, scales, flip)
+    w, h = data.slices[pos].frame_size
+    out = []
+    for i in frames:
+        up = {c: cv2.resize(m[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR) for c, m in per_class.items()}
+        out.append(frame_iou(wsws_mask(up), read_mask(video.masks[i], (w, h))))
+    return out
+
+
+def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: StabilitySweep) -> dict[str, Any]:
     val, test = splits["val"].sweep, splits["test"].sweep
     val_iou, test_iou = val.iou(), test.iou()
     if val.frames and np.isfinite(val_iou).any():
@@ -217,11 +444,13 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, An
         "val_iou_illegal": num(val_iou[k]) if val.frames else None,
         "oracle_iou_illegal": num(np.nanmax(test_iou)) if test.frames and np.isfinite(test_iou).any() else None,
         "oracle_threshold": (int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any() else None,
+        "stability": num(stability.stability()[k]) if stability.pairs else None,
     }
     baselines = {}
     if test.frames:
         empty = test.empty_mask()
-        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0])},
+        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0]),
+                                        "stability": num(stability.stability()[0]) if stability.pairs else None},
                      "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])}}
     frames = splits["val"].frames + splits["test"].frames
     seconds = splits["val"].seconds + splits["test"].seconds
@@ -230,8 +459,9 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None) -> dict[str, An
         "baselines": baselines,
         "curves": {"thresholds": [k / BINS for k in range(BINS)],
                    "val_iou_illegal": [num(x) for x in val_iou] if val.frames else [],
-                   "test_iou_illegal": [num(x) for x in test_iou] if test.frames else []},
-        "counts": {"val_frames": val.frames, "test_frames": test.frames},
+                   "test_iou_illegal": [num(x) for x in test_iou] if test.frames else [],
+                   "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
+        "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs},
         "fusion": dataclasses.asdict(fusion) if fusion else None,
         "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
     }
@@ -275,3 +505,46 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
             out[name][split] = round(correct / len(items), 6) if items else None
     return out
 
+
+
+def example_masks(method: Method, model: CamNet, data: PreparedData, device: torch.device, threshold: float,
+                  frames: list[tuple[str, int]], background_removal: bool = True, fusion: Fusion | None = None,
+                  flow: str = "dis", batch_size: int = 32) -> list[dict[str, Any]]:
+    """A method's masks of chosen frames next to their GT, exactly as the evaluator scores them (for figures).
+
+    Args:
+        method: the method (with its options).
+        model: its trained classifier.
+        data: prepared data.
+        device: where to compute maps.
+        threshold: the run's threshold (chosen on val).
+        frames: ``(video key, frame index)`` pairs, e.g. ``("before/vid3", 12)``; frames without GT get
+            an empty ``gt``.
+        background_removal: the run's input variant.
+        fusion: the run's temporal fusion (``None``: none).
+        flow: flow estimator whose cached flows fusion uses.
+        batch_size: frames per forward pass.
+
+    Returns:
+        Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
+        "iou" (float or None)}`` at the frame's original size.
+    """
+    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 and fusion.warp else None
+    positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
+    model.eval()
+    out, cached = [], {}
+    for key, i in frames:
+        pos = positions[key]
+        if pos not in cached:
+            cached[pos] = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows,
+                                           batch_size)
+        video = data.index.videos[pos]
+        w, h = data.slices[pos].frame_size
+        scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        pred = predict_mask(scores, data.fg_full(pos, i), threshold)
+        mask_path = video.masks[i] if video.masks else None
+        gt = read_mask(mask_path, (w, h)) if mask_path is not None else np.zeros((h, w), bool)
+        union = int((gt | pred).sum())
+        out.append({"video": key, "frame": i, "image": video.frames.read(i), "gt": gt, "pred": pred,
+                    "iou": (int((gt & pred).sum()) / union if union else None) if mask_path is not None else None})
+    return out

@@ -17,6 +17,16 @@ estimators below return their backends' output unchanged.
 
 Arrays: frames are RGB ``uint8`` ``(N, H, W, 3)``; numpy flows are ``float32`` ``(N, H, W, 2)``
 (last axis ``u, v``); torch flows are ``(B, 2, H, W)`` (channel 0 ``u``, channel 1 ``v``).
+
+Adding an estimator
+-------------------
+A flow estimator is a class (or factory) registered with :func:`register_flow` — or declared in
+the ``wsbench.flows`` entry-point group by a plugin — whose keyword arguments are its options and
+whose instances satisfy :class:`FlowEstimator`: ``estimator(src, dst)`` on batches of frames at
+training resolution returns the flow from ``src`` to ``dst`` in the convention above. wsbench
+calls it once per pair of neighbouring frames (both directions, :func:`estimate_video_flows`)
+when a run first needs flow (``--flow NAME``), stores the result at a quarter of the resolution
+in the cache keyed by name and options, and does all warping itself (:func:`warp`).
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ __all__ = [
     "DisFlow",
     "FarnebackFlow",
     "RaftFlow",
+    "FlowFiles",
+    "flo_path",
     "RAFT_WEIGHTS_ENV",
     "raft_cache_path",
     "warp",
@@ -423,12 +435,13 @@ def _next_pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def warp(maps: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def warp(maps: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
     """Bring maps defined on ``dst`` into ``src``'s frame: ``warped(x) = maps(x + flow(x))``.
 
     ``flow`` goes from src to dst (``src(x) ≈ dst(x + flow(x))``, the module's convention), so
     with ``flow = Flow(X_t, X_k)`` this warps the CAM of neighbour ``k`` into frame ``t``.
-    Sampling is bilinear; a sample point counts as valid when it lies inside the map, i.e. in
+    Sampling is bilinear (``mode="nearest"``: the nearest pixel, which keeps label and bin maps
+    integer, so warping commutes with thresholding); a sample point counts as valid when it lies inside the map, i.e. in
     ``[0, w-1] × [0, h-1]`` up to 1e-3 px, and ``warped`` is 0 where it is not. Pixel ``i`` sits
     at coordinate ``i`` (pixel centres), so zero flow is exactly the identity and an integer flow
     is an exact shift.
@@ -440,19 +453,22 @@ def warp(maps: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         maps: ``(B, C, h, w)`` floating-point maps on the dst frame.
         flow: ``(B, 2, h, w)`` flow in pixels **at the maps' resolution** (use
             :func:`resize_flow` first if it was estimated on full-size frames).
+        mode: ``"bilinear"`` or ``"nearest"``.
 
     Returns:
         ``(warped, valid)``: ``warped`` ``(B, C, h, w)`` in ``maps.dtype``; ``valid``
         ``(B, 1, h, w)`` in ``maps.dtype``, 1 where the sample point was inside the map, else 0.
 
     Raises:
-        ValueError: for mismatched shapes or non-floating maps.
+        ValueError: for mismatched shapes, non-floating maps or an unknown mode.
     """
     if maps.ndim != 4 or not maps.is_floating_point():
         raise ValueError(f"maps must be a floating-point (B, C, h, w) tensor, got {maps.dtype} {tuple(maps.shape)}")
     b, _, h, w = maps.shape
     if flow.shape != (b, 2, h, w):
         raise ValueError(f"flow must have shape {(b, 2, h, w)} to match maps, got {tuple(flow.shape)}")
+    if mode not in ("bilinear", "nearest"):
+        raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     coord_dtype = torch.float64 if maps.dtype == torch.float64 else torch.float32
     flow = flow.to(device=maps.device, dtype=coord_dtype)
 
@@ -476,7 +492,7 @@ def warp(maps: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     source = maps.to(coord_dtype)
     if (size_h, size_w) != (h, w):
         source = F.pad(source, (0, size_w - w, 0, size_h - h))
-    sampled = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(source, grid, mode=mode, padding_mode="zeros", align_corners=False)
     valid = valid.unsqueeze(1)
     warped = torch.where(valid, sampled, torch.zeros((), device=maps.device, dtype=coord_dtype))
     return warped.to(maps.dtype), valid.to(maps.dtype)
@@ -628,6 +644,101 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
     finally:
         if tmp_name is not None and os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+# -- precomputed files --------------------------------------------------------------------------
+def flo_path(root: str | os.PathLike, index: Any, video: Any, frame: int) -> Path:
+    """Where the ``.flo`` file of one frame lives in a tree that mirrors the data set's frames.
+
+    A frame file ``DATA_ROOT/<rel>/<name>.<ext>`` maps to ``root/<rel>/<name>.flo``; frames that are
+    not files under the data root (video files, generated data) map to
+    ``root/<label>/<video id>/<frame name>.flo``. ``wsbench data flow --out`` writes this tree and
+    ``--flow files --flow-root`` reads it.
+
+    Args:
+        root: the flow tree's root.
+        index: the :class:`~wsbench.data.VideoIndex`.
+        video: one of its videos.
+        frame: frame position in the video.
+
+    Returns:
+        The ``.flo`` path (which may not exist).
+    """
+    paths = getattr(video.frames, "paths", None)
+    if paths is not None and index.root is not None:
+        try:
+            rel = Path(paths[frame]).resolve().relative_to(Path(index.root).resolve())
+            return Path(root) / rel.with_suffix(".flo")
+        except ValueError:
+            pass
+    return Path(root) / video.label / video.id / f"{video.frames.names[frame]}.flo"
+
+
+@register_flow("files", description="precomputed Middlebury .flo files, frame n holding the flow n -> n+1")
+class FlowFiles:
+    """Flows read from ``.flo`` files instead of estimated (e.g. the SERUSO/WS² authors' flows).
+
+    The file of frame n holds the flow from frame n to frame n+1; the flow from frame n to n−1 is
+    the negated file of frame n−1, as in the authors' code (exact for a constant motion, an
+    approximation at occlusions). The last frame of a video needs no file. Files are read one at a
+    time and resized to the requested resolution with ``u``, ``v`` rescaled (:func:`resize_flow`).
+
+    Args:
+        root: a tree mirroring the frames (see :func:`flo_path`); ``None``: the locations the data
+            set's layout gives (``Video.flow_files``, e.g. SERUSO's ``optical_flows/``).
+    """
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = Path(root).expanduser() if root else None
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Not available: this estimator only reads the files of a data set's frames."""
+        raise UserError("flow 'files' reads precomputed .flo files of a data set's frames; "
+                        "it cannot estimate the flow between two arbitrary frames")
+
+    def path(self, index: Any, video: Any, frame: int) -> Path:
+        """The ``.flo`` file holding the flow from ``frame`` to ``frame + 1``.
+
+        Raises:
+            UserError: no ``root`` was given and the data set's layout has no flow files.
+        """
+        if self.root is not None:
+            return flo_path(self.root, index, video, frame)
+        if video.flow_files is None:
+            raise UserError(f"data set {index.name!r} has no default place for .flo files; "
+                            "give --flow-root DIR (a tree written by 'wsbench data flow --out DIR')")
+        return Path(video.flow_files[frame])
+
+    def video_flows(self, index: Any, video: Any, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Flows of every frame of ``video`` to its next and previous frame, at ``size``.
+
+        Args:
+            index: the data set's index.
+            video: the video.
+            size: ``(h, w)`` of the returned flows.
+
+        Returns:
+            ``(forward, backward)``, each ``float32`` ``(T, h, w, 2)``, zeros where the neighbour
+            does not exist.
+
+        Raises:
+            UserError: a missing or malformed ``.flo`` file, named in the message.
+        """
+        t_len = len(video)
+        forward = np.zeros((t_len,) + tuple(size) + (2,), np.float32)
+        for n in range(t_len - 1):
+            path = self.path(index, video, n)
+            if not path.is_file():
+                raise UserError(f"{path}: flow file missing (the flow from frame {video.frames.names[n]} of "
+                                f"{video.key} to the next frame)")
+            flow = torch.from_numpy(read_flo(path)).permute(2, 0, 1)[None]
+            forward[n] = resize_flow(flow, size)[0].permute(1, 2, 0).numpy()
+        backward = np.zeros_like(forward)
+        backward[1:] = -forward[:-1]
+        return forward, backward
+
+    def __repr__(self) -> str:
+        return f"FlowFiles(root={str(self.root) if self.root else None!r})"
 
 
 # -- whole videos -------------------------------------------------------------------------------

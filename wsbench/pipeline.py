@@ -15,11 +15,13 @@ from .data import DATASETS, create_dataset
 from .data.cache import PreparedData, prepare
 from .device import resolve_device
 from .errors import UserError
+from .flow import FLOWS
 from .methods import Fusion, Method, create_method
+from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "execute", "resolve"]
+__all__ = ["RunSpec", "execute", "incompatibility", "resolve"]
 
 
 @dataclasses.dataclass
@@ -34,6 +36,7 @@ class RunSpec:
         recipe: recipe overrides (``Recipe`` field → value).
         seed: training seed.
         split_seed: seed of the split by video for data sets without fixed splits.
+        dataset_options: the data set's own keyword options (``segment_seconds=10`` for a plugin).
         fuse_neighbours: temporal fusion of maps at inference over ±k frames (``None``: the
             method's own choice, ``0``: none).
         fuse_mode: ``max`` or ``mean``.
@@ -41,6 +44,9 @@ class RunSpec:
         workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
         compile: ``torch.compile`` the model for training.
         cache_dir: cache root.
+        label: how tables name the run (a suite's ``label``); recorded, not part of the config hash.
+        cam_scales: input scales of multi-scale map inference (``(1.0,)``: off).
+        cam_flip: also average the maps of horizontally mirrored frames.
     """
 
     method: str
@@ -50,12 +56,16 @@ class RunSpec:
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     split_seed: int = 0
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
     fuse_mode: str = "max"
     device: str = "auto"
     workers: int | None = None
     compile: bool = False
     cache_dir: str | None = None
+    label: str | None = None
+    cam_scales: tuple[float, ...] | str = (1.0,)
+    cam_flip: bool = False
 
 
 @dataclasses.dataclass
@@ -86,14 +96,17 @@ def resolve(spec: RunSpec) -> Resolved:
     values.update({k: v for k, v in spec.recipe.items() if v is not None})
     if "image_size" in values:
         values["image_size"] = tuple(values["image_size"])
+    if values.get("flow_root"):
+        values["flow_root"] = str(Path(values["flow_root"]).expanduser().resolve())
     recipe = Recipe(**values)
+    FLOWS.entry(recipe.flow)  # an unknown --flow is an error even for methods that never read flow
 
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed,
-                           **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}))
-    trainer_name, trainer_options = method.classifier()
-    trainer = create_method(trainer_name, **trainer_options)
-    if trainer.clip_length() > 1 and index.static_after:
-        raise UserError(f"temporal training needs after videos; {spec.dataset} has only static after frames")
+                           **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}),
+                           **spec.dataset_options)
+    why = incompatibility(method, index.static_after, spec.dataset)
+    if why:
+        raise UserError(why)
 
     if spec.fuse_neighbours is None:
         fusion = method.fusion()
@@ -114,11 +127,20 @@ def resolve(spec: RunSpec) -> Resolved:
         "recipe": dataclasses.asdict(recipe),
         "fusion": dataclasses.asdict(fusion) if fusion else None,
     }
+    if spec.dataset_options:  # only when given, so runs without options keep their hash
+        semantic["dataset_options"] = dict(sorted(spec.dataset_options.items()))
+    try:
+        cam_scales = parse_scales(spec.cam_scales)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if cam_scales != (1.0,) or spec.cam_flip:  # only then, so single-scale runs keep their hashes
+        semantic["cam_inference"] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
     config = dict(semantic)
     config.update({
         "config_hash": config_hash(semantic),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
-        "dataset_info": index.info,
+        "dataset_info": dict(index.info, static_after=index.static_after),
+        "label": spec.label,
         "device": spec.device,
         "workers": spec.workers,
         "compile": spec.compile,
@@ -126,6 +148,26 @@ def resolve(spec: RunSpec) -> Resolved:
         "environment": environment(),
     })
     return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index)
+
+
+def incompatibility(method: Method, static_after: bool, dataset: str) -> str | None:
+    """Why ``method`` cannot run on a data set, or ``None`` if it can.
+
+    Args:
+        method: the method with its options.
+        static_after: the data set's after class holds still images, not videos.
+        dataset: its name, for the message.
+    """
+    trainer_name, trainer_options = method.classifier()
+    if create_method(trainer_name, **trainer_options).clip_length() > 1 and static_after:
+        return f"temporal training needs after videos; {dataset} has only static after frames"
+    return None
+
+
+def _cam_inference(config: dict[str, Any]) -> dict[str, Any]:
+    """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
+    cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
+    return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
 
 
 def _takes_cache_dir(func: Any) -> bool:
@@ -175,7 +217,8 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         return None
     accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
-                               fusion=resolved.fusion, flow=recipe.flow, progress=progress)
+                               fusion=resolved.fusion, flow=recipe.flow, progress=progress,
+                               flow_options=recipe.flow_options(), **_cam_inference(config))
     own_input = "foreground" if recipe.background_removal else "original"
     metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
     result = {
@@ -202,6 +245,15 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         },
         "config": config,
     }
+    if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead
+        from .export import export_maps
+
+        maps_dir = record.path / "maps"
+        count = export_maps(resolved.method, model, data, device, maps_dir, recipe.background_removal,
+                            fusion=resolved.fusion, flow=recipe.flow)
+        result["maps"] = {"dir": str(maps_dir), "frames": count}
+        result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
+                          "the maps of the validation and test before frames were written instead")
     return finish_run(record, result)
 
 

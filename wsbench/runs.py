@@ -170,19 +170,23 @@ class RunRecord:
         """Read a run directory.
 
         Raises:
-            ValueError: if ``config.json`` is missing or not valid JSON.
+            ValueError: if ``config.json`` is missing, or it or ``result.json`` is not a JSON object.
         """
         path = Path(path)
         try:
             config = json.loads((path / CONFIG_FILE).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{path / CONFIG_FILE}: not a run record ({err})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path / CONFIG_FILE}: not a run record (not a JSON object)")
         result = None
         if (path / RESULT_FILE).exists():
             try:
                 result = json.loads((path / RESULT_FILE).read_text())
             except (OSError, json.JSONDecodeError) as err:
                 raise ValueError(f"{path / RESULT_FILE}: unreadable result ({err})") from None
+            if not isinstance(result, dict):
+                raise ValueError(f"{path / RESULT_FILE}: unreadable result (not a JSON object)")
         return cls(path=path, config=config, result=result)
 
 
@@ -198,10 +202,18 @@ def create_run(runs_dir: str | os.PathLike, config: Mapping[str, Any], run_id: s
         The new record (unfinished).
     """
     runs_dir = Path(runs_dir)
-    if run_id is None:
-        run_id = new_run_id(str(config.get("method", "run")), str(config.get("dataset", "data")))
-    path = runs_dir / run_id
-    path.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        path = runs_dir / run_id
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        while True:  # mkdir is atomic: two processes never get the same directory
+            path = runs_dir / new_run_id(str(config.get("method", "run")), str(config.get("dataset", "data")))
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
     atomic_write_json(path / CONFIG_FILE, dict(config))
     return RunRecord(path=path, config=dict(config))
 

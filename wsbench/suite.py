@@ -5,7 +5,7 @@ A spec (see ``benchmarks/*.toml``)::
     name = "default"
     datasets = ["synthetic-belt"]
     seeds = [0]
-    tables = ["comparison", "ablation"]
+    tables = ["comparison", "ablation", "background"]   # printed after the run
 
     [recipe]                 # optional overrides for every run
     epochs = 8
@@ -16,7 +16,12 @@ A spec (see ``benchmarks/*.toml``)::
     label = "Only temporal"         # optional, for tables
 
     [datasets_options."video-folder"]  # optional per-dataset data root / split seed
-    data_root = "/data/belt"
+    data_root = "/data/belt"          # or: wsbench suite SPEC --data-root video-folder=/data/belt;
+                                      # other keys are the data set's own options (segment_seconds = 10)
+
+    [evaluation]             # optional multi-scale / flip map inference for every run
+    cam_scales = [0.2, 0.5, 1, 2, 4, 6]
+    cam_flip = true
 
 A run whose configuration hash matches a finished run in the runs directory is skipped, so
 re-running a suite trains and evaluates nothing again.
@@ -49,6 +54,7 @@ class SuiteRun:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
+    fuse_mode: str = "max"
     label: str | None = None
 
 
@@ -65,6 +71,7 @@ class SuiteSpec:
     dataset_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     tables: list[str] = dataclasses.field(default_factory=lambda: ["comparison"])
     description: str = ""
+    evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def load_spec(path: str | Path) -> SuiteSpec:
@@ -80,30 +87,45 @@ def load_spec(path: str | Path) -> SuiteSpec:
         raise UserError(f"{path}: suite spec not found") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
-    allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options"}
+    allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options",
+               "evaluation"}
     unknown = set(raw) - allowed
     if unknown:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
     if not raw.get("runs"):
         raise UserError(f"{path}: no [[runs]]")
+    from .report import TABLES
+
+    bad = [t for t in raw.get("tables", []) if t not in TABLES]
+    if bad:
+        raise UserError(f"{path}: unknown table {bad[0]!r} in tables (choose from {', '.join(TABLES)})")
     runs = []
     for i, entry in enumerate(raw["runs"]):
         extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
         if "method" not in entry or extra:
-            raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, label"
+            raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, "
+                            "fuse_mode, label"
                             + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
         runs.append(SuiteRun(**entry))
+    evaluation = dict(raw.get("evaluation", {}))
+    if set(evaluation) - {"cam_scales", "cam_flip"}:
+        raise UserError(f"{path}: [evaluation] takes cam_scales and cam_flip, not "
+                        f"{sorted(set(evaluation) - {'cam_scales', 'cam_flip'})[0]!r}")
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
                      seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs, recipe=dict(raw.get("recipe", {})),
                      dataset_options=dict(raw.get("datasets_options", {})),
-                     tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""))
+                     tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
+                     evaluation=evaluation)
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
     from .pipeline import RunSpec
 
     for dataset in spec.datasets:
-        ds_opts = spec.dataset_options.get(dataset, {})
+        ds_opts = dict(spec.dataset_options.get(dataset, {}))
+        if dataset in overrides.get("data_roots", {}):
+            ds_opts["data_root"] = overrides["data_roots"][dataset]
+        own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
         for run in spec.runs:
             for seed in seeds:
                 recipe = dict(spec.recipe)
@@ -111,9 +133,13 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 recipe.update(overrides.get("recipe", {}))
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
                                    split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
+                                   dataset_options=own_options,
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
+                                   fuse_mode=run.fuse_mode,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers"),
-                                   cache_dir=overrides.get("cache_dir"))
+                                   cache_dir=overrides.get("cache_dir"), label=run.label,
+                                   cam_scales=tuple(spec.evaluation.get("cam_scales", (1.0,))),
+                                   cam_flip=bool(spec.evaluation.get("cam_flip", False)))
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -124,7 +150,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         spec: the suite.
         runs_dir: runs directory.
         seeds: replaces the spec's seeds.
-        overrides: ``{"recipe": {...}, "device": ..., "workers": ..., "cache_dir": ...}``.
+        overrides: ``{"recipe": {...}, "device": ..., "workers": ..., "cache_dir": ...,
+            "data_roots": {dataset: path}}`` (data roots replace the spec's ``data_root``).
         progress: progress bars.
         echo: where one-line status messages go.
 
@@ -144,7 +171,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if done:
             echo(f"{label}: done before ({done[-1].run_id})")
-            records.append(done[-1])
+            # this spec's label names the run in its tables, whatever an earlier suite called it
+            records.append(dataclasses.replace(done[-1], config={**done[-1].config, "label": run.label}))
             continue
         echo(f"{label}: running")
         record = execute(run_spec, runs_dir, resume=True, progress=progress)

@@ -7,7 +7,8 @@ a clear message on a non-finite loss. It has no method-specific branch: the meth
 ``Method.classifier()`` supplies the loss terms.
 
 Determinism: the model is initialised from the seed; each epoch's shuffling and augmentation use
-generators seeded from (seed, epoch), so a resumed run continues exactly as an uninterrupted one.
+generators seeded from (seed, epoch), and the checkpoint holds the global RNG states (Python,
+NumPy, torch), so a resumed run continues exactly as an uninterrupted one (on the same device).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Recipe:
         bg_threshold: background-removal threshold (grey levels).
         augment: flips, small shifts and colour gain on training batches.
         flow: optical-flow estimator for clip training.
+        flow_root: where the ``files`` estimator reads ``.flo`` files (``None``: the data set's
+            own locations).
     """
 
     backbone: str = "resnet50"
@@ -89,6 +92,11 @@ class Recipe:
     bg_threshold: float = 22.0
     augment: bool = True
     flow: str = "dis"
+    flow_root: str | None = None
+
+    def flow_options(self) -> dict[str, Any]:
+        """Options of the flow estimator (``root`` when ``flow_root`` is set)."""
+        return {"root": self.flow_root} if self.flow_root else {}
 
     def __post_init__(self) -> None:
         checks = [
@@ -136,6 +144,7 @@ def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int
     fields = dataclasses.asdict(recipe)
     if method.clip_length() == 1:
         fields.pop("flow")  # single-frame training never reads flow
+        fields.pop("flow_root")
     return {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
             "image_size": list(recipe.image_size), "seed": seed}
 
@@ -158,7 +167,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, runs_dir: Path,
-                      device: torch.device, resume: bool = False, workers: int = 0,
+                      device: torch.device, resume: bool = False, workers: int | None = None,
                       compile_model: bool = False, progress: bool = True) -> tuple[CamNet, dict[str, Any]]:
     """The trained classifier of ``method``: from the cache if another run trained it, else trained now.
 
@@ -170,7 +179,7 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         runs_dir: runs directory holding ``classifiers/``.
         device: where to train.
         resume: continue an interrupted training from its last checkpoint.
-        workers: data-loader worker processes.
+        workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
         compile_model: wrap the model in ``torch.compile``.
         progress: show a progress bar.
 
@@ -219,6 +228,33 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _rng_states() -> dict[str, Any]:
+    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint."""
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _truncate_log(path: Path, epochs: int) -> None:
+    """Keep only the rows of the first ``epochs`` epochs (a resumed run rewrites the rest)."""
+    with open(path, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < epochs]
+    with open(path, "w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDataset | ClipDataset:
     clip = method.clip_length()
     if clip == 1:
@@ -226,7 +262,7 @@ def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDa
     if data.index.static_after:
         raise UserError(f"temporal training needs after videos; {data.index.name} has only static after frames")
     with distributed.main_first():  # under torchrun rank 0 computes the flow cache, the others read it
-        flows = data.flows(recipe.flow)
+        flows = data.flows(recipe.flow, **recipe.flow_options())
     return ClipDataset(data, "train", flows, clip_len=clip, stride=method.clip_stride(),
                        background_removal=recipe.background_removal)
 
@@ -381,6 +417,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
+        if "rng" in state:
+            _set_rng_states(state["rng"])
     if world > 1 and device.type == "cuda":  # batch-norm statistics over the global batch, as on one GPU
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
@@ -389,8 +427,11 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     autocast = device_autocast(device)
 
     log_path = folder / "log.csv"
-    if main and start_epoch == 0 and log_path.exists():
-        log_path.unlink()
+    if main and log_path.exists():
+        if start_epoch == 0:
+            log_path.unlink()
+        else:
+            _truncate_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
@@ -443,7 +484,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
                     writer.writeheader()
                 writer.writerows(rows)
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed})
+                     "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     if main:
         _save(folder / "final.pt", model.state_dict())
         atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed,

@@ -5,8 +5,23 @@ A data set is a registered function ``(root, split_seed, **options) -> VideoInde
     @register_dataset("video-folder", description="...")
     def video_folder(root, split_seed=0): ...
 
-``create_dataset(name, root=...)`` calls it; :func:`wsbench.data.cache.prepare` turns the index
-into cached arrays at training resolution.
+The contract of that function:
+
+- **receives** ``root`` (a :class:`~pathlib.Path`, or ``None`` when the entry was registered
+  with ``needs_root=False``), ``split_seed`` (seed of the split by video for data without fixed
+  splits), ``cache_dir`` only if its signature names it (where generated data may go), and its
+  own keyword options (``wsbench run --dataset-option KEY=VALUE``, a suite's
+  ``[datasets_options."NAME"]``); an option it does not declare is a one-line error.
+- **returns** a :class:`VideoIndex`: every :class:`Video` with its label (``before``/``after``),
+  a unique id, a :class:`~wsbench.data.io.FrameSource` (:class:`~wsbench.data.io.ImageFiles`,
+  :class:`~wsbench.data.video.VideoFile` or your own) and its split; GT mask *paths* per frame
+  where they exist (only the evaluator opens them). Use :func:`~wsbench.data.index.assign_splits`
+  for splits by video and raise :class:`~wsbench.errors.UserError` naming the file on bad data.
+- it reads no pixels beyond what indexing needs: :func:`wsbench.data.cache.prepare` turns the
+  index into cached arrays at training resolution (background removal included), and flows are
+  computed from those.
+
+``create_dataset(name, root=...)`` calls it. See ``plugins/wsbench-mp4`` for a plugin.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import register_dataset
 from .index import VideoIndex
+from .seruso import read_seruso
 from .video_folder import read_video_folder
 from .zerowaste import read_zerowaste
 
@@ -36,3 +37,15 @@ def synthetic_belt(root: Path | None = None, split_seed: int = 0, cache_dir: str
     index = read_video_folder(generate_belt(target, config), split_seed=split_seed, name="synthetic-belt")
     index.info["generator"] = generator_tag(config)
     return index
+
+
+@register_dataset("seruso", description="SERUSO in the authors' layout (train_val_dataset/, test_set/), given splits")
+def seruso(root: Path, split_seed: int = 0) -> VideoIndex:
+    """SERUSO as read by the authors' code (see :mod:`wsbench.data.seruso`); ``split_seed`` is unused."""
+    return read_seruso(root, name="seruso")
+
+
+@register_dataset("ws2", description="WS² (Zenodo 14793518): the same layout as seruso (wsbench data fetch ws2)")
+def ws2(root: Path, split_seed: int = 0) -> VideoIndex:
+    """WS², the public successor of SERUSO, in the same layout (see :mod:`wsbench.data.seruso`)."""
+    return read_seruso(root, name="ws2")

@@ -40,7 +40,7 @@ from ..runs import atomic_write_json, config_hash
 from . import background as bg
 from .index import Video, VideoIndex
 
-__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "prepare", "resolve_cache_dir"]
+__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare", "resolve_cache_dir"]
 
 CACHE_ENV = "WSBENCH_CACHE_DIR"
 #: flows are stored at 1/FLOW_STRIDE of the training resolution (≥ 2× the features at stride 8)
@@ -167,10 +167,14 @@ class PreparedData:
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
-            for s in tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
-                          disable=not _progress()):
-                frames = np.asarray(self.frames[s.start:s.stop])
-                to_next, to_prev = estimate_video_flows(frames, estimator)
+            video_flows = getattr(estimator, "video_flows", None)  # estimators that read files, not frames
+            for pos, s in enumerate(tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
+                                         disable=not _progress())):
+                if video_flows is not None:
+                    to_next, to_prev = video_flows(self.index, self.index.videos[pos], (fh, fw))
+                else:
+                    frames = np.asarray(self.frames[s.start:s.stop])
+                    to_next, to_prev = estimate_video_flows(frames, estimator)
                 for d, flow in enumerate((to_next, to_prev)):
                     t = torch.from_numpy(np.ascontiguousarray(flow)).permute(0, 3, 1, 2)
                     out[s.start:s.stop, d] = resize_flow(t, (fh, fw)).numpy().astype(np.float16)
@@ -282,20 +286,38 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
     del grays
     for i, frame in enumerate(video.frames):
         _check_size(video, i, frame, size)
-        frames[start + i] = cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA)
-        mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+        frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold)
         cv2.imwrite(str(fg_dir / f"{i}.png"), mask * 255)
-        small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
-        fg[start + i] = small > 127
     assert size is not None
     return size
+
+
+def frame_arrays(frame: np.ndarray, background: np.ndarray, image_size: tuple[int, int],
+                 threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame as the caches hold it: resized frame and foreground, and the analysis-size foreground.
+
+    Args:
+        frame: RGB uint8 frame at its original size.
+        background: its video's median background (grayscale at the analysis size).
+        image_size: training resolution ``(w, h)``.
+        threshold: background-removal threshold (grey levels).
+
+    Returns:
+        ``(frame (h, w, 3) uint8, foreground (h, w) uint8 0/1 at training resolution,
+        foreground uint8 0/1 at the analysis size)``.
+    """
+    asize = (background.shape[1], background.shape[0])
+    mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+    small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA), (small > 127).astype(np.uint8), mask
 
 
 def _check_size(video: Video, i: int, frame: np.ndarray, size: tuple[int, int] | None) -> tuple[int, int]:
     got = (frame.shape[1], frame.shape[0])
     if size is not None and got != size:
-        name = video.frames.names[i]
-        raise UserError(f"{video.key}/{name}: frame is {got[0]}x{got[1]}, the video's first frame "
+        paths = getattr(video.frames, "paths", None)
+        name = paths[i] if paths else f"{video.key}/{video.frames.names[i]}"
+        raise UserError(f"{name}: frame is {got[0]}x{got[1]}, the video's first frame "
                         f"{size[0]}x{size[1]}; frames of one video must share a size")
     return got
 

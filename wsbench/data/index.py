@@ -34,6 +34,8 @@ class Video:
         masks: per frame, the GT mask file or ``None``; ``None`` for a video without GT.
             Only the evaluator opens these files.
         split: ``"train"``, ``"val"`` or ``"test"``.
+        flow_files: per frame, where the layout keeps a precomputed ``.flo`` file with the flow to
+            the next frame (read by the ``files`` flow estimator); ``None`` where it keeps none.
     """
 
     label: str
@@ -41,6 +43,7 @@ class Video:
     frames: FrameSource
     masks: list[Path | None] | None = None
     split: str = "train"
+    flow_files: list[Path] | None = None
 
     @property
     def key(self) -> str:

@@ -2,12 +2,20 @@
 
 GT masks are read only by :func:`read_mask`, and only the evaluator calls it; the training data
 path never does (a test checks this).
+
+Policy for unreadable files: a frame or mask that is missing, empty, truncated, corrupt or not an
+image stops the run with a :class:`~wsbench.errors.UserError` naming the file; it is never
+skipped, because dropping a frame would silently change a video's temporal neighbours and flows.
+PNG files are checked chunk by chunk (length and CRC) before decoding, so a truncated or corrupt
+PNG is reported by wsbench alone. A JPEG that libjpeg can still decode despite damaged data is
+used as decoded (libjpeg prints its own "Corrupt JPEG data" warning).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
@@ -43,40 +51,97 @@ def is_image_file(path: Path) -> bool:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3).
 
+    Grayscale images are replicated to three channels, an alpha channel is dropped and 16-bit
+    images are scaled to 8 bits.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        The image as an RGB uint8 array.
+
     Raises:
-        UserError: if the file is missing, empty, truncated or not an image.
+        UserError: if the file is missing, empty, truncated, corrupt or not an image.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
+    image = _decode(path, cv2.IMREAD_COLOR, "image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, threshold: int = 128) -> np.ndarray:
-    """Read a GT mask as a boolean (H, W) array: pixel ≥ ``threshold`` (of 255) is the object.
+    """Read a GT mask as a boolean (H, W) array.
+
+    A pixel is the object when any colour channel reaches ``threshold`` (of 255; 16-bit masks are
+    compared at the same fraction of 65535), so white, grey and coloured masks all work and JPEG
+    noise is ignored. A mask whose only values are 0 and 1 is a label image: 1 is the object.
 
     Args:
-        path: PNG (or JPEG) file; colour masks are reduced to grey.
+        path: PNG (or JPEG, TIFF, ...) file; an alpha channel is ignored.
         size: expected ``(width, height)``; a mask of another size is an error, never resized
             silently.
         threshold: grey level at or above which a pixel counts (128 = half range, which also
             binarises JPEG masks correctly).
 
+    Returns:
+        The mask, ``True`` on the object.
+
     Raises:
         UserError: unreadable file or wrong size.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise UserError(f"{path}: not a readable mask image (corrupt, truncated or unsupported format)")
-    if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
+    raw = _decode(path, cv2.IMREAD_UNCHANGED, "mask image")
+    if raw.ndim == 3:
+        raw = raw[..., :3].max(axis=2) if raw.shape[2] >= 3 else raw[..., 0]
+    if size is not None and (raw.shape[1], raw.shape[0]) != tuple(size):
         raise UserError(
-            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its frame is {size[0]}x{size[1]}"
+            f"{path}: mask is {raw.shape[1]}x{raw.shape[0]} but its frame is {size[0]}x{size[1]}"
         )
-    return mask >= threshold
+    if raw.dtype == np.uint8:
+        level = threshold
+    elif raw.dtype == np.uint16:
+        level = threshold * 257
+    else:  # float TIFF masks: values in [0, 1]
+        level = threshold / 255
+    if raw.dtype != np.uint8 or raw.max() != 1:
+        return raw >= level
+    return raw > 0
+
+
+def _decode(path: Path, flags: int, what: str) -> np.ndarray:
+    data = _read_bytes(path)
+    problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
+    if problem:
+        raise UserError(f"{path}: not a readable {what} ({problem})")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise UserError(f"{path}: not a readable {what} (corrupt, truncated or unsupported format)")
+    return image
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_problem(data: bytes) -> str | None:
+    """Why a PNG file is damaged (``None`` if every chunk is complete and its CRC matches).
+
+    Checking before decoding keeps libpng from printing its own error lines.
+    """
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        if zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+            return f"corrupt PNG: CRC mismatch in chunk {kind.decode('latin-1')!r}"
+        if kind == b"IEND":
+            return None
+        pos = end
+    return "truncated PNG: the file ends before its IEND chunk"
 
 
 def _read_bytes(path: Path) -> bytes:

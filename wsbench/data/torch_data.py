@@ -122,12 +122,12 @@ class ClipDataset(Dataset):
             if starts[-1] + clip_len < s.stop and stride == clip_len:
                 starts.append(s.stop - clip_len)
             self.items.extend((t0, variant, label) for t0 in starts)
-        if short:
-            warnings.warn(f"{len(short)} video(s) shorter than {clip_len} frames skipped for temporal training "
-                          f"(e.g. {short[0]})", stacklevel=2)
         if not self.items:
             raise UserError(f"data set {data.index.name!r}: no {split} video has the {clip_len} consecutive "
                             "frames temporal training needs")
+        if short:  # skipped with a warning only while other videos are usable
+            warnings.warn(f"{len(short)} video(s) shorter than {clip_len} frames skipped for temporal training "
+                          f"(e.g. {short[0]})", stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.items)

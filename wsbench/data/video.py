@@ -32,18 +32,24 @@ class VideoFile:
         path: the video file.
         stride: keep every ``stride``-th frame (1 = all).
         max_frames: stop after this many kept frames (``None``: all).
+        start: first frame (0-based frame number in the file); with ``max_frames`` this makes a
+            segment of a long recording a video of its own. Frame names keep the file's frame
+            numbers (``<stem>_<number>``), so GT mask names do not depend on segmentation.
 
     Raises:
         UserError: the file is missing or OpenCV cannot decode it.
     """
 
-    def __init__(self, path: str | os.PathLike, stride: int = 1, max_frames: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, stride: int = 1, max_frames: int | None = None,
+                 start: int = 0) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"{self.path}: video file not found")
         if stride < 1:
             raise UserError(f"{self.path}: frame stride must be at least 1")
-        self.stride, self.max_frames = stride, max_frames
+        if start < 0:
+            raise UserError(f"{self.path}: start frame must be at least 0")
+        self.stride, self.max_frames, self.start = stride, max_frames, start
         capture = self._open()
         try:
             self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
@@ -52,12 +58,13 @@ class VideoFile:
             capture.release()
         if count <= 0:  # some containers do not store the count: decode once to count
             count = sum(1 for _ in self._decode())
-        kept = (count + stride - 1) // stride
+        self.frame_count = count  #: frames in the whole file
+        kept = (max(0, count - start) + stride - 1) // stride
         self._length = min(kept, max_frames) if max_frames is not None else kept
         if self._length == 0:
-            raise UserError(f"{self.path}: video has no frames")
-        digits = max(6, len(str(self._length * stride)))
-        self.names = [f"{self.path.stem}_{i * stride:0{digits}d}" for i in range(self._length)]
+            raise UserError(f"{self.path}: video has no frames" + (f" from frame {start}" if start else ""))
+        digits = max(6, len(str(count)))
+        self.names = [f"{self.path.stem}_{start + i * stride:0{digits}d}" for i in range(self._length)]
 
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
@@ -65,9 +72,18 @@ class VideoFile:
             raise UserError(f"{self.path}: not a readable video (OpenCV could not open it)")
         return capture
 
-    def _decode(self) -> Iterator[np.ndarray]:
+    def _decode(self, start: int = 0) -> Iterator[np.ndarray]:
+        """Raw BGR frames from frame ``start`` on (seeks, then skips frames if the seek fell short)."""
         capture = self._open()
         try:
+            if start:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+                if int(capture.get(cv2.CAP_PROP_POS_FRAMES)) != start:  # container without exact seeking
+                    capture.release()
+                    capture = self._open()
+                    for _ in range(start):
+                        if not capture.grab():
+                            return
             while True:
                 ok, frame = capture.read()
                 if not ok:
@@ -82,7 +98,7 @@ class VideoFile:
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames in order as RGB uint8, decoded one at a time."""
         kept = 0
-        for i, frame in enumerate(self._decode()):
+        for i, frame in enumerate(self._decode(self.start)):
             if i % self.stride:
                 continue
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -98,15 +114,15 @@ class VideoFile:
             raise IndexError(index)
         capture = self._open()
         try:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, index * self.stride)
+            capture.set(cv2.CAP_PROP_POS_FRAMES, self.start + index * self.stride)
             ok, frame = capture.read()
         finally:
             capture.release()
         if not ok:
-            raise UserError(f"{self.path}: cannot decode frame {index * self.stride} (truncated file?)")
+            raise UserError(f"{self.path}: cannot decode frame {self.start + index * self.stride} (truncated file?)")
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def fingerprint(self) -> list:
-        """(name, size, mtime, stride, frames): what the caches are keyed on."""
+        """(name, size, mtime, stride, frames, start): what the caches are keyed on."""
         st = self.path.stat()
-        return [[self.path.name, st.st_size, st.st_mtime_ns, self.stride, self._length]]
+        return [[self.path.name, st.st_size, st.st_mtime_ns, self.stride, self._length, self.start]]

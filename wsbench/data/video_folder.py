@@ -3,7 +3,7 @@
     ROOT/
       before/<video_id>/<frame files>      temporal order = natural sort of the names
       after/<video_id>/<frame files>
-      masks/before/<video_id>/<stem>.png   optional GT (nonzero = illegal object), evaluation only
+      masks/before/<video_id>/<stem>.png   optional GT (object where a channel ≥ 128, or 0/1 labels), evaluation only
       splits.json                          optional {"train": [ids], "val": [...], "test": [...]}
 
 Frames may be PNG or JPEG (any image format OpenCV reads), of any size, named with a number
@@ -34,7 +34,8 @@ def read_video_folder(root: str | Path, split_seed: int = 0, name: str = "video-
         The index with splits assigned.
 
     Raises:
-        UserError: missing root, missing or empty ``before/``/``after/``, a mask without frame.
+        UserError: missing root, missing or empty ``before/``/``after/``, a mask without frame,
+            a mask folder without video.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -56,6 +57,7 @@ def read_video_folder(root: str | Path, split_seed: int = 0, name: str = "video-
         for video in label_videos:
             masks = find_masks(root / "masks" / label / video.id)
             check_unmatched(masks, attach_masks(video, masks), f"video {video.key}")
+        _check_mask_folders(root / "masks" / label, {v.id for v in label_videos}, folder)
         videos.extend(label_videos)
     splits_path = root / "splits.json"
     splits = read_splits_file(splits_path) if splits_path.exists() else None
@@ -92,6 +94,17 @@ def check_unmatched(masks: dict[str, Path], used: set[str], where: str) -> None:
     if unknown:
         raise UserError(f"{masks[unknown[0]]}: mask has no matching frame in {where} "
                         f"({len(unknown)} such mask(s))")
+
+
+def _check_mask_folders(masks_root: Path, ids: set[str], frames_root: Path) -> None:
+    """Raise if a mask folder belongs to no video: a renamed video would silently lose its GT."""
+    if not masks_root.is_dir():
+        return
+    orphans = sorted((p.name for p in masks_root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and p.name not in ids), key=natural_key)
+    if orphans:
+        raise UserError(f"{masks_root / orphans[0]}: masks of no video (there is no {frames_root / orphans[0]}/ "
+                        f"with frames; {len(orphans)} such folder(s))")
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -38,7 +38,7 @@ class MethodMeta:
         description: one line for ``wsbench list methods``.
         trains: trains a classifier recipe of its own (``False``: reuses another method's).
         needs_grad: its maps need autograd (GradCAM family).
-        needs_video: uses neighbouring frames and optical flow (in training or at inference).
+        needs_video: uses neighbouring frames (clips in training, or temporal fusion at inference).
     """
 
     description: str = ""

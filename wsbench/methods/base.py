@@ -10,8 +10,27 @@ A method is small because everything shared lives elsewhere. It says
   (feature resolution for CAMs), values in [0, 1], class *before*;
 - optionally **temporal fusion** of the maps at inference (:meth:`Method.fusion`).
 
-The trainer does data loading, augmentation, the α/β schedule, AMP, checkpoints and logging;
-the evaluator does upsampling, thresholds, metrics and baselines. See CONTRIBUTING.md.
+The contract, in one place:
+
+========================  =====================================================  ==========================
+hook                      receives                                               returns
+========================  =====================================================  ==========================
+``__init__(**options)``   the ``Options`` fields (CLI ``--flag`` values)          —, sets ``self.options``
+``classifier()``          —                                                      ``(method name, options)``
+``clip_length()``         —                                                      frames per training sample
+``training_losses(...)``  the model (:class:`~wsbench.model.CamNet`), a          ``{name: LossTerm}``
+                          :class:`Batch` (images, labels, and for clips the
+                          cached flows) and the :class:`Progress` (epoch, α, β)
+``maps(model, images)``   the trained model (eval mode) and normalised frames    (B, h, w) tensor in [0, 1]
+``fusion()``              —                                                      :class:`Fusion` or ``None``
+========================  =====================================================  ==========================
+
+The trainer does data loading, augmentation, the α/β schedule, AMP, checkpoints and logging; it
+loads and caches the optical flow a clip batch needs. The evaluator does per-video inference,
+temporal fusion (warping neighbours with the cached flow when :attr:`Fusion.warp`), upsampling,
+thresholds, metrics and baselines. A method never opens files, never sees GT masks and never
+estimates flow itself. Third-party methods use exactly this API from an installed package (see
+``plugins/wsbench-tcam`` and CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -83,15 +102,28 @@ class Batch:
 
 @dataclasses.dataclass(frozen=True)
 class Fusion:
-    """Temporal fusion of maps at inference: neighbours t±1…t±k warped into t and aggregated.
+    """Temporal fusion of one video's maps at inference, done by the evaluator.
+
+    For frame t, the maps of frames t±1 … t±k (or only t−1 … t−k when ``causal``) are brought
+    into frame t — warped with the cached optical flow when ``warp``, taken as they are otherwise —
+    and aggregated pixel-wise with frame t's own map. Near the ends of a video fewer neighbours
+    exist; each frame uses those it has.
 
     Attributes:
-        neighbours: k, how many frames on each side.
-        mode: ``"max"`` or ``"mean"`` over the frame itself and its valid warped neighbours.
+        neighbours: k, how many frames on each side (``causal``: before t) take part.
+        mode: ``"max"`` or ``"mean"`` over the frame itself and its valid neighbours.
+        warp: warp neighbours into frame t with the cached flow (chained one frame at a time,
+            see :func:`wsbench.flow.warp_chain`); a warped neighbour counts only where its sample
+            point lies inside that frame. ``False``: the fusion reads no flow, and each
+            neighbour's map is used pixel for pixel (the evaluator still reads the cached flow
+            for its temporal-stability metric).
+        causal: only previous frames (what an online system has seen), never later ones.
     """
 
     neighbours: int
     mode: str = "max"
+    warp: bool = True
+    causal: bool = False
 
 
 class Method:
@@ -134,8 +166,18 @@ class Method:
     def training_losses(self, model: CamNet, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
         """Loss terms of one training batch (the trainer sums value × weight).
 
-        Called only on the method named by :meth:`classifier`. Default: the classification
-        loss of the paper's eq. (5).
+        Called only on the method named by :meth:`classifier`, with the model in train mode.
+        Default: the classification loss of the paper's eq. (5).
+
+        Args:
+            model: the classifier; ``model(images)`` gives class maps (N, C, h, w),
+                ``model.pool(maps)`` logits (N, C), ``model.class_index(name)`` a class's channel.
+            batch: images, multi-hot labels and, for clips (:meth:`clip_length` > 1), the cached
+                flows between neighbouring frames.
+            progress: epoch, step and the current α (spatial) and β (temporal) loss weights.
+
+        Returns:
+            ``{term name: LossTerm(value, weight)}``; every term is logged separately.
         """
         from ..losses import classification_loss
 
@@ -146,6 +188,13 @@ class Method:
     def maps(self, model: CamNet, images: torch.Tensor) -> torch.Tensor:
         """Maps of class :attr:`target` for normalised frames (B, 3, H, W).
 
+        Called by the evaluator for the frames of one video at a time, in temporal order, with
+        the model in eval mode; temporal fusion (:meth:`fusion`) is applied to the result.
+
+        Args:
+            model: the classifier named by :meth:`classifier`, trained.
+            images: normalised frames (B, 3, H, W) on the model's device.
+
         Returns:
             (B, h, w) tensor in [0, 1] at the method's natural resolution. The evaluator runs
             this under ``torch.no_grad()`` unless the registry entry says ``needs_grad=True``.
@@ -154,5 +203,8 @@ class Method:
         return cam_from_class_maps(model(images), model.class_index(self.target))
 
     def fusion(self) -> Fusion | None:
-        """Temporal fusion of the maps at inference (``None``: per-frame maps as they are)."""
+        """Temporal fusion of the maps at inference (``None``: per-frame maps as they are).
+
+        ``wsbench run --fuse-neighbours K`` replaces it with ``Fusion(K, --fuse-mode)``.
+        """
         return None

@@ -1,0 +1,347 @@
+"""Plugins: the example packages installed for real, a broken plugin, sources in listings, fusion API.
+
+The example plugins in ``plugins/`` are built and installed with pip into a temporary folder
+(``--no-deps --no-build-isolation --no-index``: nothing is downloaded) and wsbench is run in a
+subprocess with that folder on ``PYTHONPATH``, the way a user's environment would see them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.conftest import write_video_folder
+from tests.test_methods import MethodContract
+from wsbench.cli import cli, dataset_options
+from wsbench.evaluate import fuse_maps
+from wsbench.methods import Fusion
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "plugins"
+TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
+        "--batch-size", "8"]
+
+
+def _offline_build_problem() -> str | None:
+    """Why pip cannot build the plugins here without a download, or ``None`` if it can."""
+    if importlib.util.find_spec("pip") is None:
+        return "pip is not installed in this environment"
+    if importlib.util.find_spec("setuptools") is None:
+        return "setuptools is not installed (pip install -e '.[dev]' brings it) and the build must not download it"
+    version = importlib.metadata.version("setuptools")  # not imported here: it patches distutils
+    major, minor = (int(x) for x in version.split(".")[:2])
+    if (major, minor) < (70, 1) and importlib.util.find_spec("wheel") is None:
+        return f"setuptools {version} needs the 'wheel' package to build wheels"
+    return None
+
+
+def _pip_install(target: Path, *names: str, workdir: Path) -> None:
+    """Install plugins/NAME... into ``target`` from copies (the build leaves no files in the repo)."""
+    problem = _offline_build_problem()
+    if problem:
+        pytest.skip(f"cannot build plugins offline: {problem}")
+    sources = []
+    for name in names:
+        shutil.copytree(PLUGINS / name, workdir / name, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+        sources.append(str(workdir / name))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                           "--disable-pip-version-check", "--quiet", "--target", str(target), *sources],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """Both example plugins installed into one temporary folder (like a site-packages)."""
+    root = tmp_path_factory.mktemp("plugins")
+    _pip_install(root / "site", "wsbench-tcam", "wsbench-mp4", workdir=root)
+    return root / "site"
+
+
+def _wsbench(*args: str, site: Path | None = None) -> subprocess.CompletedProcess:
+    """``wsbench ARGS`` in a fresh interpreter with ``site`` (plugins) and this checkout importable."""
+    env = dict(os.environ)
+    env.pop("WSBENCH_DISABLE_PLUGIN_AUTOLOAD", None)
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (site, REPO, env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "wsbench.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+# -- fusion without warping ----------------------------------------------------------------------
+def test_unwarped_causal_max_is_max_over_previous_frames():
+    maps = torch.rand(6, 3, 4)
+    fused = fuse_maps(maps, None, None, Fusion(2, "max", warp=False, causal=True))
+    for t in range(6):
+        assert torch.equal(fused[t], maps[max(0, t - 2):t + 1].amax(0))
+    mean = fuse_maps(maps, None, None, Fusion(2, "mean", warp=False, causal=True))
+    assert torch.allclose(mean[4], maps[2:5].mean(0)) and torch.allclose(mean[0], maps[0])
+
+
+def test_unwarped_equals_warping_with_zero_flow():
+    maps = torch.rand(5, 4, 6)
+    zero = torch.zeros(5, 2, 4, 6)
+    for causal in (False, True):
+        for mode in ("max", "mean"):
+            a = fuse_maps(maps, None, None, Fusion(2, mode, warp=False, causal=causal))
+            b = fuse_maps(maps, zero, zero, Fusion(2, mode, warp=True, causal=causal))
+            assert torch.allclose(a, b), (causal, mode)
+
+
+# -- a method plugin installed with pip ----------------------------------------------------------
+@pytest.mark.slow
+def test_installed_method_plugin_runs_and_shows_in_leaderboard(plugin_site, tiny_belt, tmp_path):
+    runs = tmp_path / "runs"
+    listed = _wsbench("list", "methods", site=plugin_site)
+    assert listed.returncode == 0, listed.stderr
+    line = next(ln for ln in listed.stdout.splitlines() if ln.startswith("tcam "))
+    assert "[wsbench-tcam 0.1.0;" in line  # where it comes from: distribution and version
+    assert "[built-in;" in next(ln for ln in listed.stdout.splitlines() if ln.startswith("cam "))
+
+    ran = _wsbench("run", "--method", "tcam", "--frames", "3", "--dataset", "video-folder", "--data-root",
+                   str(tiny_belt), "--runs-dir", str(runs), "-q", *TINY, site=plugin_site)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (result_path,) = runs.glob("*-tcam-*/result.json")
+    result = json.loads(result_path.read_text())
+    assert result["method"] == "tcam" and result["metrics"]["iou_illegal"] is not None
+    assert result["fusion"] == {"neighbours": 3, "mode": "max", "warp": False, "causal": True}
+    assert result["config"]["classifier"]["method"] == "cam"  # shares the plain CAM classifier
+    # flow-free maps (warp False above); flow is still estimated for the evaluator's stability metric
+    assert result["metrics"]["stability"] is not None
+    assert result["config"]["method_options"] == {"frames": 3}
+
+    board = _wsbench("leaderboard", "--runs-dir", str(runs), site=plugin_site)
+    assert board.returncode == 0, board.stderr
+    assert "tcam" in board.stdout
+
+
+class TestTcamPluginContract(MethodContract):
+    """The installed T-CAM plugin keeps the method contract that every built-in keeps."""
+
+    name = "tcam"
+    options = {"frames": 3}
+
+    @pytest.fixture(autouse=True)
+    def _installed(self, plugin_site, monkeypatch):
+        from wsbench.methods import METHODS
+
+        monkeypatch.syspath_prepend(str(plugin_site))
+        METHODS.reset_plugins()
+        assert METHODS.entry("tcam").source == "wsbench-tcam 0.1.0"
+        yield
+        METHODS.reset_plugins()
+        sys.modules.pop("wsbench_tcam", None)
+
+
+# -- a broken plugin -----------------------------------------------------------------------------
+def _broken_dist(site: Path) -> None:
+    """A distribution whose ``wsbench.methods`` entry point's module raises on import."""
+    (site / "wsb_broken_plugin.py").write_text("raise RuntimeError('boom at import')\n")
+    info = site / "wsb_broken_plugin-0.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wsb-broken-plugin\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[wsbench.methods]\nbroken = wsb_broken_plugin:Broken\n")
+
+
+def test_broken_plugin_warns_by_name_and_commands_work(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    _broken_dist(site)
+    listed = _wsbench("list", "methods", site=site)
+    assert listed.returncode == 0, listed.stderr
+    assert "PluginWarning" in listed.stderr
+    assert "method plugin 'broken' from wsb-broken-plugin 0.3 was not loaded: RuntimeError: boom at import" \
+        in listed.stderr
+    assert "cam " in listed.stdout and "broken" not in listed.stdout
+
+    helped = _wsbench("run", "--help", site=site)
+    assert helped.returncode == 0 and "--method" in helped.stdout
+    board = _wsbench("leaderboard", "--runs-dir", str(tmp_path / "runs"), site=site)
+    assert board.returncode == 0 and "no finished runs" in board.stdout
+
+    asked = _wsbench("run", "--method", "broken", site=site)
+    assert asked.returncode == 1
+    assert "unknown method 'broken' (its plugin failed to load: RuntimeError: boom at import)" in asked.stderr
+    assert "Traceback" not in asked.stderr
+
+
+# -- the mp4 data set plugin ---------------------------------------------------------------------
+def _mp4_folder(root: Path, frames: int, fps: float = 10.0) -> Path:
+    """The conftest video-folder data, each video encoded as one MP4, masks renamed to frame numbers."""
+    src = write_video_folder(root.parent / f"{root.name}-frames", videos=3, frames=frames)
+    for label in ("before", "after"):
+        (root / label).mkdir(parents=True)
+        for vdir in sorted((src / label).iterdir()):
+            images = sorted(vdir.iterdir())
+            h, w = cv2.imread(str(images[0])).shape[:2]
+            writer = cv2.VideoWriter(str(root / label / f"{vdir.name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (w, h))
+            if not writer.isOpened():
+                pytest.skip("this OpenCV build cannot encode MP4 (mp4v codec unavailable)")
+            for image in images:
+                writer.write(cv2.imread(str(image)))
+            writer.release()
+            masks = src / "masks" / label / vdir.name
+            if masks.is_dir():
+                out = root / "masks" / label / vdir.name
+                out.mkdir(parents=True)
+                for n, mask in enumerate(sorted(masks.iterdir())):
+                    shutil.copy(mask, out / f"{vdir.name}_{n:06d}.png")
+    if cv2.VideoCapture(str(root / "before" / "vid0.mp4")).read()[0] is False:
+        pytest.skip("this OpenCV build cannot decode the MP4 it wrote (no FFmpeg backend)")
+    return root
+
+
+@pytest.fixture
+def mp4_plugin(plugin_site, monkeypatch):
+    """The installed ``wsbench-mp4`` distribution visible to this process's registry."""
+    from wsbench.data import DATASETS
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    DATASETS.reset_plugins()
+    yield DATASETS
+    DATASETS.reset_plugins()
+    sys.modules.pop("wsbench_mp4", None)
+
+
+def test_mp4_plugin_reads_files_and_segments(mp4_plugin, tmp_path):
+    from wsbench.data import create_dataset
+
+    root = _mp4_folder(tmp_path / "mp4", frames=20)
+    assert mp4_plugin.entry("mp4-folder").source == "wsbench-mp4 0.1.0"
+
+    whole = create_dataset("mp4-folder", root=root)
+    assert sorted(v.key for v in whole.videos) == [f"{c}/vid{i}" for c in ("after", "before") for i in range(3)]
+    video = next(v for v in whole.videos if v.key == "before/vid0")
+    assert len(video) == 20 and video.frames.names[3] == "vid0_000003" and video.has_masks
+    assert [m.name for m in video.masks][:2] == ["vid0_000000.png", "vid0_000001.png"]
+
+    segmented = create_dataset("mp4-folder", root=root, segment_seconds=1.0)  # 10 fps: two 10-frame segments
+    ids = sorted(v.key for v in segmented.videos if v.label == "before")
+    assert ids == [f"before/vid{i}-{k:03d}" for i in range(3) for k in range(2)]
+    second = next(v for v in segmented.videos if v.key == "before/vid0-001")
+    assert len(second) == 10 and second.frames.names[0] == "vid0_000010"
+    assert second.masks[0].name == "vid0_000010.png"  # masks follow the file's frame numbers
+    decoded = np.stack(list(second.frames)).astype(np.int16)
+    reference = np.stack(list(video.frames))[10:20].astype(np.int16)
+    assert np.abs(decoded - reference).mean() < 1.0  # the segment starts at frame 10, not elsewhere
+
+    strided = create_dataset("mp4-folder", root=root, segment_seconds=1.0, stride=2)  # 5 kept frames a segment
+    assert [len(v) for v in strided.videos if v.label == "after"] == [5] * 6
+
+
+def test_mp4_plugin_errors_name_the_problem(mp4_plugin, tmp_path):
+    from wsbench.data import create_dataset
+    from wsbench.errors import UserError
+
+    root = _mp4_folder(tmp_path / "mp4", frames=6)
+    with pytest.raises(UserError, match="segment_seconds must be positive"):
+        create_dataset("mp4-folder", root=root, segment_seconds=0)
+    with pytest.raises(UserError, match="takes no option 'fps'"):
+        create_dataset("mp4-folder", root=root, fps=3)
+    shutil.copy(root / "masks/before/vid0/vid0_000000.png", root / "masks/before/vid0/vid0_000099.png")
+    with pytest.raises(UserError, match="vid0_000099.png: mask has no matching frame"):
+        create_dataset("mp4-folder", root=root)
+    (root / "masks/before/vid0/vid0_000099.png").unlink()
+    assert len(create_dataset("mp4-folder", root=root, stride=4).videos) == 6  # masks of skipped frames are fine
+    with pytest.raises(UserError, match="shorter than half of segment_seconds"):
+        create_dataset("mp4-folder", root=root, segment_seconds=5)  # 6 frames at 10 fps
+    for f in (root / "after").iterdir():
+        f.unlink()
+    with pytest.raises(UserError, match="after: no video files"):
+        create_dataset("mp4-folder", root=root)
+
+
+@pytest.mark.slow
+def test_mp4_dataset_options_on_the_command_line(plugin_site, tmp_path):
+    root = _mp4_folder(tmp_path / "mp4", frames=16)
+    shown = _wsbench("data", "show", str(root), "--dataset", "mp4-folder", "--dataset-option", "segment_seconds=0.8",
+                     "--out", str(tmp_path / "sheet.png"), site=plugin_site)
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "sheet.png").is_file()
+    runs = tmp_path / "runs"
+    ran = _wsbench("run", "--method", "cam", "--dataset", "mp4-folder", "--data-root", str(root),
+                   "--dataset-option", "segment_seconds=0.8", "--runs-dir", str(runs), "-q", *TINY, site=plugin_site)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (config_path,) = runs.glob("*/config.json")
+    config = json.loads(config_path.read_text())
+    assert config["dataset_options"] == {"segment_seconds": 0.8}
+    assert config["dataset_info"]["segment_seconds"] == 0.8
+
+
+# -- dataset options -----------------------------------------------------------------------------
+def test_dataset_option_values_are_parsed():
+    assert dataset_options(("segment_seconds=10", "stride=2", "name=abc", "flag=true", "x=2.5")) == \
+        {"segment_seconds": 10, "stride": 2, "name": "abc", "flag": True, "x": 2.5}
+    assert dataset_options(("segment-seconds=1",)) == {"segment_seconds": 1}
+    import click
+
+    with pytest.raises(click.BadParameter, match="not KEY=VALUE"):
+        dataset_options(("novalue",))
+    with pytest.raises(click.BadParameter, match="its own option"):
+        dataset_options(("split_seed=1",))
+
+
+def test_suite_passes_dataset_options(tmp_path):
+    from wsbench.suite import _specs, load_spec
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(textwrap.dedent("""
+        datasets = ["mp4-folder"]
+        [[runs]]
+        method = "tcam"
+        [datasets_options."mp4-folder"]
+        data_root = "/data/rec"
+        split_seed = 3
+        segment_seconds = 10
+    """))
+    ((_, run),) = list(_specs(load_spec(spec), [0], {}))
+    assert run.data_root == "/data/rec" and run.split_seed == 3 and run.dataset_options == {"segment_seconds": 10}
+
+
+def test_unknown_dataset_option_is_one_line(video_folder):
+    result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
+                                      str(video_folder), "--dataset-option", "nope=1"])
+    assert result.exit_code == 1
+    assert "data set 'video-folder' takes no option 'nope'" in result.output
+
+
+def test_plugin_source_shown_by_list(tmp_path, monkeypatch):
+    """In-process: a plugin's source is its distribution and version (no pip needed)."""
+    from wsbench.methods import METHODS
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "wsb_listed_plugin.py").write_text(textwrap.dedent("""
+        from wsbench.methods import Method, register_method
+
+        @register_method("listed", trains=False, description="a listed plugin")
+        class Listed(Method):
+            def classifier(self):
+                return "cam", {}
+    """))
+    info = site / "wsb_listed_plugin-2.5.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wsb-listed-plugin\nVersion: 2.5\n")
+    (info / "entry_points.txt").write_text("[wsbench.methods]\nlisted = wsb_listed_plugin:Listed\n")
+    monkeypatch.syspath_prepend(str(site))
+    METHODS.reset_plugins()
+    try:
+        result = CliRunner().invoke(cli, ["list", "methods", "l*"])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == "listed  a listed plugin  [wsb-listed-plugin 2.5]"
+    finally:
+        METHODS.reset_plugins()
+        sys.modules.pop("wsb_listed_plugin", None)

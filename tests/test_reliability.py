@@ -1,0 +1,607 @@
+"""Reliability: bad input, diverging training, interrupted runs, determinism, concurrent runs, loader fuzzing.
+
+``test_bad_input_table`` feeds every bad input through the CLI and checks what the user sees; it
+also renders ``docs/bad-input.md``. Run it with ``WSBENCH_WRITE_DOCS=1`` to rewrite that file;
+otherwise the test fails when the committed file differs from what it would write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from wsbench.cli import cli
+from wsbench.data.io import read_image, read_mask
+from wsbench.errors import UserError
+from wsbench.registry import RegistryError
+from wsbench.runs import atomic_write_json, iter_runs
+
+from .conftest import write_video_folder
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "bad-input.md"
+TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
+        "--batch-size", "8"]
+RUN_ID = re.compile(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{6}")
+
+
+# -- the bad-input table ----------------------------------------------------------------------
+@dataclasses.dataclass
+class Case:
+    """One bad input: how to make it, the command, and what the user must see.
+
+    ``make(data)`` builds the input under the folder ``data`` and returns the CLI arguments
+    (``tiny`` adds the tiny training recipe, not shown in the table). ``ok`` cases finish with
+    warnings; the others exit non-zero with exactly one line naming ``expect``.
+    """
+
+    input: str
+    make: Callable[[Path], list[str]]
+    expect: str
+    ok: bool = False
+    tiny: bool = True
+    usage: bool = False  # a click usage error: --debug shows click's usage block, not a traceback
+    recipe: tuple[str, ...] = ()  # options after the tiny recipe (shown in the table)
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None  # applied while the command runs
+    after_divergence: bool = False  # run the command once with a NaN loss first
+    summary: bool = False  # an ok case: show the run's summary line (otherwise only that it finished)
+
+
+def _vf(args: list[str] | None = None, method: str = "cam") -> Callable[[Path], list[str]]:
+    return lambda data: ["run", "-m", method, "-d", "video-folder", "--data-root", str(data), *(args or [])]
+
+
+def _with(build: Callable[[Path], None], method: str = "cam", args: list[str] | None = None,
+          ) -> Callable[[Path], list[str]]:
+    def make(data: Path) -> list[str]:
+        build(data)
+        return _vf(args, method)(data)
+    return make
+
+
+def _corrupt_frame(data: Path) -> None:
+    write_video_folder(data)
+    (data / "before" / "vid1" / "frame_0002.png").write_bytes(np.random.default_rng(0).bytes(500))
+
+
+def _truncated_png(data: Path) -> None:
+    write_video_folder(data)
+    path = data / "after" / "vid0" / "frame_0003.png"
+    path.write_bytes(path.read_bytes()[:-200])
+
+
+def _truncated_jpeg(data: Path) -> None:
+    write_video_folder(data, ext=".jpg")
+    path = data / "before" / "vid2" / "frame_0001.jpg"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _empty_frame(data: Path) -> None:
+    write_video_folder(data)
+    (data / "before" / "vid0" / "frame_0004.png").write_bytes(b"")
+
+
+def _text_as_png(data: Path) -> None:
+    write_video_folder(data)
+    (data / "after" / "vid1" / "frame_0000.png").write_text("not an image\n")
+
+
+def _mixed_sizes(data: Path) -> None:
+    write_video_folder(data)
+    cv2.imwrite(str(data / "after" / "vid2" / "frame_0002.png"), np.zeros((20, 20, 3), np.uint8))
+
+
+def _mask_size(data: Path) -> None:
+    write_video_folder(data, splits={"train": ["vid0"], "val": ["vid1"], "test": ["vid2"]})
+    cv2.imwrite(str(data / "masks" / "before" / "vid2" / "frame_0001.png"), np.zeros((20, 24), np.uint8))
+
+
+def _orphan_mask(data: Path) -> None:
+    write_video_folder(data)
+    cv2.imwrite(str(data / "masks" / "before" / "vid0" / "frame_0099.png"), np.zeros((40, 48), np.uint8))
+
+
+def _mask_of_unknown_video(data: Path) -> None:
+    write_video_folder(data)
+    (data / "masks" / "before" / "vid7").mkdir(parents=True)
+    cv2.imwrite(str(data / "masks" / "before" / "vid7" / "frame_0000.png"), np.zeros((40, 48), np.uint8))
+
+
+def _duplicate_stem(data: Path) -> None:
+    write_video_folder(data)
+    shutil.copy(data / "before" / "vid0" / "frame_0001.png", data / "before" / "vid0" / "frame_0001.jpg")
+
+
+def _bad_splits(data: Path) -> None:
+    write_video_folder(data)
+    (data / "splits.json").write_text('{"train": ["vid0", "vid9"]}')
+
+
+def _short_video(data: Path) -> None:
+    write_video_folder(data, splits={"train": ["vid0", "before/short"], "val": ["vid1"], "test": ["vid2"]})
+    (data / "before" / "short").mkdir()
+    for t in range(2):
+        shutil.copy(data / "before" / "vid0" / f"frame_{t:04d}.png", data / "before" / "short" / f"frame_{t:04d}.png")
+
+
+def _short_videos_only(data: Path) -> None:
+    write_video_folder(data, frames=2)
+
+
+def _non_image_files(data: Path) -> None:
+    write_video_folder(data)
+    (data / "before" / "vid0" / "notes.txt").write_text("belt stopped at 10:42\n")
+    (data / "after" / "vid1" / "Thumbs.db").write_bytes(b"\x00" * 16)
+
+
+def _no_masks(data: Path) -> None:
+    write_video_folder(data, masks=False)
+
+
+def _pretrained(content: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    def make(data: Path) -> list[str]:
+        write_video_folder(data)
+        content(data.parent / "weights.pt")
+        return _vf(["--pretrained", str(data.parent / "weights.pt")])(data)
+    return make
+
+
+def _nan_from_epoch_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make cam's loss NaN from the second epoch on."""
+    from wsbench.methods import LossTerm, create_method
+
+    cls = type(create_method("cam"))
+    original = cls.training_losses
+
+    def nan_from_epoch_2(self, model, batch, progress):
+        terms = original(self, model, batch, progress)
+        if progress.epoch >= 1:
+            terms["cls"] = LossTerm(terms["cls"].value * float("nan"), terms["cls"].weight)
+        return terms
+
+    monkeypatch.setattr(cls, "training_losses", nan_from_epoch_2)
+
+
+def _empty_label(label: str) -> Callable[[Path], list[str]]:
+    def make(data: Path) -> list[str]:
+        write_video_folder(data)
+        shutil.rmtree(data / label)
+        (data / label).mkdir()
+        return _vf()(data)
+    return make
+
+
+CASES = [
+    Case("data root missing", lambda d: _vf()(d / "nope"), "data root not found"),
+    Case("data root without after/", lambda d: (write_video_folder(d), shutil.rmtree(d / "after"), _vf()(d))[-1],
+         "after: missing"),
+    Case("empty before/", _empty_label("before"), "before: no videos"),
+    Case("empty after/", _empty_label("after"), "after: no videos"),
+    Case("corrupt frame (random bytes named .png)", _with(_corrupt_frame), "frame_0002.png: not a readable image"),
+    Case("truncated PNG frame", _with(_truncated_png), "frame_0003.png: not a readable image (truncated PNG"),
+    Case("truncated JPEG frame", _with(_truncated_jpeg), "frame_0001.jpg: not a readable image"),
+    Case("zero-byte frame", _with(_empty_frame), "frame_0004.png: empty file"),
+    Case("text file named .png", _with(_text_as_png), "frame_0000.png: not a readable image"),
+    Case("frames of different sizes in one video", _with(_mixed_sizes), "frames of one video must share a size"),
+    Case("two frames with the same name", _with(_duplicate_stem), "two frames share the name 'frame_0001'"),
+    Case("non-image files in video folders", _with(_non_image_files), "skipped 1 non-image file(s)", ok=True),
+    Case("mask whose size differs from its frame", _with(_mask_size), "mask is 24x20 but its frame is 48x40"),
+    Case("mask with no matching frame", _with(_orphan_mask), "mask has no matching frame"),
+    Case("masks of a video that does not exist", _with(_mask_of_unknown_video), "masks of no video"),
+    Case("splits.json names an unknown video", _with(_bad_splits), "lists video 'vid9', which is not in the data set"),
+    Case("one video shorter than a temporal clip (others usable)", _with(_short_video, "tccam"),
+         "shorter than 4 frames skipped", ok=True),
+    Case("every video shorter than a temporal clip", _with(_short_videos_only, "tccam"),
+         "no train video has the 4 consecutive frames"),
+    Case("GT-less data set", _with(_no_masks), "no GT masks in the test split, so no IoU", ok=True, summary=True),
+    Case("training loss becomes NaN (forced in epoch 2 of 2)", _with(write_video_folder), "loss became nan at epoch 2",
+         recipe=("--epochs", "2"), patch=_nan_from_epoch_2),
+    Case("the same command after a diverged or interrupted training", _with(write_video_folder),
+         "pass --resume to continue it", recipe=("--epochs", "2"), after_divergence=True),
+    Case("unknown method", lambda d: ["run", "-m", "camm"], "unknown method 'camm'", tiny=False),
+    Case("unknown dataset", lambda d: ["run", "-m", "cam", "-d", "belt"], "unknown dataset 'belt'", tiny=False),
+    Case("unknown flow", _with(write_video_folder, "tccam", ["--flow", "farneback2"]), "unknown flow 'farneback2'"),
+    Case("unknown backbone", _with(write_video_folder), "unknown backbone 'resnet5O'",
+         recipe=("--backbone", "resnet5O")),
+    Case("backbone without an output stride option (a ViT)", _with(write_video_folder),
+         "backbone 'vit_tiny_patch16_224' does not support output_stride", recipe=("--backbone", "vit_tiny_patch16_224")),
+    Case("option a method does not take", lambda d: ["run", "-m", "cam", "--spatial"],
+         "option --spatial is not taken by method 'cam'", tiny=False, usage=True),
+    Case("bad value of a method option", lambda d: ["run", "-m", "tccam", "--clip-len", "2"],
+         "--clip-len must be at least 3", tiny=False),
+    Case("malformed --image-size", lambda d: ["run", "-m", "cam", "--image-size", "big"],
+         "'big' is not N or WxH", tiny=False, usage=True),
+    Case("--epochs 0", _with(write_video_folder, args=["--epochs", "0"]), "--epochs must be at least 1", tiny=False),
+    Case("--pretrained file missing", _pretrained(lambda p: None), "weights.pt: file not found"),
+    Case("--pretrained not a weights file", _pretrained(lambda p: p.write_bytes(b"PK\x03\x04 not torch")),
+         "not a PyTorch weights file"),
+    Case("--pretrained of another architecture",
+         _pretrained(lambda p: torch.save(torch.nn.Linear(4, 2).state_dict(), p)),
+         "weights do not fit backbone 'wsbench_resnet_tiny'"),
+]
+
+
+def _normalise(text: str, work: Path) -> str:
+    """Temporary paths and run ids as placeholders, and no scores (the table is about messages)."""
+    text = text.replace(str(work / "data"), "DATA").replace(str(work / "runs"), "RUNS").replace(str(work), "TMP")
+    text = re.sub(r"classifiers/[0-9a-f]{12}", "classifiers/<hash>", RUN_ID.sub("<run-id>", text))
+    return re.sub(r"\d+\.\d{2,}", "…", text)
+
+
+def _invoke(runner: CliRunner, args: list[str]):
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        return runner.invoke(cli, args, prog_name="wsbench")
+
+
+def _render(rows: list[tuple[str, str, int, str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", "<br>")
+
+    lines = [
+        "# Bad input: what the user sees",
+        "",
+        "Generated by `tests/test_reliability.py::test_bad_input_table`, which runs every row through the",
+        "CLI; `WSBENCH_WRITE_DOCS=1 pytest tests/test_reliability.py -k table` rewrites this file, and the",
+        "test fails when it is stale. Each input is a small generated video-folder data set under `DATA`",
+        "(`TMP` is its parent, `RUNS` the runs directory); training commands also get a tiny recipe",
+        f"(`{' '.join(TINY)} -q`), not shown, and scores are shown as `…`.",
+        "",
+        "Errors are exactly one line on stderr and exit with status ≠ 0 (1, or 2 for command-line usage",
+        "errors); `wsbench --debug ...` shows the traceback instead. Warnings are lines starting with",
+        "`warning:`, and the run goes on.",
+        "",
+        "Policy for unreadable files: a frame or mask that is missing, empty, truncated, corrupt or not an",
+        "image stops the run with an error naming the file; it is never skipped, because dropping a frame",
+        "would silently change its video's temporal neighbours and flows. Files without an image suffix",
+        "are skipped with a warning. Videos shorter than a temporal method's clip are skipped for its",
+        "training with a warning, and the run fails only when no training video is long enough.",
+        "",
+        "| bad input | command | exit | what the user sees |",
+        "|---|---|---|---|",
+    ]
+    for bad, command, code, seen in rows:
+        lines.append(f"| {cell(bad)} | `{cell(command)}` | {code} | {cell(seen)} |")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_bad_input_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("WSBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    rows, failures = [], []
+    for i, case in enumerate(CASES):
+        work = tmp_path / f"case{i}"
+        data = work / "data"
+        work.mkdir()
+        args = case.make(data)
+        extra = ["--runs-dir", str(work / "runs"), "-q", *(TINY if case.tiny else []), *case.recipe]
+        with monkeypatch.context() as patch:
+            if case.patch or case.after_divergence:
+                (case.patch or _nan_from_epoch_2)(patch)
+            if case.after_divergence:
+                assert _invoke(runner, [*args, *extra]).exit_code == 1
+                patch.undo()
+            result = _invoke(runner, [*args, *extra])
+        out, err = result.stdout.strip(), result.stderr.strip()
+        command = _normalise("wsbench " + " ".join([*args, *case.recipe]), work)
+        where = f"{case.input}: exit {result.exit_code}, stdout {out!r}, stderr {err!r}"
+        if case.ok:
+            seen = [line for line in err.splitlines() if line]
+            seen += out.splitlines()[:1] if case.summary else ["(the run finishes and prints its scores)"]
+            if result.exit_code != 0 or case.expect not in err + out:
+                failures.append(where)
+            if any(not line.startswith("warning: ") for line in err.splitlines() if line):
+                failures.append(f"{where}: stderr has lines other than one-line warnings")
+        else:
+            seen = err.splitlines()
+            if (result.exit_code == 0 or len(seen) != 1 or not seen[0].startswith("Error: ")
+                    or case.expect not in seen[0] or out or "Traceback" in err):
+                failures.append(where)
+            if not case.usage:  # --debug: the exception propagates (a traceback in a terminal)
+                with monkeypatch.context() as patch:
+                    if case.patch:
+                        case.patch(patch)
+                    debug = _invoke(runner, ["--debug", *args, *extra])
+                if not isinstance(debug.exception, (UserError, RegistryError)):
+                    failures.append(f"{case.input}: --debug gave {debug.exception!r}, not the error itself")
+        rows.append((case.input, command, result.exit_code, _normalise("<br>".join(seen), work)))
+    assert not failures, "\n".join(failures)
+
+    # the GT-less run wrote maps for its test frames instead of an IoU
+    (gtless,) = [i for i, c in enumerate(CASES) if c.input == "GT-less data set"]
+    (record,) = iter_runs(tmp_path / f"case{gtless}" / "runs")
+    assert record.result["metrics"]["iou_illegal"] is None and record.result["maps"]["frames"] > 0
+    assert len(list(Path(record.result["maps"]["dir"]).rglob("*.png"))) == record.result["maps"]["frames"]
+
+    text = _render(rows)
+    if os.environ.get("WSBENCH_WRITE_DOCS") == "1":
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(text)
+    # installed plugins add to the lists of available names: those lists may differ
+    same = lambda doc: re.sub(r"available: [^|]*", "available: …", doc)  # noqa: E731
+    assert DOC.exists() and same(DOC.read_text()) == same(text), \
+        f"{DOC} is stale: rerun with WSBENCH_WRITE_DOCS=1 and commit it"
+
+
+# -- diverging training -----------------------------------------------------------------------
+def _tiny(epochs: int) -> list[str]:
+    return [*TINY[:-4], "--epochs", str(epochs), *TINY[-2:]]
+
+
+def _belt_run(belt: Path, runs: Path, epochs: int = 3, method: str = "cam") -> list[str]:
+    return ["run", "-m", method, "-d", "video-folder", "--data-root", str(belt), "--runs-dir", str(runs), "-q",
+            *_tiny(epochs)]
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_one_line_and_keeps_last_checkpoint(tiny_belt, tmp_path, monkeypatch):
+    _nan_from_epoch_2(monkeypatch)
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    result = _invoke(runner, _belt_run(tiny_belt, runs))
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "loss became nan at epoch 2" in lines[0] and "last good checkpoint:" in lines[0]
+    assert "checkpoint.pt (epoch 1)" in lines[0] and "lower --lr" in lines[0]
+    (folder,) = (runs / "classifiers").glob("*/")
+    assert torch.load(folder / "checkpoint.pt", weights_only=False)["epoch"] == 0
+    assert not (folder / "final.pt").exists() and not list(iter_runs(runs))
+    # the same command again refuses to start over silently
+    again = _invoke(runner, _belt_run(tiny_belt, runs))
+    assert again.exit_code == 1 and "pass --resume to continue it" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+# -- interrupted runs, determinism, concurrent runs -------------------------------------------
+# a wsbench process that pauses (printing PAUSED) in the middle of epoch 2, after the first checkpoint
+_PAUSING = """
+import sys, time
+from wsbench.cli import main
+from wsbench.methods import create_method
+cls = type(create_method(sys.argv[3]))
+original = cls.training_losses
+def pausing(self, model, batch, progress):
+    if progress.step == progress.steps_per_epoch + 1:
+        print("PAUSED", flush=True)
+        time.sleep(300)
+    return original(self, model, batch, progress)
+cls.training_losses = pausing
+main()
+"""
+
+
+def _spawn(args: list[str], cache: Path, pause: bool = False) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO), WSBENCH_CACHE_DIR=str(cache), WSBENCH_PROGRESS="0")
+    code = _PAUSING if pause else "from wsbench.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_paused(proc: subprocess.Popen) -> None:
+    for line in proc.stdout:  # EOF (a crash) ends the loop too
+        if line.strip() == "PAUSED":
+            return
+    raise AssertionError(f"never paused: {proc.wait()} {proc.stderr.read()}")
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+def _outcome(runs: Path) -> tuple[dict, dict]:
+    """(scores of the only finished run, weights of its classifier)."""
+    (record,) = iter_runs(runs)
+    r = record.result
+    scores = {k: r[k] for k in ("metrics", "baselines", "curves", "counts", "accuracy_by_input")}
+    return scores, torch.load(Path(r["classifier"]["path"]) / "final.pt", weights_only=True)
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _check_stopped_in_epoch_2(runs: Path) -> None:
+    (folder,) = (runs / "classifiers").glob("*/")
+    assert torch.load(folder / "checkpoint.pt", weights_only=False)["epoch"] == 0
+    assert not (folder / "final.pt").exists() and not list(iter_runs(runs))
+
+
+@pytest.mark.slow
+def test_interrupted_runs_resume_to_the_uninterrupted_result(tiny_belt, tmp_path, monkeypatch):
+    """SIGINT in epoch 2 of 3, kill -9 of the resumed run in epoch 2, then --resume: the uninterrupted result."""
+    from wsbench.methods import create_method
+
+    runs, runner = tmp_path / "interrupted", CliRunner()
+    command = _belt_run(tiny_belt, runs)
+    cls = type(create_method("cam"))
+    original = cls.training_losses
+
+    def interrupt(self, model, batch, progress):
+        if progress.step == progress.steps_per_epoch + 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: KeyboardInterrupt at the next bytecode
+        return original(self, model, batch, progress)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cls, "training_losses", interrupt)
+        result = _invoke(runner, command)
+    assert result.exit_code == 130 and "run the same command with --resume" in result.stderr, result.output
+    _check_stopped_in_epoch_2(runs)
+    killed = _spawn([*command, "--resume"], tmp_path / "cache", pause=True)
+    _wait_paused(killed)
+    killed.kill()
+    assert killed.wait(timeout=120) == -signal.SIGKILL
+    killed.communicate()
+    _check_stopped_in_epoch_2(runs)
+    result = _invoke(runner, [*command, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
+    uninterrupted = _invoke(runner, _belt_run(tiny_belt, tmp_path / "uninterrupted"))
+    assert uninterrupted.exit_code == 0, uninterrupted.output
+    (scores, weights), (other_scores, other_weights) = _outcome(tmp_path / "uninterrupted"), _outcome(runs)
+    assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
+    assert _same_weights(other_weights, weights)
+
+
+@pytest.mark.slow
+def test_same_command_twice_gives_identical_results(tiny_belt, tmp_path):
+    runner = CliRunner()
+    for runs in ("first", "second"):  # separate runs dirs, so the classifier is trained twice
+        result = _invoke(runner, _belt_run(tiny_belt, tmp_path / runs, epochs=2))
+        assert result.exit_code == 0, result.output
+    first, second = _outcome(tmp_path / "first"), _outcome(tmp_path / "second")
+    assert first[0] == second[0] and first[0]["metrics"]["iou_illegal"] is not None
+    assert _same_weights(first[1], second[1])
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_into_one_runs_dir(tiny_belt, tmp_path):
+    """cam and gradcam share a classifier: one trains it while the other waits, neither corrupts the other."""
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    procs = [_spawn(_belt_run(tiny_belt, runs, epochs=1, method=m), cache) for m in ("cam", "gradcam")]
+    for proc in procs:
+        _finish(proc)
+    records = list(iter_runs(runs, finished=None))
+    assert sorted(r.result["method"] for r in records) == ["cam", "gradcam"]
+    assert len({r.run_id for r in records}) == 2
+    assert len(list((runs / "classifiers").glob("*/final.pt"))) == 1
+    assert sum(r.result["classifier"]["trained_now"] for r in records) == 1
+    assert not list(runs.rglob(".*.tmp*"))  # no temporary files left behind
+
+
+def test_run_ids_are_unique_even_when_names_collide(tmp_path, monkeypatch):
+    import wsbench.runs as runs_module
+
+    names = iter(["same", "same", "other"])
+    monkeypatch.setattr(runs_module, "new_run_id", lambda method, dataset: next(names))
+    first = runs_module.create_run(tmp_path, {"method": "cam", "dataset": "d", "n": 1})
+    second = runs_module.create_run(tmp_path, {"method": "cam", "dataset": "d", "n": 2})
+    assert (first.run_id, second.run_id) == ("same", "other")
+    assert json.loads((first.path / "config.json").read_text())["n"] == 1
+
+
+def test_leaderboard_ignores_half_written_runs(tmp_path):
+    runs = tmp_path / "runs"
+    finished = {"run_id": "r5", "method": "cam", "dataset": "belt", "seed": 0, "config_hash": "h",
+                "metrics": {"iou_illegal": 0.4321}, "baselines": {"all_foreground": {"iou_illegal": 0.2}},
+                "config": {"method_options": {}}}
+    atomic_write_json(runs / "r5" / "config.json", {"method": "cam", "dataset": "belt"})
+    atomic_write_json(runs / "r5" / "result.json", finished)
+    atomic_write_json(runs / "r1" / "config.json", {"method": "gradcam"})  # still running
+    atomic_write_json(runs / "r2" / "config.json", {"method": "f2f"})
+    (runs / "r2" / "result.json").write_text(json.dumps(finished)[:40])  # truncated
+    atomic_write_json(runs / "r3" / "config.json", {"method": "puzzlecam"})
+    (runs / "r3" / "result.json").write_text("null")
+    (runs / "r4").mkdir()  # created, nothing written yet
+    (runs / "r6").mkdir()
+    (runs / "r6" / "config.json").write_text('{"method": "tc')  # truncated config
+    (runs / "notes.txt").write_text("not a run")
+    assert [r.run_id for r in iter_runs(runs)] == ["r5"]
+    assert [r.run_id for r in iter_runs(runs, finished=False)] == ["r1"]
+    result = _invoke(CliRunner(), ["leaderboard", "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and "43.21" in result.stdout and not result.stderr
+    result = _invoke(CliRunner(), ["leaderboard", "--table", "long", "--format", "json", "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and {row["run_id"] for row in json.loads(result.stdout)} == {"r5"}
+
+
+# -- fuzzing the loaders ----------------------------------------------------------------------
+def _encodings() -> list[tuple[str, bytes]]:
+    """Valid files of odd shapes and formats."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "1x1": np.full((1, 1, 3), 200, np.uint8),
+        "gray": rng.integers(0, 256, (9, 7), dtype=np.uint8),
+        "gray16": rng.integers(0, 65536, (6, 5), dtype=np.uint16),
+        "rgb16": rng.integers(0, 65536, (6, 5, 3), dtype=np.uint16),
+        "bgra": rng.integers(0, 256, (5, 8, 4), dtype=np.uint8),
+        "wide": rng.integers(0, 256, (1, 2000, 3), dtype=np.uint8),
+        "tall": rng.integers(0, 256, (1500, 2), dtype=np.uint8),
+        "labels01": (rng.random((8, 8)) > 0.5).astype(np.uint8),
+        "rgb": rng.integers(0, 256, (24, 32, 3), dtype=np.uint8),
+    }
+    out = []
+    for name, array in arrays.items():
+        for ext in (".png", ".jpg", ".bmp", ".tiff", ".webp"):
+            if array.dtype == np.uint16 and ext not in (".png", ".tiff"):
+                continue
+            ok, buf = cv2.imencode(ext, array)
+            if ok:
+                out.append((f"{name}{ext}", buf.tobytes()))
+    out.append(("float.tiff", cv2.imencode(".tiff", rng.random((4, 6)).astype(np.float32))[1].tobytes()))
+    return out
+
+
+def _fuzz_inputs() -> list[tuple[str, bytes]]:
+    rng = np.random.default_rng(8)
+    valid = _encodings()
+    cases = list(valid)
+    cases.append(("zero.png", b""))
+    cases += [(f"random{i}.png", rng.bytes(int(rng.integers(1, 3000)))) for i in range(40)]
+    for name, data in valid:  # truncations, bit flips, a valid signature followed by garbage
+        for frac in (0.1, 0.5, 0.9):
+            cases.append((f"cut{frac}-{name}", data[: max(1, int(len(data) * frac))]))
+        flipped = bytearray(data)
+        for pos in rng.integers(0, len(data), 4):
+            flipped[pos] ^= int(rng.integers(1, 256))
+        cases.append((f"flip-{name}", bytes(flipped)))
+        cases.append((f"head-{name}", data[:16] + rng.bytes(200)))
+    return cases
+
+
+def test_fuzzed_files_give_an_image_or_a_one_line_error_naming_the_file(tmp_path):
+    cases = _fuzz_inputs()
+    assert 200 <= len(cases) <= 400
+    decoded = 0
+    for i, (name, data) in enumerate(cases):
+        path = tmp_path / f"{i:03d}-{name}"
+        path.write_bytes(data)
+        for reader in (read_image, read_mask):
+            try:
+                out = reader(path)
+            except UserError as err:
+                assert str(path) in str(err) and "\n" not in str(err), (name, err)
+                continue
+            decoded += 1
+            if reader is read_image:
+                assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3 and out.size, name
+            else:
+                assert out.dtype == bool and out.ndim == 2 and out.size, name
+    assert decoded >= 2 * len(_encodings())  # every valid file was read by both loaders
+    for missing in (tmp_path / "missing.png", tmp_path):  # a missing file, a folder
+        with pytest.raises(UserError, match=re.escape(str(missing))):
+            read_image(missing)
+
+
+def test_masks_of_every_common_encoding_mean_the_same_object(tmp_path):
+    """White, coloured, 16-bit and 0/1 label masks all give the object; JPEG noise does not."""
+    obj = np.zeros((10, 12), bool)
+    obj[2:6, 3:9] = True
+    variants = {
+        "white.png": obj.astype(np.uint8) * 255,
+        "red.png": np.dstack([np.zeros_like(obj, np.uint8)] * 2 + [obj.astype(np.uint8) * 255]),  # BGR red
+        "labels.png": obj.astype(np.uint8),
+        "deep.png": obj.astype(np.uint16) * 65535,
+        "alpha.png": np.dstack([obj.astype(np.uint8) * 255] * 3 + [np.full(obj.shape, 255, np.uint8)]),
+        "white.jpg": obj.astype(np.uint8) * 255,
+    }
+    for name, array in variants.items():
+        cv2.imwrite(str(tmp_path / name), array)
+        mask = read_mask(tmp_path / name, (12, 10))
+        assert (mask == obj).mean() > (0.97 if name.endswith(".jpg") else 0.999), name

@@ -1,0 +1,166 @@
+"""Pseudo-labels for a fully supervised network: every frame's mask from a finished run (``wsbench export``).
+
+Layout written (the ``img_dir``/``ann_dir`` pair of mmsegmentation's custom data sets; any trainer
+that pairs ``images/<x>.png`` with ``masks/<x>.png`` reads it)::
+
+    OUT/
+      images/<split>/<label>_<video>_<frame>.png   the original frame (RGB, original size)
+      masks/<split>/<label>_<video>_<frame>.png    uint8 labels: 0 background, 1 legal, 2 illegal
+      classes.json                                  names, values and palette (Fig. 3b colours)
+      classes.txt                                   one class name a line, in value order
+      export.json                                   run, threshold, splits, counts (written last)
+
+Masks are the run's own: its classifier, method and inference-time fusion, upsampled to frame size
+and cut at the threshold chosen on validation, with the cached foreground (background removal)
+separating legal objects from the belt. *After* frames contain no illegal object by definition,
+so their masks are legal + background and need no maps. GT masks are never read.
+
+:func:`export_maps` writes a run's raw maps instead, into ``RUNS_DIR/<run-id>/maps/``, when the
+run's test frames have no GT masks to score them with.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .data.cache import PreparedData
+from .data.index import SPLITS
+from .errors import UserError
+from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
+from .methods import Fusion, Method
+from .model import CamNet
+from .runs import atomic_write_json
+
+__all__ = ["export_maps", "export_pseudo_labels"]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
+def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str, ...] = SPLITS,
+                         cache_dir: str | Path | None = None, batch_size: int = 32,
+                         progress: bool = True) -> dict[str, Any]:
+    """Write images, three-label masks and a class list for every frame of ``splits``.
+
+    Args:
+        trained: the run (see :func:`wsbench.inference.load_run`).
+        out: output folder; must not exist or be empty.
+        splits: which splits of the run's data set.
+        cache_dir: cache root of the frame, foreground and flow caches.
+        batch_size: frames per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        The content of ``export.json``.
+
+    Raises:
+        UserError: ``out`` is a non-empty folder, or the splits hold no frames.
+    """
+    from tqdm.auto import tqdm
+
+    from .evaluate import fused_video_maps
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: exists and is not an empty folder; choose another --out")
+    data = open_data(trained, cache_dir)
+    videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split in splits]
+    if not videos:
+        raise UserError(f"data set {data.index.name!r} has no videos in split(s) {', '.join(splits)}")
+    fusion = trained.fusion
+    flows = data.flows(trained.recipe.flow) if fusion is not None and fusion.neighbours > 0 else None
+    counts: dict[str, dict[str, int]] = {}
+    pixels = np.zeros(len(CLASSES), np.int64)
+    written: set[str] = set()
+    for pos, video in tqdm(videos, desc="export", unit="video", leave=False, disable=not progress):
+        maps = None
+        if video.label == "before":
+            maps = fused_video_maps(trained.method, trained.model, data, pos, trained.device,
+                                    trained.recipe.background_removal, fusion, flows, batch_size)
+        w, h = data.slices[pos].frame_size
+        image_dir, mask_dir = out / "images" / video.split, out / "masks" / video.split
+        image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(video.frames):
+            scores = None if maps is None else cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            mask = label_mask(scores, data.fg_full(pos, i), trained.threshold)
+            stem = _safe(f"{video.label}_{video.id}_{video.frames.names[i]}")
+            if f"{video.split}/{stem}" in written:
+                raise UserError(f"{video.key}: frame {video.frames.names[i]!r} gives the file name {stem!r} "
+                                "of another frame; rename one of the videos")
+            written.add(f"{video.split}/{stem}")
+            _write_png(image_dir / f"{stem}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            _write_png(mask_dir / f"{stem}.png", mask)
+            pixels += np.bincount(mask.ravel(), minlength=len(CLASSES))
+            c = counts.setdefault(video.split, {"before_frames": 0, "after_frames": 0})
+            c[f"{video.label}_frames"] += 1
+    write_classes(out)
+    summary = {
+        **run_summary(trained),
+        "splits": [s for s in SPLITS if s in splits],
+        "layout": {"images": "images/<split>/<label>_<video>_<frame>.png",
+                   "masks": "masks/<split>/<same name>.png, uint8 values = indices of classes"},
+        "classes": list(CLASSES),
+        "frames": counts,
+        "pixels": {name: int(n) for name, n in zip(CLASSES, pixels)},
+        "note": "pseudo-labels from a weakly supervised run (no GT used); after frames have no illegal pixels",
+    }
+    atomic_write_json(out / "export.json", summary)
+    return summary
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise UserError(f"{path}: cannot write image")
+
+
+def export_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device, out_dir: str | Path,
+                background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
+                splits: tuple[str, ...] = ("val", "test"), batch_size: int = 32) -> int:
+    """Write the maps of every *before* frame of ``splits`` to ``out_dir/<video id>/<frame name>.png``.
+
+    A run whose test frames have no GT masks has no score, so it keeps its maps instead: exactly
+    the maps the evaluator would score (same input, same fusion), upsampled bilinearly to each
+    frame's original size and written as 8-bit grayscale (0 = 0.0, 255 = 1.0).
+
+    Args:
+        method: the method whose maps are written.
+        model: its trained classifier, in eval mode.
+        data: prepared data.
+        device: where to compute maps.
+        out_dir: folder to write (created).
+        background_removal: feed background-removed frames (as in training) or originals.
+        fusion: temporal fusion at inference (``None``: none).
+        flow: flow estimator whose cached flows a warping fusion uses.
+        splits: whose before videos (by default the held-out ones).
+        batch_size: frames per forward pass.
+
+    Returns:
+        The number of maps written.
+    """
+    from .evaluate import fused_video_maps
+
+    warping = fusion is not None and fusion.neighbours > 0 and fusion.warp
+    flows = data.flows(flow) if warping else None
+    out_dir = Path(out_dir)
+    model.eval()
+    written = 0
+    for pos, video in enumerate(data.index.videos):
+        if video.label != "before" or video.split not in splits:
+            continue
+        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size)
+        w, h = data.slices[pos].frame_size
+        folder = out_dir / video.id
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(video.frames.names):
+            scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            cv2.imwrite(str(folder / f"{name}.png"), np.clip(scores * 255 + 0.5, 0, 255).astype(np.uint8))
+            written += 1
+    return written

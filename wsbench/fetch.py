@@ -1,0 +1,258 @@
+"""Download public data sets from Zenodo: ``wsbench data fetch NAME --out DIR``.
+
+The Zenodo records API (``GET <base>/api/records/<id>``) lists a record's files with their download
+links and checksums (``md5:<hex>``). Each file is downloaded with a progress bar into
+``DIR/.wsbench-download/<name>/<file>.part``; an interrupted download resumes from where it stopped
+(an HTTP ``Range`` request) when the command is run again. A file whose checksum does not match is
+deleted and reported. Archives (zip, tar, tar.gz, ...) are extracted into a temporary folder that is
+renamed to ``DIR/<name>`` only when every file is in, so a failure never leaves a half-extracted
+data set; the downloaded archives are then removed.
+
+The base URL is ``https://zenodo.org`` unless ``$WSBENCH_ZENODO_URL`` says otherwise (the tests serve
+a fake record from 127.0.0.1). Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UserError
+
+__all__ = ["PUBLIC_DATASETS", "ZENODO_ENV", "PublicDataset", "download_dir", "fetch_dataset", "zenodo_record"]
+
+ZENODO_ENV = "WSBENCH_ZENODO_URL"
+_DEFAULT_BASE = "https://zenodo.org"
+_CHUNK = 1 << 20
+_TIMEOUT = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicDataset:
+    """A data set that ``wsbench data fetch`` can download.
+
+    Attributes:
+        record: Zenodo record id (for a DOI ``10.5281/zenodo.<id>``, the id after ``zenodo.``).
+        dataset: the registered data set that reads it (``--dataset``).
+        description: one line for messages.
+    """
+
+    record: str
+    dataset: str
+    description: str = ""
+
+
+PUBLIC_DATASETS: dict[str, PublicDataset] = {
+    "ws2": PublicDataset("14793518", "ws2", "WS² before/after waste-sorting videos (Marelli et al.)"),
+    # DOI 10.5281/zenodo.4899926
+    "zerowaste-w": PublicDataset("4899926", "zerowaste-w", "ZeroWaste-w before/after frames (Bashkirova et al.)"),
+}
+
+
+def _base_url() -> str:
+    return os.environ.get(ZENODO_ENV, _DEFAULT_BASE).rstrip("/")
+
+
+def download_dir(out: str | os.PathLike, name: str) -> Path:
+    """Where the files of data set ``name`` are downloaded (``.part`` while incomplete)."""
+    return Path(out) / ".wsbench-download" / name
+
+
+def _open(url: str, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, headers={"User-Agent": "wsbench", **(headers or {})})
+    try:
+        return urllib.request.urlopen(request, timeout=_TIMEOUT)  # noqa: S310 (https or a test server)
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise UserError(f"cannot reach {url}: {reason}; check the network and run the same command again "
+                        "(downloads resume)") from None
+
+
+def zenodo_record(record: str) -> dict[str, Any]:
+    """The record's metadata from the Zenodo records API.
+
+    Raises:
+        UserError: network failure, unknown record, or an answer that is not a record.
+    """
+    url = f"{_base_url()}/api/records/{record}"
+    try:
+        with _open(url, {"Accept": "application/json"}) as response:
+            data = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as err:
+        raise UserError(f"Zenodo answered {err.code} {err.reason} for record {record} ({url})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{url}: the answer is not a Zenodo record (invalid JSON)") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{url}: the answer is not a Zenodo record")
+    return data
+
+
+def _restricted(record: dict[str, Any]) -> bool:
+    access = record.get("access") or {}
+    metadata = record.get("metadata") or {}
+    return access.get("files") == "restricted" or metadata.get("access_right") in ("restricted", "closed")
+
+
+def _files(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[{"key", "size", "md5", "url"}]`` from a record (legacy and current API shapes)."""
+    files = record.get("files")
+    if isinstance(files, dict):  # current API: {"entries": {...}} or {"entries": [...]}
+        files = files.get("entries", [])
+        files = list(files.values()) if isinstance(files, dict) else files
+    out = []
+    for entry in files or []:
+        key = entry.get("key") or entry.get("filename")
+        links = entry.get("links") or {}
+        url = links.get("self") or links.get("content") or links.get("download")
+        if not key or not url:
+            continue
+        checksum = str(entry.get("checksum") or "")
+        md5 = checksum.split(":", 1)[1] if checksum.startswith("md5:") else None
+        out.append({"key": key, "size": entry.get("size"), "md5": md5, "url": url})
+    return out
+
+
+def _download(url: str, target: Path, size: int | None, md5: str | None, progress: bool) -> None:
+    """Download ``url`` to ``target`` through ``target.part``, resuming it; verify the MD5."""
+    from tqdm.auto import tqdm
+
+    part = target.with_name(target.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:  # not a prefix of this file
+        part.unlink()
+        have = 0
+    if size is None or have < size:
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            response = _open(url, headers)
+        except urllib.error.HTTPError as err:
+            if err.code == 416 and size is None:  # nothing left to fetch
+                response = None
+            elif err.code in (401, 403):
+                raise UserError(f"{url}: access denied ({err.code}); the file may be restricted on Zenodo") from None
+            else:
+                raise UserError(f"{url}: download failed ({err.code} {err.reason})") from None
+        if response is not None:
+            with response:
+                if have and response.status != 206:  # the server ignored the range: start again
+                    have = 0
+                total = size if size is not None else (have + int(response.headers.get("Content-Length", 0)) or None)
+                with open(part, "ab" if have else "wb") as fh, tqdm(
+                        total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                        desc=target.name, disable=not progress, leave=False) as bar:
+                    try:
+                        while chunk := response.read(_CHUNK):
+                            fh.write(chunk)
+                            bar.update(len(chunk))
+                    except (OSError, socket.timeout) as err:
+                        raise UserError(f"{url}: download interrupted ({err}); run the same command again "
+                                        "to resume") from None
+    got = part.stat().st_size
+    if size is not None and got != size:
+        raise UserError(f"{url}: download incomplete ({got} of {size} bytes); run the same command again to resume")
+    if md5 is not None:
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(part, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != md5.lower():
+            part.unlink()
+            raise UserError(f"{target.name}: checksum mismatch (md5 {digest.hexdigest()}, the record says {md5}); "
+                            "the download was deleted, run the same command again")
+    os.replace(part, target)
+
+
+def _extract(path: Path, into: Path) -> None:
+    """Extract an archive into ``into``; other files are moved there as they are."""
+    name = path.name.lower()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                root = into.resolve()
+                for member in archive.namelist():  # refuse members that would land outside
+                    if not (root / member).resolve().is_relative_to(root):
+                        raise UserError(f"{path}: archive member {member!r} points outside the target folder")
+                archive.extractall(into)
+        elif name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and tarfile.is_tarfile(path):
+            with tarfile.open(path) as archive:
+                archive.extractall(into, filter="data")
+        else:
+            shutil.move(str(path), into / path.name)
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+        raise UserError(f"{path}: cannot extract ({err})") from None
+
+
+def _data_root(name: str, folder: Path) -> Path:
+    """The folder to pass as ``--data-root`` inside an extracted data set."""
+    if name == "zerowaste-w":  # its loader needs before/ and after/ right under the root
+        for dirpath, dirnames, _ in os.walk(folder):
+            if "before" in dirnames and "after" in dirnames:
+                return Path(dirpath)
+    return folder
+
+
+def fetch_dataset(name: str, out: str | os.PathLike, progress: bool = True,
+                  echo: Callable[[str], Any] = print) -> Path:
+    """Download, verify and extract a public data set.
+
+    Args:
+        name: a key of :data:`PUBLIC_DATASETS` (``ws2``, ``zerowaste-w``).
+        out: parent folder; the data set ends up in ``out/<name>``.
+        progress: progress bars.
+        echo: where one-line status messages go.
+
+    Returns:
+        The folder to pass as ``--data-root``.
+
+    Raises:
+        UserError: unknown name, restricted record, network failure, checksum mismatch or an
+            archive that cannot be extracted (nothing is left in ``out/<name>`` then).
+    """
+    if name not in PUBLIC_DATASETS:
+        raise UserError(f"no public download for {name!r}; available: {', '.join(sorted(PUBLIC_DATASETS))}")
+    entry = PUBLIC_DATASETS[name]
+    out = Path(out).expanduser()
+    target = out / name
+    if target.exists():
+        echo(f"{target} exists already; delete it to download again")
+        return _data_root(name, target)
+    record = zenodo_record(entry.record)
+    page = f"{_DEFAULT_BASE}/records/{entry.record}"
+    files = _files(record)
+    if _restricted(record) or not files:
+        raise UserError(f"Zenodo record {entry.record} ({name}) has restricted files: open {page}, log in, "
+                        "use 'Request access', then download the files there and pass their folder as --data-root")
+    downloads = download_dir(out, name)
+    downloads.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        path = downloads / Path(f["key"]).name
+        if not path.exists():
+            echo(f"downloading {f['key']}" + (f" ({f['size'] / 2**20:.1f} MiB)" if f.get("size") else ""))
+            _download(f["url"], path, f.get("size"), f.get("md5"), progress)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.extracting.", dir=out))
+    try:
+        for f in files:
+            _extract(downloads / Path(f["key"]).name, tmp)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(downloads, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (out / ".wsbench-download").rmdir()  # only if no other data set is downloading there
+    return _data_root(name, target)

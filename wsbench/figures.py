@@ -1,0 +1,263 @@
+"""Figures from stored runs (matplotlib, Agg backend; PNG or PDF by the file extension).
+
+- :func:`qualitative` — the paper's Fig. 7: for a few test frames, the frame, its GT mask and each
+  method's mask overlaid. Masks are recomputed from each run's stored classifier
+  (``RUNS_DIR/classifiers/<hash>/final.pt``) with the run's own threshold (chosen on val) and
+  fusion, through :func:`wsbench.evaluate.example_masks`, so they are exactly what was scored and
+  runs stay small; nothing is trained.
+- :func:`ablation_bars` — the ablation table as bars with ± std over seeds as error bars.
+- :func:`threshold_sweeps` — each method's validation IoU over the threshold grid (mean over seeds),
+  with the chosen thresholds marked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import UserError
+from .runs import RunRecord
+
+__all__ = ["ablation_bars", "pick_examples", "qualitative", "threshold_sweeps", "write_figures"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, bbox_inches="tight")
+    _pyplot().close(fig)
+    return out
+
+
+def ablation_bars(records: Iterable[RunRecord], out: Path, metric: str = "iou_illegal") -> Path | None:
+    """Bar chart of the ablation (one group of four bars per table row), error bars = std over seeds.
+
+    Args:
+        records: finished runs.
+        out: image file (``.png`` or ``.pdf``).
+        metric: see :data:`wsbench.report.METRICS`.
+
+    Returns:
+        ``out``, or ``None`` when there are no ablation runs.
+    """
+    from .report import ablation
+
+    table = ablation(records, metric)
+    if table.empty:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 2.4 * len(table.rows), 3.2))
+    width = 0.8 / len(table.columns)
+    for j, column in enumerate(table.columns):
+        means = [cells[j].mean if cells[j].mean is not None else np.nan for _, cells in table.rows]
+        stds = [cells[j].std or 0.0 for _, cells in table.rows]
+        x = np.arange(len(table.rows)) + (j - (len(table.columns) - 1) / 2) * width
+        ax.bar(x, means, width, yerr=stds, capsize=3, label=column)
+    ax.set_xticks(np.arange(len(table.rows)), [name for name, _ in table.rows])
+    ax.set_ylabel(table.corner.replace(" ↑", "").replace(" ↓", ""))
+    seeds = sorted({c.n for _, cells in table.rows for c in cells if c.n})
+    ax.set_title(f"Ablation ({'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; bars: ± std)", fontsize=9)
+    ax.legend(fontsize=8, frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, out)
+
+
+def threshold_sweeps(records: Iterable[RunRecord], out: Path) -> Path | None:
+    """Validation illegal-class IoU over the threshold grid, one line per method, one panel per data set.
+
+    Curves are averaged over seeds; a dot marks each seed's chosen (val-best) threshold.
+
+    Returns:
+        ``out``, or ``None`` when no run stored a validation curve.
+    """
+    from .report import method_columns
+
+    columns = method_columns(records)
+    datasets = list(dict.fromkeys(r.result["dataset"] for _, runs in columns for r in runs
+                                  if r.result.get("curves", {}).get("val_iou_illegal")))
+    if not datasets:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for name, runs in columns:
+            runs = [r for r in runs if r.result["dataset"] == dataset and r.result.get("curves", {}).get("val_iou_illegal")]
+            if not runs:
+                continue
+            thresholds = np.asarray(runs[0].result["curves"]["thresholds"], float)
+            curves = np.array([[np.nan if v is None else v for v in r.result["curves"]["val_iou_illegal"]] for r in runs],
+                              float)
+            (line,) = ax.plot(thresholds, 100 * np.nanmean(curves, axis=0), label=f"{name} (n={len(runs)})", lw=1.2)
+            for r, curve in zip(runs, curves):
+                t = r.result["metrics"]["threshold"]
+                ax.plot([t], [100 * curve[int(np.argmin(np.abs(thresholds - t)))]], "o", color=line.get_color(), ms=3)
+        ax.set_title(f"{dataset}: validation sweep (dots: chosen thresholds)", fontsize=9)
+        ax.set_xlabel("threshold")
+        ax.set_ylabel("val illegal IoU ×100")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    return _save(fig, out)
+
+
+def pick_examples(index: Any, count: int) -> list[tuple[str, int]]:
+    """``count`` test *before* frames with GT, spread evenly over the test videos (middle annotated frame).
+
+    Args:
+        index: the data set's :class:`~wsbench.data.VideoIndex`.
+        count: how many frames.
+
+    Returns:
+        ``(video key, frame index)`` pairs; deterministic for a given index.
+    """
+    videos = [v for v in index.videos if v.split == "test" and v.label == "before" and v.has_masks]
+    if not videos or count <= 0:
+        return []
+    picks = []
+    for k in np.linspace(0, len(videos) - 1, min(count, len(videos))).round().astype(int):
+        annotated = [i for i, m in enumerate(videos[k].masks) if m is not None]
+        picks.append((videos[k].key, annotated[len(annotated) // 2]))
+    return picks
+
+
+def _load(record: RunRecord, cache_dir: str | None, device: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """A finished run's method, classifier, prepared data, fusion and recipe (nothing is trained)."""
+    import torch
+
+    from .data.cache import prepare
+    from .data.torch_data import classes_for
+    from .methods import Fusion
+    from .pipeline import RunSpec, resolve
+    from .train import build_model
+
+    config = record.result["config"]
+    final = Path(record.result["classifier"]["path"]) / "final.pt"
+    if not final.exists():
+        raise UserError(f"{final}: classifier of run {record.run_id} is missing; rerun it to draw its masks")
+    spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
+                   method_options=config["method_options"], recipe=config["recipe"], seed=config["seed"],
+                   split_seed=config.get("split_seed", 0), cache_dir=cache_dir)
+    resolved = resolve(spec)
+    recipe = resolved.recipe
+    data = prepare(resolved.index, recipe.image_size, cache_dir, recipe.bg_threshold)
+    model = build_model(recipe, classes_for(recipe.background_removal))
+    model.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
+    model.to(device).eval()
+    fusion = Fusion(**config["fusion"]) if config.get("fusion") else None
+    return resolved.method, model, data, fusion, recipe
+
+
+def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
+                cache_dir: str | None = None, device: str = "auto") -> list[Path]:
+    """The paper's Fig. 7 per data set: rows test frames; columns frame, GT, each method's mask.
+
+    Each method column uses its run with the lowest seed. Predicted masks are red over the frame
+    with the GT outline in green; panel titles give the frame's IoU.
+
+    Args:
+        records: finished runs.
+        out_dir: folder for ``qualitative-<dataset>.<fmt>``.
+        fmt: ``png`` or ``pdf``.
+        examples: frames per figure (see :func:`pick_examples`).
+        cache_dir: cache root (frames, foreground, flows) the runs used.
+        device: ``auto``, ``cpu`` or ``cuda``.
+
+    Returns:
+        The files written.
+    """
+    import cv2
+
+    from .device import resolve_device
+    from .evaluate import example_masks
+    from .report import method_columns
+
+    columns = method_columns(records)
+    datasets = list(dict.fromkeys(r.result["dataset"] for _, runs in columns for r in runs))
+    if examples <= 0 or not datasets:
+        return []
+    dev = resolve_device(device)
+    plt = _pyplot()
+    written = []
+    for dataset in datasets:
+        panels: list[tuple[str, list[dict]]] = []
+        frames = None
+        for name, runs in columns:
+            runs = sorted((r for r in runs if r.result["dataset"] == dataset), key=lambda r: r.result["seed"])
+            if not runs:
+                continue
+            method, model, data, fusion, recipe = _load(runs[0], cache_dir, dev)
+            frames = frames if frames is not None else pick_examples(data.index, examples)
+            if not frames:
+                break
+            panels.append((f"{name} (seed {runs[0].result['seed']})",
+                           example_masks(method, model, data, dev, runs[0].result["metrics"]["threshold"], frames,
+                                         recipe.background_removal, fusion, recipe.flow)))
+        if not panels:
+            continue
+        rows, cols = len(frames), 2 + len(panels)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows + 0.3), squeeze=False)
+        for i in range(rows):
+            first = panels[0][1][i]
+            image, gt = first["image"], first["gt"]
+            outline = cv2.morphologyEx(gt.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+            shows = [(f"{first['video']} #{first['frame']}", image), ("GT (illegal)", _overlay(image, gt, (0, 200, 0)))]
+            for name, masks in panels:
+                m = masks[i]
+                iou = "" if m["iou"] is None else f"IoU {100 * m['iou']:.1f}"
+                shows.append((f"{name}\n{iou}" if i == 0 else iou, _overlay(image, m["pred"], (230, 30, 30), outline)))
+            for ax, (title, picture) in zip(axes[i], shows):
+                ax.imshow(picture)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(title, fontsize=7)
+        fig.suptitle(f"{dataset}: test frames, masks at each run's val-chosen threshold", fontsize=9)
+        written.append(_save(fig, Path(out_dir) / f"qualitative-{dataset}.{fmt}"))
+    return written
+
+
+def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
+             outline: np.ndarray | None = None) -> np.ndarray:
+    """``mask`` blended into ``image`` in ``colour``; ``outline`` (the GT edge) drawn in green."""
+    out = image.astype(np.float32)
+    out[mask] = 0.45 * out[mask] + 0.55 * np.asarray(colour, np.float32)
+    if outline is not None:
+        out[outline] = (0, 255, 0)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
+                  metric: str = "iou_illegal", cache_dir: str | None = None, device: str = "auto") -> list[Path]:
+    """All figures into ``out_dir``: ``qualitative-<dataset>``, ``ablation`` and ``threshold_sweep``.
+
+    Args:
+        records: finished runs (unfinished ones are ignored).
+        out_dir: output folder.
+        fmt: ``png`` or ``pdf``.
+        examples: frames in the qualitative figure (0: skip it; it needs the stored classifiers).
+        metric: metric of the ablation chart.
+        cache_dir: cache root the runs used.
+        device: device for recomputing masks.
+
+    Returns:
+        The files written.
+    """
+    if fmt not in ("png", "pdf"):
+        raise UserError(f"figure format must be png or pdf, not {fmt!r}")
+    records = [r for r in records if r.finished]
+    out_dir = Path(out_dir)
+    written = qualitative(records, out_dir, fmt, examples, cache_dir, device)
+    for path in (ablation_bars(records, out_dir / f"ablation.{fmt}", metric),
+                 threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}")):
+        if path is not None:
+            written.append(path)
+    return written
+

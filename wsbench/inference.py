@@ -1,0 +1,201 @@
+"""A finished run as a segmenter: its classifier, method, fusion and val-chosen threshold.
+
+``wsbench export`` and ``wsbench segment`` start from :func:`load_run`; the masks they write are
+in the paper's three-label domain (Fig. 3b), :data:`CLASSES`: belt, legal object, illegal object.
+A pixel is *illegal* when the (fused) map reaches the run's threshold and it is foreground,
+exactly as the evaluator counts it (:func:`wsbench.evaluate.predict_mask`); any other foreground
+pixel is *legal*; the rest is *background*. Nothing here reads GT masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .methods import Fusion, Method, create_method
+from .model import CamNet
+from .runs import RunRecord, atomic_write_json, resolve_runs_dir
+from .train import Recipe
+
+__all__ = ["CLASSES", "PALETTE", "TrainedRun", "label_mask", "load_run", "open_data", "overlay", "run_summary",
+           "write_classes"]
+
+#: label values of exported masks, in order (PNG pixel value = index)
+CLASSES = ("background", "legal", "illegal")
+#: RGB colours of the classes, as in the paper's Fig. 3b (belt blue, legal green, illegal red)
+PALETTE = ((0, 0, 255), (0, 255, 0), (255, 0, 0))
+LEGAL, ILLEGAL = 1, 2
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """What a finished run needs to segment new frames.
+
+    Attributes:
+        record: the run record (config and result).
+        method: the run's method with its options.
+        model: its classifier, in eval mode on ``device``.
+        recipe: the training recipe (resolution, background removal, flow estimator).
+        fusion: temporal fusion at inference recorded in the result (``None``: per-frame maps).
+        threshold: the threshold chosen on validation.
+        device: where maps are computed.
+    """
+
+    record: RunRecord
+    method: Method
+    model: CamNet
+    recipe: Recipe
+    fusion: Fusion | None
+    threshold: float
+    device: torch.device
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.record.run_id
+
+
+def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = "auto") -> TrainedRun:
+    """Open a finished run and load its classifier.
+
+    Args:
+        run: a run id in ``runs_dir``, or the path of a run directory.
+        runs_dir: the runs directory (default: ``$WSBENCH_RUNS_DIR`` or ``./runs``).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns:
+        The run, ready to compute maps.
+
+    Raises:
+        UserError: no such run, an unfinished run, or its classifier weights are missing.
+    """
+    from .data.torch_data import classes_for
+    from .device import resolve_device
+    from .train import build_model
+
+    path = Path(run)
+    if not (path / "config.json").is_file():
+        path = resolve_runs_dir(runs_dir) / str(run)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: no such run (give a run id in the runs directory, or a run directory)")
+    try:
+        record = RunRecord.load(path)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    result = record.result
+    if result is None:
+        raise UserError(f"{path}: the run has not finished (no result.json); finish it with wsbench run ... --resume")
+    config = record.config
+    method = create_method(config["method"], **config.get("method_options", {}))
+    values = dict(config["recipe"])
+    values["image_size"] = tuple(values["image_size"])
+    recipe = Recipe(**values)
+    fusion = Fusion(**result["fusion"]) if result.get("fusion") else None
+    weights = _classifier_weights(record)
+    # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
+    model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    torch_device = resolve_device(device)
+    model.to(torch_device).eval()
+    return TrainedRun(record=record, method=method, model=model, recipe=recipe, fusion=fusion,
+                      threshold=float(result["metrics"]["threshold"]), device=torch_device)
+
+
+def _classifier_weights(record: RunRecord) -> Path:
+    """``final.pt`` of the run's classifier: at its recorded path, else beside the run (moved runs dir)."""
+    info = (record.result or {}).get("classifier", {})
+    candidates = [Path(info["path"])] if info.get("path") else []
+    if info.get("key"):
+        candidates.append(record.path.parent / "classifiers" / info["key"])
+    for folder in candidates:
+        if (folder / "final.pt").is_file():
+            return folder / "final.pt"
+    where = candidates[-1] if candidates else record.path.parent / "classifiers"
+    raise UserError(f"{where / 'final.pt'}: classifier weights of run {record.run_id} not found")
+
+
+def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
+    """The run's data set, prepared (cached) at its training resolution, as :func:`wsbench.pipeline.execute` saw it.
+
+    Returns:
+        A :class:`~wsbench.data.cache.PreparedData`.
+    """
+    from .data.cache import prepare
+    from .pipeline import RunSpec, resolve
+
+    config = trained.record.config
+    fusion = config.get("fusion")
+    spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
+                   method_options=config.get("method_options", {}), recipe=dict(config["recipe"]),
+                   seed=config.get("seed", 0), split_seed=config.get("split_seed", 0),
+                   fuse_neighbours=fusion["neighbours"] if fusion else 0,
+                   fuse_mode=fusion["mode"] if fusion else "max",
+                   cache_dir=str(cache_dir) if cache_dir else None)
+    resolved = resolve(spec)
+    return prepare(resolved.index, resolved.recipe.image_size, cache_dir, resolved.recipe.bg_threshold)
+
+
+def label_mask(scores: np.ndarray | None, foreground: np.ndarray, threshold: float) -> np.ndarray:
+    """A frame's mask in the three-label domain.
+
+    Args:
+        scores: (H, W) maps in [0, 1] at frame size, or ``None`` for an *after* frame (no illegal
+            objects by definition).
+        foreground: (H, W) boolean foreground (background removal).
+        threshold: the run's val-chosen threshold.
+
+    Returns:
+        (H, W) uint8: 0 background, 1 legal (foreground, not illegal), 2 illegal.
+    """
+    from .evaluate import predict_mask
+
+    out = foreground.astype(np.uint8) * LEGAL
+    if scores is not None:
+        out[predict_mask(scores, foreground, threshold)] = ILLEGAL
+    return out
+
+
+def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """What an operator watches: illegal pixels tinted red (alpha blend), everything else untouched.
+
+    Args:
+        frame: RGB uint8 (H, W, 3).
+        mask: (H, W) labels of :func:`label_mask`.
+        alpha: weight of the red tint.
+
+    Returns:
+        A new RGB uint8 frame.
+    """
+    out = frame.copy()
+    illegal = mask == ILLEGAL
+    red = np.array(PALETTE[ILLEGAL], np.float32)
+    out[illegal] = ((1 - alpha) * frame[illegal].astype(np.float32) + alpha * red).round().astype(np.uint8)
+    return out
+
+
+def write_classes(folder: Path) -> None:
+    """``classes.json`` (names, values, palette) and ``classes.txt`` (one name a line, in value order)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "classes.json", {
+        "classes": list(CLASSES),
+        "values": {name: i for i, name in enumerate(CLASSES)},
+        "palette": [list(c) for c in PALETTE],
+    })
+    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+
+
+def run_summary(trained: TrainedRun) -> dict[str, Any]:
+    """Provenance written beside exported or segmented masks."""
+    result = trained.record.result or {}
+    return {"run_id": trained.run_id, "method": result.get("method"), "dataset": result.get("dataset"),
+            "config_hash": result.get("config_hash"), "threshold": trained.threshold,
+            "threshold_source": result.get("metrics", {}).get("threshold_source"),
+            "fusion": dataclasses.asdict(trained.fusion) if trained.fusion else None,
+            "background_removal": trained.recipe.background_removal, "bg_threshold": trained.recipe.bg_threshold,
+            "image_size": list(trained.recipe.image_size)}
+

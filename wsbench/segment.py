@@ -1,0 +1,289 @@
+"""Segment a video file or a frame folder with a finished run, streaming (``wsbench segment``).
+
+Frames are read one at a time, processed in small batches and written as soon as they are done;
+what stays in memory is bounded by the batch size and the run's fusion window, never by the
+video's length:
+
+1. **Background.** A new video has no data-set median background, so the background is the
+   pixel-wise median of the grayscale of the first ``bg_frames`` frames (64 by default) of the
+   stream, at the analysis resolution (≤ 1024 px a side, :mod:`wsbench.data.background`), read
+   in a first pass over the source; the data set caches instead use 64 frames spread over the
+   whole video. Each frame's foreground then comes from the run's ``bg_threshold`` as in the
+   caches. Foreground both feeds the classifier (if the run's recipe removes the background)
+   and separates legal objects from the belt in the masks.
+2. **Maps.** Frames are resized to the training resolution and the run's method gives their maps,
+   ``batch_size`` frames per forward pass.
+3. **Fusion.** If the run fused maps at inference (``--fuse-neighbours`` or ``f2f``), the same
+   fusion runs here: flows between consecutive frames come from the run's flow estimator on the
+   fly, at the cached flows' resolution (none for unwarped fusion), and frame t is emitted once
+   frame t+k has been read (k frames of latency; none for causal fusion), fused over the window
+   t−k … t+k held in a ring buffer. The result equals :func:`wsbench.evaluate.fuse_maps` on the
+   whole video.
+4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
+   :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from .data import background as bg
+from .data.io import ImageFiles, is_image_file, natural_key
+from .data.video import VideoFile, is_video_file
+from .errors import UserError
+from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
+from .runs import atomic_write_json
+
+__all__ = ["SegmentedFrame", "open_source", "segment_file", "segment_stream", "stream_background"]
+
+
+@dataclasses.dataclass
+class SegmentedFrame:
+    """One output of :func:`segment_stream`.
+
+    Attributes:
+        index: position in the stream.
+        frame: the input frame, RGB uint8 (H, W, 3).
+        mask: (H, W) uint8 labels, 0 background, 1 legal, 2 illegal.
+    """
+
+    index: int
+    frame: np.ndarray
+    mask: np.ndarray
+
+
+@dataclasses.dataclass
+class _Entry:
+    """A frame in the ring buffer, with what fusion needs."""
+
+    frame: np.ndarray
+    small: np.ndarray
+    fg: np.ndarray  # foreground at the analysis size
+    maps: torch.Tensor | None = None
+    to_next: torch.Tensor | None = None
+    to_prev: torch.Tensor | None = None
+
+
+def open_source(path: str | Path) -> Any:
+    """The frames of ``path``: a video file (MP4, AVI, … via OpenCV) or a folder of images.
+
+    Returns:
+        A :class:`~wsbench.data.io.FrameSource` (:class:`VideoFile` or :class:`ImageFiles`,
+        natural sort of the names); both can be iterated more than once.
+
+    Raises:
+        UserError: missing path, a folder without images, or an unknown file type.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.is_file() and is_image_file(p)),
+                       key=lambda p: natural_key(p.name))
+        if not files:
+            raise UserError(f"{path}: no image files in the folder")
+        stems = [p.stem for p in files]
+        if len(set(stems)) != len(stems):
+            dup = next(s for s in stems if stems.count(s) > 1)
+            raise UserError(f"{path}: two frames share the name {dup!r}")
+        return ImageFiles(files)
+    if not path.exists():
+        raise UserError(f"{path}: not found")
+    if not is_video_file(path):
+        raise UserError(f"{path}: not a video file or a folder of frames")
+    return VideoFile(path)
+
+
+def stream_background(frames: Iterable[np.ndarray], count: int = bg.MEDIAN_FRAMES) -> np.ndarray:
+    """Median background of the first ``count`` frames (grayscale at the analysis size).
+
+    Args:
+        frames: RGB uint8 frames; only the first ``count`` are read.
+        count: how many frames the median is taken over.
+
+    Returns:
+        uint8 (h, w) background at :func:`wsbench.data.background.analysis_size` of the frames.
+
+    Raises:
+        UserError: no frames.
+    """
+    if count < 1:
+        raise UserError("--bg-frames must be at least 1")
+    grays, asize = [], None
+    for frame in itertools.islice(frames, count):
+        asize = asize or bg.analysis_size(frame.shape[1], frame.shape[0])
+        grays.append(bg.to_gray(frame, asize))
+    if not grays:
+        raise UserError("the input has no frames")
+    return bg.median_background(grays)
+
+
+def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background: np.ndarray,
+                   batch_size: int = 8) -> Iterator[SegmentedFrame]:
+    """Masks of a stream of frames, produced lazily.
+
+    At most ``batch_size + 2k`` frames (k = the run's fusion neighbours) are held at once;
+    a frame is yielded as soon as its fusion window is complete (at once for causal fusion).
+
+    Args:
+        trained: the run.
+        frames: RGB uint8 frames of one size, in temporal order (any iterable, e.g. a generator).
+        background: the stream's background (:func:`stream_background`).
+        batch_size: frames per forward pass.
+
+    Yields:
+        :class:`SegmentedFrame` in input order.
+
+    Raises:
+        UserError: frames of different sizes.
+    """
+    from .data.cache import FLOW_STRIDE, frame_arrays
+    from .data.torch_data import FOREGROUND, ORIGINAL
+    from .evaluate import batch_maps, fuse_maps
+    from .flow import create_flow, resize_flow
+    from .methods import METHODS
+
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    recipe, fusion = trained.recipe, trained.fusion
+    k = fusion.neighbours if fusion is not None else 0
+    ahead = 0 if fusion is None or fusion.causal else k  # later frames a frame's fusion waits for
+    estimator = create_flow(recipe.flow) if k > 0 and fusion.warp else None
+    w, h = recipe.image_size
+    flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
+    variant = FOREGROUND if recipe.background_removal else ORIGINAL
+    needs_grad = METHODS.entry(trained.method.name).meta.needs_grad
+
+    def flow(src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
+        f = torch.from_numpy(np.ascontiguousarray(estimator(src[None], dst[None]))).permute(0, 3, 1, 2)
+        return resize_flow(f, flow_size)[0]
+
+    window: collections.deque[_Entry] = collections.deque()  # frames start .. read-1
+    start = read = emitted = 0
+    size: tuple[int, int] | None = None
+    source = iter(frames)
+    done = False
+    while not done:
+        batch = []
+        for frame in itertools.islice(source, batch_size):
+            got = (frame.shape[1], frame.shape[0])
+            if size is not None and got != size:
+                raise UserError(f"frame {read + len(batch)} is {got[0]}x{got[1]}, the first frame "
+                                f"{size[0]}x{size[1]}; frames of one video must share a size")
+            size = got
+            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size, recipe.bg_threshold)
+            batch.append((_Entry(frame, small, fg), fg_small))
+        done = len(batch) < batch_size
+        if batch:
+            maps = batch_maps(trained.method, trained.model, np.stack([e.small for e, _ in batch]),
+                              np.stack([m for _, m in batch]), variant, trained.device, needs_grad)
+            for (entry, _), m in zip(batch, maps):
+                entry.maps = m
+                if estimator is not None and window:
+                    prev = window[-1]
+                    prev.to_next, entry.to_prev = flow(prev.small, entry.small), flow(entry.small, prev.small)
+                window.append(entry)
+            read += len(batch)
+        # emit every frame whose following frames in its window have arrived (all left at the end)
+        while emitted < read and (done or emitted + ahead < read):
+            lo, hi = max(0, emitted - k), min(read, emitted + ahead + 1)
+            clip = [window[i - start] for i in range(lo, hi)]
+            entry = clip[emitted - lo]
+            fused = entry.maps
+            if k > 0 and len(clip) > 1:
+                zero = torch.zeros(2, *flow_size)
+                to_next = to_prev = None
+                if estimator is not None:
+                    to_next = torch.stack([e.to_next if e.to_next is not None else zero for e in clip])
+                    to_prev = torch.stack([e.to_prev if e.to_prev is not None else zero for e in clip])
+                fused = fuse_maps(torch.stack([e.maps for e in clip]), to_next, to_prev, fusion)[emitted - lo]
+            assert size is not None
+            scores = cv2.resize(fused.numpy(), size, interpolation=cv2.INTER_LINEAR)
+            fg_full = cv2.resize(entry.fg, size, interpolation=cv2.INTER_NEAREST) > 0
+            yield SegmentedFrame(emitted, entry.frame, label_mask(scores, fg_full, trained.threshold))
+            emitted += 1
+            while start < emitted - k:  # no later frame needs it
+                window.popleft()
+                start += 1
+
+
+def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overlay_video: str | Path | None = None,
+                 save_overlays: bool = False, bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
+                 fps: float | None = None, progress: bool = True) -> dict[str, Any]:
+    """Segment a video file or frame folder, writing masks (and overlays) as frames are done.
+
+    Args:
+        trained: the run.
+        source: video file or folder of frames.
+        out: output folder: ``masks/<frame>.png`` (0 background, 1 legal, 2 illegal),
+            ``classes.json``/``classes.txt``, ``segment.json``; ``overlay/<frame>.png`` too with
+            ``save_overlays``.
+        overlay_video: also write the overlay (illegal objects tinted red) as a video
+            (``.avi``: MJPG, anything else: MP4V).
+        save_overlays: write each overlay frame as a PNG.
+        bg_frames: frames the median background is taken over.
+        batch_size: frames per forward pass.
+        fps: overlay video frame rate (default: the input video's, 10 for a frame folder).
+        progress: show a progress bar.
+
+    Returns:
+        The content of ``segment.json``.
+    """
+    from tqdm.auto import tqdm
+
+    frames = open_source(source)
+    out = Path(out)
+    mask_dir = out / "masks"
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    if save_overlays:
+        (out / "overlay").mkdir(exist_ok=True)
+    background = stream_background(iter(frames), bg_frames)
+    rate = fps or getattr(frames, "fps", None) or 10.0
+    writer = None
+    counts = np.zeros(len(CLASSES), np.int64)
+    n = 0
+    try:
+        for item in tqdm(segment_stream(trained, iter(frames), background, batch_size), total=len(frames),
+                         desc="segment", unit="frame", leave=False, disable=not progress):
+            name = frames.names[item.index]
+            _write(mask_dir / f"{name}.png", item.mask)
+            counts += np.bincount(item.mask.ravel(), minlength=len(CLASSES))
+            n += 1
+            if overlay_video is None and not save_overlays:
+                continue
+            shown = cv2.cvtColor(overlay(item.frame, item.mask), cv2.COLOR_RGB2BGR)
+            if save_overlays:
+                _write(out / "overlay" / f"{name}.png", shown)
+            if overlay_video is not None:
+                if writer is None:
+                    writer = _video_writer(Path(overlay_video), rate, (shown.shape[1], shown.shape[0]))
+                writer.write(shown)
+    finally:
+        if writer is not None:
+            writer.release()
+    write_classes(out)
+    summary = {**run_summary(trained), "input": str(source), "frames": n, "bg_frames": bg_frames,
+               "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
+               "pixels": {name: int(c) for name, c in zip(CLASSES, counts)}}
+    atomic_write_json(out / "segment.json", summary)
+    return summary
+
+
+def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+    if not writer.isOpened():
+        raise UserError(f"{path}: OpenCV cannot write a {codec} video here (try a .avi or .mp4 name)")
+    return writer
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise UserError(f"{path}: cannot write image")
