@@ -239,7 +239,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
         autograd in fp32.
     """
     images = make_input(frames, fg, variant)
-    x = model.normalize(to_device(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), device))
+    x = model.normalize(to_device(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2), device))
     x = x.contiguous(memory_format=torch.channels_last)
     if needs_grad:
         maps = multiscale_maps(method, model, x, scales, flip)
@@ -495,7 +495,7 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
                 chunk = items[start:start + batch_size]
                 idx = [n for _, n, _ in chunk]
                 images = make_input(data.frames[idx], data.fg[idx], variant)
-                x = model.normalize(to_device(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2),
+                x = model.normalize(to_device(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2),
                                               device)).contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode(), autocast(device):
                     logits = model.pool(model(x)).float().cpu()

@@ -80,7 +80,7 @@ class FrameDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         n, variant, label = self.items[i]
         image = make_input(self.data.frames[n], self.data.fg[n], variant)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+        return {"image": torch.from_numpy(np.array(image)).permute(2, 0, 1),
                 "label": label, "frame": n}
 
 
@@ -136,7 +136,7 @@ class ClipDataset(Dataset):
         t0, variant, label = self.items[i]
         t1 = t0 + self.clip_len
         images = make_input(self.data.frames[t0:t1], self.data.fg[t0:t1], variant)
-        return {"images": torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2),
+        return {"images": torch.from_numpy(np.array(images)).permute(0, 3, 1, 2),
                 "flows": torch.from_numpy(np.asarray(self.flows[t0:t1], dtype=np.float32)),
                 "label": label, "frame": t0}
 
