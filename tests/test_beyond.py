@@ -383,3 +383,41 @@ def test_label_mask_and_overlay():
     frame = np.full((1, 4, 3), 100, np.uint8)
     shown = overlay(frame, np.array([[2, 0, 1, 0]], np.uint8))
     assert shown[0, 0].tolist() == [178, 50, 50] and (shown[0, 1:] == 100).all()
+
+
+@pytest.mark.slow
+def test_export_masks_are_exactly_what_was_scored_with_multiscale_flip(tiny_run, tiny_belt, tmp_path):
+    """Export (and figures, through the same TrainedRun) reuse the run's multi-scale/flip inference and fusion:
+    the IoU recomputed from the exported masks equals the run's test IoU."""
+    import json
+
+    import cv2
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+    from wsbench.inference import load_run
+
+    runs, cache, _ = tiny_run
+    result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
+                                      str(tiny_belt), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q",
+                                      "--fuse-neighbours", "1", "--cam-scales", "0.5,1,2", "--cam-flip", *TINY])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in runs.iterdir() if (p / "result.json").is_file()
+                  and json.loads((p / "result.json").read_text())["config"].get("cam_inference")]
+    res = json.loads((run_dir / "result.json").read_text())
+    assert res["config"]["cam_inference"] == {"scales": [0.5, 1.0, 2.0], "flip": True}
+    trained = load_run(run_dir)
+    assert trained.cam_scales == (0.5, 1.0, 2.0) and trained.cam_flip
+    out = tmp_path / "pseudo"
+    result = CliRunner().invoke(cli, ["export", "--run", str(run_dir), "--cache-dir", str(cache), "--out", str(out),
+                                      "--split", "test", "-q"])
+    assert result.exit_code == 0, result.output
+    inter = union = 0
+    for mask_path in (out / "masks" / "test").glob("before_*.png"):
+        video, frame = mask_path.stem[len("before_"):].split("_", 1)
+        gt = cv2.imread(str(tiny_belt / "masks" / "before" / video / f"{frame}.png"), cv2.IMREAD_GRAYSCALE) >= 128
+        pred = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED) == 2
+        inter += int((gt & pred).sum())
+        union += int((gt | pred).sum())
+    assert union > 0
+    assert inter / union == pytest.approx(res["metrics"]["iou_illegal"], abs=2e-3)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -52,6 +52,9 @@ from .flow import resize_flow, warp, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
 from .multiscale import multiscale_maps
+
+if TYPE_CHECKING:
+    from .inference import TrainedRun
 
 __all__ = ["BINS", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
            "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
@@ -507,37 +510,30 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
 
 
 
-def example_masks(method: Method, model: CamNet, data: PreparedData, device: torch.device, threshold: float,
-                  frames: list[tuple[str, int]], background_removal: bool = True, fusion: Fusion | None = None,
-                  flow: str = "dis", batch_size: int = 32) -> list[dict[str, Any]]:
-    """A method's masks of chosen frames next to their GT, exactly as the evaluator scores them (for figures).
+def example_masks(trained: TrainedRun, data: PreparedData, frames: list[tuple[str, int]],
+                  batch_size: int = 32) -> list[dict[str, Any]]:
+    """A run's masks of chosen frames next to their GT, exactly as the evaluator scored them (for figures).
 
     Args:
-        method: the method (with its options).
-        model: its trained classifier.
-        data: prepared data.
-        device: where to compute maps.
-        threshold: the run's threshold (chosen on val).
+        trained: the finished run (:func:`wsbench.inference.load_run`): its method, classifier,
+            input variant, multi-scale/flip inference, fusion and val-chosen threshold.
+        data: the run's prepared data (:func:`wsbench.inference.open_data`).
         frames: ``(video key, frame index)`` pairs, e.g. ``("before/vid3", 12)``; frames without GT get
             an empty ``gt``.
-        background_removal: the run's input variant.
-        fusion: the run's temporal fusion (``None``: none).
-        flow: flow estimator whose cached flows fusion uses.
         batch_size: frames per forward pass.
 
     Returns:
         Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
         "iou" (float or None)}`` at the frame's original size.
     """
-    flows = data.flows(flow) if fusion is not None and fusion.neighbours > 0 and fusion.warp else None
+    flows = trained.flows(data)
+    threshold = trained.threshold
     positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
-    model.eval()
     out, cached = [], {}
     for key, i in frames:
         pos = positions[key]
         if pos not in cached:
-            cached[pos] = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows,
-                                           batch_size)
+            cached[pos] = trained.video_maps(data, pos, flows, batch_size)
         video = data.index.videos[pos]
         w, h = data.slices[pos].frame_size
         scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)

@@ -65,8 +65,6 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
     """
     from tqdm.auto import tqdm
 
-    from .evaluate import fused_video_maps
-
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; choose another --out")
@@ -74,16 +72,14 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split in splits]
     if not videos:
         raise UserError(f"data set {data.index.name!r} has no videos in split(s) {', '.join(splits)}")
-    fusion = trained.fusion
-    flows = data.flows(trained.recipe.flow) if fusion is not None and fusion.neighbours > 0 else None
+    flows = trained.flows(data)
     counts: dict[str, dict[str, int]] = {}
     pixels = np.zeros(len(CLASSES), np.int64)
     written: set[str] = set()
     for pos, video in tqdm(videos, desc="export", unit="video", leave=False, disable=not progress):
         maps = None
         if video.label == "before":
-            maps = fused_video_maps(trained.method, trained.model, data, pos, trained.device,
-                                    trained.recipe.background_removal, fusion, flows, batch_size)
+            maps = trained.video_maps(data, pos, flows, batch_size)
         w, h = data.slices[pos].frame_size
         image_dir, mask_dir = out / "images" / video.split, out / "masks" / video.split
         image_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +119,9 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def export_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device, out_dir: str | Path,
                 background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
-                splits: tuple[str, ...] = ("val", "test"), batch_size: int = 32) -> int:
+                splits: tuple[str, ...] = ("val", "test"), batch_size: int = 32,
+                flow_options: dict[str, Any] | None = None, cam_scales: tuple[float, ...] = (1.0,),
+                cam_flip: bool = False) -> int:
     """Write the maps of every *before* frame of ``splits`` to ``out_dir/<video id>/<frame name>.png``.
 
     A run whose test frames have no GT masks has no score, so it keeps its maps instead: exactly
@@ -141,6 +139,8 @@ def export_maps(method: Method, model: CamNet, data: PreparedData, device: torch
         flow: flow estimator whose cached flows a warping fusion uses.
         splits: whose before videos (by default the held-out ones).
         batch_size: frames per forward pass.
+        flow_options: options of the flow estimator (``root`` of the ``files`` estimator).
+        cam_scales, cam_flip: the run's multi-scale / flip inference.
 
     Returns:
         The number of maps written.
@@ -148,14 +148,15 @@ def export_maps(method: Method, model: CamNet, data: PreparedData, device: torch
     from .evaluate import fused_video_maps
 
     warping = fusion is not None and fusion.neighbours > 0 and fusion.warp
-    flows = data.flows(flow) if warping else None
+    flows = data.flows(flow, **(flow_options or {})) if warping else None
     out_dir = Path(out_dir)
     model.eval()
     written = 0
     for pos, video in enumerate(data.index.videos):
         if video.label != "before" or video.split not in splits:
             continue
-        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size)
+        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
+                                cam_scales, cam_flip)
         w, h = data.slices[pos].frame_size
         folder = out_dir / video.id
         folder.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -129,33 +131,6 @@ def pick_examples(index: Any, count: int) -> list[tuple[str, int]]:
     return picks
 
 
-def _load(record: RunRecord, cache_dir: str | None, device: Any) -> tuple[Any, Any, Any, Any, Any]:
-    """A finished run's method, classifier, prepared data, fusion and recipe (nothing is trained)."""
-    import torch
-
-    from .data.cache import prepare
-    from .data.torch_data import classes_for
-    from .methods import Fusion
-    from .pipeline import RunSpec, resolve
-    from .train import build_model
-
-    config = record.result["config"]
-    final = Path(record.result["classifier"]["path"]) / "final.pt"
-    if not final.exists():
-        raise UserError(f"{final}: classifier of run {record.run_id} is missing; rerun it to draw its masks")
-    spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
-                   method_options=config["method_options"], recipe=config["recipe"], seed=config["seed"],
-                   split_seed=config.get("split_seed", 0), cache_dir=cache_dir)
-    resolved = resolve(spec)
-    recipe = resolved.recipe
-    data = prepare(resolved.index, recipe.image_size, cache_dir, recipe.bg_threshold)
-    model = build_model(recipe, classes_for(recipe.background_removal))
-    model.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
-    model.to(device).eval()
-    fusion = Fusion(**config["fusion"]) if config.get("fusion") else None
-    return resolved.method, model, data, fusion, recipe
-
-
 def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
                 cache_dir: str | None = None, device: str = "auto") -> list[Path]:
     """The paper's Fig. 7 per data set: rows test frames; columns frame, GT, each method's mask.
@@ -176,15 +151,14 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     """
     import cv2
 
-    from .device import resolve_device
     from .evaluate import example_masks
+    from .inference import load_run, open_data
     from .report import method_columns
 
     columns = method_columns(records)
     datasets = list(dict.fromkeys(r.result["dataset"] for _, runs in columns for r in runs))
     if examples <= 0 or not datasets:
         return []
-    dev = resolve_device(device)
     plt = _pyplot()
     written = []
     for dataset in datasets:
@@ -194,13 +168,12 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             runs = sorted((r for r in runs if r.result["dataset"] == dataset), key=lambda r: r.result["seed"])
             if not runs:
                 continue
-            method, model, data, fusion, recipe = _load(runs[0], cache_dir, dev)
+            trained = load_run(runs[0].path, device=device)
+            data = open_data(trained, cache_dir)
             frames = frames if frames is not None else pick_examples(data.index, examples)
             if not frames:
                 break
-            panels.append((f"{name} (seed {runs[0].result['seed']})",
-                           example_masks(method, model, data, dev, runs[0].result["metrics"]["threshold"], frames,
-                                         recipe.background_removal, fusion, recipe.flow)))
+            panels.append((f"{name} (seed {runs[0].result['seed']})", example_masks(trained, data, frames)))
         if not panels:
             continue
         rows, cols = len(frames), 2 + len(panels)
@@ -213,7 +186,8 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             for name, masks in panels:
                 m = masks[i]
                 iou = "" if m["iou"] is None else f"IoU {100 * m['iou']:.1f}"
-                shows.append((f"{name}\n{iou}" if i == 0 else iou, _overlay(image, m["pred"], (230, 30, 30), outline)))
+                head = textwrap.fill(name, 22)  # long labels would run into the next column
+                shows.append((f"{head}\n{iou}" if i == 0 else iou, _overlay(image, m["pred"], (230, 30, 30), outline)))
             for ax, (title, picture) in zip(axes[i], shows):
                 ax.imshow(picture)
                 ax.set_xticks([])

@@ -44,6 +44,8 @@ class TrainedRun:
         fusion: temporal fusion at inference recorded in the result (``None``: per-frame maps).
         threshold: the threshold chosen on validation.
         device: where maps are computed.
+        cam_scales: input scales of the run's multi-scale map inference (``(1.0,)``: single scale).
+        cam_flip: whether the run also averaged the maps of mirrored frames.
     """
 
     record: RunRecord
@@ -53,11 +55,39 @@ class TrainedRun:
     fusion: Fusion | None
     threshold: float
     device: torch.device
+    cam_scales: tuple[float, ...] = (1.0,)
+    cam_flip: bool = False
 
     @property
     def run_id(self) -> str:
         """The run's id."""
         return self.record.run_id
+
+    def flows(self, data: Any) -> Any:
+        """The cached flows the run's fusion warps with (``None`` when it does not warp)."""
+        fusion = self.fusion
+        if fusion is None or fusion.neighbours <= 0 or not fusion.warp:
+            return None
+        return data.flows(self.recipe.flow, **self.recipe.flow_options())
+
+    def video_maps(self, data: Any, pos: int, flows: Any = None, batch_size: int = 32) -> torch.Tensor:
+        """The run's scored maps of video ``pos`` of ``data``: same input, multi-scale/flip and fusion.
+
+        Args:
+            data: the run's prepared data (:func:`open_data`).
+            pos: position of the video in ``data.index.videos``.
+            flows: :meth:`flows` of ``data`` (looked up when ``None`` and needed).
+            batch_size: frames per forward pass.
+
+        Returns:
+            (T, h, w) maps on the CPU, as :func:`wsbench.evaluate.fused_video_maps` gives them.
+        """
+        from .evaluate import fused_video_maps
+
+        if flows is None:
+            flows = self.flows(data)
+        return fused_video_maps(self.method, self.model, data, pos, self.device, self.recipe.background_removal,
+                                self.fusion, flows, batch_size, self.cam_scales, self.cam_flip)
 
 
 def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = "auto") -> TrainedRun:
@@ -76,6 +106,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     """
     from .data.torch_data import classes_for
     from .device import resolve_device
+    from .pipeline import cam_inference
     from .train import build_model
 
     path = Path(run)
@@ -102,8 +133,10 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
+    cam = cam_inference(config)
     return TrainedRun(record=record, method=method, model=model, recipe=recipe, fusion=fusion,
-                      threshold=float(result["metrics"]["threshold"]), device=torch_device)
+                      threshold=float(result["metrics"]["threshold"]), device=torch_device,
+                      cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"])
 
 
 def _classifier_weights(record: RunRecord) -> Path:

@@ -21,7 +21,7 @@ from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "execute", "incompatibility", "resolve"]
+__all__ = ["RunSpec", "cam_inference", "execute", "incompatibility", "resolve"]
 
 
 @dataclasses.dataclass
@@ -164,7 +164,7 @@ def incompatibility(method: Method, static_after: bool, dataset: str) -> str | N
     return None
 
 
-def _cam_inference(config: dict[str, Any]) -> dict[str, Any]:
+def cam_inference(config: dict[str, Any]) -> dict[str, Any]:
     """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
     cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
     return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
@@ -218,7 +218,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
     accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
                                fusion=resolved.fusion, flow=recipe.flow, progress=progress,
-                               flow_options=recipe.flow_options(), **_cam_inference(config))
+                               flow_options=recipe.flow_options(), **cam_inference(config))
     own_input = "foreground" if recipe.background_removal else "original"
     metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
     result = {
@@ -250,7 +250,8 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 
         maps_dir = record.path / "maps"
         count = export_maps(resolved.method, model, data, device, maps_dir, recipe.background_removal,
-                            fusion=resolved.fusion, flow=recipe.flow)
+                            fusion=resolved.fusion, flow=recipe.flow, flow_options=recipe.flow_options(),
+                            **cam_inference(config))
         result["maps"] = {"dir": str(maps_dir), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
                           "the maps of the validation and test before frames were written instead")

@@ -182,7 +182,8 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
         done = len(batch) < batch_size
         if batch:
             maps = batch_maps(trained.method, trained.model, np.stack([e.small for e, _ in batch]),
-                              np.stack([m for _, m in batch]), variant, trained.device, needs_grad)
+                              np.stack([m for _, m in batch]), variant, trained.device, needs_grad,
+                              trained.cam_scales, trained.cam_flip)
             for (entry, _), m in zip(batch, maps):
                 entry.maps = m
                 if estimator is not None and window:
