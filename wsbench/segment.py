@@ -15,9 +15,9 @@ video's length:
    ``batch_size`` frames per forward pass.
 3. **Fusion.** If the run fused maps at inference (``--fuse-neighbours`` or ``f2f``), the same
    fusion runs here: flows between consecutive frames come from the run's flow estimator on the
-   fly, at the cached flows' resolution (none for unwarped fusion), and frame t is emitted once
-   frame t+k has been read (k frames of latency; none for causal fusion), fused over the window
-   t−k … t+k held in a ring buffer. The result equals :func:`wsbench.evaluate.fuse_maps` on the
+   fly (DIS for runs that read precomputed ``.flo`` files), at the cached flows' resolution (none
+   for unwarped fusion), and frame t is emitted once frame t+k has been read (k frames of latency;
+   none for causal fusion), fused over the window t−k … t+k held in a ring buffer. The result equals :func:`wsbench.evaluate.fuse_maps` on the
    whole video.
 4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
    :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
@@ -154,7 +154,8 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     recipe, fusion = trained.recipe, trained.fusion
     k = fusion.neighbours if fusion is not None else 0
     ahead = 0 if fusion is None or fusion.causal else k  # later frames a frame's fusion waits for
-    estimator = create_flow(recipe.flow) if k > 0 and fusion.warp else None
+    # .flo files exist only for a data set's own frames: a new video gets DIS flow instead
+    estimator = create_flow("dis" if recipe.flow == "files" else recipe.flow) if k > 0 and fusion.warp else None
     w, h = recipe.image_size
     flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
     variant = FOREGROUND if recipe.background_removal else ORIGINAL
