@@ -17,8 +17,8 @@ video's length:
    fusion runs here: flows between consecutive frames come from the run's flow estimator on the
    fly (DIS for runs that read precomputed ``.flo`` files), at the cached flows' resolution (none
    for unwarped fusion), and frame t is emitted once frame t+k has been read (k frames of latency;
-   none for causal fusion), fused over the window t−k … t+k held in a ring buffer. The result equals :func:`wsbench.evaluate.fuse_maps` on the
-   whole video.
+   none for causal fusion), fused over the window t−k … t+k held in a ring buffer. The result
+   equals :func:`wsbench.evaluate.fuse_maps` on the whole video.
 4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
    :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
 """
