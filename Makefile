@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/wsbench suite benchmarks/paper.toml --seeds 1 --runs-dir $(RUNS)
 	$(BIN)/wsbench figures --runs-dir $(RUNS)
 
-## test: the test suite (tiny generated data, a few minutes on 2 cores)
+## test: the test suite (tiny generated data, about a minute on 2 cores)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -201,7 +201,7 @@ def _method_params(name: str, taken: set[str]) -> list[click.Option] | None:
     return params
 
 
-def run_options(func):
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``wsbench run`` and ``wsbench suite``'s overrides (recipe and setup)."""
     options = [
         click.option("--backbone", help="timm backbone [default: per dataset; resnet50 for real data]"),

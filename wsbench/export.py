@@ -162,6 +162,6 @@ def export_maps(method: Method, model: CamNet, data: PreparedData, device: torch
         folder.mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(video.frames.names):
             scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            cv2.imwrite(str(folder / f"{name}.png"), np.clip(scores * 255 + 0.5, 0, 255).astype(np.uint8))
+            _write_png(folder / f"{name}.png", np.clip(scores * 255 + 0.5, 0, 255).astype(np.uint8))
             written += 1
     return written

@@ -190,9 +190,12 @@ def _extract(path: Path, into: Path) -> None:
                 archive.extractall(into)
         elif name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and tarfile.is_tarfile(path):
             with tarfile.open(path) as archive:
+                if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 / 3.11.4
+                    raise UserError(f"{path}: extracting tar archives safely needs Python >= 3.10.12 or "
+                                    ">= 3.11.4; extract it yourself into {into}")
                 archive.extractall(into, filter="data")
         else:
-            shutil.move(str(path), into / path.name)
+            shutil.copy2(path, into / path.name)  # downloads are removed only once the data set is in place
     except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
         raise UserError(f"{path}: cannot extract ({err})") from None
 

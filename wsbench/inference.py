@@ -164,6 +164,7 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
     config = trained.record.config
     fusion = config.get("fusion")
     spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
+                   dataset_options=config.get("dataset_options") or {},
                    method_options=config.get("method_options", {}), recipe=dict(config["recipe"]),
                    seed=config.get("seed", 0), split_seed=config.get("split_seed", 0),
                    fuse_neighbours=fusion["neighbours"] if fusion else 0,

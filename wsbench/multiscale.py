@@ -11,10 +11,14 @@ normalised map).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .methods import Method
+    from .model import CamNet
 
 __all__ = ["parse_scales", "multiscale_maps"]
 
@@ -37,7 +41,7 @@ def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
     return scales
 
 
-def multiscale_maps(method, model, images: torch.Tensor, scales: Sequence[float] = (1.0,),
+def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales: Sequence[float] = (1.0,),
                     flip: bool = False) -> torch.Tensor:
     """A method's maps averaged over input scales and, optionally, horizontal flips.
 

@@ -239,8 +239,10 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     """
     from tqdm.auto import tqdm
 
-    frames = open_source(source)
     out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # never mix two runs' outputs
+        raise UserError(f"{out}: exists and is not an empty folder; choose another --out")
+    frames = open_source(source)
     mask_dir = out / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
     if save_overlays:

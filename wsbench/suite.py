@@ -2,7 +2,7 @@
 
 A spec (see ``benchmarks/*.toml``)::
 
-    name = "default"
+    name = "paper"
     datasets = ["synthetic-belt"]
     seeds = [0]
     tables = ["comparison", "ablation", "background"]   # printed after the run
@@ -33,7 +33,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import UserError
 from .runs import RunRecord, iter_runs
@@ -143,7 +143,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
-              progress: bool = True, echo=print) -> list[RunRecord]:
+              progress: bool = True, echo: Callable[[str], None] = print) -> list[RunRecord]:
     """Run every dataset × run × seed of ``spec`` that has no finished run yet.
 
     Args:

@@ -1,7 +1,7 @@
 """Reading frames and masks, with one-line errors that name the file.
 
-GT masks are read only by :func:`read_mask`, and only the evaluator calls it; the training data
-path never does (a test checks this).
+GT masks are read only by :func:`read_mask`; in a run only the evaluator calls it, and the training
+data path never does (a test checks this). ``wsbench data show``'s contact sheet also draws them.
 
 Policy for unreadable files: a frame or mask that is missing, empty, truncated, corrupt or not an
 image stops the run with a :class:`~wsbench.errors.UserError` naming the file; it is never
@@ -102,9 +102,9 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
         level = threshold * 257
     else:  # float TIFF masks: values in [0, 1]
         level = threshold / 255
-    if raw.dtype != np.uint8 or raw.max() != 1:
-        return raw >= level
-    return raw > 0
+    if raw.dtype in (np.uint8, np.uint16) and raw.max() == 1:  # a 0/1 label image, 8- or 16-bit
+        return raw > 0
+    return raw >= level
 
 
 def _decode(path: Path, flags: int, what: str) -> np.ndarray:
