@@ -475,8 +475,7 @@ def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: fl
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
 
-    index = create_dataset(dataset, root=root, split_seed=split_seed,
-                           **({"cache_dir": cache_dir} if dataset == "synthetic-belt" else {}),
+    index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=cache_dir,
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
     target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
@@ -591,12 +590,10 @@ def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_
     """
     from tqdm.auto import tqdm
 
-    from .data import DATASETS, create_dataset
+    from .data import create_dataset
     from .flow import create_flow, flo_path, write_flo
 
-    entry = DATASETS.entry(dataset)
-    options = {"cache_dir": str(cache_dir) if cache_dir else None} if "cache_dir" in _params(entry.obj) else {}
-    index = create_dataset(dataset, root=data_root, split_seed=split_seed, **options)
+    index = create_dataset(dataset, root=data_root, split_seed=split_seed, cache_dir=cache_dir)
     estimator = create_flow(flow)
     written = 0
     for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=os.environ.get("WSBENCH_PROGRESS") == "0"):
@@ -609,12 +606,6 @@ def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_
                 written += 1
             previous = frame
     click.echo(f"wrote {written} .flo files under {out}  (use: --flow files --flow-root {out})")
-
-
-def _params(func: Any) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(func).parameters)
 
 
 @data_cmd.command("fetch")

@@ -101,8 +101,7 @@ def resolve(spec: RunSpec) -> Resolved:
     recipe = Recipe(**values)
     FLOWS.entry(recipe.flow)  # an unknown --flow is an error even for methods that never read flow
 
-    index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed,
-                           **({"cache_dir": spec.cache_dir} if _takes_cache_dir(ds_entry.obj) else {}),
+    index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed, cache_dir=spec.cache_dir,
                            **spec.dataset_options)
     why = incompatibility(method, index.static_after, spec.dataset)
     if why:
@@ -168,12 +167,6 @@ def cam_inference(config: dict[str, Any]) -> dict[str, Any]:
     """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
     cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
     return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
-
-
-def _takes_cache_dir(func: Any) -> bool:
-    import inspect
-
-    return "cache_dir" in inspect.signature(func).parameters
 
 
 def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress: bool = True) -> RunRecord | None:

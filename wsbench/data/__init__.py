@@ -74,13 +74,16 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return DATASETS.list(pattern)
 
 
-def create_dataset(name: str, root: str | Path | None = None, split_seed: int = 0, **options: Any) -> VideoIndex:
+def create_dataset(name: str, root: str | Path | None = None, split_seed: int = 0,
+                   cache_dir: str | Path | None = None, **options: Any) -> VideoIndex:
     """Index a registered data set.
 
     Args:
         name: registry name (``synthetic-belt``, ``video-folder``, ``zerowaste-w``, plugins).
         root: data folder (required unless the data set generates its own).
         split_seed: seed of the split by video where the data set has no fixed splits.
+        cache_dir: cache root, passed on to data sets whose entry function takes ``cache_dir``
+            (``synthetic-belt`` generates its videos there); ignored by the others.
         **options: data-set specific options.
 
     Returns:
@@ -96,8 +99,10 @@ def create_dataset(name: str, root: str | Path | None = None, split_seed: int = 
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = [k for k in options if k not in params and not accepts_any]
     if unknown:
-        taken = [p for p in params if p not in ("root", "split_seed")]
+        taken = [p for p in params if p not in ("root", "split_seed", "cache_dir")]
         raise UserError(f"data set {name!r} takes no option {unknown[0]!r} (it takes: {', '.join(taken) or 'none'})")
+    if "cache_dir" in params:
+        options["cache_dir"] = cache_dir
     index = entry.obj(root=Path(root).expanduser() if root is not None else None, split_seed=split_seed, **options)
     if not isinstance(index, VideoIndex):
         raise UserError(f"data set {name!r} ({entry.source}) returned {type(index).__name__}, not a VideoIndex")
