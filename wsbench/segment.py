@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .data import background as bg
-from .data.io import ImageFiles, is_image_file, natural_key
+from .data.io import ImageFiles, image_files
 from .data.video import VideoFile, is_video_file
 from .errors import UserError
 from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
@@ -84,14 +84,9 @@ def open_source(path: str | Path) -> Any:
     """
     path = Path(path)
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.is_file() and is_image_file(p)),
-                       key=lambda p: natural_key(p.name))
+        files = image_files(path)
         if not files:
             raise UserError(f"{path}: no image files in the folder")
-        stems = [p.stem for p in files]
-        if len(set(stems)) != len(stems):
-            dup = next(s for s in stems if stems.count(s) > 1)
-            raise UserError(f"{path}: two frames share the name {dup!r}")
         return ImageFiles(files)
     if not path.exists():
         raise UserError(f"{path}: not found")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "FrameSource",
     "ImageFiles",
     "IMAGE_SUFFIXES",
+    "image_files",
     "is_image_file",
     "natural_key",
     "read_image",
@@ -46,6 +48,29 @@ def natural_key(name: str) -> tuple:
 def is_image_file(path: Path) -> bool:
     """Whether ``path`` has an image suffix (case-insensitive) and is not hidden."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The frames of a folder in temporal order (natural sort of their names).
+
+    Files without an image suffix are skipped with one warning (hidden files silently).
+
+    Raises:
+        UserError: two frames share a name (``f1.png`` and ``f1.jpg``).
+    """
+    files, skipped = [], []
+    for p in folder.iterdir():
+        if p.is_file():
+            (files if is_image_file(p) else skipped).append(p)
+    visible = [p for p in skipped if not p.name.startswith(".")]
+    if visible:
+        warnings.warn(f"{folder}: skipped {len(visible)} non-image file(s), e.g. {visible[0].name}", stacklevel=3)
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise UserError(f"{p}: two frames share the name {p.stem!r} ({stems[p.stem].name})")
+        stems[p.stem] = p
+    return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -12,12 +12,11 @@ anywhere in the name (gaps allowed). Files that are not images are skipped with 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from ..errors import UserError
 from .index import LABELS, Video, VideoIndex, assign_splits, read_splits_file
-from .io import ImageFiles, is_image_file, natural_key
+from .io import ImageFiles, image_files, natural_key
 
 __all__ = ["attach_masks", "check_unmatched", "find_masks", "read_video_folder"]
 
@@ -49,7 +48,7 @@ def read_video_folder(root: str | Path, split_seed: int = 0, name: str = "video-
         label_videos = []
         for vdir in sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
                            key=lambda p: natural_key(p.name)):
-            frames = _image_files(vdir)
+            frames = image_files(vdir)
             if frames:
                 label_videos.append(Video(label=label, id=vdir.name, frames=ImageFiles(frames)))
         if not label_videos:
@@ -68,7 +67,7 @@ def read_video_folder(root: str | Path, split_seed: int = 0, name: str = "video-
 
 def find_masks(folder: Path) -> dict[str, Path]:
     """Mask files in ``folder`` by stem (empty if the folder does not exist)."""
-    return {p.stem: p for p in _image_files(folder)} if folder.is_dir() else {}
+    return {p.stem: p for p in image_files(folder)} if folder.is_dir() else {}
 
 
 def attach_masks(video: Video, masks: dict[str, Path]) -> set[str]:
@@ -106,18 +105,3 @@ def _check_mask_folders(masks_root: Path, ids: set[str], frames_root: Path) -> N
         raise UserError(f"{masks_root / orphans[0]}: masks of no video (there is no {frames_root / orphans[0]}/ "
                         f"with frames; {len(orphans)} such folder(s))")
 
-
-def _image_files(folder: Path) -> list[Path]:
-    files, skipped = [], []
-    for p in folder.iterdir():
-        if p.is_file():
-            (files if is_image_file(p) else skipped).append(p)
-    visible = [p for p in skipped if not p.name.startswith(".")]
-    if visible:
-        warnings.warn(f"{folder}: skipped {len(visible)} non-image file(s), e.g. {visible[0].name}", stacklevel=3)
-    stems: dict[str, Path] = {}
-    for p in files:
-        if p.stem in stems:
-            raise UserError(f"{p}: two frames share the name {p.stem!r} ({stems[p.stem].name})")
-        stems[p.stem] = p
-    return sorted(files, key=lambda p: natural_key(p.name))
