@@ -27,14 +27,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
 from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
-from .methods import Fusion, Method
-from .model import CamNet
 from .runs import atomic_write_json
 
 __all__ = ["export_maps", "export_pseudo_labels"]
@@ -117,46 +114,32 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         raise UserError(f"{path}: cannot write image")
 
 
-def export_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device, out_dir: str | Path,
-                background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
-                splits: tuple[str, ...] = ("val", "test"), batch_size: int = 32,
-                flow_options: dict[str, Any] | None = None, cam_scales: tuple[float, ...] = (1.0,),
-                cam_flip: bool = False) -> int:
+def export_maps(trained: TrainedRun, data: PreparedData, out_dir: str | Path,
+                splits: tuple[str, ...] = ("val", "test"), batch_size: int = 32) -> int:
     """Write the maps of every *before* frame of ``splits`` to ``out_dir/<video id>/<frame name>.png``.
 
     A run whose test frames have no GT masks has no score, so it keeps its maps instead: exactly
-    the maps the evaluator would score (same input, same fusion), upsampled bilinearly to each
-    frame's original size and written as 8-bit grayscale (0 = 0.0, 255 = 1.0).
+    the maps the evaluator would score (:meth:`TrainedRun.video_maps`: same input, multi-scale/flip
+    inference and fusion), upsampled bilinearly to each frame's original size and written as 8-bit
+    grayscale (0 = 0.0, 255 = 1.0).
 
     Args:
-        method: the method whose maps are written.
-        model: its trained classifier, in eval mode.
-        data: prepared data.
-        device: where to compute maps.
+        trained: the run (its threshold is not used).
+        data: its prepared data.
         out_dir: folder to write (created).
-        background_removal: feed background-removed frames (as in training) or originals.
-        fusion: temporal fusion at inference (``None``: none).
-        flow: flow estimator whose cached flows a warping fusion uses.
         splits: whose before videos (by default the held-out ones).
         batch_size: frames per forward pass.
-        flow_options: options of the flow estimator (``root`` of the ``files`` estimator).
-        cam_scales, cam_flip: the run's multi-scale / flip inference.
 
     Returns:
         The number of maps written.
     """
-    from .evaluate import fused_video_maps
-
-    warping = fusion is not None and fusion.neighbours > 0 and fusion.warp
-    flows = data.flows(flow, **(flow_options or {})) if warping else None
+    flows = trained.flows(data)
     out_dir = Path(out_dir)
-    model.eval()
     written = 0
     for pos, video in enumerate(data.index.videos):
         if video.label != "before" or video.split not in splits:
             continue
-        maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
-                                cam_scales, cam_flip)
+        maps = trained.video_maps(data, pos, flows, batch_size)
         w, h = data.slices[pos].frame_size
         folder = out_dir / video.id
         folder.mkdir(parents=True, exist_ok=True)

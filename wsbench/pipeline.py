@@ -242,9 +242,13 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         from .export import export_maps
 
         maps_dir = record.path / "maps"
-        count = export_maps(resolved.method, model, data, device, maps_dir, recipe.background_removal,
-                            fusion=resolved.fusion, flow=recipe.flow, flow_options=recipe.flow_options(),
-                            **cam_inference(config))
+        from .inference import TrainedRun
+
+        cam = cam_inference(config)
+        trained = TrainedRun(record=record, method=resolved.method, model=model.eval(), recipe=recipe,
+                             fusion=resolved.fusion, threshold=float("nan"), device=device,
+                             cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"])
+        count = export_maps(trained, data, maps_dir)
         result["maps"] = {"dir": str(maps_dir), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
                           "the maps of the validation and test before frames were written instead")
