@@ -11,8 +11,12 @@ import dataclasses
 import pytest
 import torch
 
-from wsbench.methods import METHODS, Batch, LossTerm, Progress, create_method, method_options
-from wsbench.model import CamNet
+import cv2
+import numpy as np
+
+from wsbench.methods import METHODS, Batch, LossTerm, Progress, create_method, create_trainer, method_options
+from wsbench.methods.gradcam import gradcam_maps
+from wsbench.model import CamNet, cam_from_class_maps
 
 
 class MethodContract:
@@ -28,9 +32,9 @@ class MethodContract:
         return create_method(self.name, **self.options)
 
     @pytest.fixture
-    def model(self):
+    def model(self, method):
         torch.manual_seed(0)
-        return CamNet("wsbench_resnet_tiny", output_stride=8)
+        return CamNet("wsbench_resnet_tiny", output_stride=8, head=create_trainer(method).head)
 
     def images(self, model: CamNet, n: int | None = None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(1)
@@ -132,3 +136,67 @@ def test_every_builtin_method_has_a_contract_test():
     tested = {cls.name for cls in MethodContract.__subclasses__()}
     builtin = {e.name for e in METHODS.entries() if e.source == "built-in"}
     assert builtin <= tested, f"add a MethodContract subclass for {sorted(builtin - tested)}"
+
+
+# -- GradCAM explains a standard classifier, not the CAM network ------------------------------------
+def test_gradcam_trains_its_own_standard_classifier():
+    cam, gradcam, f2f = create_method("cam"), create_method("gradcam"), create_method("f2f")
+    assert gradcam.classifier() != cam.classifier(), "gradcam must not explain cam's class-map network"
+    assert f2f.classifier() == gradcam.classifier() == create_method("gradcam", cam="layercam").classifier()
+    assert create_trainer(gradcam).head == "linear" and create_trainer(cam).head == "classmap"
+    assert METHODS.entry("gradcam").meta.trains and not METHODS.entry("f2f").meta.trains
+    standard = CamNet("wsbench_resnet_tiny", output_stride=8, pool="lse", head="linear")
+    assert isinstance(standard.head, torch.nn.Linear) and standard.head.bias is not None
+    assert standard.pool_type == "gap", "a standard classifier pools by global average"
+
+
+def test_linear_head_logits_are_pool_then_linear():
+    torch.manual_seed(0)
+    model = CamNet("wsbench_resnet_tiny", output_stride=8, head="linear").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = model.backbone(x)
+        reference = features.mean(dim=(2, 3)) @ model.head.weight.T + model.head.bias  # timm's avg pool + fc
+        assert torch.allclose(model.pool(model(x)), reference, atol=1e-5)
+
+
+def _minmax_at(maps: torch.Tensor, size: int) -> np.ndarray:
+    """grad-cam's post-processing restated: ReLU, min-max per image, bilinear resize to the input, min-max."""
+    def minmax(m: np.ndarray) -> np.ndarray:
+        m = m - m.min()
+        return m / (m.max() + 1e-7)
+
+    return np.stack([minmax(cv2.resize(minmax(np.maximum(m, 0)).astype(np.float32), (size, size)))
+                     for m in maps.detach().numpy()])
+
+
+def test_gradcam_equals_cam_only_on_the_bias_free_gap_network():
+    """Grad-CAM at the last layer of GAP + bias-free 1×1 head is the CAM (why the column repeated);
+    on a standard classifier with a bias it is ReLU(W·f) and its CAM, ReLU(W·f + b), differs."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    classmap = CamNet("wsbench_resnet_tiny", output_stride=8).eval()
+    with torch.no_grad():
+        cam = classmap(x)[:, 0]
+    assert np.allclose(gradcam_maps(classmap, x, 0).numpy(), _minmax_at(cam, 32), atol=1e-4)
+
+    standard = CamNet("wsbench_resnet_tiny", output_stride=8, head="linear").eval()
+    with torch.no_grad():
+        standard.head.bias.copy_(torch.tensor([0.5, -0.2, 0.1]))
+        features = standard.backbone(x)
+        w_f = torch.einsum("c,bchw->bhw", standard.head.weight[0], features)
+        own_cam = cam_from_class_maps(standard(x), 0)
+    grad = gradcam_maps(standard, x, 0).numpy()
+    assert np.allclose(grad, _minmax_at(w_f, 32), atol=1e-4)
+    cam_at_input = np.stack([cv2.resize(m, (32, 32)) for m in own_cam.numpy()])
+    assert np.abs(grad - cam_at_input).max() > 0.05, "GradCAM and CAM maps of the same frames should differ here"
+
+
+def test_f2f_defaults_to_the_published_union_and_labels_the_mean_variant():
+    from wsbench.report import column_label
+
+    assert create_method("f2f").fusion().mode == "max"
+    mean = create_method("f2f", aggregate="mean")
+    label = column_label({"method": "f2f", "config": {"method_options": dataclasses.asdict(mean.options),
+                                                      "fusion": dataclasses.asdict(mean.fusion())}})
+    assert label == "Frame-to-Frame --aggregate mean"

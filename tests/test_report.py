@@ -63,7 +63,7 @@ def runs(tmp_path):
         fake_run(runs_dir, "puzzlecam", seed, 0.34 + shift)
         fake_run(runs_dir, "tccam", seed, 0.30 + shift, spatial=False)
         fake_run(runs_dir, "tccam", seed, 0.38 + shift)
-        fake_run(runs_dir, "cam", seed, 0.10, background_removal=False, label="CAM with background",
+        fake_run(runs_dir, "gradcam", seed, 0.10, background_removal=False, label="GradCAM with background",
                  accuracy={"original": {"train": 1.0, "val": 0.99}, "foreground": {"train": 0.7, "val": 0.6}})
     fake_run(runs_dir, "tccam", 2, 0.99, finished=False)  # half-written: must be ignored
     return runs_dir
@@ -134,9 +134,9 @@ def test_ablation_and_background(runs):
 
 def test_background_rows_only_from_runs_with_that_recipe(tmp_path):
     runs_dir = tmp_path / "runs"
-    fake_run(runs_dir, "cam", 0, 0.2)
-    fake_run(runs_dir, "gradcam", 0, 0.2)  # shares cam's classifier: counted once
-    fake_run(runs_dir, "puzzlecam", 0, 0.3)  # another classifier: not the plain one
+    fake_run(runs_dir, "gradcam", 0, 0.2)
+    fake_run(runs_dir, "f2f", 0, 0.2)  # explains gradcam's standard classifier: counted once
+    fake_run(runs_dir, "cam", 0, 0.3)  # the CAM network: not the standard classifier of Table 3
     bg = background(iter_runs(runs_dir))
     assert [name for name, _ in bg.rows] == ["synthetic-belt: trained without background"]
     assert bg.rows[0][1][0].n == 1
@@ -247,9 +247,9 @@ label = "Plain CAM"
 method = "gradcam"
 
 [[runs]]
-method = "cam"
+method = "gradcam"
 recipe = {{ background_removal = false }}
-label = "CAM with background"
+label = "GradCAM with background"
 """)
     runs = tmp_path / "runs"
     runner = CliRunner()
@@ -259,14 +259,14 @@ label = "CAM with background"
     assert "Ablation" not in first.output  # only the spec's tables
     before = sorted(p.name for p in runs.iterdir())
     classifiers = sorted(p.stat().st_mtime_ns for p in runs.glob("classifiers/*/final.pt"))
-    assert len(before) == 4 and len(classifiers) == 2  # 3 runs + classifiers/
+    assert len(before) == 4 and len(classifiers) == 3  # 3 runs + classifiers/; each trains its own
     second = runner.invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "-q"])
     assert second.exit_code == 0, second.output
     assert second.output.count("done before") == 3 and ": running" not in second.output
     assert sorted(p.name for p in runs.iterdir()) == before
     assert sorted(p.stat().st_mtime_ns for p in runs.glob("classifiers/*/final.pt")) == classifiers
     labels = {json.loads(p.read_text())["label"] for p in runs.glob("*/config.json")}
-    assert labels == {"Plain CAM", None, "CAM with background"}  # recorded, outside the config hash
+    assert labels == {"Plain CAM", None, "GradCAM with background"}  # recorded, outside the config hash
     figures = runner.invoke(cli, ["figures", "--runs-dir", str(runs), "--examples", "1"])
     assert figures.exit_code == 0, figures.output
     assert (runs / "figures" / "qualitative-video-folder.png").stat().st_size > 0

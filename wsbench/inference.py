@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .methods import Fusion, Method, create_method
+from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet
 from .runs import RunRecord, atomic_write_json, resolve_runs_dir
 from .train import Recipe
@@ -129,7 +129,8 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     fusion = Fusion(**result["fusion"]) if result.get("fusion") else None
     weights = _classifier_weights(record)
     # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
-    model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal))
+    model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal),
+                        create_trainer(method).head)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     torch_device = resolve_device(device)
     model.to(torch_device).eval()

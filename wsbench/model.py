@@ -1,8 +1,16 @@
-"""The classifier every method trains: a timm backbone and a 1×1 convolution to class maps.
+"""The classifiers methods train: a timm backbone and a head to class maps.
 
 ``CamNet(images) -> f`` returns the class maps f (B, C, h, w) of paper eq. (2); ``pool(f)`` gives
-the logits (global average pooling, as in the paper). CAMs are read straight off f, so native
-CAMs cost one forward pass and no autograd.
+the logits. Two heads:
+
+- ``"classmap"`` (the paper's CAM network): a bias-free 1×1 convolution to class maps, pooled by
+  global average (paper) or log-sum-exp pooling. CAMs are read straight off f, so native CAMs cost
+  one forward pass and no autograd.
+- ``"linear"`` (a standard image classifier, what ``timm.create_model(name, num_classes=C)``
+  gives and what Grad-CAM explains in the paper): global average pooling of the features, then a
+  linear layer with bias. ``forward`` still returns per-pixel class maps W·f + b, whose average is
+  exactly the standard classifier's logit (the linear layer commutes with the average), so the same
+  code trains and evaluates both.
 """
 
 from __future__ import annotations
@@ -19,28 +27,43 @@ from torch import nn
 from . import backbones  # noqa: F401  (registers wsbench's small backbones in timm)
 from .errors import UserError
 
-__all__ = ["CamNet", "cam_from_class_maps", "load_pretrained"]
+__all__ = ["HEADS", "CamNet", "cam_from_class_maps", "load_pretrained"]
+
+
+HEADS = ("classmap", "linear")
 
 
 class CamNet(nn.Module):
-    """timm backbone + bias-free 1×1 conv head producing one map per class.
+    """timm backbone + a head producing one map per class.
 
     Args:
         backbone: any timm model name that supports ``output_stride`` (ResNets, ResNeSts, …).
         classes: class names in head order, e.g. ``("before", "after", "background")``.
         output_stride: 8, 16 or 32; smaller gives denser maps.
-        pool: ``"gap"`` (global average pooling, the paper's) or ``"lse"`` (log-sum-exp, r = 5).
+        pool: ``"gap"`` (global average pooling, the paper's) or ``"lse"`` (log-sum-exp, r = 5);
+            the ``"linear"`` head always averages (a standard classifier's global pooling).
         pretrained: ``None`` (random init), a local weights file, or ``"timm"`` for weights
             already in the local timm/Hugging Face cache (never downloaded).
+        head: ``"classmap"`` (bias-free 1×1 convolution, the paper's CAM network) or ``"linear"``
+            (global average pooling + linear layer with bias, a standard image classifier).
     """
 
     def __init__(self, backbone: str = "resnet50", classes: Sequence[str] = ("before", "after", "background"),
-                 output_stride: int = 16, pool: str = "gap", pretrained: str | None = None) -> None:
+                 output_stride: int = 16, pool: str = "gap", pretrained: str | None = None,
+                 head: str = "classmap") -> None:
         super().__init__()
         if pool not in ("gap", "lse"):
             raise UserError(f"--pool must be gap or lse, not {pool!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
         self.backbone = _create_backbone(backbone, output_stride, pretrained)
-        self.head = nn.Conv2d(self.backbone.num_features, len(classes), kernel_size=1, bias=False)
+        self.head: nn.Module
+        if head == "linear":
+            self.head = nn.Linear(self.backbone.num_features, len(classes))
+            pool = "gap"
+        else:
+            self.head = nn.Conv2d(self.backbone.num_features, len(classes), kernel_size=1, bias=False)
+        self.head_type = head
         self.classes = tuple(classes)
         self.pool_type = pool
         self.output_stride = output_stride
@@ -55,7 +78,10 @@ class CamNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class maps f = head(backbone(x)) of shape (B, C, H/stride, W/stride)."""
-        return self.head(self.backbone(x))
+        features = self.backbone(x)
+        if self.head_type == "linear":  # the linear layer applied at every pixel
+            return F.conv2d(features, self.head.weight[:, :, None, None], self.head.bias)
+        return self.head(features)
 
     def pool(self, class_maps: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) from class maps."""

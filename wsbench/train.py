@@ -132,9 +132,15 @@ def loss_weight(maximum: float, step: int, steps_per_epoch: int, total_steps: in
     return maximum * min(1.0, (step - steps_per_epoch) / span)
 
 
-def build_model(recipe: Recipe, classes: tuple[str, ...]) -> CamNet:
-    """The classifier a recipe trains (random init unless ``recipe.pretrained``)."""
-    return CamNet(recipe.backbone, classes, recipe.output_stride, recipe.pool, recipe.pretrained)
+def build_model(recipe: Recipe, classes: tuple[str, ...], head: str = "classmap") -> CamNet:
+    """The classifier a recipe trains (random init unless ``recipe.pretrained``).
+
+    Args:
+        recipe: the training recipe.
+        classes: class names in head order.
+        head: the trainer method's :attr:`~wsbench.methods.Method.head`.
+    """
+    return CamNet(recipe.backbone, classes, recipe.output_stride, recipe.pool, recipe.pretrained, head=head)
 
 
 # -- the classifier cache ---------------------------------------------------------------------
@@ -194,6 +200,7 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
 
     key = classifier_key(method, recipe, data, seed)
     folder = classifier_dir(runs_dir, key)
+    trainer = methods.create_trainer(method)
     # under torchrun rank 0 holds the lock and decides; the other ranks follow its decision
     lock = _locked(folder.parent / f"{folder.name}.lock") if distributed.is_main() else contextlib.nullcontext()
     with lock:
@@ -209,12 +216,11 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         if todo not in ("train", "done"):
             raise UserError(todo)
         if todo == "train":
-            trainer = methods.create_method(key["method"], **key["options"])
             train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
                              compile_model=compile_model, progress=progress, key=key)
             trained_now = True
         info = json.loads((folder / "train.json").read_text())
-    model = build_model(recipe, classes_for(recipe.background_removal))
+    model = build_model(recipe, classes_for(recipe.background_removal), trainer.head)
     model.load_state_dict(torch.load(folder / "final.pt", map_location="cpu", weights_only=True))
     model.to(device).eval()
     return model, {"key": config_hash(key), "path": str(folder), "train_seconds": info["train_seconds"],
@@ -388,7 +394,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         folder.mkdir(parents=True, exist_ok=True)
     classes = classes_for(recipe.background_removal)
     _seed_all(seed)
-    model = build_model(recipe, classes).to(device)
+    model = build_model(recipe, classes, method.head).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     dataset = _make_dataset(method, recipe, data)

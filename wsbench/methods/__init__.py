@@ -24,6 +24,7 @@ __all__ = [
     "NoOptions",
     "Progress",
     "create_method",
+    "create_trainer",
     "list_methods",
     "method_options",
     "register_method",
@@ -84,6 +85,15 @@ def create_method(name: str, **options: Any) -> Method:
         raise UserError(f"method {name!r}: {err}") from None
     method.name = name
     return method
+
+
+def create_trainer(method: Method) -> Method:
+    """The method whose recipe trains ``method``'s classifier (named by :meth:`Method.classifier`).
+
+    It supplies the loss terms and the model's :attr:`Method.head`; often ``method``'s own kind.
+    """
+    name, options = method.classifier()
+    return create_method(name, **options)
 
 
 @dataclasses.dataclass(frozen=True)

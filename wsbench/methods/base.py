@@ -3,8 +3,9 @@
 A method is small because everything shared lives elsewhere. It says
 
 - **which classifier** its maps come from (:meth:`Method.classifier`): its own training recipe,
-  or another registered method's (GradCAM and Frame-to-Frame use the plain classifier of
-  ``cam``, so all three train once);
+  or another registered method's (Frame-to-Frame explains the standard classifier that
+  ``gradcam`` trains, so both train once); the trainer builds the :attr:`Method.head` of the
+  method named there;
 - **its loss terms** for a training batch (:meth:`Method.training_losses`), if it trains;
 - **its maps** for a batch of frames (:meth:`Method.maps`), at whatever resolution is natural
   (feature resolution for CAMs), values in [0, 1], class *before*;
@@ -134,6 +135,9 @@ class Method:
             ``wsbench run`` option (``--name`` / ``--no-name`` for booleans) and its
             ``metadata["help"]`` the help text.
         target: class whose maps are the masks (``"before"``: the illegal objects).
+        head: the classifier's head when this method trains it (see :class:`~wsbench.model.CamNet`):
+            ``"classmap"`` (the paper's CAM network) or ``"linear"`` (a standard image classifier,
+            what GradCAM explains).
 
     Args:
         **options: values of ``Options`` fields.
@@ -141,6 +145,7 @@ class Method:
 
     Options: ClassVar[type] = NoOptions
     target: ClassVar[str] = "before"
+    head: ClassVar[str] = "classmap"
     name: str = ""
 
     def __init__(self, **options: Any) -> None:

@@ -1,7 +1,15 @@
-"""``gradcam``: GradCAM (or any method of the grad-cam package) on the plain ``cam`` classifier.
+"""``gradcam``: GradCAM (or any method of the grad-cam package) on a standard image classifier.
 
-The maps come from ``pytorch-grad-cam`` with the backbone's output as target layer and the
-*before* logit as target. That package has side effects (it puts the model in eval mode, zeroes
+Grad-CAM explains a standard classifier: the backbone, global average pooling and a linear layer
+with bias (``head = "linear"``, what ``timm.create_model(name, num_classes=C)`` gives), trained with
+the classification loss on the same data and recipe as every other method. That is what the
+authors' code does (a torchvision ResNet-50 with its usual head, trained apart from the CAM
+network). On the paper's CAM network (bias-free 1×1 class-map head, average pooling) Grad-CAM at the
+last layer would *be* the CAM, so this column would repeat ``cam``'s. All ``--cam`` variants share
+one classifier, and Frame-to-Frame explains the same one.
+
+The maps come from ``pytorch-grad-cam`` with the backbone's output (the last stage) as target layer
+and the *before* logit as target. That package has side effects (it puts the model in eval mode, zeroes
 and leaves gradients, and keeps hooks until released); it is only ever called here, at
 evaluation time, inside a ``with`` block, and gradients are cleared afterwards.
 """
@@ -80,16 +88,21 @@ class GradCamOptions:
     cam: CamType = dataclasses.field(default="gradcam", metadata={"help": "which grad-cam method"})
 
 
-@register_method("gradcam", trains=False, needs_grad=True,
-                 description="GradCAM (or --cam gradcam++|layercam|...) on the cam classifier")
+@register_method("gradcam", needs_grad=True,
+                 description="GradCAM (or --cam gradcam++|layercam|...) on a standard classifier (pooling + linear)")
 class GradCam(Method):
-    """GradCAM on the classifier of ``cam`` (the paper's Table 1 GradCAM column)."""
+    """GradCAM on a standard image classifier (the paper's Table 1 GradCAM column).
+
+    Trains with the classification loss only (the :class:`~wsbench.methods.base.Method` default)
+    a classifier with a ``"linear"`` head.
+    """
 
     Options = GradCamOptions
+    head = "linear"
 
     def classifier(self) -> tuple[str, dict]:
-        """Explains the plain classifier: trains as ``cam``."""
-        return "cam", {}
+        """One standard classifier for every ``--cam`` variant (the option changes only the maps)."""
+        return "gradcam", {}
 
     def maps(self, model: CamNet, images: torch.Tensor) -> torch.Tensor:
         """GradCAM maps of class *before* at input resolution."""
