@@ -159,16 +159,81 @@ def test_multiscale_identity_and_flip_symmetry():
     assert torch.equal(multiscale_maps(method, None, x, (1.0,), False), method.maps(None, x))
     symmetric = x + x.flip(-1)
     out = multiscale_maps(method, None, symmetric, (0.5, 1.0, 2.0), True)
-    assert out.shape == (2, 8, 12) and torch.allclose(out, out.flip(-1), atol=1e-6)
+    assert out.shape == (2, 32, 48) and torch.allclose(out, out.flip(-1), atol=1e-6)  # input resolution
     assert torch.allclose(out.flatten(1).amax(1), torch.ones(2))
     # the stand-in is flip-equivariant, so mirrored maps flipped back equal the plain ones
-    plain = method.maps(None, x)
+    plain = torch.nn.functional.interpolate(method.maps(None, x)[:, None], size=(32, 48), mode="bilinear")[:, 0]
     unflipped = multiscale_maps(method, None, x, (1.0,), True)
     assert torch.allclose(unflipped, plain / plain.flatten(1).amax(1).view(-1, 1, 1), atol=1e-6)
     assert not torch.allclose(unflipped, unflipped.flip(-1), atol=1e-3)
     assert parse_scales("0.2, 0.5,1,2,4,6") == (0.2, 0.5, 1.0, 2.0, 4.0, 6.0)
     with pytest.raises(ValueError):
         parse_scales("0,1")
+
+
+class _RandomMaps:
+    """A stand-in method whose maps are random, at 1/8 of the input size (fixed per input shape)."""
+
+    target = "before"
+
+    def maps(self, model, images):
+        b, _, h, w = images.shape
+        gen = torch.Generator().manual_seed(h * 1000 + w)
+        return torch.rand(b, max(1, h // 8), max(1, w // 8), generator=gen)
+
+
+def _authors_combination(method, images, scales, flip):
+    """The authors' combination restated: every scale's (and mirror's) map enlarged to the input, summed, max-normalised."""
+    h, w = images.shape[-2:]
+    total = 0
+    for s in scales:
+        size = (max(8, round(h * s)), max(8, round(w * s)))
+        x = torch.nn.functional.interpolate(images, size=size, mode="bilinear", antialias=s < 1)
+        for m in ([False, True] if flip else [False]):
+            maps = method.maps(None, x.flip(-1) if m else x)
+            maps = maps.flip(-1) if m else maps
+            total = total + torch.nn.functional.interpolate(maps[:, None], size=(h, w), mode="bilinear",
+                                                            antialias=maps.shape[-1] > w)[:, 0]
+    return total / total.flatten(1).amax(1).view(-1, 1, 1)
+
+
+def test_multiscale_matches_the_authors_combination_on_random_maps():
+    x = torch.rand(2, 3, 48, 64)
+    scales = (0.2, 0.5, 1.0, 2.0, 4.0, 6.0)
+    ours = multiscale_maps(_RandomMaps(), None, x, scales, True)
+    assert ours.shape == (2, 48, 64)
+    assert torch.allclose(ours, _authors_combination(_RandomMaps(), x, scales, True), atol=1e-5)
+
+
+class _CoarsePerfectCam:
+    """A perfect but coarse CAM: the disc indicator (first channel) average-pooled at stride 32."""
+
+    target = "before"
+
+    def maps(self, model, images):
+        return torch.nn.functional.avg_pool2d(images[:, :1], 32, ceil_mode=True)[:, 0]
+
+
+def _best_iou(maps: torch.Tensor, gt: torch.Tensor) -> float:
+    scores = torch.nn.functional.interpolate(maps[:, None], size=gt.shape[-2:], mode="bilinear")[:, 0]
+    best = 0.0
+    for t in torch.linspace(0.02, 0.98, 49):
+        pred = scores > t
+        best = max(best, float((pred & gt).sum() / (pred | gt).sum()))
+    return best
+
+
+def test_multiscale_beats_single_scale_on_a_coarse_perfect_cam():
+    """25 discs, a stride-32 CAM that is right but coarse: larger scales add the detail (hand case)."""
+    gt = torch.zeros(1, 320, 320, dtype=torch.bool)
+    yy, xx = torch.meshgrid(torch.arange(320), torch.arange(320), indexing="ij")
+    for i in range(5):
+        for j in range(5):
+            gt[0] |= (yy - (32 + 64 * i)) ** 2 + (xx - (32 + 64 * j)) ** 2 <= 14 ** 2
+    images = gt.float()[:, None].expand(1, 3, 320, 320)
+    single = _best_iou(multiscale_maps(_CoarsePerfectCam(), None, images), gt)
+    multi = _best_iou(multiscale_maps(_CoarsePerfectCam(), None, images, (0.2, 0.5, 1, 2, 4, 6), True), gt)
+    assert multi > single + 0.15, (single, multi)
 
 
 def test_wsws_mask_and_frame_iou():

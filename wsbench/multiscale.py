@@ -1,12 +1,15 @@
 """Multi-scale and flip inference of any method's maps (test-time augmentation).
 
 The authors' benchmark code computes CAMs at scales 0.2, 0.5, 1, 2, 4 and 6 of the input and on its
-horizontal mirror, and combines them. Here that wraps :meth:`Method.maps`, so it works for every
-method alike: the input is resized (bilinear) to each scale, optionally mirrored, the method's maps
-are computed, mirrored back, resized to the maps' size at scale 1, and averaged. The average is
-divided by its per-image maximum, so the result is again in [0, 1] with a maximum of 1 (the
-authors sum raw CAMs and normalise the sum; here each scale's map is the method's own, already
-normalised map).
+horizontal mirror, enlarges every map to the input size and sums them. Here that wraps
+:meth:`Method.maps`, so it works for every method alike: the input is resized to each scale
+(bilinear, antialiased when shrinking), optionally mirrored, the method's maps are computed,
+mirrored back and resized to the **input** resolution (antialiased when shrinking), and summed. The
+sum is divided by its per-image maximum, so the result is again in [0, 1] with a maximum of 1.
+Combining at input resolution matters: coarse maps of small scales averaged at the feature grid of
+scale 1 lose the detail that the large scales add (the authors' combination, this one, keeps it).
+One difference remains: the authors sum raw CAMs (ReLU'd class maps) and normalise the sum; here
+each scale's map is the method's own normalised map, which is what every method returns.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
     from .methods import Method
     from .model import CamNet
 
-__all__ = ["parse_scales", "multiscale_maps"]
+__all__ = ["multiscale_maps", "parse_scales", "resize_maps"]
 
 _MIN_SIDE = 8  # smallest input side a scale may produce
 
@@ -41,9 +44,17 @@ def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
     return scales
 
 
+def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Maps (B, h, w) → (B, *size), bilinear, antialiased where a side shrinks."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    shrink = size[0] < maps.shape[-2] or size[1] < maps.shape[-1]
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False, antialias=shrink)[:, 0]
+
+
 def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales: Sequence[float] = (1.0,),
                     flip: bool = False) -> torch.Tensor:
-    """A method's maps averaged over input scales and, optionally, horizontal flips.
+    """A method's maps summed over input scales and, optionally, horizontal flips, at input resolution.
 
     Args:
         method: a :class:`~wsbench.methods.Method`.
@@ -53,25 +64,21 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
         flip: also run every scale on the mirrored input (and mirror its maps back).
 
     Returns:
-        (B, h, w) maps in [0, 1] at the resolution of the method's maps at scale 1 (at the largest
-        scale when 1 is not among ``scales``).
+        (B, H, W) maps in [0, 1] at the input resolution: the sum of every scale's (and mirror's)
+        map resized to H × W, divided by its per-image maximum.
     """
     scales = tuple(float(s) for s in scales)
     if scales == (1.0,) and not flip:
         return method.maps(model, images)
     h, w = images.shape[-2:]
-    reference = None  # output size: the maps' size at scale 1, else at the largest scale
-    total = None
-    for scale in sorted(scales, key=lambda s: (s != 1.0, -s)):
+    total = torch.zeros(images.shape[0], h, w, device=images.device)
+    for scale in scales:
         size = (max(_MIN_SIDE, round(h * scale)), max(_MIN_SIDE, round(w * scale)))
-        x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False,
+                                                        antialias=size[0] < h or size[1] < w)
         for mirrored in ((False, True) if flip else (False,)):
             maps = method.maps(model, x.flip(-1) if mirrored else x).float()
             if mirrored:
                 maps = maps.flip(-1)
-            reference = reference or tuple(maps.shape[-2:])
-            if tuple(maps.shape[-2:]) != reference:
-                maps = F.interpolate(maps[:, None], size=reference, mode="bilinear", align_corners=False)[:, 0]
-            total = maps if total is None else total + maps
-    assert total is not None
+            total += resize_maps(maps, (h, w))
     return total / (total.flatten(1).amax(dim=1).clamp_min(1e-5).view(-1, 1, 1))
