@@ -60,3 +60,12 @@ def test_fusion_without_compensation_spreads():
     zero = torch.zeros(3, 2, 1, 5)
     fused = fuse_maps(maps, zero, zero, Fusion(1, "max"))
     assert fused[1].tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0]]
+
+
+def test_foreground_recall_hand_count():
+    s = IoUSweep()
+    fg = np.array([[1, 1, 0, 0]], bool)
+    gt = np.array([[1, 0, 1, 1]], bool)
+    s.add(np.zeros((1, 4), np.float32), fg, gt)
+    assert s.foreground_recall() == pytest.approx(1 / 3)  # one of three GT pixels lies in the foreground
+    assert np.isnan(IoUSweep().foreground_recall())

@@ -42,7 +42,7 @@ def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=
                           "val_iou_illegal": iou + 0.01, "oracle_iou_illegal": iou + 0.02, "oracle_threshold": 0.3,
                           "accuracy": accuracy["foreground" if background_removal else "original"]["val"]},
               "baselines": {"all_foreground": {"iou_illegal": 0.2, "miou": 0.3},
-                            "empty": {"iou_illegal": 0.0, "miou": 0.45}},
+                            "empty": {"iou_illegal": 0.0, "miou": 0.45}, "foreground_recall": 0.97},
               "accuracy_by_input": accuracy,
               "curves": {"thresholds": [k / 100 for k in range(100)],
                          "val_iou_illegal": [iou * (1 - abs(k - 40) / 100) for k in range(100)],
@@ -93,7 +93,8 @@ def test_long_form_columns_and_components(runs):
 def test_comparison_mean_std_order_and_marks(runs):
     table = comparison(iter_runs(runs))
     assert table.columns[:4] == ["GradCAM", "Frame-to-Frame", "PuzzleCAM", "TC-CAM"]
-    assert table.columns[-1].startswith("all-foreground")
+    assert table.columns[-2].startswith("all-foreground") and table.columns[-1].startswith("foreground recall")
+    assert _cells(table)["synthetic-belt"]["foreground recall (ceiling)"].mean == pytest.approx(97.0)
     cells = _cells(table)["synthetic-belt"]
     tc = cells["TC-CAM"]
     assert tc.n == 2 and tc.mean == pytest.approx(39.0) and tc.std == pytest.approx(1.4142, abs=1e-3)

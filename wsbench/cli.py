@@ -223,6 +223,9 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--background-removal/--no-background-removal", default=None,
                      help="3 classes on background-removed frames (paper) or 2 on originals [default: on]"),
         click.option("--bg-threshold", type=float, help="background-removal threshold in grey levels [default: 22]"),
+        click.option("--bg-morph", type=click.IntRange(0, 255),
+                     help="opening/closing square of background removal, px at <=1024 px analysis size; "
+                          "objects narrower vanish; 0: none (the paper's rule) [default: 3]"),
         click.option("--augment/--no-augment", default=None, help="flips, shifts, colour gain [default: on]"),
         click.option("--flow", help="optical-flow estimator (wsbench list flows) [default: dis]"),
         click.option("--flow-root", help="folder of .flo files for --flow files [default: the dataset's own]"),
@@ -236,7 +239,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Pop the recipe options out of a command's keyword arguments."""
     names = ["backbone", "pretrained", "output_stride", "pool", "image_size", "epochs", "batch_size", "optimizer",
              "lr", "weight_decay", "schedule", "alpha_max", "beta_max", "weight_ramp", "background_removal",
-             "bg_threshold", "augment", "flow", "flow_root"]
+             "bg_threshold", "bg_morph", "augment", "flow", "flow_root"]
     recipe = {n: kwargs.pop(n) for n in names}
     recipe["image_size"] = _image_size(recipe["image_size"])
     if recipe["output_stride"] is not None:
@@ -465,12 +468,14 @@ def _belt_config(cls, videos, frames, size, seed):
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
+@click.option("--bg-morph", type=click.IntRange(0, 255), default=3, show_default=True,
+              help="opening/closing square of background removal (0: none)")
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, dataset_option: tuple[str, ...],
-              out: Path | None, cache_dir: Path | None) -> None:
+def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, bg_morph: int,
+              dataset_option: tuple[str, ...], out: Path | None, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
@@ -479,7 +484,7 @@ def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: fl
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
     target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
-    contact_sheet(index, target, bg_threshold=bg_threshold)
+    contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph)
     click.echo(f"contact sheet: {target}")
 
 

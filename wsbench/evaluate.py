@@ -126,6 +126,10 @@ class IoUSweep:
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * (tp / (tp + fp + fn) + tn / (tn + fp + fn))
 
+    def foreground_recall(self) -> float:
+        """Share of GT illegal pixels inside the foreground: the ceiling of every method's recall."""
+        return float(self.pos.sum()) / self.gt if self.gt else float("nan")
+
     def empty_mask(self) -> tuple[float, float]:
         """(IoU, mIoU) of predicting nothing illegal."""
         if self.total == 0:
@@ -454,7 +458,8 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         empty = test.empty_mask()
         baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0]),
                                         "stability": num(stability.stability()[0]) if stability.pairs else None},
-                     "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])}}
+                     "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])},
+                     "foreground_recall": num(test.foreground_recall())}
     frames = splits["val"].frames + splits["test"].frames
     seconds = splits["val"].seconds + splits["test"].seconds
     return {

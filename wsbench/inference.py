@@ -172,7 +172,8 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
                    fuse_mode=fusion["mode"] if fusion else "max",
                    cache_dir=str(cache_dir) if cache_dir else None)
     resolved = resolve(spec)
-    return prepare(resolved.index, resolved.recipe.image_size, cache_dir, resolved.recipe.bg_threshold)
+    return prepare(resolved.index, resolved.recipe.image_size, cache_dir, resolved.recipe.bg_threshold,
+                   bg_morph=resolved.recipe.bg_morph)
 
 
 def label_mask(scores: np.ndarray | None, foreground: np.ndarray, threshold: float) -> np.ndarray:
@@ -232,5 +233,6 @@ def run_summary(trained: TrainedRun) -> dict[str, Any]:
             "threshold_source": result.get("metrics", {}).get("threshold_source"),
             "fusion": dataclasses.asdict(trained.fusion) if trained.fusion else None,
             "background_removal": trained.recipe.background_removal, "bg_threshold": trained.recipe.bg_threshold,
+            "bg_morph": trained.recipe.bg_morph,
             "image_size": list(trained.recipe.image_size)}
 

@@ -202,7 +202,8 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
     recipe = resolved.recipe
 
     with distributed.main_first():
-        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold)
+        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
+                                            bg_morph=recipe.bg_morph)
     model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
                                           resume=resume, workers=spec.workers, compile_model=spec.compile,
                                           progress=progress and main)

@@ -197,6 +197,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 name = "iou_illegal" if metric == "val_iou_illegal" else metric
                 rows.append({**base, "split": split, "metric": name, "value": value})
         for name, values in (r.get("baselines") or {}).items():
+            if not isinstance(values, dict):  # a single number, e.g. foreground_recall
+                rows.append({**base, "split": "test", "metric": name, "value": values})
+                continue
             for metric, value in values.items():
                 rows.append({**base, "split": "test", "metric": f"{name}:{metric}", "value": value})
         for kind, splits in (r.get("accuracy_by_input") or {}).items():
@@ -379,6 +382,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
     ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")]
+    recall = df[(df.metric == "foreground_recall") & (df.split == "test")]
     reasons: dict[str, list[str]] = {}
     for dataset, group in df.groupby("dataset", sort=False):
         static_after = bool(group.static_after.any())
@@ -398,12 +402,15 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
         _highlight(cells, higher)
         # the reference depends on the test split only: one value per data set and seed
         cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "value"]).value))
+        cells.append(_cell(recall[recall.dataset == dataset].drop_duplicates(["seed", "value"]).value))
         table.rows.append((dataset, cells))
-    table.columns = columns + ["all-foreground (reference)"]
+    table.columns = columns + ["all-foreground (reference)", "foreground recall (ceiling)"]
     chosen = "argmax, no threshold" if metric == "iou_illegal_wsws" else "threshold chosen on val"
     table.caption = (f"Comparison: {header} ×100 on test, {chosen} ({'higher' if higher else 'lower'} "
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
-                     f"underlined; all-foreground calls every foreground pixel illegal (not ranked).")
+                     f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
+                     f"is the share of test GT illegal pixels inside the background-removal foreground, the "
+                     f"ceiling of every method's recall (not ranked).")
     table.footnotes = _footnotes(reasons)
     return table
 

@@ -173,7 +173,8 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
                 raise UserError(f"frame {read + len(batch)} is {got[0]}x{got[1]}, the first frame "
                                 f"{size[0]}x{size[1]}; frames of one video must share a size")
             size = got
-            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size, recipe.bg_threshold)
+            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size, recipe.bg_threshold,
+                                                   recipe.bg_morph)
             batch.append((_Entry(frame, small, fg), fg_small))
         done = len(batch) < batch_size
         if batch:

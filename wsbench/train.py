@@ -68,6 +68,8 @@ class Recipe:
         background_removal: three classes on background-removed frames (paper) or two classes
             on the original frames.
         bg_threshold: background-removal threshold (grey levels).
+        bg_morph: side in pixels (at the analysis resolution) of the opening/closing square that
+            cleans the foreground; ≤ 1 for none (the paper's rule). Objects narrower than it vanish.
         augment: flips, small shifts and colour gain on training batches.
         flow: optical-flow estimator for clip training.
         flow_root: where the ``files`` estimator reads ``.flo`` files (``None``: the data set's
@@ -90,6 +92,7 @@ class Recipe:
     weight_ramp: Literal["ramp", "constant"] = "ramp"
     background_removal: bool = True
     bg_threshold: float = 22.0
+    bg_morph: int = 3
     augment: bool = True
     flow: str = "dis"
     flow_root: str | None = None

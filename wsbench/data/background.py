@@ -1,8 +1,11 @@
-"""Background removal (paper §4.1): per-video median background, thresholded distance, morphology.
+"""Background removal (paper §4.1): per-video median background and a thresholded distance.
 
 For each video (one camera), the background is the pixel-wise median of its grayscale frames.
-A pixel whose grey level differs from it by more than ``threshold`` is foreground; a small
-opening then closing removes speckle and fills pin-holes. The foreground mask turns one frame into
+A pixel whose grey level differs from it by more than ``threshold`` is foreground (the paper's
+rule). Optionally (``morph`` > 1) an opening then closing with a ``morph`` × ``morph`` square at
+the analysis resolution removes speckle and fills pin-holes; every object narrower than the square
+vanishes from the foreground, and since masks are ANDed with the foreground no method can find it
+again, so the default is a 3-pixel square (sensor noise only) and ``morph`` ≤ 1 turns it off. The foreground mask turns one frame into
 two training images: the objects on black (labelled before/after) and the belt with the objects
 blacked out (labelled background), the paper's three-class formulation.
 
@@ -17,9 +20,11 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-__all__ = ["ANALYSIS_MAX_SIDE", "analysis_size", "foreground_mask", "median_background", "morph_kernel", "to_gray"]
+__all__ = ["ANALYSIS_MAX_SIDE", "DEFAULT_MORPH", "analysis_size", "foreground_mask", "median_background", "to_gray"]
 
 ANALYSIS_MAX_SIDE = 1024
+#: side of the opening/closing square in pixels at the analysis resolution (≤ 1: none)
+DEFAULT_MORPH = 3
 #: number of evenly spaced frames a video's median is taken over (all frames if fewer)
 MEDIAN_FRAMES = 64
 
@@ -44,26 +49,23 @@ def median_background(grays: Iterable[np.ndarray]) -> np.ndarray:
     return np.median(stack, axis=0).astype(np.uint8)
 
 
-def morph_kernel(width: int, height: int) -> np.ndarray:
-    """Square structuring element of about 3 px per 128 px of the shorter side (odd, ≥ 3)."""
-    k = max(3, int(round(3 * min(width, height) / 128)))
-    k += 1 - k % 2
-    return cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-
-
-def foreground_mask(gray: np.ndarray, background: np.ndarray, threshold: float) -> np.ndarray:
-    """Foreground of one frame: ``|gray - background| > threshold``, then open and close.
+def foreground_mask(gray: np.ndarray, background: np.ndarray, threshold: float,
+                    morph: int = DEFAULT_MORPH) -> np.ndarray:
+    """Foreground of one frame: ``|gray - background| > threshold``, then (``morph`` > 1) open and close.
 
     Args:
         gray: grayscale frame (uint8), same size as ``background``.
         background: the video's median background.
         threshold: grey-level distance above which a pixel is foreground.
+        morph: side in pixels of the square opening/closing element; ≤ 1 for none (the paper's rule).
 
     Returns:
         uint8 mask, 1 = foreground (object), 0 = belt.
     """
     diff = cv2.absdiff(gray, background)
     mask = (diff > threshold).astype(np.uint8)
-    kernel = morph_kernel(gray.shape[1], gray.shape[0])
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    if morph > 1:
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (morph, morph))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    return mask

@@ -85,17 +85,20 @@ class PreparedData:
         path: the cache folder.
         image_size: training resolution ``(w, h)``.
         bg_threshold: background-removal threshold used.
+        bg_morph: side of the background-removal opening/closing square (≤ 1: none).
         frames: memory-mapped (N, h, w, 3) uint8 original frames.
         fg: memory-mapped (N, h, w) uint8 foreground masks.
         slices: one :class:`VideoSlice` per video.
         timings: seconds spent building caches in this process (``frames``, ``flow``).
     """
 
-    def __init__(self, index: VideoIndex, path: Path, image_size: tuple[int, int], bg_threshold: float) -> None:
+    def __init__(self, index: VideoIndex, path: Path, image_size: tuple[int, int], bg_threshold: float,
+                 bg_morph: int = bg.DEFAULT_MORPH) -> None:
         self.index = index
         self.path = path
         self.image_size = image_size
         self.bg_threshold = bg_threshold
+        self.bg_morph = bg_morph
         meta = json.loads((path / "meta.json").read_text())
         self.slices = [VideoSlice(s["start"], s["length"], tuple(s["frame_size"])) for s in meta["videos"]]
         self.frames = np.load(path / "frames.npy", mmap_mode="r")
@@ -193,6 +196,7 @@ def prepare(
     cache_dir: str | os.PathLike | None = None,
     bg_threshold: float = 22.0,
     workers: int | None = None,
+    bg_morph: int = bg.DEFAULT_MORPH,
 ) -> PreparedData:
     """Build (or reuse) the frame and foreground caches of ``index`` at ``image_size``.
 
@@ -203,25 +207,27 @@ def prepare(
         cache_dir: cache root (see :func:`resolve_cache_dir`).
         bg_threshold: background-removal threshold (grey levels).
         workers: threads decoding videos in parallel (default: up to 4, one per core).
+        bg_morph: side of the background-removal opening/closing square (≤ 1: none).
 
     Returns:
         The prepared data set.
     """
     root = resolve_cache_dir(cache_dir)
     w, h = image_size
-    path = root / f"{index.name}-{index.fingerprint()}" / f"{w}x{h}-bg{bg_threshold:g}"
+    path = root / f"{index.name}-{index.fingerprint()}" / f"{w}x{h}-bg{bg_threshold:g}-m{max(bg_morph, 1)}"
     start = time.perf_counter()
     built = False
     if not (path / "meta.json").exists():
-        _build(index, path, image_size, bg_threshold, workers)
+        _build(index, path, image_size, bg_threshold, workers, bg_morph)
         built = True
-    data = PreparedData(index, path, image_size, bg_threshold)
+    data = PreparedData(index, path, image_size, bg_threshold, bg_morph)
     if built:
         data.timings["frames"] = time.perf_counter() - start
     return data
 
 
-def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold: float, workers: int | None) -> None:
+def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold: float, workers: int | None,
+           morph: int) -> None:
     from tqdm.auto import tqdm
 
     if not index.videos:
@@ -237,7 +243,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
 
         def one(pos: int) -> tuple[int, int]:
             return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
-                                image_size, threshold)
+                                image_size, threshold, morph)
 
         workers = workers or min(4, os.cpu_count() or 1)
         sizes: dict[int, tuple[int, int]] = {}
@@ -254,6 +260,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
             "dataset": index.name,
             "image_size": [w, h],
             "bg_threshold": threshold,
+            "bg_morph": morph,
             "videos": [{"key": v.key, "start": int(starts[i]), "length": len(v), "frame_size": list(sizes[i])}
                        for i, v in enumerate(index.videos)],
         }
@@ -270,7 +277,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
 
 
 def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg: np.ndarray,
-                 image_size: tuple[int, int], threshold: float) -> tuple[int, int]:
+                 image_size: tuple[int, int], threshold: float, morph: int) -> tuple[int, int]:
     """Resize and background-remove one video; returns its original frame size."""
     fg_dir.mkdir(parents=True)
     n = len(video)
@@ -286,14 +293,14 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
     del grays
     for i, frame in enumerate(video.frames):
         _check_size(video, i, frame, size)
-        frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold)
+        frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold, morph)
         cv2.imwrite(str(fg_dir / f"{i}.png"), mask * 255)
     assert size is not None
     return size
 
 
 def frame_arrays(frame: np.ndarray, background: np.ndarray, image_size: tuple[int, int],
-                 threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 threshold: float, morph: int = bg.DEFAULT_MORPH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One frame as the caches hold it: resized frame and foreground, and the analysis-size foreground.
 
     Args:
@@ -301,13 +308,14 @@ def frame_arrays(frame: np.ndarray, background: np.ndarray, image_size: tuple[in
         background: its video's median background (grayscale at the analysis size).
         image_size: training resolution ``(w, h)``.
         threshold: background-removal threshold (grey levels).
+        morph: side of the opening/closing square (≤ 1: none).
 
     Returns:
         ``(frame (h, w, 3) uint8, foreground (h, w) uint8 0/1 at training resolution,
         foreground uint8 0/1 at the analysis size)``.
     """
     asize = (background.shape[1], background.shape[0])
-    mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+    mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold, morph)
     small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
     return cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA), (small > 127).astype(np.uint8), mask
 

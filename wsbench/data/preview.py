@@ -42,7 +42,7 @@ def _tile(image: np.ndarray, size: int, caption: str) -> np.ndarray:
     return canvas
 
 
-def _rows_for(video: Video, frames: int, size: int, threshold: float) -> list[np.ndarray]:
+def _rows_for(video: Video, frames: int, size: int, threshold: float, morph: int) -> list[np.ndarray]:
     n = len(video)
     picks = np.linspace(0, n - 1, min(n, frames)).round().astype(int)
     first = video.frames.read(0)
@@ -52,7 +52,7 @@ def _rows_for(video: Video, frames: int, size: int, threshold: float) -> list[np
     rows = []
     for i in picks:
         frame = video.frames.read(int(i))
-        fg = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold)
+        fg = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold, morph)
         fg = cv2.resize(fg, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
         tiles = [_tile(frame, size, f"{video.key} #{i}"), _tile(frame * fg[..., None], size, "objects (fg)"),
                  _tile(frame * ~fg[..., None], size, "background class")]
@@ -69,7 +69,7 @@ def _rows_for(video: Video, frames: int, size: int, threshold: float) -> list[np
 
 
 def contact_sheet(index: VideoIndex, out: Path, videos: int = 2, frames: int = 2, size: int = 160,
-                  bg_threshold: float = 22.0) -> Path:
+                  bg_threshold: float = 22.0, bg_morph: int = bg.DEFAULT_MORPH) -> Path:
     """Save a PNG grid: per row a frame, its objects, its background image and its GT overlay.
 
     Shows ``videos`` before and ``videos`` after videos (masked before videos first), ``frames``
@@ -79,7 +79,7 @@ def contact_sheet(index: VideoIndex, out: Path, videos: int = 2, frames: int = 2
     for label in LABELS:
         group = sorted((v for v in index.videos if v.label == label), key=lambda v: (not v.has_masks, v.key))
         chosen.extend(group[:videos])
-    rows = [row for v in chosen for row in _rows_for(v, frames, size, bg_threshold)]
+    rows = [row for v in chosen for row in _rows_for(v, frames, size, bg_threshold, bg_morph)]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = np.concatenate(rows, axis=0)
