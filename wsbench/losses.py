@@ -5,6 +5,10 @@
 - :func:`spatial_loss`: L1 between full-image and merged class maps (eq. 7), PuzzleCAM's form.
 - :func:`temporal_loss`: L1 between a frame's CAM and the max of its warped neighbours'
   CAMs (eq. 8–11).
+
+Both reconstruction losses use one convention, the official PuzzleCAM code's (which the authors'
+POF-CAM code also uses for its temporal term): the absolute difference is multiplied by the image's
+labels and averaged over all B × C × h × w elements. So α and β are in the authors' units.
 """
 
 from __future__ import annotations
@@ -80,9 +84,10 @@ def temporal_loss_terms(
         labels: (B, C) multi-hot labels of the frames (the temporal loss uses their classes).
 
     Returns:
-        Mean over the labelled classes and the pixels where at least one warped neighbour is
-        valid of |M_t − max(warp(M_{t−1}), warp(M_{t+1}))|; neighbours that sample outside the
-        frame (belt entering the view) do not take part, so zero padding is not a target.
+        |M_t − max(warp(M_{t−1}), warp(M_{t+1}))| times the frame's labels, averaged over all
+        B × C × h × w elements (the convention of :func:`spatial_loss` and of the authors' code);
+        pixels where no warped neighbour is valid (belt entering the view) count as 0, so zero
+        padding is never a target.
     """
     size = centre.shape[-2:]
     m_t, m_prev, m_next = normalized_cams(centre), normalized_cams(prev), normalized_cams(nxt)
@@ -91,7 +96,7 @@ def temporal_loss_terms(
     fused = torch.maximum(w_prev.masked_fill(v_prev == 0, -1.0), w_next.masked_fill(v_next == 0, -1.0))
     valid = torch.maximum(v_prev, v_next)
     weight = valid * labels.float()[:, :, None, None]
-    return ((m_t - fused).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+    return ((m_t - fused).abs() * weight).mean()
 
 
 def temporal_loss(class_maps: torch.Tensor, flows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
