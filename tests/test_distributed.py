@@ -96,3 +96,22 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_belt, tmp_path):
     res = json.loads((runs[0] / "result.json").read_text())
     assert res["metrics"]["iou_illegal"] is not None
 
+
+
+def test_augment_shifts_the_flow_field_with_the_frames():
+    """Two motion regions: after augmentation the region seen in the frames and in the flow coincide."""
+    h = w = 64
+    region = torch.zeros(h, w)
+    region[8:40, 4:28] = 1.0  # moves right; the rest of the belt stands still
+    images = (region * 250).expand(2 * 3, 3, h, w).clone()  # 2 clips of 3 frames
+    cells = torch.nn.functional.avg_pool2d(region[None, None], 4)[0, 0]
+    flows = torch.zeros(2, 3, 2, 2, h // 4, w // 4)
+    flows[:, :, :, 0] = 2.0 * cells  # u = 2 px inside the region, 0 outside
+    moved = 0
+    for seed in range(8):
+        out, out_flows = augment(images, flows, torch.Generator().manual_seed(seed), clip_len=3)
+        seen = torch.nn.functional.avg_pool2d((out[:, :1] > 0).float(), 4)[:, 0] > 0.5
+        moving = out_flows[:, :, 0, 0].abs().flatten(0, 1) > 1.0
+        assert torch.equal(seen, moving), f"seed {seed}: flow field not aligned with the shifted frames"
+        moved += int(not torch.equal(seen[0], cells > 0.5) and not torch.equal(seen[0], (cells > 0.5).flip(-1)))
+    assert moved, "no draw shifted the clip: the test would not see a misalignment"

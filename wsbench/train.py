@@ -280,9 +280,14 @@ def augment(images: torch.Tensor, flows: torch.Tensor | None, generator: torch.G
             clip_len: int = 1, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Random flips, shifts (≤ 1/16 of the size, zero fill) and colour gain, the same for a clip.
 
+    The flow fields move with the frames: flips mirror them and negate the flipped component, and
+    a clip's shift is rounded to whole cells of the flow grid (``H / h``) so that the flow field is
+    shifted by exactly as many cells (zero flow where the frames are zero-filled). A field with
+    several motions would otherwise be misaligned with the shifted frames.
+
     Args:
         images: float images (N, 3, H, W) in 0–255, clip-major when ``clip_len > 1``.
-        flows: (B, T, 2, 2, h, w) clip flows or ``None``; flips negate the flipped component.
+        flows: (B, T, 2, 2, h, w) clip flows or ``None``.
         generator: CPU generator for the random draws.
         clip_len: frames per clip.
         shard: ``(rank, world)``: the batch is part ``rank`` of ``world`` equal parts of a global
@@ -306,18 +311,29 @@ def augment(images: torch.Tensor, flows: torch.Tensor | None, generator: torch.G
     clips = torch.where(hflip.view(b, 1, 1, 1, 1).to(images.device), clips.flip(-1), clips)
     clips = torch.where(vflip.view(b, 1, 1, 1, 1).to(images.device), clips.flip(-2), clips)
     clips = (clips * gain.view(b, 1, 3, 1, 1).to(images.device)).clamp_(0, 255)
-    shifted = torch.zeros_like(clips)
-    for i in range(b):  # integer shifts with zero fill: flows are unchanged by a common shift
-        y, x = int(dy[i]), int(dx[i])
-        shifted[i, :, :, max(y, 0):h + min(y, 0), max(x, 0):w + min(x, 0)] = \
-            clips[i, :, :, max(-y, 0):h + min(-y, 0), max(-x, 0):w + min(-x, 0)]
-    if flows is not None:
-        sign_u = torch.where(hflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
-        sign_v = torch.where(vflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
-        flows = torch.where(hflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-1), flows)
-        flows = torch.where(vflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-2), flows)
-        flows = torch.stack((flows[:, :, :, 0] * sign_u, flows[:, :, :, 1] * sign_v), dim=3)
-    return shifted.view(n, 3, h, w), flows
+    if flows is None:
+        return _shift(clips, dy, dx).view(n, 3, h, w), None
+    sign_u = torch.where(hflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
+    sign_v = torch.where(vflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
+    flows = torch.where(hflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-1), flows)
+    flows = torch.where(vflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-2), flows)
+    flows = torch.stack((flows[:, :, :, 0] * sign_u, flows[:, :, :, 1] * sign_v), dim=3)
+    # whole cells of the flow grid (towards zero, so within the bound), shifting the flow field exactly
+    cell_y, cell_x = h / flows.shape[-2], w / flows.shape[-1]
+    cells_y, cells_x = (dy.double() / cell_y).trunc().long(), (dx.double() / cell_x).trunc().long()
+    shifted = _shift(clips, (cells_y * cell_y).round().long(), (cells_x * cell_x).round().long())
+    return shifted.view(n, 3, h, w), _shift(flows, cells_y, cells_x)  # a common shift keeps flow values
+
+
+def _shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Shift each item ``x[i]`` (any leading dims, then H, W) by (dy[i], dx[i]) pixels, zero fill."""
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    for i in range(x.shape[0]):
+        y, s = int(dy[i]), int(dx[i])
+        out[i, ..., max(y, 0):h + min(y, 0), max(s, 0):w + min(s, 0)] = \
+            x[i, ..., max(-y, 0):h + min(-y, 0), max(-s, 0):w + min(-s, 0)]
+    return out
 
 
 def _to_batch(raw: dict, model: CamNet, device: torch.device, num_classes: int, clip_len: int,
