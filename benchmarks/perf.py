@@ -8,12 +8,13 @@ Prints one markdown table and the ratios of issue 7, all measured in this one in
   generated data, model and recipe: map inference frames/s (the evaluator's
   ``maps_frames_per_second``: maps and fusion, without IoU accounting; cold, so GradCAM's first
   batch includes importing pytorch-grad-cam) and the peak RSS of the whole run. The runs share one
-  runs directory, so ``gradcam`` and ``f2f`` explain the classifier ``cam`` trained, and every run
+  runs directory, so ``f2f`` explains the standard classifier ``gradcam`` trained, and every run
   after the first one that needs flows reads them from the cache (estimations are counted per run);
 - training images/s and seconds per epoch of each training recipe, from one warm process that
   alternates one-epoch trainings (the trainer itself) of all of them and keeps each one's best of
   three rounds, so a change of machine load hits all alike;
-- map frames/s of ``cam`` and ``gradcam`` on the same classifier, warm, alternating, best of three;
+- map frames/s of ``cam`` and ``gradcam`` on the same classifier (the CAM network ``cam`` trained:
+  Grad-CAM costs the same on either head), warm, alternating, best of three;
 - per flow estimator (``dis``, ``farneback``; ``raft`` only when its weights are on disk), the
   one-off flow cost in ms/frame, and the cost of asking for the same flows again (cache hit);
 - peak RSS of training + evaluation (cache building included) on a 200-frame and a 2,000-frame
@@ -42,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: (label, extra ``wsbench run`` arguments); cam first: it trains the classifier gradcam and f2f reuse.
+#: (label, extra ``wsbench run`` arguments); gradcam before f2f: f2f explains the classifier gradcam trained.
 METHODS = [
     ("cam", ["--method", "cam"]),
     ("gradcam", ["--method", "gradcam"]),
@@ -351,7 +352,7 @@ def render(report: dict[str, Any]) -> str:
     lines = ["| measurement | train images/s | s/epoch | maps frames/s (run) | flow ms/frame | peak RSS MB (run) |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
-        name = r["method"] if r["trained"] else f"{r['method']} (cam's classifier)"
+        name = r["method"] if r["trained"] else f"{r['method']} (gradcam's classifier)"
         lines.append(f"| {name} | {f(r.get('train_images_per_s'), '.0f')} | {f(r.get('epoch_seconds'), '.2f')} "
                      f"| {f(r['maps_fps'], '.0f')} | — | {r['peak_rss_mb']:.0f} |")
     for name, fl in report["flows"].items():

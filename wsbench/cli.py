@@ -274,7 +274,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     """Train what METHOD needs on DATASET, produce maps for the test frames and score them.
 
-    The classifier is shared with earlier runs that trained the same recipe (gradcam, cam and f2f
+    The classifier is shared with earlier runs that trained the same recipe (gradcam and f2f
     train once). Writes RUNS_DIR/<run-id>/config.json and, when finished, result.json.
     """
     from .pipeline import RunSpec, execute
