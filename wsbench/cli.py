@@ -21,6 +21,8 @@ from .registry import RegistryError
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
 CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
+SPLIT_SEED_HELP = ("seed of the split by video; re-splits synthetic-belt (same proportions) [default: the data set's "
+                   "split: splits.json or its fixed split, else seed 0]")
 
 
 # -- error handling ---------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
@@ -463,14 +465,14 @@ def _belt_config(cls, videos, frames, size, seed):
 @data_cmd.command("show")
 @click.argument("root", type=click.Path(path_type=Path), required=False)
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, dataset_option: tuple[str, ...],
-              out: Path | None, cache_dir: Path | None) -> None:
+def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_threshold: float,
+              dataset_option: tuple[str, ...], out: Path | None, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
@@ -579,9 +581,9 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
 @click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int,
+def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int | None,
               cache_dir: Path | None) -> None:
     """Write the flow of every frame to the next one as Middlebury .flo files, mirroring the frame tree.
 
