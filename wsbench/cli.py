@@ -321,7 +321,7 @@ _METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability", "io
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
-                  echo=click.echo) -> None:
+                  echo=click.echo, ci: bool = False) -> None:
     from .report import build_tables, long_form, render
 
     records = list(records)
@@ -329,13 +329,15 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
         echo("no finished runs")
         return
     if names == ["long"]:
+        if ci:
+            raise UserError("--ci adds intervals to table cells; --table long has one row per run and metric")
         if fmt == "latex":
             raise UserError("--table long has one row per run and metric: use --format csv, json or markdown")
         df = long_form(records)
         text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
                 "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
     else:
-        text = render(build_tables(records, names, metric), fmt)
+        text = render(build_tables(records, names, metric, ci), fmt)
     if out is None:
         echo(text.rstrip("\n"))
     else:
@@ -355,10 +357,12 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="test metric of the comparison and ablation (iou_illegal_wsws: the authors' "
                                       "code's protocol)")
+@click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU cell "
+                                        "(1000 resamples; see the caption)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_dir: Path | None) -> None:
-    """Tables from every finished run: mean ± std over seeds, best bold, second underlined.
+def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | None, runs_dir: Path | None) -> None:
+    """Tables from every finished run: mean ± std over seeds × split seeds, best bold, second underlined.
 
     Runs without result.json (still running or interrupted) are ignored.
     """
@@ -366,7 +370,7 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_di
     from .runs import iter_runs, resolve_runs_dir
 
     names = list(TABLES) if table == "all" else [table]
-    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out)
+    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out, ci=ci)
 
 
 @cli.command("figures")
