@@ -355,3 +355,17 @@ def test_leaderboard_ci_in_every_format(split_runs):
     assert not re.search(r"\d\]", miou) and "for the illegal IoU only" in miou
     long = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs_dir), "--ci", "--table", "long"])
     assert long.exit_code == 1 and "--ci" in long.output
+
+
+def test_paper_spec_runs_the_fixed_split_and_its_commented_example_loads(tmp_path):
+    from pathlib import Path
+
+    from wsbench.suite import load_spec
+
+    paper = Path(__file__).parent.parent / "benchmarks" / "paper.toml"
+    assert load_spec(paper).split_seeds is None  # by default the fixed split, as before
+    text = paper.read_text()
+    assert "\n# split_seeds = [0, 1, 2]" in text
+    example = tmp_path / "paper.toml"
+    example.write_text(text.replace("\n# split_seeds = [0, 1, 2]", "\nsplit_seeds = [0, 1, 2]"))
+    assert load_spec(example).split_seeds == [0, 1, 2]
