@@ -26,10 +26,10 @@ def iou_interval(runs: Sequence[Mapping[str, Mapping[str, int]]], resamples: int
 
     Exactly what is done: the runs are grouped by their set of test videos (runs on the same
     split share one group; runs on other splits, e.g. other split seeds, form their own). A
-    generator ``numpy.random.default_rng(seed)`` draws, group by group in order of first
-    appearance, a ``(resamples, n)`` matrix of video indices uniformly with replacement from the
-    group's ``n`` videos (in sorted key order), so every run of a group is scored on the same
-    draw. In resample *b* each run's IoU is Σ intersection / Σ union over its drawn videos (a video
+    generator ``numpy.random.default_rng(seed)`` draws, group by group in the order of their
+    sorted video keys, a ``(resamples, n)`` matrix of video indices uniformly with replacement from
+    the group's ``n`` videos (in sorted key order), so every run of a group is scored on the same
+    draw and the interval does not depend on the order of the runs. In resample *b* each run's IoU is Σ intersection / Σ union over its drawn videos (a video
     drawn twice counts twice), and the resample's value is the mean of the runs' IoUs. The interval
     is numpy's (linear) percentiles ``(1 − level)/2`` and ``(1 + level)/2`` of the resample values;
     resamples in which a run's union is empty (NaN) are left out. It reflects the choice of test
@@ -53,7 +53,7 @@ def iou_interval(runs: Sequence[Mapping[str, Mapping[str, int]]], resamples: int
         groups.setdefault(tuple(sorted(run)), []).append(run)
     rng = np.random.default_rng(seed)
     total = np.zeros(resamples)
-    for keys, members in groups.items():
+    for keys, members in sorted(groups.items()):
         draw = rng.integers(0, len(keys), size=(resamples, len(keys)))
         for run in members:
             inter = np.array([run[k]["intersection"] for k in keys], np.float64)

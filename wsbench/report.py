@@ -161,9 +161,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
     ``variant`` (hash of the configuration without the seed and split seed), ``user_label`` (the
     suite's label or empty), ``static_after``, ``background_removal``, ``classifier`` (path of the
-    trained classifier), ``recipe`` (JSON) and ``split_seed``. Metrics: the test and val metrics of ``result.json``, the
-    ``all_foreground`` and ``empty`` references, and ``accuracy:original`` / ``accuracy:foreground``
-    on train and val.
+    trained classifier), ``recipe`` (JSON) and ``split_seed``. Metrics: the test and val metrics of
+    ``result.json``, the ``all_foreground`` and ``empty`` references, and ``accuracy:original`` /
+    ``accuracy:foreground`` on train and val.
     """
     rows = []
     for record in records:
