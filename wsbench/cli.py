@@ -21,6 +21,8 @@ from .registry import RegistryError
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
 CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
+SPLIT_SEED_HELP = ("seed of the split by video; re-splits synthetic-belt (same proportions) [default: the data set's "
+                   "split: splits.json or its fixed split, else seed 0]")
 
 
 # -- error handling ---------------------------------------------------------------------------
@@ -252,7 +254,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
@@ -322,7 +324,7 @@ _METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability", "io
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
-                  echo=click.echo) -> None:
+                  echo=click.echo, ci: bool = False) -> None:
     from .report import build_tables, long_form, render
 
     records = list(records)
@@ -330,13 +332,15 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
         echo("no finished runs")
         return
     if names == ["long"]:
+        if ci:
+            raise UserError("--ci adds intervals to table cells; --table long has one row per run and metric")
         if fmt == "latex":
             raise UserError("--table long has one row per run and metric: use --format csv, json or markdown")
         df = long_form(records)
         text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
                 "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
     else:
-        text = render(build_tables(records, names, metric), fmt)
+        text = render(build_tables(records, names, metric, ci), fmt)
     if out is None:
         echo(text.rstrip("\n"))
     else:
@@ -356,10 +360,12 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="test metric of the comparison and ablation (iou_illegal_wsws: the authors' "
                                       "code's protocol)")
+@click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU cell "
+                                        "(1000 resamples; see the caption)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_dir: Path | None) -> None:
-    """Tables from every finished run: mean ± std over seeds, best bold, second underlined.
+def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | None, runs_dir: Path | None) -> None:
+    """Tables from every finished run: mean ± std over seeds × split seeds, best bold, second underlined.
 
     Runs without result.json (still running or interrupted) are ignored.
     """
@@ -367,7 +373,7 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_di
     from .runs import iter_runs, resolve_runs_dir
 
     names = list(TABLES) if table == "all" else [table]
-    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out)
+    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out, ci=ci)
 
 
 @cli.command("figures")
@@ -466,7 +472,7 @@ def _belt_config(cls, videos, frames, size, seed):
 @data_cmd.command("show")
 @click.argument("root", type=click.Path(path_type=Path), required=False)
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--bg-morph", type=click.IntRange(0, 255), default=3, show_default=True,
               help="opening/closing square of background removal (0: none)")
@@ -474,7 +480,7 @@ def _belt_config(cls, videos, frames, size, seed):
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, bg_morph: int,
+def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_threshold: float, bg_morph: int,
               dataset_option: tuple[str, ...], out: Path | None, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
@@ -584,9 +590,9 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
 @click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int,
+def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int | None,
               cache_dir: Path | None) -> None:
     """Write the flow of every frame to the next one as Middlebury .flo files, mirroring the frame tree.
 

@@ -12,7 +12,9 @@ For every *before* frame with a GT mask in the validation and test splits:
 
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
 reported number. The best test IoU over the sweep is reported too, marked ``oracle``, for
-comparison with papers that tune on test. GT masks are opened here and nowhere else.
+comparison with papers that tune on test. GT masks are opened here and nowhere else. Each test
+video's own intersection and union pixel counts at the chosen threshold are kept as well
+(``counts.test_videos``; their sums give the test IoU), so tables can bootstrap over test videos.
 
 **Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
 the training resolution: the (fused) maps are upsampled bilinearly to it, and each frame's mask
@@ -106,6 +108,19 @@ class IoUSweep:
         self.gt += int(gt.sum())
         self.total += gt.size
         self.frames += 1
+
+    def merge(self, other: IoUSweep) -> None:
+        """Add the frames of another sweep (same bins) to this one."""
+        self.pos += other.pos
+        self.neg += other.neg
+        self.gt += other.gt
+        self.total += other.total
+        self.frames += other.frames
+
+    def at(self, k: int) -> tuple[int, int]:
+        """(intersection, union) pixel counts of the illegal class at threshold ``k / bins``."""
+        tp, fp, fn, _ = self._counts()
+        return int(tp[k]), int(tp[k] + fp[k] + fn[k])
 
     def _counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         tp = self.pos[::-1].cumsum()[::-1].astype(np.float64)
@@ -351,6 +366,7 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     flows = data.flows(flow, **(flow_options or {}))  # fusion and the stability metric
     wsws: list[float] = []
     splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
+    test_videos: dict[str, IoUSweep] = {}  # per test video, for the bootstrap over videos
     stability = StabilitySweep()
     # every test before video feeds the stability metric; IoU needs GT masks
     todo = [(pos, v) for pos, v in enumerate(data.index.videos)
@@ -374,12 +390,16 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         if not video.has_masks:
             continue
         w, h = data.slices[pos].frame_size
+        sweep = IoUSweep()
         for i, mask_path in enumerate(video.masks or []):
             if mask_path is None:
                 continue
             scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            split.sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
-    result = _summarise(splits, fusion, stability)
+            sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
+        split.sweep.merge(sweep)
+        if video.split == "test":
+            test_videos[video.key] = sweep
+    result = _summarise(splits, fusion, stability, test_videos)
     result["metrics"]["iou_illegal_wsws"] = round(float(np.mean(wsws)), 6) if wsws else None
     result["counts"]["wsws_frames"] = len(wsws)
     return result
@@ -432,7 +452,8 @@ def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, vid
     return out
 
 
-def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: StabilitySweep) -> dict[str, Any]:
+def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: StabilitySweep,
+               test_videos: dict[str, IoUSweep]) -> dict[str, Any]:
     val, test = splits["val"].sweep, splits["test"].sweep
     val_iou, test_iou = val.iou(), test.iou()
     if val.frames and np.isfinite(val_iou).any():
@@ -469,7 +490,9 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
                    "val_iou_illegal": [num(x) for x in val_iou] if val.frames else [],
                    "test_iou_illegal": [num(x) for x in test_iou] if test.frames else [],
                    "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
-        "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs},
+        "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
+                   "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k))))
+                                   for key, v in test_videos.items()}},
         "fusion": dataclasses.asdict(fusion) if fusion else None,
         "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
     }

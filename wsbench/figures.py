@@ -52,7 +52,7 @@ def ablation_bars(records: Iterable[RunRecord], out: Path, metric: str = "iou_il
     Returns:
         ``out``, or ``None`` when there are no ablation runs.
     """
-    from .report import ablation
+    from .report import _seeds_text, ablation
 
     table = ablation(records, metric)
     if table.empty:
@@ -67,8 +67,7 @@ def ablation_bars(records: Iterable[RunRecord], out: Path, metric: str = "iou_il
         ax.bar(x, means, width, yerr=stds, capsize=3, label=column)
     ax.set_xticks(np.arange(len(table.rows)), [name for name, _ in table.rows])
     ax.set_ylabel(table.corner.replace(" ↑", "").replace(" ↓", ""))
-    seeds = sorted({c.n for _, cells in table.rows for c in cells if c.n})
-    ax.set_title(f"Ablation ({'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; bars: ± std)", fontsize=9)
+    ax.set_title(f"Ablation: bars {_seeds_text(c for _, cells in table.rows for c in cells)}", fontsize=9)
     ax.legend(fontsize=8, frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, out)

@@ -160,14 +160,14 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
         A :class:`~wsbench.data.cache.PreparedData`.
     """
     from .data.cache import prepare
-    from .pipeline import RunSpec, resolve
+    from .pipeline import RunSpec, recorded_split_seed, resolve
 
     config = trained.record.config
     fusion = config.get("fusion")
     spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
                    dataset_options=config.get("dataset_options") or {},
                    method_options=config.get("method_options", {}), recipe=dict(config["recipe"]),
-                   seed=config.get("seed", 0), split_seed=config.get("split_seed", 0),
+                   seed=config.get("seed", 0), split_seed=recorded_split_seed(config),
                    fuse_neighbours=fusion["neighbours"] if fusion else 0,
                    fuse_mode=fusion["mode"] if fusion else "max",
                    cache_dir=str(cache_dir) if cache_dir else None)

@@ -21,7 +21,7 @@ from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "cam_inference", "execute", "incompatibility", "resolve"]
+__all__ = ["RunSpec", "cam_inference", "execute", "incompatibility", "recorded_split_seed", "resolve"]
 
 
 @dataclasses.dataclass
@@ -35,7 +35,9 @@ class RunSpec:
         method_options: the method's own options.
         recipe: recipe overrides (``Recipe`` field → value).
         seed: training seed.
-        split_seed: seed of the split by video for data sets without fixed splits.
+        split_seed: seed of the split by video for data sets without fixed splits; ``None``: the
+            data set's default split (recorded as 0, the hash it always had). ``synthetic-belt``
+            re-splits its fixed split when given one (recorded with ``resplit: true``).
         dataset_options: the data set's own keyword options (``segment_seconds=10`` for a plugin).
         fuse_neighbours: temporal fusion of maps at inference over ±k frames (``None``: the
             method's own choice, ``0``: none).
@@ -55,7 +57,7 @@ class RunSpec:
     method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
-    split_seed: int = 0
+    split_seed: int | None = None
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
     fuse_mode: str = "max"
@@ -121,11 +123,13 @@ def resolve(spec: RunSpec) -> Resolved:
         "method_options": dataclasses.asdict(method.options),
         "dataset": spec.dataset,
         "data_root": str(Path(spec.data_root).expanduser().resolve()) if spec.data_root else None,
-        "split_seed": spec.split_seed,
+        "split_seed": 0 if spec.split_seed is None else spec.split_seed,
         "seed": spec.seed,
         "recipe": dataclasses.asdict(recipe),
         "fusion": dataclasses.asdict(fusion) if fusion else None,
     }
+    if index.info.get("resplit"):  # only then, so runs on a data set's fixed split keep their hash
+        semantic["resplit"] = True
     if spec.dataset_options:  # only when given, so runs without options keep their hash
         semantic["dataset_options"] = dict(sorted(spec.dataset_options.items()))
     try:
@@ -161,6 +165,16 @@ def incompatibility(method: Method, static_after: bool, dataset: str) -> str | N
     if create_method(trainer_name, **trainer_options).clip_length() > 1 and static_after:
         return f"temporal training needs after videos; {dataset} has only static after frames"
     return None
+
+
+def recorded_split_seed(config: dict[str, Any]) -> int | None:
+    """The ``RunSpec.split_seed`` that reproduces a recorded run's split.
+
+    ``None`` (the data set's default split) when the config records seed 0 without ``resplit``;
+    ``resolve`` records that default as 0, and for seeded layouts seed 0 is their default.
+    """
+    seed = config.get("split_seed") or 0
+    return seed if seed or config.get("resplit") else None
 
 
 def cam_inference(config: dict[str, Any]) -> dict[str, Any]:

@@ -12,10 +12,13 @@ Nothing here recomputes a metric; every number comes from a ``result.json``. The
   standard classifier (ResNet 50)") trained with / without background, tested with / without
   background, on the train and val splits.
 
-A *variant* is everything that determines a run's result except its seed (method, options,
-fusion, data set, recipe); cells aggregate the seeds of one variant. Best values are marked
-``best`` and second best ``second`` (bold and underlined when rendered); a method that cannot run
-on a data set gets ``n/a`` with a footnote.
+A *variant* is everything that determines a run's result except its seed and split seed
+(method, options, fusion, data set, recipe, and whether a fixed split was re-split); cells
+aggregate the runs of one variant over seeds × split seeds. Best values are marked ``best`` and
+second best ``second`` (bold and underlined when rendered); a method that cannot run on a data set
+gets ``n/a`` with a footnote. On request (``ci=True``, ``wsbench leaderboard --ci``) illegal-IoU
+cells get a 95 % bootstrap interval over test videos, recomputed from the per-video counts in
+``result.json`` by :func:`wsbench.bootstrap.iou_interval`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .bootstrap import RESAMPLES, SEED, iou_interval
 from .runs import RunRecord, config_hash
 
 __all__ = [
@@ -66,7 +70,7 @@ TABLES = ("comparison", "ablation", "background")
 _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "test", "oracle_threshold": "test",
                  "stability": "test", "iou_illegal_wsws": "test",
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
-_SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "split_seed", "recipe", "fusion",
+_SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
              "cam_inference")
 _NA = "†"
 
@@ -156,11 +160,11 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
 
     Columns: ``run_id, method, label, options, dataset, split, seed, metric, value, config_hash,
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
-    ``variant`` (hash of the configuration without the seed), ``user_label`` (the suite's label or
-    empty), ``static_after``, ``background_removal``, ``classifier`` (path of the trained classifier)
-    and ``recipe`` (JSON). Metrics: the test and val metrics of ``result.json``, the
-    ``all_foreground`` and ``empty`` references, and ``accuracy:original`` / ``accuracy:foreground``
-    on train and val.
+    ``variant`` (hash of the configuration without the seed and split seed), ``user_label`` (the
+    suite's label or empty), ``static_after``, ``background_removal``, ``classifier`` (path of the
+    trained classifier), ``recipe`` (JSON) and ``split_seed``. Metrics: the test and val metrics of
+    ``result.json``, the ``all_foreground`` and ``empty`` references, and ``accuracy:original`` /
+    ``accuracy:foreground`` on train and val.
     """
     rows = []
     for record in records:
@@ -187,8 +191,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "static_after": bool((config.get("dataset_info") or {}).get("static_after", False)),
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
                 "classifier": (r.get("classifier") or {}).get("path"),
+                "split_seed": config.get("split_seed"),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
-                                      "split_seed": config.get("split_seed"),
+                                      "split": "seeded" if config.get("resplit") else "default",
                                       **({"cam_inference": config["cam_inference"]}
                                          if config.get("cam_inference") else {})}, sort_keys=True)}
         for metric, value in (r.get("metrics") or {}).items():
@@ -207,7 +212,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 rows.append({**base, "split": split, "metric": f"accuracy:{kind}", "value": value})
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
                "commit", "spatial", "temporal", "variant", "user_label", "options_json", "trained_by", "static_after",
-               "background_removal", "classifier", "recipe"]
+               "background_removal", "classifier", "recipe", "split_seed"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -230,14 +235,17 @@ def _recipe_tags(df: pd.DataFrame, ignore: tuple[str, ...] = ()) -> dict[str, st
 # -- tables -----------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Cell:
-    """One cell of a table: mean and std over seeds (already scaled), or a note.
+    """One cell of a table: mean and std over runs (seeds × split seeds; already scaled), or a note.
 
     Attributes:
-        mean: mean over seeds (``None``: no value).
-        std: sample standard deviation over seeds (``None`` with one seed).
-        n: number of seeds.
+        mean: mean over the runs (``None``: no value).
+        std: sample standard deviation over the runs (``None`` with one run).
+        n: number of runs.
         note: ``"n/a"`` (cannot run; see the footnote) or ``"–"`` (not run); used when ``mean`` is None.
         mark: ``"best"`` or ``"second"`` in its row (or column), else ``None``.
+        seeds: number of distinct training seeds among the runs.
+        split_seeds: number of distinct split seeds among the runs.
+        ci_low, ci_high: 95 % bootstrap interval over test videos (scaled like ``mean``), or ``None``.
     """
 
     mean: float | None = None
@@ -245,15 +253,20 @@ class Cell:
     n: int = 0
     note: str = "–"
     mark: str | None = None
+    seeds: int = 0
+    split_seeds: int = 0
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     @property
     def text(self) -> str:
-        """``37.84 ± 1.20``, ``37.84`` (one seed), ``n/a†`` or ``–``."""
+        """``37.84 ± 1.20``, ``37.84`` (one run), ``37.84 ± 1.20 [35.1, 40.3]`` (interval), ``n/a†``, ``–``."""
         if self.mean is None:
             return f"n/a{_NA}" if self.note == "n/a" else self.note
-        if self.std is None:
-            return f"{self.mean:.2f}"
-        return f"{self.mean:.2f} ± {self.std:.2f}"
+        text = f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
+        if self.ci_low is not None and self.ci_high is not None:
+            text += f" [{self.ci_low:.1f}, {self.ci_high:.1f}]"
+        return text
 
 
 @dataclasses.dataclass
@@ -284,12 +297,55 @@ class Table:
         return not any(c.mean is not None for _, cells in self.rows for c in cells)
 
 
-def _cell(values: pd.Series, scale: float = 100.0) -> Cell:
-    values = values.dropna().astype(float)
-    if values.empty:
+def _cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
+    """Mean ± std of the long-form ``rows`` (one per run) that have a value."""
+    rows = rows[rows.value.notna()]
+    if rows.empty:
         return Cell()
+    values = rows.value.astype(float)
     std = float(values.std(ddof=1)) * scale if len(values) > 1 else None
-    return Cell(mean=float(values.mean()) * scale, std=std, n=len(values))
+    return Cell(mean=float(values.mean()) * scale, std=std, n=len(values), seeds=rows.seed.nunique(dropna=False),
+                split_seeds=rows.split_seed.nunique(dropna=False))
+
+
+class _Intervals:
+    """Bootstrap intervals of a table's cells (``--ci``) and what the caption and footnotes say about them."""
+
+    def __init__(self, records: list[RunRecord], metric: str) -> None:
+        self.metric = metric
+        self.videos = {r.run_id: ((r.result or {}).get("counts") or {}).get("test_videos") for r in records}
+        self.missing: list[str] = []
+
+    def fill(self, cell: Cell, rows: pd.DataFrame, column: str) -> None:
+        """Give ``cell`` the interval of its runs (``rows``, one per run), or note why it has none."""
+        if cell.mean is None or self.metric != "iou_illegal":
+            return
+        counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
+        interval = iou_interval(counts) if all(counts) else None
+        if interval is None:
+            self.missing.append(column)
+            return
+        cell.ci_low, cell.ci_high = interval[0] * 100, interval[1] * 100
+
+    def caption(self) -> str:
+        """The sentence that says what the brackets are."""
+        if self.metric != "iou_illegal":
+            return ""
+        return (f" In brackets: 95 % percentile bootstrap interval over test videos ({RESAMPLES} resamples, seed "
+                f"{SEED}): a run's test videos are drawn with replacement (runs on the same split share each draw), "
+                "its accumulated IoU (summed intersections / summed unions) is recomputed, and the cell's runs are "
+                "averaged; it reflects which test videos were drawn, not training seeds or splits. The reference "
+                "has none.")
+
+    def footnotes(self) -> list[str]:
+        """Why some cells have no interval."""
+        if self.metric != "iou_illegal":
+            return [f"No intervals: the bootstrap over test videos is for the illegal IoU only (--metric "
+                    f"iou_illegal), not {self.metric}."]
+        if not self.missing:
+            return []
+        return [f"No interval for {', '.join(dict.fromkeys(self.missing))}: a result.json without per-test-video "
+                "counts (counts.test_videos, written since split seeds exist)."]
 
 
 def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
@@ -311,14 +367,23 @@ def _highlight(cells: list[Cell], higher_better: bool = True) -> None:
 
 
 def _seeds_text(cells: Iterable[Cell]) -> str:
-    counts = sorted({c.n for c in cells if c.mean is not None})
-    if not counts:
+    """How many runs, seeds and split seeds the cells aggregate, e.g. ``mean ± std over 3 seeds, one split``."""
+    cells = [c for c in cells if c.mean is not None]
+    if not cells:
         return "no seeds"
-    if counts == [1]:
-        return "1 seed (no std)"
-    if len(counts) == 1:
-        return f"mean ± std over {counts[0]} seeds"
-    return f"mean ± std over {counts[0]}–{counts[-1]} seeds (differs per cell)"
+
+    def count(values: set[int], word: str) -> str:
+        low, high = min(values), max(values)
+        return f"{low}{f'–{high}' if high != low else ''} {word}{'' if high == 1 else 's'}"
+
+    runs, seeds, splits = {c.n for c in cells}, {c.seeds for c in cells}, {c.split_seeds for c in cells}
+    differs = "differs per cell" if len(runs) > 1 else ""
+    if runs == {1}:
+        return "1 seed, one split (no std)"
+    if splits == {1} and runs == seeds:
+        return f"mean ± std over {count(runs, 'seed')}, one split" + (f" ({differs})" if differs else "")
+    return (f"mean ± std over {count(runs, 'run')} ({count(seeds, 'seed')} × {count(splits, 'split seed')}"
+            + (f"; {differs})" if differs else ")"))
 
 
 def _metric_header(metric: str) -> tuple[str, bool]:
@@ -363,17 +428,21 @@ def method_columns(records: Iterable[RunRecord]) -> list[tuple[str, list[RunReco
             for name in dict.fromkeys(names.values())]
 
 
-def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
+def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False) -> Table:
     """Paper Table 1: rows data sets, columns method variants plus the all-foreground reference.
 
     Args:
         records: finished runs (unfinished ones are ignored).
         metric: a key of :data:`METRICS` (measured on test, threshold chosen on val).
+        ci: add each method cell's 95 % bootstrap interval over test videos (illegal IoU only; see
+            :func:`wsbench.bootstrap.iou_interval`).
 
     Returns:
         The table; best and second best method per row are marked (the reference is not ranked).
     """
+    records = list(records)
     header, higher = _metric_header(metric)
+    intervals = _Intervals(records, metric) if ci else None
     df = long_form(records)
     table = Table("comparison", "", f"{header} ×100 {'↑' if higher else '↓'}", [], [])
     if df.empty:
@@ -389,8 +458,10 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
         cells = []
         for column in columns:
             variants = [v for v, n in names.items() if n == column]
-            sel = values[(values.dataset == dataset) & values.variant.isin(variants)]
-            cell = _cell(sel.drop_duplicates("run_id").value)
+            sel = values[(values.dataset == dataset) & values.variant.isin(variants)].drop_duplicates("run_id")
+            cell = _cell(sel)
+            if intervals:
+                intervals.fill(cell, sel, column)
             if cell.mean is None and not (group.variant.isin(variants)).any():
                 row = df[df.variant == variants[0]].iloc[0]
                 options = json.loads(row.options_json)
@@ -401,8 +472,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
             cells.append(cell)
         _highlight(cells, higher)
         # the reference depends on the test split only: one value per data set and seed
-        cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "value"]).value))
-        cells.append(_cell(recall[recall.dataset == dataset].drop_duplicates(["seed", "value"]).value))
+        cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "split_seed", "value"])))
+        cells.append(_cell(recall[recall.dataset == dataset].drop_duplicates(["seed", "split_seed", "value"])))
         table.rows.append((dataset, cells))
     table.columns = columns + ["all-foreground (reference)", "foreground recall (ceiling)"]
     chosen = "argmax, no threshold" if metric == "iou_illegal_wsws" else "threshold chosen on val"
@@ -412,6 +483,9 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
                      f"ceiling of every method's recall (not ranked).")
     table.footnotes = _footnotes(reasons)
+    if intervals:
+        table.caption += intervals.caption()
+        table.footnotes += intervals.footnotes()
     return table
 
 
@@ -423,7 +497,7 @@ def _is_plain_variant(method: str, options_json: str, fusion_default: bool) -> b
     return fusion_default and all(defaults.get(k) == v for k, v in extra.items())
 
 
-def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
+def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False) -> Table:
     """Paper Table 2: rows data sets, columns None / Only temporal / Only spatial / Both.
 
     Uses the runs of ``cam``, ``puzzlecam`` and ``tccam`` whose other options and fusion are the
@@ -433,12 +507,14 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
     Args:
         records: finished runs.
         metric: a key of :data:`METRICS`.
+        ci: add each cell's 95 % bootstrap interval over test videos (as in :func:`comparison`).
 
     Returns:
         The table; best and second best per row are marked.
     """
     records = list(records)
     header, higher = _metric_header(metric)
+    intervals = _Intervals(records, metric) if ci else None
     df = long_form(records)
     table = Table("ablation", "", f"{header} ×100 {'↑' if higher else '↓'}", list(ABLATION_COLUMNS.values()), [])
     if df.empty:
@@ -460,8 +536,10 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
         cells = []
         for (spatial, temporal), column in ABLATION_COLUMNS.items():
             sel = values[(values.row == row_name) & (values.spatial == ("✓" if spatial else "✗"))
-                         & (values.temporal == ("✓" if temporal else "✗"))]
-            cell = _cell(sel.drop_duplicates("run_id").value)
+                         & (values.temporal == ("✓" if temporal else "✗"))].drop_duplicates("run_id")
+            cell = _cell(sel)
+            if intervals:
+                intervals.fill(cell, sel, f"{row_name}: {column}")
             if cell.mean is None:
                 options = {"spatial": spatial, "temporal": temporal}
                 why = _cannot_run("tccam", options, bool(group.static_after.any()), group.dataset.iloc[0])
@@ -475,6 +553,9 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
                      f"({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
     table.footnotes = _footnotes(reasons)
+    if intervals:
+        table.caption += intervals.caption()
+        table.footnotes += intervals.footnotes()
     return table
 
 
@@ -511,7 +592,7 @@ def background(records: Iterable[RunRecord]) -> Table:
             sel = group[group.background_removal == removal]
             if sel.empty:
                 continue
-            cells = [_cell(sel[(sel.metric == f"accuracy:{kind}") & (sel.split == split)].value)
+            cells = [_cell(sel[(sel.metric == f"accuracy:{kind}") & (sel.split == split)])
                      for kind in ("original", "foreground") for split in ("train", "val")]
             table.rows.append((f"{row_name}: {text}", cells))
     for j in range(len(table.columns)):
@@ -523,15 +604,27 @@ def background(records: Iterable[RunRecord]) -> Table:
     return table
 
 
-def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal") -> list[Table]:
-    """The named tables (``comparison``, ``ablation``, ``background``) from the same records."""
+def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
+                 ci: bool = False) -> list[Table]:
+    """The named tables (``comparison``, ``ablation``, ``background``) from the same records.
+
+    ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
+    :func:`comparison`); the background table's accuracies get a footnote saying they have none.
+    """
     records = list(records)
-    builders = {"comparison": lambda: comparison(records, metric), "ablation": lambda: ablation(records, metric),
-                "background": lambda: background(records)}
+    builders = {"comparison": lambda: comparison(records, metric, ci),
+                "ablation": lambda: ablation(records, metric, ci),
+                "background": lambda: _without_intervals(background(records)) if ci else background(records)}
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r} (choose from {', '.join(TABLES)})")
     return [builders[n]() for n in names]
+
+
+def _without_intervals(table: Table) -> Table:
+    table.footnotes.append("No intervals: the bootstrap over test videos (--ci) is for the test illegal IoU, not "
+                           "train/val accuracy.")
+    return table
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -596,7 +689,10 @@ def _tidy(tables: list[Table]) -> list[dict[str, Any]]:
             for group, column, cell in zip(spans, table.columns, cells):
                 rows.append({"table": table.name, "row": name, "column": f"{group}: {column}" if group else column,
                              "text": cell.text, "mean": None if cell.mean is None else round(cell.mean, 4),
-                             "std": None if cell.std is None else round(cell.std, 4), "seeds": cell.n,
+                             "std": None if cell.std is None else round(cell.std, 4), "runs": cell.n,
+                             "seeds": cell.seeds, "split_seeds": cell.split_seeds,
+                             "ci_low": None if cell.ci_low is None else round(cell.ci_low, 4),
+                             "ci_high": None if cell.ci_high is None else round(cell.ci_high, 4),
                              "mark": cell.mark or ""})
     return rows
 
@@ -620,8 +716,8 @@ def render(tables: list[Table], fmt: str = "markdown") -> str:
                            for t in tables) + "\n"
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, ["table", "row", "column", "text", "mean", "std", "seeds", "mark"],
-                                lineterminator="\n")
+        writer = csv.DictWriter(out, ["table", "row", "column", "text", "mean", "std", "runs", "seeds", "split_seeds",
+                                      "ci_low", "ci_high", "mark"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(_tidy(tables))
         return out.getvalue()

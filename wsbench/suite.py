@@ -1,10 +1,12 @@
-"""Benchmark suites: a TOML spec of datasets × methods × seeds, run once each.
+"""Benchmark suites: a TOML spec of datasets × methods × seeds × split seeds, run once each.
 
 A spec (see ``benchmarks/*.toml``)::
 
     name = "paper"
     datasets = ["synthetic-belt"]
     seeds = [0]
+    split_seeds = [0, 1, 2]  # optional: every run once per split seed (re-splits synthetic-belt;
+                             # without it each data set keeps its own split)
     tables = ["comparison", "ablation", "background"]   # printed after the run
 
     [recipe]                 # optional overrides for every run
@@ -15,7 +17,7 @@ A spec (see ``benchmarks/*.toml``)::
     options = { spatial = false }   # the method's own options
     label = "Only temporal"         # optional, for tables
 
-    [datasets_options."video-folder"]  # optional per-dataset data root / split seed
+    [datasets_options."video-folder"]  # optional per-dataset data root / split seed (not with split_seeds)
     data_root = "/data/belt"          # or: wsbench suite SPEC --data-root video-folder=/data/belt;
                                       # other keys are the data set's own options (segment_seconds = 10)
 
@@ -30,6 +32,7 @@ re-running a suite trains and evaluates nothing again.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -72,6 +75,7 @@ class SuiteSpec:
     tables: list[str] = dataclasses.field(default_factory=lambda: ["comparison"])
     description: str = ""
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    split_seeds: list[int] | None = None
 
 
 def load_spec(path: str | Path) -> SuiteSpec:
@@ -88,7 +92,7 @@ def load_spec(path: str | Path) -> SuiteSpec:
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
     allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options",
-               "evaluation"}
+               "evaluation", "split_seeds"}
     unknown = set(raw) - allowed
     if unknown:
         raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
@@ -111,11 +115,19 @@ def load_spec(path: str | Path) -> SuiteSpec:
     if set(evaluation) - {"cam_scales", "cam_flip"}:
         raise UserError(f"{path}: [evaluation] takes cam_scales and cam_flip, not "
                         f"{sorted(set(evaluation) - {'cam_scales', 'cam_flip'})[0]!r}")
+    split_seeds = raw.get("split_seeds")
+    if split_seeds is not None:
+        if not isinstance(split_seeds, list) or not split_seeds or not all(type(s) is int for s in split_seeds):
+            raise UserError(f"{path}: split_seeds must be a non-empty list of integers")
+        fixed = [d for d, o in raw.get("datasets_options", {}).items() if "split_seed" in o]
+        if fixed:
+            raise UserError(f"{path}: datasets_options.{fixed[0]!r} sets split_seed and split_seeds is given; "
+                            "keep one")
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
                      seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs, recipe=dict(raw.get("recipe", {})),
                      dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
-                     evaluation=evaluation)
+                     evaluation=evaluation, split_seeds=split_seeds)
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
@@ -126,13 +138,15 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
         if dataset in overrides.get("data_roots", {}):
             ds_opts["data_root"] = overrides["data_roots"][dataset]
         own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
+        split_seeds = spec.split_seeds or [ds_opts.get("split_seed")]
         for run in spec.runs:
-            for seed in seeds:
+            for split_seed, seed in itertools.product(split_seeds, seeds):
                 recipe = dict(spec.recipe)
                 recipe.update(run.recipe)
                 recipe.update(overrides.get("recipe", {}))
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
-                                   split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
+                                   split_seed=None if split_seed is None else int(split_seed),
+                                   method_options=dict(run.options),
                                    dataset_options=own_options,
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode,
@@ -144,7 +158,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
               progress: bool = True, echo: Callable[[str], None] = print) -> list[RunRecord]:
-    """Run every dataset × run × seed of ``spec`` that has no finished run yet.
+    """Run every dataset × run × split seed × seed of ``spec`` that has no finished run yet.
 
     Args:
         spec: the suite.
@@ -169,6 +183,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         config_hash = resolve(run_spec).config["config_hash"]
         done = [r for r in iter_runs(runs_dir) if r.config.get("config_hash") == config_hash]
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
+        if run_spec.split_seed is not None:
+            label += f" split seed {run_spec.split_seed}"
         if done:
             echo(f"{label}: done before ({done[-1].run_id})")
             # this spec's label names the run in its tables, whatever an earlier suite called it

@@ -9,9 +9,11 @@ The contract of that function:
 
 - **receives** ``root`` (a :class:`~pathlib.Path`, or ``None`` when the entry was registered
   with ``needs_root=False``), ``split_seed`` (seed of the split by video for data without fixed
-  splits), ``cache_dir`` only if its signature names it (where generated data may go), and its
-  own keyword options (``wsbench run --dataset-option KEY=VALUE``, a suite's
-  ``[datasets_options."NAME"]``); an option it does not declare is a one-line error.
+  splits; the function's own default when the user gave none, so a data set with a fixed split
+  may declare ``split_seed: int | None = None`` and re-split only when given one), ``cache_dir``
+  only if its signature names it (where generated data may go), and its own keyword options
+  (``wsbench run --dataset-option KEY=VALUE``, a suite's ``[datasets_options."NAME"]``); an
+  option it does not declare is a one-line error.
 - **returns** a :class:`VideoIndex`: every :class:`Video` with its label (``before``/``after``),
   a unique id, a :class:`~wsbench.data.io.FrameSource` (:class:`~wsbench.data.io.ImageFiles`,
   :class:`~wsbench.data.video.VideoFile` or your own) and its split; GT mask *paths* per frame
@@ -74,14 +76,16 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return DATASETS.list(pattern)
 
 
-def create_dataset(name: str, root: str | Path | None = None, split_seed: int = 0,
+def create_dataset(name: str, root: str | Path | None = None, split_seed: int | None = None,
                    cache_dir: str | Path | None = None, **options: Any) -> VideoIndex:
     """Index a registered data set.
 
     Args:
         name: registry name (``synthetic-belt``, ``video-folder``, ``zerowaste-w``, plugins).
         root: data folder (required unless the data set generates its own).
-        split_seed: seed of the split by video where the data set has no fixed splits.
+        split_seed: seed of the split by video where the data set has no fixed splits;
+            ``None``: the data set's own default (its fixed split, or seed 0 of a seeded one).
+            ``synthetic-belt`` re-splits its fixed split when given one.
         cache_dir: cache root, passed on to data sets whose entry function takes ``cache_dir``
             (``synthetic-belt`` generates its videos there); ignored by the others.
         **options: data-set specific options.
@@ -103,7 +107,10 @@ def create_dataset(name: str, root: str | Path | None = None, split_seed: int = 
         raise UserError(f"data set {name!r} takes no option {unknown[0]!r} (it takes: {', '.join(taken) or 'none'})")
     if "cache_dir" in params:
         options["cache_dir"] = cache_dir
-    index = entry.obj(root=Path(root).expanduser() if root is not None else None, split_seed=split_seed, **options)
+    seed_param = params.get("split_seed")
+    if split_seed is not None or seed_param is None or seed_param.default is inspect.Parameter.empty:
+        options["split_seed"] = 0 if split_seed is None else split_seed
+    index = entry.obj(root=Path(root).expanduser() if root is not None else None, **options)
     if not isinstance(index, VideoIndex):
         raise UserError(f"data set {name!r} ({entry.source}) returned {type(index).__name__}, not a VideoIndex")
     return index

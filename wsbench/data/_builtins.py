@@ -27,14 +27,27 @@ def zerowaste_w(root: Path, split_seed: int = 0) -> VideoIndex:
                   description="built-in synthetic conveyor belt (generated once into the cache)",
                   recipe=(("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (96, 96)),
                           ("epochs", 8), ("batch_size", 32), ("lr", 2e-3)))
-def synthetic_belt(root: Path | None = None, split_seed: int = 0, cache_dir: str | None = None) -> VideoIndex:
-    """The default synthetic belt, generated into ``root`` or the cache on first use (see :mod:`.synthetic`)."""
+def synthetic_belt(root: Path | None = None, split_seed: int | None = None, cache_dir: str | None = None) -> VideoIndex:
+    """The default synthetic belt, generated into ``root`` or the cache on first use (see :mod:`.synthetic`).
+
+    Without ``split_seed`` the belt has its fixed split (``splits.json``: train v000–v023, val
+    v024–v039, test v040–v063). With one, the same videos are re-split by
+    :func:`~wsbench.data.index.assign_splits` with the fixed split's proportions (24/16/24 per
+    camera), keeping each before/after pair in one split; ``info["resplit"]`` then marks the
+    run's configuration, so a re-split run never shares a configuration hash with a fixed-split one.
+    """
     from .cache import resolve_cache_dir
+    from .index import assign_splits
     from .synthetic import BeltConfig, generate_belt, generator_tag
 
     config = BeltConfig()
     target = Path(root) if root is not None else resolve_cache_dir(cache_dir) / f"synthetic-belt-{generator_tag(config)}"
-    index = read_video_folder(generate_belt(target, config), split_seed=split_seed, name="synthetic-belt")
+    index = read_video_folder(generate_belt(target, config), name="synthetic-belt")
+    if split_seed is not None:
+        shares = (config.train_videos, config.val_videos, config.test_videos)
+        index.videos = assign_splits(index.videos, seed=split_seed, proportions=shares)
+        index.info.update(splits=f"seeded by video pair, {'/'.join(map(str, shares))} train/val/test per camera "
+                                 f"(split_seed={split_seed})", resplit=True)
     index.info["generator"] = generator_tag(config)
     return index
 

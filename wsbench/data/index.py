@@ -126,6 +126,7 @@ def assign_splits(
     seed: int = 0,
     val_fraction: float = 0.2,
     source: str = "splits.json",
+    proportions: tuple[float, float, float] | None = None,
 ) -> list[Video]:
     """Give every video a split, from an explicit mapping or by a seeded split by video.
 
@@ -139,6 +140,11 @@ def assign_splits(
             between val and test, masked ones first, so both get GT when at least two held-out
             videos have masks.
         source: name used in error messages for ``splits``.
+        proportions: ``(train, val, test)`` weights of the seeded split instead of the
+            ``val_fraction`` rule: each label's videos get ``round(n × val share)`` val and
+            ``round(n × test share)`` test videos, the rest train. The ids of all labels are
+            shuffled together, so videos with the same id in both labels (a synthetic belt's
+            before/after pair, one stream seen by both cameras) land in the same split.
 
     Returns:
         The videos that have a split.
@@ -169,6 +175,8 @@ def assign_splits(
         return [v for v in videos if v.key in seen]
 
     rng = random.Random(seed)
+    if proportions is not None:
+        return _assign_proportions(videos, rng, proportions)
     for label in LABELS:
         group = sorted((v for v in videos if v.label == label), key=lambda v: v.key)
         rng.shuffle(group)
@@ -184,4 +192,22 @@ def assign_splits(
             masked_val = [v for v in held if v.split == "val" and v.has_masks]
             if masked_val:  # a single masked held-out video goes to test, not val
                 masked_val[0].split = "test"
+    return list(videos)
+
+
+def _assign_proportions(videos: Sequence[Video], rng: random.Random,
+                        proportions: tuple[float, float, float]) -> list[Video]:
+    """The seeded split of :func:`assign_splits` with given (train, val, test) weights."""
+    total = float(sum(proportions))
+    if len(proportions) != 3 or min(proportions) < 0 or total <= 0:
+        raise ValueError(f"proportions must be three non-negative weights, not {proportions!r}")
+    order = sorted({v.id for v in videos})
+    rng.shuffle(order)
+    rank = {vid: i for i, vid in enumerate(order)}
+    for label in LABELS:
+        group = sorted((v for v in videos if v.label == label), key=lambda v: rank[v.id])
+        n_val = int(round(len(group) * proportions[1] / total))
+        n_test = min(int(round(len(group) * proportions[2] / total)), len(group) - n_val)
+        for i, v in enumerate(group):
+            v.split = "val" if i < n_val else "test" if i < n_val + n_test else "train"
     return list(videos)
