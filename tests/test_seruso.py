@@ -31,13 +31,14 @@ SIZE = (48, 40)
 MOTION = (3.0, 0.0)  # the fixture's objects move 3 px to the right per frame
 
 
-def write_seruso(root: Path, frames: int = 5, flows: bool = True) -> Path:
+def write_seruso(root: Path, frames: int = 5, flows: bool = True, test_videos: int = 1) -> Path:
     """A tiny SERUSO tree under ``root/WS2`` (an extra top folder, as an archive may add)."""
     rng = np.random.default_rng(0)
     top = root / "WS2"
     folders = [(top / "train_val_dataset" / "training", top / "optical_flows" / "training", None, 2),
                (top / "train_val_dataset" / "validation", top / "optical_flows" / "validation", None, 1),
-               (top / "test_set" / "images", top / "test_set" / "optical_flows", top / "test_set" / "masks", 1)]
+               (top / "test_set" / "images", top / "test_set" / "optical_flows", top / "test_set" / "masks",
+                test_videos)]
     for images, flow_dir, masks, n_videos in folders:
         for label in ("before", "after"):
             for v in range(n_videos):
@@ -73,6 +74,62 @@ def test_reads_the_authors_layout_with_given_splits(seruso_tree):
     train = index.split("train", "after")[0]
     assert train.flow_files[0].parts[-6:-1] == ("WS2", "optical_flows", "training", "after", "video_000")
     assert create_dataset("ws2", root=seruso_tree).name == "ws2"
+
+
+def test_val_split_is_carved_from_test_by_video(tmp_path):
+    root = write_seruso(tmp_path / "data", test_videos=4)
+    for kind in ("images", "masks"):  # video_002 becomes two runs, which must move together
+        (root / "WS2" / "test_set" / kind / "before" / "video_002" / "frame_0003.jpg").unlink()
+    index = create_dataset("seruso", root=root)
+    val = [v for v in index.split("val") if v.id.startswith("test/")]
+    test = index.split("test")
+    folder = lambda v: v.key.split("#")[0]  # noqa: E731
+    assert {folder(v) for v in val}.isdisjoint({folder(v) for v in test})
+    assert {v.label for v in val} == {"before", "after"} and len({folder(v) for v in val}) == 2  # 1 of 4 per class
+    assert all(v.has_masks for v in val) and any(v.label == "before" for v in test)
+    assert [v.id for v in index.split("val") if v.id.startswith("validation/")]  # the given val stays val
+    info = index.info["val_from_test"]
+    assert info == {"fraction": 0.25, "seed": 0, "videos": [v.key for v in val]}
+    assert info["videos"] == create_dataset("seruso", root=root).info["val_from_test"]["videos"]  # seeded
+    other = [create_dataset("seruso", root=root, split_seed=s).info["val_from_test"]["videos"] for s in range(1, 6)]
+    assert any(o != info["videos"] for o in other)
+    half = create_dataset("ws2", root=root, val_from_test=0.5)
+    assert len({folder(v) for v in half.split("val", "before") if v.id.startswith("test/")}) == 2
+    assert len({folder(v) for v in half.split("test", "before")}) == 2
+    given = create_dataset("seruso", root=root, val_from_test=0)
+    assert not any(v.has_masks for v in given.split("val")) and given.info["val_from_test"]["videos"] == []
+    with pytest.raises(UserError, match=r"val_from_test must be a number in \[0, 1\)"):
+        create_dataset("seruso", root=root, val_from_test=1)
+
+
+@pytest.mark.slow
+def test_threshold_source_is_recorded_and_shown(tmp_path):
+    root = write_seruso(tmp_path / "data", test_videos=2)
+    runner = CliRunner()
+    base = ["run", "--method", "cam", "--dataset", "seruso", "--data-root", str(root), "--runs-dir",
+            str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "-q", *TINY]
+    results = {}
+    for name, extra in (("val", []), ("fixed", ["--dataset-option", "val_from_test=0"])):
+        result = runner.invoke(cli, base + extra)
+        assert result.exit_code == 0, result.output
+        run_dir = max((p for p in (tmp_path / "runs").iterdir() if p.name != "classifiers"),
+                      key=lambda p: p.stat().st_mtime_ns)
+        results[name] = (json.loads((run_dir / "result.json").read_text()), result.output)
+    res, output = results["val"]
+    assert res["metrics"]["threshold_source"] == "val" and res["counts"]["val_frames"] == 5
+    moved = res["config"]["dataset_info"]["val_from_test"]["videos"]
+    assert len(moved) == 2 and moved == create_dataset("seruso", root=root).info["val_from_test"]["videos"]
+    assert f"at threshold {res['metrics']['threshold']:.2f} chosen on val" in output
+    res, output = results["fixed"]
+    assert res["metrics"]["threshold_source"] == "fixed" and res["metrics"]["threshold"] == 0.5
+    assert res["counts"]["val_frames"] == 0 and "at fixed threshold 0.50 (no val masks)" in output
+    assert "chosen on val" not in output
+    shutil.rmtree(next(p for p in (tmp_path / "runs").iterdir() if p.name != "classifiers"
+                       and json.loads((p / "result.json").read_text())["metrics"]["threshold_source"] == "val"))
+    table = runner.invoke(cli, ["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--table", "all"])
+    assert table.exit_code == 0, table.output
+    assert "Comparison: illegal IoU ×100 on test, fixed threshold 0.50 (no val masks)" in table.output
+    assert "on or off, fixed threshold 0.50 (no val masks)" in table.output and "chosen on val" not in table.output
 
 
 def test_jpeg_masks_are_binarised_at_half_range(seruso_tree):

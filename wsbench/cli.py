@@ -306,8 +306,10 @@ def _summary(result: dict[str, Any]) -> str:
         written = f"; {maps['frames']} val/test maps written to {maps['dir']}" if maps else ""
         return (f"{result.get('method')} on {result.get('dataset')}: no GT masks in the test split, so no IoU "
                 f"(IoU needs masks/before/<video>/<frame>.png){written} (accuracy {fmt(m.get('accuracy'))})")
+    from .evaluate import threshold_text
+
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
-            f"illegal IoU {fmt(m['iou_illegal'])} at threshold {m['threshold']:.2f} chosen on val "
+            f"illegal IoU {fmt(m['iou_illegal'])} at {threshold_text(m.get('threshold_source'), m['threshold'])} "
             f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "
             f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")

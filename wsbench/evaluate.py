@@ -11,7 +11,9 @@ For every *before* frame with a GT mask in the validation and test splits:
    grid of 100 (0.00, 0.01, …, 0.99), so one pass gives the whole sweep.
 
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
-reported number. The best test IoU over the sweep is reported too, marked ``oracle``, for
+reported number. A data set whose validation split has no masked before frame gets the fixed
+threshold 0.5 instead, and its result says so (``metrics.threshold_source``: ``"val"`` or
+``"fixed"``; :func:`threshold_text` words it for summaries and captions). The best test IoU over the sweep is reported too, marked ``oracle``, for
 comparison with papers that tune on test. GT masks are opened here and nowhere else.
 
 **Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
@@ -56,11 +58,34 @@ from .multiscale import multiscale_maps
 if TYPE_CHECKING:
     from .inference import TrainedRun
 
-__all__ = ["BINS", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
+__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
            "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
-           "video_maps", "wsws_mask"]
+           "threshold_text", "video_maps", "wsws_mask"]
 
 BINS = 100
+
+
+#: the threshold used when the validation split has no before frame with a GT mask
+FIXED_THRESHOLD = 0.5
+
+
+def threshold_text(source: str | None, threshold: float | None = None) -> str:
+    """Where a run's threshold came from, in words (summary lines and table captions).
+
+    Args:
+        source: ``metrics.threshold_source`` of a result: ``"val"`` (the best validation IoU) or
+            ``"fixed"`` (the validation split had no masks); the older spellings ``"validation"``
+            and ``"fixed 0.5 (...)"`` are read too.
+        threshold: the run's threshold, shown when given (the fixed one is always shown).
+
+    Returns:
+        e.g. ``"threshold 0.37 chosen on val"``, ``"threshold chosen on val"`` or
+        ``"fixed threshold 0.50 (no val masks)"``.
+    """
+    if source is not None and source.startswith("fixed"):
+        value = FIXED_THRESHOLD if threshold is None else threshold
+        return f"fixed threshold {value:.2f} (no val masks)"
+    return "threshold chosen on val" if threshold is None else f"threshold {threshold:.2f} chosen on val"
 
 
 def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -433,10 +458,10 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
     val_iou, test_iou = val.iou(), test.iou()
     if val.frames and np.isfinite(val_iou).any():
         k = int(np.nanargmax(val_iou))
-        source = "validation"
+        source = "val"
     else:
-        k = BINS // 2
-        source = "fixed 0.5 (no validation masks)"
+        k = int(round(FIXED_THRESHOLD * BINS))
+        source = "fixed"
     threshold = k / BINS
     num = lambda x: None if x is None or not np.isfinite(x) else round(float(x), 6)  # noqa: E731
     metrics: dict[str, Any] = {

@@ -156,10 +156,10 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     Columns: ``run_id, method, label, options, dataset, split, seed, metric, value, config_hash,
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
     ``variant`` (hash of the configuration without the seed), ``user_label`` (the suite's label or
-    empty), ``static_after``, ``background_removal``, ``classifier`` (path of the trained classifier)
-    and ``recipe`` (JSON). Metrics: the test and val metrics of ``result.json``, the
-    ``all_foreground`` and ``empty`` references, and ``accuracy:original`` / ``accuracy:foreground``
-    on train and val.
+    empty), ``static_after``, ``background_removal``, ``classifier`` (path of the trained classifier),
+    ``recipe`` (JSON) and ``threshold_source`` (``metrics.threshold_source``: ``val`` or ``fixed``).
+    Metrics: the test and val metrics of ``result.json``, the ``all_foreground`` and ``empty``
+    references, and ``accuracy:original`` / ``accuracy:foreground`` on train and val.
     """
     rows = []
     for record in records:
@@ -186,6 +186,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "static_after": bool((config.get("dataset_info") or {}).get("static_after", False)),
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
                 "classifier": (r.get("classifier") or {}).get("path"),
+                "threshold_source": (r.get("metrics") or {}).get("threshold_source") or "",
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split_seed": config.get("split_seed"),
                                       **({"cam_inference": config["cam_inference"]}
@@ -203,7 +204,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 rows.append({**base, "split": split, "metric": f"accuracy:{kind}", "value": value})
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
                "commit", "spatial", "temporal", "variant", "user_label", "options_json", "trained_by", "static_after",
-               "background_removal", "classifier", "recipe"]
+               "background_removal", "classifier", "recipe", "threshold_source"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -397,12 +398,30 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
         cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "value"]).value))
         table.rows.append((dataset, cells))
     table.columns = columns + ["all-foreground (reference)"]
-    chosen = "argmax, no threshold" if metric == "iou_illegal_wsws" else "threshold chosen on val"
-    table.caption = (f"Comparison: {header} ×100 on test, {chosen} ({'higher' if higher else 'lower'} "
+    table.caption = (f"Comparison: {header} ×100 on test, {_threshold_caption(df, metric)} "
+                     f"({'higher' if higher else 'lower'} "
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked).")
     table.footnotes = _footnotes(reasons)
     return table
+
+
+def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
+    """How the table's masks were cut: the runs' stored threshold sources, in words."""
+    from .evaluate import threshold_text
+
+    if metric == "iou_illegal_wsws":
+        return "argmax, no threshold"
+    if metric == "oracle_iou_illegal":
+        return "threshold chosen on test (oracle)"
+    runs = df.drop_duplicates("run_id")
+    fixed = runs.threshold_source.str.startswith("fixed")
+    if not fixed.any():
+        return threshold_text("val")
+    if fixed.all():
+        return threshold_text("fixed")
+    datasets = ", ".join(dict.fromkeys(runs[fixed].dataset))
+    return f"{threshold_text('val')}, except {threshold_text('fixed')} for {datasets}"
 
 
 def _is_plain_variant(method: str, options_json: str, fusion_default: bool) -> bool:
@@ -461,8 +480,8 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
             cells.append(cell)
         _highlight(cells, higher)
         table.rows.append((row_name, cells))
-    table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off "
-                     f"({'higher' if higher else 'lower'} is better); "
+    table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off, "
+                     f"{_threshold_caption(df, metric)} ({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
     table.footnotes = _footnotes(reasons)
     return table
