@@ -169,6 +169,7 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
                    seed=config.get("seed", 0), split_seed=config.get("split_seed", 0),
                    fuse_neighbours=fusion["neighbours"] if fusion else 0,
                    fuse_mode=fusion["mode"] if fusion else "max",
+                   fuse_on=fusion.get("on", "maps") if fusion else "maps",
                    cache_dir=str(cache_dir) if cache_dir else None)
     resolved = resolve(spec)
     return prepare(resolved.index, resolved.recipe.image_size, cache_dir, resolved.recipe.bg_threshold)
@@ -229,7 +230,7 @@ def run_summary(trained: TrainedRun) -> dict[str, Any]:
     return {"run_id": trained.run_id, "method": result.get("method"), "dataset": result.get("dataset"),
             "config_hash": result.get("config_hash"), "threshold": trained.threshold,
             "threshold_source": result.get("metrics", {}).get("threshold_source"),
-            "fusion": dataclasses.asdict(trained.fusion) if trained.fusion else None,
+            "fusion": trained.fusion.as_config() if trained.fusion else None,
             "background_removal": trained.recipe.background_removal, "bg_threshold": trained.recipe.bg_threshold,
             "image_size": list(trained.recipe.image_size)}
 

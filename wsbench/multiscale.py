@@ -42,7 +42,7 @@ def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
 
 
 def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales: Sequence[float] = (1.0,),
-                    flip: bool = False) -> torch.Tensor:
+                    flip: bool = False, raw: bool = False) -> torch.Tensor:
     """A method's maps averaged over input scales and, optionally, horizontal flips.
 
     Args:
@@ -51,14 +51,18 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
         images: normalised frames (B, 3, H, W).
         scales: input scales; ``(1.0,)`` without ``flip`` returns ``method.maps`` unchanged.
         flip: also run every scale on the mirrored input (and mirror its maps back).
+        raw: combine the method's raw maps (:meth:`~wsbench.methods.Method.raw_maps`) instead, and
+            return their sum over scales and flips without normalising it (for fusion on raw maps,
+            which normalises after fusing).
 
     Returns:
-        (B, h, w) maps in [0, 1] at the resolution of the method's maps at scale 1 (at the largest
-        scale when 1 is not among ``scales``).
+        (B, h, w) maps in [0, 1] (``raw``: ≥ 0) at the resolution of the method's maps at scale 1
+        (at the largest scale when 1 is not among ``scales``).
     """
     scales = tuple(float(s) for s in scales)
+    maps_of = method.raw_maps if raw else method.maps
     if scales == (1.0,) and not flip:
-        return method.maps(model, images)
+        return maps_of(model, images)
     h, w = images.shape[-2:]
     reference = None  # output size: the maps' size at scale 1, else at the largest scale
     total = None
@@ -66,7 +70,7 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
         size = (max(_MIN_SIDE, round(h * scale)), max(_MIN_SIDE, round(w * scale)))
         x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         for mirrored in ((False, True) if flip else (False,)):
-            maps = method.maps(model, x.flip(-1) if mirrored else x).float()
+            maps = maps_of(model, x.flip(-1) if mirrored else x).float()
             if mirrored:
                 maps = maps.flip(-1)
             reference = reference or tuple(maps.shape[-2:])
@@ -74,4 +78,6 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
                 maps = F.interpolate(maps[:, None], size=reference, mode="bilinear", align_corners=False)[:, 0]
             total = maps if total is None else total + maps
     assert total is not None
+    if raw:
+        return total
     return total / (total.flatten(1).amax(dim=1).clamp_min(1e-5).view(-1, 1, 1))

@@ -89,7 +89,17 @@ def _method_defaults(method: str, options: dict[str, Any] | None = None) -> tupl
         fusion = create_method(method, **(options or {})).fusion()
     except Exception:  # a plugin whose defaults cannot be built, or options from another version
         return {}, None
-    return defaults, dataclasses.asdict(fusion) if fusion else None
+    return defaults, fusion.as_config() if fusion else None
+
+
+def _recorded_fusion(fusion: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recorded fusion in the form :meth:`~wsbench.methods.Fusion.as_config` writes (for comparisons)."""
+    from .methods import Fusion
+
+    try:
+        return Fusion(**fusion).as_config() if fusion else None
+    except TypeError:  # a field from another version: compare it as it is
+        return fusion
 
 
 def column_label(result: dict[str, Any]) -> str:
@@ -111,9 +121,10 @@ def column_label(result: dict[str, Any]) -> str:
     for key, value in sorted(changed.items()):
         flag = key.replace("_", "-")
         label += f" --{flag}" if value is True else f" --no-{flag}" if value is False else f" --{flag} {value}"
-    fusion = config.get("fusion", default_fusion)
+    fusion = _recorded_fusion(config.get("fusion", default_fusion))
     if fusion != default_fusion:
-        label += f" --fuse {fusion['neighbours']} {fusion['mode']}" if fusion else " --no-fuse"
+        label += (f" --fuse {fusion['neighbours']} {fusion['mode']}" + (" raw" if fusion.get("on") == "raw" else "")
+                  if fusion else " --no-fuse")
     return label
 
 
@@ -489,7 +500,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
 
 def _fusion_is_default(record: RunRecord) -> bool:
     config = _config(record)
-    return config.get("fusion") == _method_defaults(config.get("method", ""))[1]
+    return _recorded_fusion(config.get("fusion")) == _method_defaults(config.get("method", ""))[1]
 
 
 def background(records: Iterable[RunRecord]) -> Table:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..registry import Registry
-from .base import Batch, Fusion, LossTerm, Method, NoOptions, Progress
+from .base import Batch, Fusion, LossTerm, Method, NoOptions, Progress, has_raw_maps
 
 __all__ = [
     "METHODS",
@@ -24,6 +24,7 @@ __all__ = [
     "NoOptions",
     "Progress",
     "create_method",
+    "has_raw_maps",
     "list_methods",
     "method_options",
     "register_method",
