@@ -249,7 +249,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@click.option("--split-seed", type=int, default=0, show_default=True,
+              help="seed of the split by video (no splits.json; seruso/ws2: which test_set videos become val)")
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options

@@ -13,7 +13,8 @@ For every *before* frame with a GT mask in the validation and test splits:
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
 reported number. A data set whose validation split has no masked before frame gets the fixed
 threshold 0.5 instead, and its result says so (``metrics.threshold_source``: ``"val"`` or
-``"fixed"``; :func:`threshold_text` words it for summaries and captions). The best test IoU over the sweep is reported too, marked ``oracle``, for
+``"fixed"``; :func:`threshold_text` words it for summaries and captions). The best test IoU over
+the sweep is reported too, marked ``oracle``, for
 comparison with papers that tune on test. GT masks are opened here and nowhere else.
 
 **Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
@@ -58,8 +59,8 @@ from .multiscale import multiscale_maps
 if TYPE_CHECKING:
     from .inference import TrainedRun
 
-__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
-           "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
+__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps",
+           "classification_accuracy", "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
            "threshold_text", "uses_raw_maps", "video_maps", "wsws_mask"]
 
 BINS = 100
@@ -291,7 +292,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
                flip: bool = False, raw: bool = False) -> torch.Tensor:
-    """The method's maps (``raw``: raw maps) of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
+    """The method's maps (``raw``: its raw maps) of every frame of video ``pos``, before fusion, on the CPU: (T, h, w)."""
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):

@@ -42,7 +42,8 @@ class TrainedRun:
         model: its classifier, in eval mode on ``device``.
         recipe: the training recipe (resolution, background removal, flow estimator).
         fusion: temporal fusion at inference recorded in the result (``None``: per-frame maps).
-        threshold: the threshold chosen on validation.
+        threshold: the run's threshold: chosen on validation, or fixed when the validation split
+            had no masks (``metrics.threshold_source``).
         device: where maps are computed.
         cam_scales: input scales of the run's multi-scale map inference (``(1.0,)``: single scale).
         cam_flip: whether the run also averaged the maps of mirrored frames.
