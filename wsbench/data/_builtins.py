@@ -39,8 +39,8 @@ def synthetic_belt(root: Path | None = None, split_seed: int = 0, cache_dir: str
     return index
 
 
-@register_dataset("seruso", description="SERUSO in the authors' layout (train_val_dataset/, test_set/); "
-                                      "val_from_test of test_set is the masked val split")
+@register_dataset("seruso", description="SERUSO in the authors' layout (train_val_dataset/, test_set/); val adds "
+                                      "a masked quarter of test_set (val_from_test)")
 def seruso(root: Path, split_seed: int = 0, val_from_test: float = VAL_FROM_TEST) -> VideoIndex:
     """SERUSO as read by the authors' code (see :mod:`wsbench.data.seruso`).
 
