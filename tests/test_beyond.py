@@ -127,7 +127,7 @@ def test_column_label_shows_fusion_other_than_the_methods_own():
     plain = column_label({"method": "cam", "config": {"method_options": {}, "fusion": None}})
     fused = column_label({"method": "cam", "config": {"method_options": {}, "fusion": asdict(Fusion(2, "max"))}})
     assert plain != fused and fused.startswith(plain) and "2" in fused and "max" in fused
-    f2f = column_label({"method": "f2f", "config": {"method_options": opts, "fusion": asdict(Fusion(2, "mean"))}})
+    f2f = column_label({"method": "f2f", "config": {"method_options": opts, "fusion": asdict(Fusion(2, "max"))}})
     assert "fuse" not in f2f  # its own fusion
     assert column_label({"method": "f2f", "config": {"method_options": opts, "fusion": None}}) != f2f
 
@@ -341,12 +341,13 @@ def test_segment_stream_is_lazy_and_bounded(tmp_path):
 
 
 @pytest.mark.parametrize("fusion", [dict(neighbours=2, mode="max"), dict(neighbours=2, mode="mean", warp=False),
-                                    dict(neighbours=2, mode="max", causal=True)])
+                                    dict(neighbours=2, mode="max", causal=True),
+                                    dict(neighbours=1, mode="max", on="raw")])
 def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     """The ring buffer gives the same masks as fusing the whole video at once."""
     from wsbench.data.cache import frame_arrays
     from wsbench.data.torch_data import FOREGROUND
-    from wsbench.evaluate import batch_maps, fuse_maps
+    from wsbench.evaluate import batch_maps, fuse_maps, uses_raw_maps
     from wsbench.flow import estimate_video_flows, resize_flow
     from wsbench.inference import label_mask
     from wsbench.methods import Fusion
@@ -361,7 +362,7 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     arrays = [frame_arrays(f, background, (32, 32), trained.recipe.bg_threshold) for f in frames]
     small = np.stack([a[0] for a in arrays])
     maps = batch_maps(trained.method, trained.model, small, np.stack([a[1] for a in arrays]), FOREGROUND,
-                      trained.device)
+                      trained.device, raw=uses_raw_maps(fusion))
     fwd, bwd = estimate_video_flows(small, "dis")
     to = [resize_flow(torch.from_numpy(f).permute(0, 3, 1, 2), (8, 8)) for f in (fwd, bwd)]
     fused = fuse_maps(maps, to[0], to[1], fusion)

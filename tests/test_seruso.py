@@ -31,13 +31,14 @@ SIZE = (48, 40)
 MOTION = (3.0, 0.0)  # the fixture's objects move 3 px to the right per frame
 
 
-def write_seruso(root: Path, frames: int = 5, flows: bool = True) -> Path:
+def write_seruso(root: Path, frames: int = 5, flows: bool = True, test_videos: int = 1) -> Path:
     """A tiny SERUSO tree under ``root/WS2`` (an extra top folder, as an archive may add)."""
     rng = np.random.default_rng(0)
     top = root / "WS2"
     folders = [(top / "train_val_dataset" / "training", top / "optical_flows" / "training", None, 2),
                (top / "train_val_dataset" / "validation", top / "optical_flows" / "validation", None, 1),
-               (top / "test_set" / "images", top / "test_set" / "optical_flows", top / "test_set" / "masks", 1)]
+               (top / "test_set" / "images", top / "test_set" / "optical_flows", top / "test_set" / "masks",
+                test_videos)]
     for images, flow_dir, masks, n_videos in folders:
         for label in ("before", "after"):
             for v in range(n_videos):
@@ -73,6 +74,62 @@ def test_reads_the_authors_layout_with_given_splits(seruso_tree):
     train = index.split("train", "after")[0]
     assert train.flow_files[0].parts[-6:-1] == ("WS2", "optical_flows", "training", "after", "video_000")
     assert create_dataset("ws2", root=seruso_tree).name == "ws2"
+
+
+def test_val_split_is_carved_from_test_by_video(tmp_path):
+    root = write_seruso(tmp_path / "data", test_videos=4)
+    for kind in ("images", "masks"):  # video_002 becomes two runs, which must move together
+        (root / "WS2" / "test_set" / kind / "before" / "video_002" / "frame_0003.jpg").unlink()
+    index = create_dataset("seruso", root=root)
+    val = [v for v in index.split("val") if v.id.startswith("test/")]
+    test = index.split("test")
+    folder = lambda v: v.key.split("#")[0]  # noqa: E731
+    assert {folder(v) for v in val}.isdisjoint({folder(v) for v in test})
+    assert {v.label for v in val} == {"before", "after"} and len({folder(v) for v in val}) == 2  # 1 of 4 per class
+    assert all(v.has_masks for v in val) and any(v.label == "before" for v in test)
+    assert [v.id for v in index.split("val") if v.id.startswith("validation/")]  # the given val stays val
+    info = index.info["val_from_test"]
+    assert info == {"fraction": 0.25, "seed": 0, "videos": [v.key for v in val]}
+    assert info["videos"] == create_dataset("seruso", root=root).info["val_from_test"]["videos"]  # seeded
+    other = [create_dataset("seruso", root=root, split_seed=s).info["val_from_test"]["videos"] for s in range(1, 6)]
+    assert any(o != info["videos"] for o in other)
+    half = create_dataset("ws2", root=root, val_from_test=0.5)
+    assert len({folder(v) for v in half.split("val", "before") if v.id.startswith("test/")}) == 2
+    assert len({folder(v) for v in half.split("test", "before")}) == 2
+    given = create_dataset("seruso", root=root, val_from_test=0)
+    assert not any(v.has_masks for v in given.split("val")) and given.info["val_from_test"]["videos"] == []
+    with pytest.raises(UserError, match=r"val_from_test must be a number in \[0, 1\)"):
+        create_dataset("seruso", root=root, val_from_test=1)
+
+
+@pytest.mark.slow
+def test_threshold_source_is_recorded_and_shown(tmp_path):
+    root = write_seruso(tmp_path / "data", test_videos=2)
+    runner = CliRunner()
+    base = ["run", "--method", "cam", "--dataset", "seruso", "--data-root", str(root), "--runs-dir",
+            str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "-q", *TINY]
+    results = {}
+    for name, extra in (("val", []), ("fixed", ["--dataset-option", "val_from_test=0"])):
+        result = runner.invoke(cli, base + extra)
+        assert result.exit_code == 0, result.output
+        run_dir = max((p for p in (tmp_path / "runs").iterdir() if p.name != "classifiers"),
+                      key=lambda p: p.stat().st_mtime_ns)
+        results[name] = (json.loads((run_dir / "result.json").read_text()), result.output)
+    res, output = results["val"]
+    assert res["metrics"]["threshold_source"] == "val" and res["counts"]["val_frames"] == 5
+    moved = res["config"]["dataset_info"]["val_from_test"]["videos"]
+    assert len(moved) == 2 and moved == create_dataset("seruso", root=root).info["val_from_test"]["videos"]
+    assert f"at threshold {res['metrics']['threshold']:.2f} chosen on val" in output
+    res, output = results["fixed"]
+    assert res["metrics"]["threshold_source"] == "fixed" and res["metrics"]["threshold"] == 0.5
+    assert res["counts"]["val_frames"] == 0 and "at fixed threshold 0.50 (no val masks)" in output
+    assert "chosen on val" not in output
+    shutil.rmtree(next(p for p in (tmp_path / "runs").iterdir() if p.name != "classifiers"
+                       and json.loads((p / "result.json").read_text())["metrics"]["threshold_source"] == "val"))
+    table = runner.invoke(cli, ["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--table", "all"])
+    assert table.exit_code == 0, table.output
+    assert "Comparison: illegal IoU ×100 on test, fixed threshold 0.50 (no val masks)" in table.output
+    assert "on or off, fixed threshold 0.50 (no val masks)" in table.output and "chosen on val" not in table.output
 
 
 def test_jpeg_masks_are_binarised_at_half_range(seruso_tree):
@@ -124,8 +181,13 @@ def test_tccam_runs_on_seruso_with_flow_files_and_without(seruso_tree, tmp_path)
     fresh = ["--runs-dir", str(tmp_path / "runs2"), "--cache-dir", str(tmp_path / "cache2")]  # no cached flows
     result = runner.invoke(cli, args + ["--flow", "files", *fresh])
     assert result.exit_code == 1 and "frame_0001.flo: flow file missing" in result.output
-    result = runner.invoke(cli, args + ["--flow", "dis", *fresh])
+    result = runner.invoke(cli, args + ["--flow", "dis", *fresh, "--fuse-neighbours", "1", "--fuse-on", "raw",
+                                        "--batching", "triplet"])  # the authors' POF-CAM training and inference
     assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in (tmp_path / "runs2").iterdir() if (p / "result.json").exists()]  # the failed one has none
+    res = json.loads((run_dir / "result.json").read_text())
+    assert res["fusion"] == {"neighbours": 1, "mode": "max", "warp": True, "causal": False, "on": "raw"}
+    assert res["config"]["method_options"]["batching"] == "triplet" and 0 <= res["metrics"]["iou_illegal_wsws"] <= 1
 
 
 def test_data_flow_writes_a_tree_that_files_reads_back(video_folder, tmp_path):
@@ -363,8 +425,99 @@ def test_seruso_specs_take_the_data_root_from_the_command_line(tmp_path):
     assert spec.data_root == str(tmp_path) and spec.cam_scales == (0.2, 0.5, 1.0, 2.0, 4.0, 6.0) and spec.cam_flip
     assert spec.recipe["background_removal"] is False and spec.recipe["weight_ramp"] == "constant"
     assert (spec.recipe["alpha_max"], spec.recipe["beta_max"], spec.recipe["output_stride"]) == (2.0, 6.0, 32)
+    (_, pof), = [(r, s) for r, s in _specs(wsws, [0], {"data_roots": {"seruso": str(tmp_path)}}) if s.method == "tccam"]
+    assert pof.method_options == {"batching": "triplet"} and pof.recipe["batch_size"] == 96  # 32 triplets
+    assert (pof.fuse_neighbours, pof.fuse_mode, pof.fuse_on) == (1, "max", "raw") and pof.label == "POF-CAM"
+    assert pof.recipe["weight_ramp"] == "constant" and (pof.recipe["alpha_max"], pof.recipe["beta_max"]) == (2.0, 6.0)
     paper = load_spec(root / "seruso-paper.toml")
     (_, spec), *_ = list(_specs(paper, [0], {}))
     assert spec.data_root is None and spec.recipe["background_removal"] is True and spec.cam_scales == (1.0,)
     result = CliRunner().invoke(cli, ["suite", str(root / "seruso-paper.toml"), "--data-root", "nonsense"])
     assert result.exit_code == 2 and "DATASET=PATH" in result.output
+
+
+# -- the authors' POF-CAM inference: fusion on raw maps -----------------------------------------
+def _authors_lateral(raw: torch.Tensor, shift: int) -> torch.Tensor:
+    """POF-CAM's inference restated on a video of raw maps (T, h, w) whose content moves ``shift``
+    px to the right per frame: max(warped t−1, t, warped t+1), zero outside the frame, / (max + 1e-5)."""
+    out = []
+    for t in range(len(raw)):
+        stack = [raw[t]]
+        if t > 0:  # frame t's pixel x was at x − shift in frame t−1
+            left = torch.zeros_like(raw[t])
+            left[:, shift:] = raw[t - 1][:, :-shift]
+            stack.append(left)
+        if t < len(raw) - 1:  # and will be at x + shift in frame t+1
+            right = torch.zeros_like(raw[t])
+            right[:, :-shift] = raw[t + 1][:, shift:]
+            stack.append(right)
+        fused = torch.stack(stack).amax(0)
+        out.append(fused / (fused.max() + 1e-5))
+    return torch.stack(out)
+
+
+def test_raw_fusion_matches_the_authors_formula():
+    from wsbench.evaluate import fuse_maps
+    from wsbench.methods import Fusion
+
+    torch.manual_seed(0)
+    t, h, w, shift = 5, 6, 7, 2
+    raw = torch.rand(t, h, w) * torch.tensor([1.0, 3.0, 0.5, 2.0, 8.0])[:, None, None]  # frames of unequal scale
+    to_next = torch.zeros(t, 2, h, w)
+    to_next[:, 0] = shift  # u: x in frame t is x + shift in frame t+1
+    fused = fuse_maps(raw, to_next, -to_next, Fusion(1, "max", on="raw"))
+    assert torch.allclose(fused, _authors_lateral(raw, shift), atol=1e-6)
+    normalised = raw / (raw.flatten(1).amax(1).view(-1, 1, 1) + 1e-5)
+    on_maps = fuse_maps(normalised, to_next, -to_next, Fusion(1, "max"))
+    assert not torch.allclose(on_maps, fused, atol=1e-2)  # fusing normalised maps is not the same
+
+
+def test_raw_fusion_hand_counted():
+    from wsbench.evaluate import fuse_maps
+    from wsbench.methods import Fusion
+
+    raw = torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 2.0, 0.0]], [[0.0, 0.0, 4.0]]])
+    fused = fuse_maps(raw, None, None, Fusion(1, "max", warp=False, on="raw"))
+    # frame 0: max(1 0 0, 0 2 0) = 1 2 0, / 2; frame 1: 1 2 4, / 4; frame 2: 0 2 4, / 4
+    expected = torch.tensor([[[0.5, 1.0, 0.0]], [[0.25, 0.5, 1.0]], [[0.0, 0.5, 1.0]]])
+    assert torch.allclose(fused, expected, atol=1e-4)
+    on_maps = fuse_maps(raw / raw.flatten(1).amax(1).view(-1, 1, 1), None, None, Fusion(1, "max", warp=False))
+    assert on_maps[1].tolist() == [[1.0, 1.0, 1.0]]  # per-frame normalised maps would all be 1
+
+
+def test_raw_maps_hook_multiscale_and_refusals(seruso_tree):
+    from wsbench.methods import Fusion, create_method, has_raw_maps
+    from wsbench.model import cam_from_class_maps
+    from wsbench.pipeline import RunSpec, resolve
+    from wsbench.report import column_label
+    from wsbench.train import Recipe, build_model
+
+    torch.manual_seed(0)
+    model = build_model(Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32)),
+                        ("before", "after")).eval()
+    x = torch.randn(2, 3, 32, 32)
+    cam = create_method("tccam")
+    with torch.no_grad():
+        raw = cam.raw_maps(model, x)
+        class_maps = model(x)
+        assert torch.equal(raw, class_maps[:, model.class_index("before")].relu()) and raw.max() > 1e-3
+        assert torch.allclose(cam.maps(model, x), cam_from_class_maps(class_maps, model.class_index("before")))
+        summed = multiscale_maps(cam, model, x, (1.0, 0.5), True, raw=True)  # summed, not normalised
+        def up(m):  # every scale's map at the input resolution, as the authors sum them
+            return torch.nn.functional.interpolate(m[:, None], size=x.shape[-2:], mode="bilinear")[:, 0]
+
+        small = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", antialias=True)
+        expected = (up(raw) + up(cam.raw_maps(model, x.flip(-1)).flip(-1)) + up(cam.raw_maps(model, small))
+                    + up(cam.raw_maps(model, small.flip(-1)).flip(-1)))
+        assert torch.allclose(summed, expected, atol=1e-6) and summed.amax() < 0.5  # (the normalised sum has max 1)
+        assert torch.equal(multiscale_maps(cam, model, x, raw=True), raw)
+    assert has_raw_maps(cam) and not has_raw_maps(create_method("gradcam")) and not has_raw_maps(create_method("f2f"))
+    spec = dict(method="tccam", dataset="seruso", data_root=str(seruso_tree), fuse_neighbours=1)
+    on_raw, on_maps = resolve(RunSpec(**spec, fuse_on="raw")), resolve(RunSpec(**spec))
+    assert on_raw.fusion == Fusion(1, "max", on="raw") and on_raw.config["fusion"]["on"] == "raw"
+    assert "on" not in on_maps.config["fusion"] and on_raw.config["config_hash"] != on_maps.config["config_hash"]
+    with pytest.raises(UserError, match="'gradcam' has its own maps and no raw form"):
+        resolve(RunSpec(**dict(spec, method="gradcam"), fuse_on="raw"))
+    assert column_label({"method": "tccam", "config": on_raw.config}).endswith("--fuse 1 max raw")
+    with pytest.raises(UserError, match="--fuse-on needs --fuse-neighbours"):
+        resolve(RunSpec(**dict(spec, fuse_neighbours=None), fuse_on="raw"))

@@ -262,6 +262,9 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
                                                  "[default: the method's choice]")
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")
+@click.option("--fuse-on", type=click.Choice(["maps", "raw"]), default="maps", show_default=True,
+              help="what --fuse-neighbours fuses: the per-frame maps, or the raw (ReLU'd, unnormalised) class "
+                   "maps normalised after fusing, as the authors' POF-CAM inference")
 @click.option("--cam-scales", default="1", show_default=True,
               help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
 @click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
@@ -289,7 +292,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                    data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
                    method_options=method_options, recipe=recipe, seed=kwargs["seed"], split_seed=kwargs["split_seed"],
                    dataset_options=dataset_options(kwargs["dataset_option"]),
-                   fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"], device=kwargs["device"],
+                   fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"],
+                   fuse_on=kwargs["fuse_on"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
                    cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None,
                    cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
@@ -311,8 +315,10 @@ def _summary(result: dict[str, Any]) -> str:
         written = f"; {maps['frames']} val/test maps written to {maps['dir']}" if maps else ""
         return (f"{result.get('method')} on {result.get('dataset')}: no GT masks in the test split, so no IoU "
                 f"(IoU needs masks/before/<video>/<frame>.png){written} (accuracy {fmt(m.get('accuracy'))})")
+    from .evaluate import threshold_text
+
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
-            f"illegal IoU {fmt(m['iou_illegal'])} at threshold {m['threshold']:.2f} chosen on val "
+            f"illegal IoU {fmt(m['iou_illegal'])} at {threshold_text(m.get('threshold_source'), m['threshold'])} "
             f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "
             f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")

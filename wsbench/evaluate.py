@@ -11,7 +11,10 @@ For every *before* frame with a GT mask in the validation and test splits:
    grid of 100 (0.00, 0.01, …, 0.99), so one pass gives the whole sweep.
 
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
-reported number. The best test IoU over the sweep is reported too, marked ``oracle``, for
+reported number. A data set whose validation split has no masked before frame gets the fixed
+threshold 0.5 instead, and its result says so (``metrics.threshold_source``: ``"val"`` or
+``"fixed"``; :func:`threshold_text` words it for summaries and captions). The best test IoU over
+the sweep is reported too, marked ``oracle``, for
 comparison with papers that tune on test. GT masks are opened here and nowhere else. Each test
 video's own intersection and union pixel counts at the chosen threshold are kept as well
 (``counts.test_videos``; their sums give the test IoU), so tables can bootstrap over test videos.
@@ -58,11 +61,34 @@ from .multiscale import multiscale_maps
 if TYPE_CHECKING:
     from .inference import TrainedRun
 
-__all__ = ["BINS", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps", "classification_accuracy",
-           "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
-           "video_maps", "wsws_mask"]
+__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps",
+           "classification_accuracy", "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
+           "threshold_text", "uses_raw_maps", "video_maps", "wsws_mask"]
 
 BINS = 100
+
+
+#: the threshold used when the validation split has no before frame with a GT mask
+FIXED_THRESHOLD = 0.5
+
+
+def threshold_text(source: str | None, threshold: float | None = None) -> str:
+    """Where a run's threshold came from, in words (summary lines and table captions).
+
+    Args:
+        source: ``metrics.threshold_source`` of a result: ``"val"`` (the best validation IoU) or
+            ``"fixed"`` (the validation split had no masks); the older spellings ``"validation"``
+            and ``"fixed 0.5 (...)"`` are read too.
+        threshold: the run's threshold, shown when given (the fixed one is always shown).
+
+    Returns:
+        e.g. ``"threshold 0.37 chosen on val"``, ``"threshold chosen on val"`` or
+        ``"fixed threshold 0.50 (no val masks)"``.
+    """
+    if source is not None and source.startswith("fixed"):
+        value = FIXED_THRESHOLD if threshold is None else threshold
+        return f"fixed threshold {value:.2f} (no val masks)"
+    return "threshold chosen on val" if threshold is None else f"threshold {threshold:.2f} chosen on val"
 
 
 def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -212,7 +238,9 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.T
         to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one
             (``None`` is fine when ``fusion.warp`` is false: they are not used).
         fusion: number of neighbours, aggregation (``max`` or ``mean``), whether neighbours are
-            warped with the flow, and whether only previous frames take part (``causal``).
+            warped with the flow, whether only previous frames take part (``causal``), and what is
+            fused (``on``: with ``"raw"``, ``maps`` are raw maps and each fused frame is divided by
+            its maximum + 1e-5 afterwards, as the authors' POF-CAM inference does).
 
     Returns:
         (T, h, w) fused maps; each frame's own map always takes part, a warped neighbour only where
@@ -237,13 +265,20 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.T
             total[sl] += warped * valid
             count[sl] += valid
             best[sl] = torch.maximum(best[sl], torch.where(valid > 0, warped, best[sl]))
-    fused = best if fusion.mode == "max" else total / count
-    return fused[:, 0]
+    fused = (best if fusion.mode == "max" else total / count)[:, 0]
+    if fusion.on == "raw":
+        fused = fused / (fused.flatten(1).amax(dim=1).view(-1, 1, 1) + 1e-5)
+    return fused
+
+
+def uses_raw_maps(fusion: Fusion | None) -> bool:
+    """Whether the maps to fuse are the method's raw maps (fusion over neighbours ``on="raw"``)."""
+    return fusion is not None and fusion.neighbours > 0 and fusion.on == "raw"
 
 
 def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
                device: torch.device, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
-               flip: bool = False) -> torch.Tensor:
+               flip: bool = False, raw: bool = False) -> torch.Tensor:
     """The method's maps of a batch of frames at training resolution.
 
     Args:
@@ -254,6 +289,8 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
         device: where to compute.
         needs_grad: the method's maps need autograd (its registry entry's ``needs_grad``).
         scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
+        raw: the method's raw maps instead (:meth:`~wsbench.methods.Method.raw_maps`, for
+            :func:`uses_raw_maps` fusion).
 
     Returns:
         (B, h', w') float maps on the CPU, before fusion. Maps that need no gradients are forward
@@ -264,23 +301,23 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
     x = model.normalize(to_device(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2), device))
     x = x.contiguous(memory_format=torch.channels_last)
     if needs_grad:
-        maps = multiscale_maps(method, model, x, scales, flip)
+        maps = multiscale_maps(method, model, x, scales, flip, raw)
     else:
         with torch.inference_mode(), autocast(device):
-            maps = multiscale_maps(method, model, x, scales, flip)
+            maps = multiscale_maps(method, model, x, scales, flip, raw)
     return maps.detach().float().cpu()
 
 
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
-               flip: bool = False) -> torch.Tensor:
-    """The method's maps of every frame of video ``pos`` (before fusion), on the CPU: (T, h, w)."""
+               flip: bool = False, raw: bool = False) -> torch.Tensor:
+    """The method's maps (``raw``: its raw maps) of every frame of video ``pos``, before fusion, on the CPU: (T, h, w)."""
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):
         stop = min(start + batch_size, s.stop)
         out.append(batch_maps(method, model, data.frames[start:stop], data.fg[start:stop], variant, device,
-                              needs_grad, scales, flip))
+                              needs_grad, scales, flip, raw))
     return torch.cat(out)
 
 
@@ -306,7 +343,8 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
     """
     needs_grad = METHODS.entry(method.name).meta.needs_grad
     variant = FOREGROUND if background_removal else ORIGINAL
-    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip)
+    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip,
+                      uses_raw_maps(fusion))
     if fusion is not None and fusion.neighbours > 0:
         if not fusion.warp:
             return fuse_maps(maps, None, None, fusion)
@@ -458,10 +496,10 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
     val_iou, test_iou = val.iou(), test.iou()
     if val.frames and np.isfinite(val_iou).any():
         k = int(np.nanargmax(val_iou))
-        source = "validation"
+        source = "val"
     else:
-        k = BINS // 2
-        source = "fixed 0.5 (no validation masks)"
+        k = int(round(FIXED_THRESHOLD * BINS))
+        source = "fixed"
     threshold = k / BINS
     num = lambda x: None if x is None or not np.isfinite(x) else round(float(x), 6)  # noqa: E731
     metrics: dict[str, Any] = {
@@ -493,7 +531,7 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
                    "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k))))
                                    for key, v in test_videos.items()}},
-        "fusion": dataclasses.asdict(fusion) if fusion else None,
+        "fusion": fusion.as_config() if fusion else None,
         "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
     }
 

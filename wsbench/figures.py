@@ -150,7 +150,7 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     """
     import cv2
 
-    from .evaluate import example_masks
+    from .evaluate import example_masks, threshold_text
     from .inference import load_run, open_data
     from .report import method_columns
 
@@ -162,6 +162,7 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     written = []
     for dataset in datasets:
         panels: list[tuple[str, list[dict]]] = []
+        sources: set[str] = set()  # where the shown runs' thresholds came from
         frames = None
         for name, runs in columns:
             runs = sorted((r for r in runs if r.result["dataset"] == dataset), key=lambda r: r.result["seed"])
@@ -173,6 +174,7 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             if not frames:
                 break
             panels.append((f"{name} (seed {runs[0].result['seed']})", example_masks(trained, data, frames)))
+            sources.add(threshold_text(runs[0].result["metrics"].get("threshold_source")))
         if not panels:
             continue
         rows, cols = len(frames), 2 + len(panels)
@@ -192,7 +194,8 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(title, fontsize=7)
-        fig.suptitle(f"{dataset}: test frames, masks at each run's val-chosen threshold", fontsize=9)
+        what = f"each run's {sources.pop()}" if len(sources) == 1 else f"each run's threshold ({'; '.join(sorted(sources))})"
+        fig.suptitle(f"{dataset}: test frames, masks at {what}", fontsize=9)
         written.append(_save(fig, Path(out_dir) / f"qualitative-{dataset}.{fmt}"))
     return written
 

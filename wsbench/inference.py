@@ -42,7 +42,8 @@ class TrainedRun:
         model: its classifier, in eval mode on ``device``.
         recipe: the training recipe (resolution, background removal, flow estimator).
         fusion: temporal fusion at inference recorded in the result (``None``: per-frame maps).
-        threshold: the threshold chosen on validation.
+        threshold: the run's threshold: chosen on validation, or fixed when the validation split
+            had no masks (``metrics.threshold_source``).
         device: where maps are computed.
         cam_scales: input scales of the run's multi-scale map inference (``(1.0,)``: single scale).
         cam_flip: whether the run also averaged the maps of mirrored frames.
@@ -170,6 +171,7 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
                    seed=config.get("seed", 0), split_seed=recorded_split_seed(config),
                    fuse_neighbours=fusion["neighbours"] if fusion else 0,
                    fuse_mode=fusion["mode"] if fusion else "max",
+                   fuse_on=fusion.get("on", "maps") if fusion else "maps",
                    cache_dir=str(cache_dir) if cache_dir else None)
     resolved = resolve(spec)
     return prepare(resolved.index, resolved.recipe.image_size, cache_dir, resolved.recipe.bg_threshold,
@@ -231,7 +233,7 @@ def run_summary(trained: TrainedRun) -> dict[str, Any]:
     return {"run_id": trained.run_id, "method": result.get("method"), "dataset": result.get("dataset"),
             "config_hash": result.get("config_hash"), "threshold": trained.threshold,
             "threshold_source": result.get("metrics", {}).get("threshold_source"),
-            "fusion": dataclasses.asdict(trained.fusion) if trained.fusion else None,
+            "fusion": trained.fusion.as_config() if trained.fusion else None,
             "background_removal": trained.recipe.background_removal, "bg_threshold": trained.recipe.bg_threshold,
             "bg_morph": trained.recipe.bg_morph,
             "image_size": list(trained.recipe.image_size)}

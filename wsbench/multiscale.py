@@ -8,8 +8,9 @@ mirrored back and resized to the **input** resolution (antialiased when shrinkin
 sum is divided by its per-image maximum, so the result is again in [0, 1] with a maximum of 1.
 Combining at input resolution matters: coarse maps of small scales averaged at the feature grid of
 scale 1 lose the detail that the large scales add (the authors' combination, this one, keeps it).
-One difference remains: the authors sum raw CAMs (ReLU'd class maps) and normalise the sum; here
-each scale's map is the method's own normalised map, which is what every method returns.
+The authors sum raw CAMs (ReLU'd class maps) and normalise the sum; by default each scale's map is
+here the method's own normalised map (what every method returns), and ``raw=True`` sums the raw
+maps (:meth:`Method.raw_maps`) exactly as they do, for fusion on raw maps (``--fuse-on raw``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales: Sequence[float] = (1.0,),
-                    flip: bool = False) -> torch.Tensor:
+                    flip: bool = False, raw: bool = False) -> torch.Tensor:
     """A method's maps summed over input scales and, optionally, horizontal flips, at input resolution.
 
     Args:
@@ -62,14 +63,18 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
         images: normalised frames (B, 3, H, W).
         scales: input scales; ``(1.0,)`` without ``flip`` returns ``method.maps`` unchanged.
         flip: also run every scale on the mirrored input (and mirror its maps back).
+        raw: combine the method's raw maps (:meth:`~wsbench.methods.Method.raw_maps`) instead, and
+            return their sum over scales and flips without normalising it (for fusion on raw maps,
+            which normalises after fusing).
 
     Returns:
         (B, H, W) maps in [0, 1] at the input resolution: the sum of every scale's (and mirror's)
-        map resized to H × W, divided by its per-image maximum.
+        map resized to H × W, divided by its per-image maximum (``raw``: the sum, ≥ 0, not divided).
     """
     scales = tuple(float(s) for s in scales)
+    maps_of = method.raw_maps if raw else method.maps
     if scales == (1.0,) and not flip:
-        return method.maps(model, images)
+        return maps_of(model, images)
     h, w = images.shape[-2:]
     total = torch.zeros(images.shape[0], h, w, device=images.device)
     for scale in scales:
@@ -77,8 +82,10 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
         x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False,
                                                         antialias=size[0] < h or size[1] < w)
         for mirrored in ((False, True) if flip else (False,)):
-            maps = method.maps(model, x.flip(-1) if mirrored else x).float()
+            maps = maps_of(model, x.flip(-1) if mirrored else x).float()
             if mirrored:
                 maps = maps.flip(-1)
             total += resize_maps(maps, (h, w))
+    if raw:
+        return total
     return total / (total.flatten(1).amax(dim=1).clamp_min(1e-5).view(-1, 1, 1))

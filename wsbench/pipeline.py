@@ -16,7 +16,7 @@ from .data.cache import PreparedData, prepare
 from .device import resolve_device
 from .errors import UserError
 from .flow import FLOWS
-from .methods import Fusion, Method, create_method
+from .methods import Fusion, Method, create_method, has_raw_maps
 from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
@@ -42,6 +42,8 @@ class RunSpec:
         fuse_neighbours: temporal fusion of maps at inference over ±k frames (``None``: the
             method's own choice, ``0``: none).
         fuse_mode: ``max`` or ``mean``.
+        fuse_on: ``maps`` (the method's per-frame maps) or ``raw`` (its raw maps, normalised after
+            fusing: the authors' POF-CAM inference); see :class:`~wsbench.methods.Fusion`.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
         compile: ``torch.compile`` the model for training.
@@ -61,6 +63,7 @@ class RunSpec:
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
     fuse_mode: str = "max"
+    fuse_on: str = "maps"
     device: str = "auto"
     workers: int | None = None
     compile: bool = False
@@ -109,14 +112,21 @@ def resolve(spec: RunSpec) -> Resolved:
     if why:
         raise UserError(why)
 
+    if spec.fuse_neighbours is None and spec.fuse_on != "maps":
+        raise UserError("--fuse-on needs --fuse-neighbours K (the method's own fusion is used as it is)")
     if spec.fuse_neighbours is None:
         fusion = method.fusion()
     elif spec.fuse_neighbours > 0:
-        fusion = Fusion(spec.fuse_neighbours, spec.fuse_mode)
+        fusion = Fusion(spec.fuse_neighbours, spec.fuse_mode, on=spec.fuse_on)  # type: ignore[arg-type]
     else:
         fusion = None
     if fusion is not None and fusion.mode not in ("max", "mean"):
         raise UserError(f"--fuse-mode must be max or mean, not {fusion.mode!r}")
+    if fusion is not None and fusion.on not in ("maps", "raw"):
+        raise UserError(f"--fuse-on must be maps or raw, not {fusion.on!r}")
+    if fusion is not None and fusion.on == "raw" and not has_raw_maps(method):
+        raise UserError(f"--fuse-on raw: method {spec.method!r} has its own maps and no raw form of them "
+                        "(only methods whose maps are CAMs, or that define raw_maps, can be fused on raw maps)")
 
     semantic = {
         "method": spec.method,
@@ -126,7 +136,7 @@ def resolve(spec: RunSpec) -> Resolved:
         "split_seed": 0 if spec.split_seed is None else spec.split_seed,
         "seed": spec.seed,
         "recipe": dataclasses.asdict(recipe),
-        "fusion": dataclasses.asdict(fusion) if fusion else None,
+        "fusion": fusion.as_config() if fusion else None,
     }
     if index.info.get("resplit"):  # only then, so runs on a data set's fixed split keep their hash
         semantic["resplit"] = True

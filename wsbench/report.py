@@ -94,7 +94,17 @@ def _method_defaults(method: str, options: dict[str, Any] | None = None) -> tupl
         fusion = create_method(method, **(options or {})).fusion()
     except Exception:  # a plugin whose defaults cannot be built, or options from another version
         return {}, None
-    return defaults, dataclasses.asdict(fusion) if fusion else None
+    return defaults, fusion.as_config() if fusion else None
+
+
+def _recorded_fusion(fusion: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recorded fusion in the form :meth:`~wsbench.methods.Fusion.as_config` writes (for comparisons)."""
+    from .methods import Fusion
+
+    try:
+        return Fusion(**fusion).as_config() if fusion else None
+    except TypeError:  # a field from another version: compare it as it is
+        return fusion
 
 
 def column_label(result: dict[str, Any]) -> str:
@@ -116,9 +126,10 @@ def column_label(result: dict[str, Any]) -> str:
     for key, value in sorted(changed.items()):
         flag = key.replace("_", "-")
         label += f" --{flag}" if value is True else f" --no-{flag}" if value is False else f" --{flag} {value}"
-    fusion = config.get("fusion", default_fusion)
+    fusion = _recorded_fusion(config.get("fusion", default_fusion))
     if fusion != default_fusion:
-        label += f" --fuse {fusion['neighbours']} {fusion['mode']}" if fusion else " --no-fuse"
+        label += (f" --fuse {fusion['neighbours']} {fusion['mode']}" + (" raw" if fusion.get("on") == "raw" else "")
+                  if fusion else " --no-fuse")
     return label
 
 
@@ -162,7 +173,8 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
     ``variant`` (hash of the configuration without the seed and split seed), ``user_label`` (the
     suite's label or empty), ``static_after``, ``background_removal``, ``classifier`` (path of the
-    trained classifier), ``recipe`` (JSON) and ``split_seed``. Metrics: the test and val metrics of
+    trained classifier), ``recipe`` (JSON), ``split_seed`` and ``threshold_source`` (``metrics.threshold_source``: ``val``
+    or ``fixed``). Metrics: the test and val metrics of
     ``result.json``, the ``all_foreground`` and ``empty`` references, and ``accuracy:original`` /
     ``accuracy:foreground`` on train and val.
     """
@@ -192,6 +204,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
                 "classifier": (r.get("classifier") or {}).get("path"),
                 "split_seed": config.get("split_seed"),
+                "threshold_source": (r.get("metrics") or {}).get("threshold_source") or "",
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split": "seeded" if config.get("resplit") else "default",
                                       **({"cam_inference": config["cam_inference"]}
@@ -212,7 +225,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 rows.append({**base, "split": split, "metric": f"accuracy:{kind}", "value": value})
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
                "commit", "spatial", "temporal", "variant", "user_label", "options_json", "trained_by", "static_after",
-               "background_removal", "classifier", "recipe", "split_seed"]
+               "background_removal", "classifier", "recipe", "split_seed", "threshold_source"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -476,8 +489,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         cells.append(_cell(recall[recall.dataset == dataset].drop_duplicates(["seed", "split_seed", "value"])))
         table.rows.append((dataset, cells))
     table.columns = columns + ["all-foreground (reference)", "foreground recall (ceiling)"]
-    chosen = "argmax, no threshold" if metric == "iou_illegal_wsws" else "threshold chosen on val"
-    table.caption = (f"Comparison: {header} ×100 on test, {chosen} ({'higher' if higher else 'lower'} "
+    table.caption = (f"Comparison: {header} ×100 on test, {_threshold_caption(df, metric)} "
+                     f"({'higher' if higher else 'lower'} "
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
@@ -487,6 +500,24 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         table.caption += intervals.caption()
         table.footnotes += intervals.footnotes()
     return table
+
+
+def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
+    """How the table's masks were cut: the runs' stored threshold sources, in words."""
+    from .evaluate import threshold_text
+
+    if metric == "iou_illegal_wsws":
+        return "argmax, no threshold"
+    if metric == "oracle_iou_illegal":
+        return "threshold chosen on test (oracle)"
+    runs = df.drop_duplicates("run_id")
+    fixed = runs.threshold_source.str.startswith("fixed")
+    if not fixed.any():
+        return threshold_text("val")
+    if fixed.all():
+        return threshold_text("fixed")
+    datasets = ", ".join(dict.fromkeys(runs[fixed].dataset))
+    return f"{threshold_text('val')}, except {threshold_text('fixed')} for {datasets}"
 
 
 def _is_plain_variant(method: str, options_json: str, fusion_default: bool) -> bool:
@@ -549,8 +580,8 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
             cells.append(cell)
         _highlight(cells, higher)
         table.rows.append((row_name, cells))
-    table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off "
-                     f"({'higher' if higher else 'lower'} is better); "
+    table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off, "
+                     f"{_threshold_caption(df, metric)} ({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
     table.footnotes = _footnotes(reasons)
     if intervals:
@@ -561,7 +592,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
 
 def _fusion_is_default(record: RunRecord) -> bool:
     config = _config(record)
-    return config.get("fusion") == _method_defaults(config.get("method", ""))[1]
+    return _recorded_fusion(config.get("fusion")) == _method_defaults(config.get("method", ""))[1]
 
 
 def background(records: Iterable[RunRecord]) -> Table:

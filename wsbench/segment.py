@@ -140,7 +140,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     """
     from .data.cache import FLOW_STRIDE, frame_arrays
     from .data.torch_data import FOREGROUND, ORIGINAL
-    from .evaluate import batch_maps, fuse_maps
+    from .evaluate import batch_maps, fuse_maps, uses_raw_maps
     from .flow import create_flow, resize_flow
     from .methods import METHODS
 
@@ -180,7 +180,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
         if batch:
             maps = batch_maps(trained.method, trained.model, np.stack([e.small for e, _ in batch]),
                               np.stack([m for _, m in batch]), variant, trained.device, needs_grad,
-                              trained.cam_scales, trained.cam_flip)
+                              trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion))
             for (entry, _), m in zip(batch, maps):
                 entry.maps = m
                 if estimator is not None and window:
@@ -194,7 +194,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
             clip = [window[i - start] for i in range(lo, hi)]
             entry = clip[emitted - lo]
             fused = entry.maps
-            if k > 0 and len(clip) > 1:
+            if k > 0:  # a lone frame too: fusion on raw maps normalises it
                 zero = torch.zeros(2, *flow_size)
                 to_next = to_prev = None
                 if estimator is not None:

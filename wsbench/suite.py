@@ -58,6 +58,7 @@ class SuiteRun:
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
     fuse_neighbours: int | None = None
     fuse_mode: str = "max"
+    fuse_on: str = "maps"
     label: str | None = None
 
 
@@ -108,7 +109,7 @@ def load_spec(path: str | Path) -> SuiteSpec:
         extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
         if "method" not in entry or extra:
             raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, "
-                            "fuse_mode, label"
+                            "fuse_mode, fuse_on, label"
                             + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
         runs.append(SuiteRun(**entry))
     evaluation = dict(raw.get("evaluation", {}))
@@ -149,7 +150,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    method_options=dict(run.options),
                                    dataset_options=own_options,
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
-                                   fuse_mode=run.fuse_mode,
+                                   fuse_mode=run.fuse_mode, fuse_on=run.fuse_on,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers"),
                                    cache_dir=overrides.get("cache_dir"), label=run.label,
                                    cam_scales=tuple(spec.evaluation.get("cam_scales", (1.0,))),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import register_dataset
 from .index import VideoIndex
-from .seruso import read_seruso
+from .seruso import VAL_FROM_TEST, read_seruso
 from .video_folder import read_video_folder
 from .zerowaste import read_zerowaste
 
@@ -52,13 +52,19 @@ def synthetic_belt(root: Path | None = None, split_seed: int | None = None, cach
     return index
 
 
-@register_dataset("seruso", description="SERUSO in the authors' layout (train_val_dataset/, test_set/), given splits")
-def seruso(root: Path, split_seed: int = 0) -> VideoIndex:
-    """SERUSO as read by the authors' code (see :mod:`wsbench.data.seruso`); ``split_seed`` is unused."""
-    return read_seruso(root, name="seruso")
+@register_dataset("seruso", description="SERUSO in the authors' layout (train_val_dataset/, test_set/); val adds "
+                                      "a masked quarter of test_set (val_from_test)")
+def seruso(root: Path, split_seed: int = 0, val_from_test: float = VAL_FROM_TEST) -> VideoIndex:
+    """SERUSO as read by the authors' code (see :mod:`wsbench.data.seruso`).
+
+    ``val_from_test`` (default 0.25) of ``test_set``'s videos per class, chosen with ``split_seed``,
+    become the masked val split that chooses the threshold; ``val_from_test=0`` keeps the given
+    splits and a fixed threshold.
+    """
+    return read_seruso(root, name="seruso", val_from_test=val_from_test, split_seed=split_seed)
 
 
 @register_dataset("ws2", description="WS² (Zenodo 14793518): the same layout as seruso (wsbench data fetch ws2)")
-def ws2(root: Path, split_seed: int = 0) -> VideoIndex:
-    """WS², the public successor of SERUSO, in the same layout (see :mod:`wsbench.data.seruso`)."""
-    return read_seruso(root, name="ws2")
+def ws2(root: Path, split_seed: int = 0, val_from_test: float = VAL_FROM_TEST) -> VideoIndex:
+    """WS², the public successor of SERUSO, in the same layout and with the same options as ``seruso``."""
+    return read_seruso(root, name="ws2", val_from_test=val_from_test, split_seed=split_seed)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..registry import Registry
-from .base import Batch, Fusion, LossTerm, Method, NoOptions, Progress
+from .base import Batch, Fusion, LossTerm, Method, NoOptions, Progress, has_raw_maps
 
 __all__ = [
     "METHODS",
@@ -25,6 +25,7 @@ __all__ = [
     "Progress",
     "create_method",
     "create_trainer",
+    "has_raw_maps",
     "list_methods",
     "method_options",
     "register_method",

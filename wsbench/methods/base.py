@@ -9,6 +9,8 @@ A method is small because everything shared lives elsewhere. It says
 - **its loss terms** for a training batch (:meth:`Method.training_losses`), if it trains;
 - **its maps** for a batch of frames (:meth:`Method.maps`), at whatever resolution is natural
   (feature resolution for CAMs), values in [0, 1], class *before*;
+- its **raw maps** (:meth:`Method.raw_maps`: not normalised, for fusion on raw maps; the default,
+  ReLU of the class map, is right for every method whose maps are CAMs);
 - optionally **temporal fusion** of the maps at inference (:meth:`Method.fusion`).
 
 The contract, in one place:
@@ -23,6 +25,7 @@ hook                      receives                                              
                           :class:`Batch` (images, labels, and for clips the
                           cached flows) and the :class:`Progress` (epoch, α, β)
 ``maps(model, images)``   the trained model (eval mode) and normalised frames    (B, h, w) tensor in [0, 1]
+``raw_maps(model, x)``    the same                                               (B, h, w) tensor ≥ 0
 ``fusion()``              —                                                      :class:`Fusion` or ``None``
 ========================  =====================================================  ==========================
 
@@ -37,13 +40,14 @@ estimates flow itself. Third-party methods use exactly this API from an installe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from ..model import CamNet, cam_from_class_maps
 
-__all__ = ["Batch", "Fusion", "LossTerm", "Method", "NoOptions", "Progress"]
+__all__ = ["Batch", "Fusion", "LossTerm", "Method", "NoOptions", "Progress", "has_raw_maps"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,12 +123,28 @@ class Fusion:
             neighbour's map is used pixel for pixel (the evaluator still reads the cached flow
             for its temporal-stability metric).
         causal: only previous frames (what an online system has seen), never later ones.
+        on: ``"maps"``: the method's maps (each frame's in [0, 1]) are fused; ``"raw"``: its
+            raw maps (:meth:`Method.raw_maps`, not normalised) are fused and each fused frame
+            is then divided by its maximum — the inference of the authors' POF-CAM, which takes
+            max(warped t−1, t, warped t+1) of ReLU'd class maps and normalises afterwards.
     """
 
     neighbours: int
     mode: str = "max"
     warp: bool = True
     causal: bool = False
+    on: Literal["maps", "raw"] = "maps"
+
+    def as_config(self) -> dict[str, Any]:
+        """The fusion as recorded in ``config.json`` / ``result.json`` (``Fusion(**it)`` rebuilds it).
+
+        ``on`` is left out while it is ``"maps"``, so configurations written before it existed
+        keep their hash.
+        """
+        out = dataclasses.asdict(self)
+        if out["on"] == "maps":
+            del out["on"]
+        return out
 
 
 class Method:
@@ -207,9 +227,35 @@ class Method:
         """
         return cam_from_class_maps(model(images), model.class_index(self.target))
 
+    def raw_maps(self, model: CamNet, images: torch.Tensor) -> torch.Tensor:
+        """Maps of class :attr:`target` before any normalisation, for fusion on raw maps (``Fusion.on == "raw"``).
+
+        Args:
+            model: the classifier named by :meth:`classifier`, trained (eval mode).
+            images: normalised frames (B, 3, H, W) on the model's device.
+
+        Returns:
+            (B, h, w) tensor ≥ 0 at the resolution of :meth:`maps`. Default: ReLU of the class
+            map (the CAM of eq. 8 before its division by the maximum). A method that overrides
+            :meth:`maps` but not this one has no raw maps, and fusion on raw maps refuses it
+            (:func:`has_raw_maps`).
+        """
+        return F.relu(model(images)[:, model.class_index(self.target)])
+
     def fusion(self) -> Fusion | None:
         """Temporal fusion of the maps at inference (``None``: per-frame maps as they are).
 
-        ``wsbench run --fuse-neighbours K`` replaces it with ``Fusion(K, --fuse-mode)``.
+        ``wsbench run --fuse-neighbours K`` replaces it with ``Fusion(K, --fuse-mode, on=--fuse-on)``.
         """
         return None
+
+
+def has_raw_maps(method: Method) -> bool:
+    """Whether ``method.raw_maps`` gives the raw form of its maps.
+
+    True when the method overrides :meth:`Method.raw_maps`, or keeps the default :meth:`Method.maps`
+    (whose raw form the default ``raw_maps`` is); False for methods such as GradCAM whose own maps
+    have no raw form here.
+    """
+    cls = type(method)
+    return cls.raw_maps is not Method.raw_maps or cls.maps is Method.maps
