@@ -327,7 +327,7 @@ def test_bad_input_table(tmp_path, monkeypatch):
     (gtless,) = [i for i, c in enumerate(CASES) if c.input == "GT-less data set"]
     (record,) = iter_runs(tmp_path / f"case{gtless}" / "runs")
     assert record.result["metrics"]["iou_illegal"] is None and record.result["maps"]["frames"] > 0
-    assert len(list(Path(record.result["maps"]["dir"]).rglob("*.png"))) == record.result["maps"]["frames"]
+    assert len(list((record.path.parent / record.result["maps"]["dir"]).rglob("*.png"))) == record.result["maps"]["frames"]
 
     text = _render(rows)
     if os.environ.get("WSBENCH_WRITE_DOCS") == "1":
@@ -419,7 +419,7 @@ def _outcome(runs: Path) -> tuple[dict, dict]:
     (record,) = iter_runs(runs)
     r = record.result
     scores = {k: r[k] for k in ("metrics", "baselines", "curves", "counts", "accuracy_by_input")}
-    return scores, torch.load(Path(r["classifier"]["path"]) / "final.pt", weights_only=True)
+    return scores, torch.load(runs / r["classifier"]["path"] / "final.pt", weights_only=True)
 
 
 def _same_weights(a: dict, b: dict) -> bool:

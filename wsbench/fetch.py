@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
+from .progress import show_progress
 
 __all__ = ["PUBLIC_DATASETS", "ZENODO_ENV", "PublicDataset", "download_dir", "fetch_dataset", "zenodo_record"]
 
@@ -154,7 +155,7 @@ def _download(url: str, target: Path, size: int | None, md5: str | None, progres
                 total = size if size is not None else (have + int(response.headers.get("Content-Length", 0)) or None)
                 with open(part, "ab" if have else "wb") as fh, tqdm(
                         total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=target.name, disable=not progress, leave=False) as bar:
+                        desc=target.name, disable=not show_progress(progress), leave=False) as bar:
                     try:
                         while chunk := response.read(_CHUNK):
                             fh.write(chunk)

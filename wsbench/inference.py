@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .files import load_torch
 from .methods import Fusion, Method, create_method
 from .model import CamNet
 from .runs import RunRecord, atomic_write_json, resolve_runs_dir
@@ -130,7 +131,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     weights = _classifier_weights(record)
     # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
     model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal))
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(weights))
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
     cam = cam_inference(config)
@@ -140,15 +141,21 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
 
 
 def _classifier_weights(record: RunRecord) -> Path:
-    """``final.pt`` of the run's classifier: at its recorded path, else beside the run (moved runs dir)."""
+    """``final.pt`` of the run's classifier.
+
+    The recorded path is relative to the runs directory; records written before that hold an
+    absolute path, used while it exists. Either way the classifier beside the run (its key under
+    ``classifiers/``) is the fallback, so a copied or moved runs directory keeps working.
+    """
+    runs_dir = record.path.parent
     info = (record.result or {}).get("classifier", {})
-    candidates = [Path(info["path"])] if info.get("path") else []
+    candidates = [runs_dir / info["path"]] if info.get("path") else []  # an absolute path stays absolute
     if info.get("key"):
-        candidates.append(record.path.parent / "classifiers" / info["key"])
+        candidates.append(runs_dir / "classifiers" / info["key"])
     for folder in candidates:
         if (folder / "final.pt").is_file():
             return folder / "final.pt"
-    where = candidates[-1] if candidates else record.path.parent / "classifiers"
+    where = candidates[-1] if candidates else runs_dir / "classifiers"
     raise UserError(f"{where / 'final.pt'}: classifier weights of run {record.run_id} not found")
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from . import backbones  # noqa: F401  (registers wsbench's small backbones in timm)
 from .errors import UserError
+from .files import load_torch
 
 __all__ = ["CamNet", "cam_from_class_maps", "load_pretrained"]
 
@@ -120,10 +121,7 @@ def load_pretrained(model: nn.Module, path: Path, name: str = "backbone") -> Non
     """
     if not path.is_file():
         raise UserError(f"--pretrained {path}: file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"--pretrained {path}: not a PyTorch weights file ({type(err).__name__})") from None
+    state = load_torch(path, "--pretrained ")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

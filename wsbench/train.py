@@ -17,9 +17,9 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
+import io
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -36,9 +36,11 @@ from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
 from .device import autocast as device_autocast
 from .device import default_workers, to_device
 from .errors import UserError
+from .progress import show_progress
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
-from .runs import atomic_write_json, config_hash
+from .files import load_torch
+from .runs import atomic_write_bytes, atomic_write_json, config_hash
 
 __all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
            "train_classifier"]
@@ -202,7 +204,7 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         if distributed.is_main() and not (folder / "final.pt").exists():
             todo = "train"
             if (folder / "checkpoint.pt").exists() and not resume:
-                state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
+                state = load_torch(folder / "checkpoint.pt")
                 todo = (f"{folder}: an interrupted training of this classifier stopped after epoch "
                         f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
         todo = distributed.broadcast(todo)
@@ -215,10 +217,11 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
             trained_now = True
         info = json.loads((folder / "train.json").read_text())
     model = build_model(recipe, classes_for(recipe.background_removal))
-    model.load_state_dict(torch.load(folder / "final.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(folder / "final.pt"))
     model.to(device).eval()
-    return model, {"key": config_hash(key), "path": str(folder), "train_seconds": info["train_seconds"],
-                   "trained_now": trained_now, "method": key["method"], "options": key["options"]}
+    # relative to the runs directory, which can then be copied or moved
+    return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
+                   "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"], "options": key["options"]}
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -229,16 +232,26 @@ def _seed_all(seed: int) -> None:
 
 
 def _rng_states() -> dict[str, Any]:
-    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint."""
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint.
+
+    Tensors and plain values only, so the checkpoint loads with ``weights_only=True``.
+    """
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    py, nps = states["python"], states["numpy"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+                         nps["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -346,9 +359,10 @@ def _lr_lambda(schedule: str, total_steps: int):
 
 
 def _save(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` atomically; serialised in memory first, so a failed write is an ``OSError``."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 class _Losses(nn.Module):
@@ -412,7 +426,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     start_epoch, elapsed = 0, 0.0
     ckpt = folder / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_torch(ckpt)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -444,7 +458,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         model.train()
         rows = []
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=not (progress and main), total=steps_per_epoch)
+                   disable=not show_progress(progress and main), total=steps_per_epoch)
         for raw in bar:
             batch = _to_batch(raw, model, device, len(classes), clip_len, recipe.augment, aug_gen)
             prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
