@@ -377,3 +377,35 @@ def test_mkdir_on_a_read_only_place_is_one_line(video_folder, tmp_path, monkeypa
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
     _one_line_error(_cli(*_run_args(video_folder, tmp_path / "runs", tmp_path / "cache")), "read-only file system")
+
+
+def _little_space(monkeypatch, free: int = 1000) -> None:
+    import collections
+
+    import wsbench.files
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(wsbench.files.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - free, free))
+
+
+def test_full_cache_disk_is_one_line_naming_the_folder_and_the_space(video_folder, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    _little_space(monkeypatch)
+    line = _one_line_error(_cli(*_run_args(video_folder, tmp_path / "runs", cache)), "not enough free space")
+    assert str(cache) in line and "needs" in line and "1000 B free" in line
+    assert not [p for p in cache.rglob("*") if p.name.startswith(".")]  # the temporary folder is gone
+
+
+def test_full_disk_while_reserving_the_flow_cache(video_folder, tmp_path, monkeypatch):
+    from wsbench.data import create_dataset
+    from wsbench.data.cache import prepare
+
+    data = prepare(create_dataset("video-folder", root=video_folder), (32, 32), tmp_path / "cache")
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(UserError, match="not enough free space for the farneback flow cache: needs"):
+        data.flows("farneback")
+    assert not [p for p in data.path.iterdir() if p.name.startswith(".")]

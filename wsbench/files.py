@@ -9,7 +9,7 @@
 - :func:`disk_error`: an ``OSError`` of a full, read-only or forbidden folder as one line.
 - :func:`umask` and :func:`chmod_as_new`: temporary files (``mkstemp``, ``mkdtemp``) are private;
   what is renamed into place gets the permissions of a file created normally.
-- :func:`check_free_space`: reserve-before-build check for large caches.
+- :func:`reserve_space`: disk space for a memory-mapped cache is reserved before it is filled.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "check_free_space", "check_output", "chmod_as_new", "disk_error",
-           "load_torch", "umask", "video_writer", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "check_output", "chmod_as_new", "disk_error",
+           "load_torch", "reserve_space", "umask", "video_writer", "write_image"]
 
 #: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -203,19 +203,44 @@ def check_output(path: str | os.PathLike, option: str, kind: str = "file", input
     return path
 
 
-def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
-    """Refuse to start writing ``needed`` bytes into ``folder`` when the disk has less free.
+def reserve_space(files: list[Path], what: str) -> None:
+    """Allocate the disk blocks of freshly created (sparse) memory-mapped files before they are filled.
+
+    Writing into a memory map on a full disk kills the process with SIGBUS; reserving first turns
+    that into an error before any work, naming the folder and the space needed.
+
+    Args:
+        files: the files, created at their full size (``np.lib.format.open_memmap``), in one folder.
+        what: what they hold, for the message (``"the frame cache"``).
 
     Raises:
-        UserError: one line naming the folder, the space needed and the space free.
+        UserError: the folder's disk has less free space than the files need.
     """
+    folder = files[0].parent
+    needed = sum(p.stat().st_size for p in files)
+
+    def refuse(free: int | None) -> UserError:
+        have = f", {_size(free)} free" if free is not None else ""
+        return UserError(f"{folder}: not enough free space for {what}: needs {_size(needed)}{have}; "
+                         "free some space or choose another --cache-dir")
+
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
-        return  # unknown: the write itself will tell
-    if needed > free:
-        raise UserError(f"{folder}: not enough free space for {what}: needs {_size(needed)}, "
-                        f"{_size(free)} free; free some space or choose another --cache-dir")
+        free = None
+    if free is not None and needed > free:
+        raise refuse(free)
+    for path in files:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, path.stat().st_size)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise refuse(free) from None
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # else: cannot reserve here
+                raise
+        finally:
+            os.close(fd)
 
 
 def _size(n: int) -> str:

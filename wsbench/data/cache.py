@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-from ..files import chmod_as_new, write_image
+from ..files import chmod_as_new, reserve_space, write_image
 from ..progress import show_progress
 from ..runs import atomic_write_json, config_hash
 from . import background as bg
@@ -169,6 +169,7 @@ class PreparedData:
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
+            reserve_space([Path(tmp)], f"the {name} flow cache")
             video_flows = getattr(estimator, "video_flows", None)  # estimators that read files, not frames
             for pos, s in enumerate(tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
                                          disable=not show_progress())):
@@ -238,6 +239,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
         n = int(starts[-1])
         frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
         fg = np.lib.format.open_memmap(tmp / "fg.npy", mode="w+", dtype=np.uint8, shape=(n, h, w))
+        reserve_space([tmp / "frames.npy", tmp / "fg.npy"], "the frame cache")
 
         def one(pos: int) -> tuple[int, int]:
             return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
