@@ -409,3 +409,64 @@ def test_full_disk_while_reserving_the_flow_cache(video_folder, tmp_path, monkey
     with pytest.raises(UserError, match="not enough free space for the farneback flow cache: needs"):
         data.flows("farneback")
     assert not [p for p in data.path.iterdir() if p.name.startswith(".")]
+
+
+# -- 6. images that declare more pixels than the limit --------------------------------------------
+def _declaring(width: int, height: int) -> bytes:
+    """A small valid-looking PNG whose header declares ``width`` × ``height`` pixels."""
+    import zlib
+
+    ok, buf = cv2.imencode(".png", np.zeros((4, 4), np.uint8))
+    data = bytearray(buf.tobytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # IHDR's CRC
+    return bytes(data)
+
+
+def test_images_above_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    from wsbench.data.io import read_image, read_mask
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_declaring(16000, 16000))
+    assert bomb.stat().st_size < 100
+    decoded = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a) or None)
+    for read in (read_image, read_mask):
+        with pytest.raises(UserError, match=r"bomb.png: declares 16000x16000 pixels \(256 megapixels\), above the "
+                                            r"limit of 64 megapixels; set \$WSBENCH_MAX_IMAGE_PIXELS"):
+            read(bomb)
+    assert not decoded
+    monkeypatch.undo()
+    frame = tmp_path / "frame.jpg"
+    cv2.imwrite(str(frame), np.zeros((40, 48, 3), np.uint8))
+    monkeypatch.setenv("WSBENCH_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(UserError, match="declares 48x40 pixels"):
+        read_image(frame)
+    monkeypatch.setenv("WSBENCH_MAX_IMAGE_PIXELS", "1920")
+    assert read_image(frame).shape == (40, 48, 3)
+    monkeypatch.setenv("WSBENCH_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(UserError, match="must be a positive whole number"):
+        read_image(frame)
+
+
+def test_video_frames_above_the_pixel_limit(tmp_path, monkeypatch):
+    from wsbench.data.video import VideoFile
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (48, 40))
+    for _ in range(3):
+        writer.write(np.zeros((40, 48, 3), np.uint8))
+    writer.release()
+    assert len(VideoFile(path)) == 3
+    monkeypatch.setenv("WSBENCH_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(UserError, match="v.avi: declares 48x40 pixels"):
+        VideoFile(path)
+
+
+def test_image_size_is_bounded():
+    from wsbench.train import Recipe
+
+    for size in ((8, 8), (100000, 512), (512, 5000)):
+        with pytest.raises(UserError, match="--image-size must be 16 to 4096 pixels a side"):
+            Recipe(image_size=size)
+    assert Recipe(image_size=(4096, 16)).image_size == (4096, 16)

@@ -46,6 +46,10 @@ __all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_
            "train_classifier"]
 
 
+#: the largest training resolution a side (--image-size); the paper trains at 512
+MAX_IMAGE_SIZE = 4096
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """Everything that determines how a classifier is trained (shared by all methods).
@@ -55,7 +59,7 @@ class Recipe:
         pretrained: ``None``, a local weights file, or ``"timm"`` (local timm cache only).
         output_stride: 8, 16 or 32.
         pool: ``"gap"`` (paper) or ``"lse"``.
-        image_size: training resolution ``(w, h)``.
+        image_size: training resolution ``(w, h)``, 16 to :data:`MAX_IMAGE_SIZE` pixels a side.
         epochs: training epochs.
         batch_size: frames per batch (clips count their frames).
         optimizer: ``"adamw"`` or ``"sgd"`` (momentum 0.9, 10× learning rate on the head, as in
@@ -106,7 +110,9 @@ class Recipe:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
-            (min(self.image_size) >= 16, "--image-size must be at least 16 pixels"),
+            (16 <= min(self.image_size) and max(self.image_size) <= MAX_IMAGE_SIZE,
+             f"--image-size must be 16 to {MAX_IMAGE_SIZE} pixels a side, not "
+             f"{self.image_size[0]}x{self.image_size[1]}"),
         ]
         for ok, message in checks:
             if not ok:
