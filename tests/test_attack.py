@@ -470,3 +470,15 @@ def test_image_size_is_bounded():
         with pytest.raises(UserError, match="--image-size must be 16 to 4096 pixels a side"):
             Recipe(image_size=size)
     assert Recipe(image_size=(4096, 16)).image_size == (4096, 16)
+
+
+def test_full_disk_while_generating_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "data" / "belt"
+    line = _one_line_error(_cli("data", "synth", "--out", out, "--videos", "1", "--frames", "2", "--size", "32x32"),
+                           "no space left on the device")
+    assert f"{tmp_path / 'data'}:" in line
+    assert not list((tmp_path / "data").iterdir())

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from .errors import UserError
-from .files import chmod_as_new
+from .files import chmod_as_new, disk_error
 from .progress import show_progress
 
 __all__ = ["PUBLIC_DATASETS", "ZENODO_ENV", "PublicDataset", "download_dir", "fetch_dataset", "zenodo_record"]
@@ -209,6 +209,9 @@ def _download(url: str, target: Path, size: int | None, md5: str | None, progres
                             fh.write(chunk)
                             bar.update(len(chunk))
                     except (OSError, socket.timeout) as err:
+                        one_line = disk_error(err, part.parent) if isinstance(err, OSError) else None
+                        if one_line is not None:  # the disk, not the network
+                            raise one_line from None
                         raise UserError(f"{url}: download interrupted ({err}); run the same command again "
                                         "to resume") from None
     got = part.stat().st_size

@@ -6,7 +6,8 @@
   folder, a full disk, an unknown extension) is an error naming the file instead of a silent no-op.
 - :func:`check_output`: an output path is checked before any work is done (never over or inside
   an input, an existing file is replaced only when asked, a folder where a folder is expected).
-- :func:`disk_error`: an ``OSError`` of a full, read-only or forbidden folder as one line.
+- :func:`disk_error` and :func:`disk_errors`: an ``OSError`` of a full, read-only or forbidden folder
+  as one line naming it.
 - :func:`umask` and :func:`chmod_as_new`: temporary files (``mkstemp``, ``mkdtemp``) are private;
   what is renamed into place gets the permissions of a file created normally.
 - :func:`reserve_space`: disk space for a memory-mapped cache is reserved before it is filled.
@@ -14,19 +15,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pickle
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from .errors import UserError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "check_output", "chmod_as_new", "disk_error",
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "check_output", "chmod_as_new", "disk_error", "disk_errors",
            "load_torch", "reserve_space", "umask", "video_writer", "write_image"]
 
 #: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
@@ -44,6 +46,18 @@ _DISK_ERRORS = {
     errno.EISDIR: "a folder is in the way where a file is needed",
     errno.EEXIST: "a file is in the way where a folder is needed",
 }
+
+
+@contextlib.contextmanager
+def disk_errors(folder: str | os.PathLike) -> Iterator[None]:
+    """Inside the block, an ``OSError`` of a full, read-only or forbidden place becomes one line naming ``folder``."""
+    try:
+        yield
+    except OSError as err:
+        one_line = disk_error(err, folder)
+        if one_line is None:
+            raise
+        raise one_line from None
 
 
 def disk_error(err: OSError, where: str | os.PathLike | None = None) -> UserError | None:

@@ -20,7 +20,7 @@ from .errors import UserError
 from .files import load_torch
 from .methods import Fusion, Method, create_method
 from .model import CamNet
-from .runs import RunRecord, atomic_write_json, resolve_runs_dir
+from .runs import RunRecord, atomic_write_json, atomic_write_text, resolve_runs_dir
 from .train import Recipe
 
 __all__ = ["CLASSES", "PALETTE", "TrainedRun", "label_mask", "load_run", "open_data", "overlay", "run_summary",
@@ -227,7 +227,7 @@ def write_classes(folder: Path) -> None:
         "values": {name: i for i, name in enumerate(CLASSES)},
         "palette": [list(c) for c in PALETTE],
     })
-    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    atomic_write_text(folder / "classes.txt", "\n".join(CLASSES) + "\n")
 
 
 def run_summary(trained: TrainedRun) -> dict[str, Any]:

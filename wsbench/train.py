@@ -39,7 +39,7 @@ from .errors import UserError
 from .progress import show_progress
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
-from .files import load_torch
+from .files import disk_errors, load_torch
 from .runs import atomic_write_bytes, atomic_write_json, config_hash
 
 __all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
@@ -451,7 +451,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         if start_epoch == 0:
             log_path.unlink()
         else:
-            _truncate_log(log_path, start_epoch)
+            with disk_errors(folder):
+                _truncate_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
@@ -498,7 +499,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             continue
         if rows:
             new = not log_path.exists()
-            with open(log_path, "a", newline="") as handle:
+            with disk_errors(folder), open(log_path, "a", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                 if new:
                     writer.writeheader()
