@@ -598,7 +598,7 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
 @click.option("--run", "run", required=True, help="finished run: its id in RUNS_DIR or its directory")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="output folder: masks/<frame>.png, classes.json, segment.json")
+              help="output folder (new or empty): masks/<frame>.png, classes.json, segment.json")
 @click.option("--overlay-video", type=click.Path(path_type=Path), help="also write an overlay video (.mp4 or .avi)")
 @overwrite_option
 @click.option("--save-overlays", is_flag=True, help="also write each overlay frame to OUT/overlay/<frame>.png")
@@ -634,7 +634,8 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
 @data_cmd.command("flow")
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="root of the .flo tree to write (new or empty; --overwrite writes into a non-empty one)")
 @click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @overwrite_option
