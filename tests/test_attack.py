@@ -482,3 +482,37 @@ def test_full_disk_while_generating_names_the_folder_and_leaves_nothing(tmp_path
                            "no space left on the device")
     assert f"{tmp_path / 'data'}:" in line
     assert not list((tmp_path / "data").iterdir())
+
+
+@pytest.mark.slow
+def test_segment_refuses_an_output_inside_the_run_and_a_silent_video_writer(finished, tmp_path, monkeypatch):
+    _, runs, _, run_dir = finished
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t in range(2):
+        cv2.imwrite(str(frames / f"f{t}.png"), np.full((40, 48, 3), 60, np.uint8))
+    _one_line_error(_cli("segment", "--run", run_dir, frames, "--out", run_dir / "seg", "-q"),
+                    "is inside the input folder")
+    assert not (run_dir / "seg").exists()
+
+    class Silent:  # opens, then writes nothing (what OpenCV does on a full disk)
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):  # noqa: N802 (OpenCV's name)
+            return True
+
+        def write(self, frame):
+            pass
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoWriter", Silent)
+    _one_line_error(_cli("segment", "--run", run_dir, frames, "--out", tmp_path / "seg", "--overlay-video",
+                         tmp_path / "o.avi", "-q"), "o.avi: OpenCV wrote no video")
+
+
+def test_pretrained_folder_is_one_line(video_folder, tmp_path):
+    _one_line_error(_cli("run", "-m", "cam", "-d", "video-folder", "--data-root", video_folder, "-q", *TINY,
+                         "--pretrained", tmp_path), "is a folder, not a weights file")

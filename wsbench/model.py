@@ -119,6 +119,8 @@ def load_pretrained(model: nn.Module, path: Path, name: str = "backbone") -> Non
     Raises:
         UserError: missing file, unreadable file, or weights of another architecture.
     """
+    if path.is_dir():
+        raise UserError(f"--pretrained {path}: is a folder, not a weights file")
     if not path.is_file():
         raise UserError(f"--pretrained {path}: file not found")
     state = load_torch(path, "--pretrained ")

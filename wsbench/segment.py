@@ -271,8 +271,10 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     """
     from tqdm.auto import tqdm
 
+    from .files import check_output
+
     check_segment_options(source, out, overlay_video, overwrite, bg_frames, batch_size, fps)
-    out = Path(out)
+    out = check_output(out, "--out", "dir", inputs=[trained.record.path])  # nor inside the run
     frames = open_source(source)
     mask_dir = out / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +305,8 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     finally:
         if writer is not None:
             writer.release()
+    if writer is not None and not (Path(overlay_video).is_file() and Path(overlay_video).stat().st_size > 0):
+        raise UserError(f"{overlay_video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
     write_classes(out)
     summary = {**run_summary(trained), "input": str(source), "frames": n, "bg_frames": bg_frames,
                "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
