@@ -18,7 +18,7 @@ install: $(STAMP)
 ## demo: the paper's three tables on the built-in synthetic belt (one seed), then the figures
 demo: $(STAMP)
 	$(BIN)/wsbench suite benchmarks/paper.toml --seeds 1 --runs-dir $(RUNS)
-	$(BIN)/wsbench figures --runs-dir $(RUNS)
+	$(BIN)/wsbench figures --runs-dir $(RUNS) --overwrite
 
 ## test: the test suite (tiny generated data, about a minute on 2 cores)
 test: $(STAMP)

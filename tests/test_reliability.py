@@ -8,6 +8,7 @@ otherwise the test fails when the committed file differs from what it would writ
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import warnings
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -177,6 +179,45 @@ def _nan_from_epoch_2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cls, "training_losses", nan_from_epoch_2)
 
 
+def _pixel_bomb(data: Path) -> None:
+    """A 16000x16000 PNG header on a tiny file (decoding it would take gigabytes)."""
+    write_video_folder(data)
+    path = data / "before" / "vid1" / "frame_0002.png"
+    raw = bytearray(path.read_bytes())
+    raw[16:24] = (16000).to_bytes(4, "big") * 2
+    raw[29:33] = zlib.crc32(bytes(raw[12:29])).to_bytes(4, "big")
+    path.write_bytes(bytes(raw))
+
+
+def _a_file_as(name: str, option: str | None = None) -> Callable[[Path], list[str]]:
+    """A data set, and a file ``TMP/<name>`` where a folder is expected (given as ``option`` if set)."""
+    def make(data: Path) -> list[str]:
+        write_video_folder(data)
+        (data.parent / name).write_text("not a folder\n")
+        return _vf([option, str(data.parent / name)] if option else [])(data)
+    return make
+
+
+class _Payload:
+    """Unpickling it would run code (here a harmless print; the row fails if it shows up)."""
+
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+def _disk_error(code: int, when: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """Writes of files whose name contains ``when`` fail with ``OSError(code)`` (full or read-only disk)."""
+    def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            if when in os.readlink(f"/proc/self/fd/{fd}"):
+                raise OSError(code, os.strerror(code))
+            real(fd)
+        monkeypatch.setattr(os, "fsync", fsync)
+    return patch
+
+
 def _empty_label(label: str) -> Callable[[Path], list[str]]:
     def make(data: Path) -> list[str]:
         write_video_folder(data)
@@ -233,6 +274,18 @@ CASES = [
     Case("--pretrained of another architecture",
          _pretrained(lambda p: torch.save(torch.nn.Linear(4, 2).state_dict(), p)),
          "weights do not fit backbone 'wsbench_resnet_tiny'"),
+    Case("--pretrained file with a pickled payload", _pretrained(lambda p: torch.save({"x": _Payload()}, p)),
+         "refused to load: it holds a Python object (print)"),
+    Case("PNG frame whose header declares 16000x16000 pixels", _with(_pixel_bomb),
+         "declares 16000x16000 pixels (256 megapixels), above the limit of 64 megapixels"),
+    Case("--image-size far too large", _with(write_video_folder), "--image-size must be 16 to 4096 pixels a side",
+         recipe=("--image-size", "100000")),
+    Case("the runs directory (RUNS) is a file", _a_file_as("runs"), "runs: is a file, not a folder"),
+    Case("--cache-dir is a file", _a_file_as("cache", "--cache-dir"), "cache: is a file, not a folder"),
+    Case("disk full while saving a checkpoint", _with(write_video_folder), "no space left on the device",
+         patch=_disk_error(errno.ENOSPC, ".checkpoint.pt.")),
+    Case("read-only runs directory", _with(write_video_folder), "read-only file system",
+         patch=_disk_error(errno.EROFS, ".config.json.")),
 ]
 
 
@@ -327,7 +380,7 @@ def test_bad_input_table(tmp_path, monkeypatch):
     (gtless,) = [i for i, c in enumerate(CASES) if c.input == "GT-less data set"]
     (record,) = iter_runs(tmp_path / f"case{gtless}" / "runs")
     assert record.result["metrics"]["iou_illegal"] is None and record.result["maps"]["frames"] > 0
-    assert len(list(Path(record.result["maps"]["dir"]).rglob("*.png"))) == record.result["maps"]["frames"]
+    assert len(list((record.path.parent / record.result["maps"]["dir"]).rglob("*.png"))) == record.result["maps"]["frames"]
 
     text = _render(rows)
     if os.environ.get("WSBENCH_WRITE_DOCS") == "1":
@@ -419,7 +472,7 @@ def _outcome(runs: Path) -> tuple[dict, dict]:
     (record,) = iter_runs(runs)
     r = record.result
     scores = {k: r[k] for k in ("metrics", "baselines", "curves", "counts", "accuracy_by_input")}
-    return scores, torch.load(Path(r["classifier"]["path"]) / "final.pt", weights_only=True)
+    return scores, torch.load(runs / r["classifier"]["path"] / "final.pt", weights_only=True)
 
 
 def _same_weights(a: dict, b: dict) -> bool:

@@ -7,9 +7,11 @@ import http.server
 import io
 import json
 import shutil
+import stat
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -321,9 +323,13 @@ def _zip_bytes() -> bytes:
 class _Server:
     """A fake Zenodo on 127.0.0.1: one record, one zip, byte ranges honoured, requests logged."""
 
-    def __init__(self, payload: bytes, md5: str | None = None, restricted: bool = False) -> None:
+    def __init__(self, payload: bytes, md5: str | None = None, restricted: bool = False,
+                 files: Callable[[str], Any] | None = None, blobs: dict[str, bytes] | None = None) -> None:
+        """``files(base)``: the record's ``files`` instead of one WS2.zip; ``blobs``: more files served
+        at ``/files/<path>``."""
         self.payload, self.requests = payload, []
         server = self
+        blobs = blobs or {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -333,12 +339,15 @@ class _Server:
                 server.requests.append((self.path, self.headers.get("Range")))
                 if self.path == "/api/records/14793518":
                     base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                    listed = files(base) if files else None
                     body = json.dumps({"id": 14793518, "metadata": {"access_right": "restricted" if restricted else "open"},
-                                       "files": [] if restricted else [
+                                       "files": listed if files else [] if restricted else [
                                            {"key": "WS2.zip", "size": len(payload),
                                             "checksum": "md5:" + (md5 or hashlib.md5(payload).hexdigest()),
                                             "links": {"self": f"{base}/files/WS2.zip"}}]}).encode()
                     self._send(200, body, {})
+                elif self.path[len("/files/"):] in blobs:
+                    self._send(200, blobs[self.path[len("/files/"):]], {})
                 elif self.path == "/files/WS2.zip":
                     start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
                     headers = {"Content-Range": f"bytes {start}-{len(payload) - 1}/{len(payload)}"} if start else {}
@@ -414,6 +423,58 @@ def test_fetch_restricted_and_unreachable(zenodo, tmp_path, monkeypatch):
     monkeypatch.setenv("WSBENCH_ZENODO_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     result = CliRunner().invoke(cli, ["data", "fetch", "ws2", "--out", str(tmp_path), "-q"])
     assert result.exit_code == 1 and "cannot reach" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _entry(base: str, key: str, body: bytes, **changes: Any) -> dict[str, Any]:
+    entry = {"key": key, "size": len(body), "checksum": "md5:" + hashlib.md5(body).hexdigest(),
+             "links": {"self": f"{base}/files/{key}"}}
+    return {**entry, **changes}
+
+
+def test_fetch_keeps_the_keys_folders(zenodo, tmp_path):
+    """``a/data.zip`` and ``b/data.zip`` are two files: each lands in its own folder."""
+    zips = {}
+    for folder in ("a", "b"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("inside.txt", f"from {folder}")
+        zips[f"{folder}/data.zip"] = buffer.getvalue()
+    blobs = {**zips, "notes/readme.txt": b"plain file"}
+    zenodo(files=lambda base: [_entry(base, key, body) for key, body in blobs.items()], blobs=blobs)
+    result = CliRunner().invoke(cli, ["data", "fetch", "ws2", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "ws2"
+    assert (root / "a" / "inside.txt").read_text() == "from a" and (root / "b" / "inside.txt").read_text() == "from b"
+    assert (root / "notes" / "readme.txt").read_bytes() == b"plain file"
+    mode = stat.S_IMODE(root.stat().st_mode)
+    (tmp_path / "plain").mkdir()
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode)  # not mkdtemp's 0700
+
+
+@pytest.mark.parametrize("files, expect", [
+    (lambda base: [_entry(base, "../evil.zip", b"x")], "'../evil.zip' is not a relative path inside"),
+    (lambda base: [_entry(base, "/etc/evil", b"x")], "'/etc/evil' is not a relative path inside"),
+    (lambda base: [_entry(base, "a/../../evil", b"x")], "is not a relative path inside"),
+    (lambda base: [_entry(base, "x.zip", b"x", links={"self": "file:///etc/passwd"})], "only http(s) links"),
+    (lambda base: [_entry(base, "x.zip", b"x", links={"self": "ftp://example.org/x.zip"})], "only http(s) links"),
+    (lambda base: ["x.zip"], "files entry 0 is a str, not an object"),
+    (lambda base: [_entry(base, "x.zip", b"x", size="12")], "size of file 'x.zip' is '12', not a number"),
+    (lambda base: [_entry(base, "x.zip", b"x", size=True)], "not a number of bytes"),
+    (lambda base: {"entries": 7}, "'files' is a int, not a list"),
+    (lambda base: [_entry(base, "a/x.zip", b"x"), _entry(base, "a//x.zip", b"x")], "two files entries have"),
+])
+def test_fetch_refuses_records_of_another_shape(zenodo, tmp_path, files, expect):
+    zenodo(files=files)
+    result = CliRunner().invoke(cli, ["data", "fetch", "ws2", "--out", str(tmp_path / "out"), "-q"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and expect in lines[0], result.output
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "out" / "ws2").exists()
+
+
+def test_fetch_refuses_a_base_url_that_is_not_http(tmp_path, monkeypatch):
+    monkeypatch.setenv("WSBENCH_ZENODO_URL", "file:///etc")
+    result = CliRunner().invoke(cli, ["data", "fetch", "ws2", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 1 and "only http(s) links" in result.output
 
 
 def test_seruso_specs_take_the_data_root_from_the_command_line(tmp_path):

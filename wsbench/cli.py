@@ -42,6 +42,13 @@ class _Group(click.Group):
             one_line = click.ClickException(f"{err.format_message()} (see '{err.ctx.command_path} -h')")
             one_line.exit_code = err.exit_code
             raise one_line from None
+        except OSError as err:  # a full, read-only or forbidden folder: one line naming it
+            from .files import disk_error
+
+            one_line = disk_error(err)
+            if one_line is None or ctx.meta.get("wsbench.debug"):
+                raise
+            raise click.ClickException(str(one_line)) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted; run the same command with --resume to continue", err=True)
             sys.exit(130)
@@ -92,6 +99,35 @@ def _one_line_warnings(ctx: click.Context) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="wsbench")
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:  # the library's progress bars all honour it, also those deep inside (caches, flows)
+        os.environ["WSBENCH_PROGRESS"] = "0"
+    return value
+
+
+#: ``--quiet/-q`` of every command with progress bars
+quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="no progress bars")
+#: ``--overwrite`` of every command that writes a named output file
+overwrite_option = click.option("--overwrite", is_flag=True, help="replace existing output files")
+
+
+def _runs_dir(path: Path | None) -> Path:
+    """The runs directory (option, environment or default), refused when a file is in the way."""
+    from .files import check_output
+    from .runs import resolve_runs_dir
+
+    return check_output(resolve_runs_dir(path), "--runs-dir", "dir")
+
+
+def _cache_dir(path: Path | None) -> str | None:
+    """``--cache-dir`` as the library takes it, refused when it (or the resolved default) is a file."""
+    from .data.cache import resolve_cache_dir
+    from .files import check_output
+
+    check_output(resolve_cache_dir(path), "--cache-dir", "dir")
+    return str(path) if path else None
 
 
 # -- list -------------------------------------------------------------------------------------
@@ -274,7 +310,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--resume", is_flag=True, help="continue the interrupted run with the same options")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+@quiet_option
 @click.pass_context
 def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     """Train what METHOD needs on DATASET, produce maps for the test frames and score them.
@@ -283,8 +319,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     train once). Writes RUNS_DIR/<run-id>/config.json and, when finished, result.json.
     """
     from .pipeline import RunSpec, execute
-    from .runs import resolve_runs_dir
 
+    runs_dir, cache_dir = _runs_dir(kwargs["runs_dir"]), _cache_dir(kwargs["cache_dir"])
     method_params = ctx.meta.get(_METHOD_PARAMS) or []
     method_options = {p.name: kwargs.pop(p.name) for p in method_params}
     recipe = recipe_from(kwargs)
@@ -295,24 +331,21 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                    fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"],
                    fuse_on=kwargs["fuse_on"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
-                   cache_dir=str(kwargs["cache_dir"]) if kwargs["cache_dir"] else None,
-                   cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
-    if kwargs["quiet"]:
-        os.environ["WSBENCH_PROGRESS"] = "0"
-    record = execute(spec, resolve_runs_dir(kwargs["runs_dir"]), resume=kwargs["resume"],
+                   cache_dir=cache_dir, cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
+    record = execute(spec, runs_dir, resume=kwargs["resume"],
                      progress=not kwargs["quiet"])
     if record is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    click.echo(_summary(record.result or {}))
+    click.echo(_summary(record.result or {}, record.path.parent))
     click.echo(f"run record: {record.path}")
 
 
-def _summary(result: dict[str, Any]) -> str:
+def _summary(result: dict[str, Any], runs_dir: Path) -> str:
     m, b = result.get("metrics", {}), result.get("baselines", {})
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     if m.get("iou_illegal") is None:
         maps = result.get("maps") or {}
-        written = f"; {maps['frames']} val/test maps written to {maps['dir']}" if maps else ""
+        written = f"; {maps['frames']} val/test maps written to {runs_dir / maps['dir']}" if maps else ""
         return (f"{result.get('method')} on {result.get('dataset')}: no GT masks in the test split, so no IoU "
                 f"(IoU needs masks/before/<video>/<frame>.png){written} (accuracy {fmt(m.get('accuracy'))})")
     from .evaluate import threshold_text
@@ -369,17 +402,30 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU cell "
                                         "(1000 resamples; see the caption)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
+@overwrite_option
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | None, runs_dir: Path | None) -> None:
+def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | None, overwrite: bool,
+                    runs_dir: Path | None) -> None:
     """Tables from every finished run: mean ± std over seeds × split seeds, best bold, second underlined.
 
     Runs without result.json (still running or interrupted) are ignored.
     """
+    from .files import check_output
     from .report import TABLES
-    from .runs import iter_runs, resolve_runs_dir
+    from .runs import iter_runs
 
+    runs = _runs_dir(runs_dir)
+    if out is not None:
+        check_output(out, "--out", inputs=_run_folders(runs), overwrite=overwrite)
     names = list(TABLES) if table == "all" else [table]
-    _print_tables(iter_runs(resolve_runs_dir(runs_dir)), names, fmt, metric, out, ci=ci)
+    _print_tables(iter_runs(runs), names, fmt, metric, out, ci=ci)
+
+
+def _run_folders(runs_dir: Path) -> list[Path]:
+    """What a command reading the runs directory reads: each run's folder and the classifiers."""
+    if not runs_dir.is_dir():
+        return []
+    return [runs_dir / "classifiers", *(p.parent for p in runs_dir.glob("*/config.json"))]
 
 
 @cli.command("figures")
@@ -390,21 +436,25 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="metric of the ablation bar chart")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (masks for the figure)")
+@overwrite_option
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: str, runs_dir: Path | None,
-                cache_dir: Path | None) -> None:
+@quiet_option
+def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: str, overwrite: bool,
+                runs_dir: Path | None, cache_dir: Path | None, quiet: bool) -> None:
     """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
 
     Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
     trained: masks are recomputed from each run's stored classifier at its val-chosen threshold.
     """
     from .figures import write_figures
-    from .runs import iter_runs, resolve_runs_dir
+    from .files import check_output
+    from .runs import iter_runs
 
-    runs_dir = resolve_runs_dir(runs_dir)
-    written = write_figures(iter_runs(runs_dir), out or runs_dir / "figures", fmt, examples, metric,
-                            str(cache_dir) if cache_dir else None, device)
+    runs_dir = _runs_dir(runs_dir)
+    out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
+    written = write_figures(iter_runs(runs_dir), out, fmt, examples, metric, _cache_dir(cache_dir), device,
+                            overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
 
 
@@ -417,15 +467,13 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @click.option("--data-root", "data_roots", multiple=True, metavar="DATASET=PATH",
               help="data folder of a dataset of the spec (replaces its data_root; repeatable)")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+@quiet_option
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
               cache_dir: Path | None, data_roots: tuple[str, ...], quiet: bool) -> None:
     """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
-    from .runs import resolve_runs_dir
     from .suite import load_spec, run_suite
 
-    if quiet:
-        os.environ["WSBENCH_PROGRESS"] = "0"
+    runs, cache = _runs_dir(runs_dir), _cache_dir(cache_dir)
     suite = load_spec(spec)
     roots = {}
     for item in data_roots:
@@ -433,9 +481,8 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         if not sep or not dataset or not path:
             raise click.BadParameter(f"{item!r} is not DATASET=PATH", param_hint="--data-root")
         roots[dataset] = str(Path(path).expanduser())
-    records = run_suite(suite, resolve_runs_dir(runs_dir), seeds=list(range(seeds)) if seeds else None,
-                        overrides={"device": device, "workers": workers, "data_roots": roots,
-                                   "cache_dir": str(cache_dir) if cache_dir else None},
+    records = run_suite(suite, runs, seeds=list(range(seeds)) if seeds else None,
+                        overrides={"device": device, "workers": workers, "data_roots": roots, "cache_dir": cache},
                         progress=not quiet, echo=click.echo)
     click.echo("")
     _print_tables(records, suite.tables)
@@ -456,7 +503,9 @@ def data_cmd() -> None:
 def data_synth(out: Path, videos: int | None, frames: int | None, size: str | None, seed: int) -> None:
     """Write a synthetic conveyor-belt dataset (before/after videos with GT masks)."""
     from .data.synthetic import BeltConfig, generate_belt
+    from .files import check_output
 
+    check_output(out, "--out", "dir")
     config = _belt_config(BeltConfig, videos, frames, size, seed)
     path = generate_belt(out, config)
     click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
@@ -484,18 +533,21 @@ def _belt_config(cls, videos, frames, size, seed):
               help="opening/closing square of background removal (0: none)")
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
-@click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("contact_sheet.png"), show_default=True,
+              help="contact sheet (.png or .jpg), outside ROOT")
+@overwrite_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_threshold: float, bg_morph: int,
-              dataset_option: tuple[str, ...], out: Path | None, cache_dir: Path | None) -> None:
+              dataset_option: tuple[str, ...], out: Path, overwrite: bool, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
+    from .files import IMAGE_SUFFIXES, check_output
 
-    index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=cache_dir,
+    target = check_output(out, "--out", inputs=[root], overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
+    index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir),
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
-    target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
     contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph)
     click.echo(f"contact sheet: {target}")
 
@@ -536,7 +588,7 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+@quiet_option
 def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | None, cache_dir: Path | None,
                quiet: bool) -> None:
     """Write the run's masks of every frame as pseudo-labels for a fully supervised network.
@@ -547,11 +599,13 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
     """
     from .data.index import SPLITS
     from .export import export_pseudo_labels
+    from .files import check_output
     from .inference import load_run
 
-    trained = load_run(run, runs_dir, device)
+    check_output(out, "--out", "dir", empty=True)  # before loading; the run's inputs are checked once known
+    trained = load_run(run, _runs_dir(runs_dir), device)
     summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
-                                   cache_dir=cache_dir, progress=not quiet)
+                                   cache_dir=_cache_dir(cache_dir), progress=not quiet)
     frames = sum(sum(c.values()) for c in summary["frames"].values())
     click.echo(f"wrote {frames} images and masks of run {trained.run_id} (threshold {trained.threshold:.2f}) "
                f"to {out}")
@@ -561,8 +615,9 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
 @click.option("--run", "run", required=True, help="finished run: its id in RUNS_DIR or its directory")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="output folder: masks/<frame>.png, classes.json, segment.json")
+              help="output folder (new or empty): masks/<frame>.png, classes.json, segment.json")
 @click.option("--overlay-video", type=click.Path(path_type=Path), help="also write an overlay video (.mp4 or .avi)")
+@overwrite_option
 @click.option("--save-overlays", is_flag=True, help="also write each overlay frame to OUT/overlay/<frame>.png")
 @click.option("--bg-frames", type=int, default=64, show_default=True,
               help="the background is the median of the first N frames")
@@ -570,10 +625,10 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
 @click.option("--fps", type=float, help="overlay video frame rate [default: the input's, 10 for frame folders]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | None, save_overlays: bool,
-                bg_frames: int, batch_size: int, fps: float | None, device: str, runs_dir: Path | None,
-                quiet: bool) -> None:
+@quiet_option
+def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | None, overwrite: bool,
+                save_overlays: bool, bg_frames: int, batch_size: int, fps: float | None, device: str,
+                runs_dir: Path | None, quiet: bool) -> None:
     """Segment INPUT (a video file or a folder of frames) with a finished run, streaming.
 
     Writes a mask per frame (0 background, 1 legal, 2 illegal) and, with --overlay-video, the
@@ -581,11 +636,13 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     once; the run's fusion, if any, is applied with flow computed on the fly.
     """
     from .inference import load_run
-    from .segment import segment_file
+    from .segment import check_segment_options, segment_file
 
-    trained = load_run(run, runs_dir, device)
-    summary = segment_file(trained, input_path, out, overlay_video=overlay_video, save_overlays=save_overlays,
-                           bg_frames=bg_frames, batch_size=batch_size, fps=fps, progress=not quiet)
+    options = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames, batch_size=batch_size,
+                   fps=fps)
+    check_segment_options(input_path, out, **options)  # before the run is loaded
+    trained = load_run(run, _runs_dir(runs_dir), device)
+    summary = segment_file(trained, input_path, out, save_overlays=save_overlays, progress=not quiet, **options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
                + (f", overlay video {overlay_video}" if overlay_video else ""))
 
@@ -594,26 +651,35 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
 @data_cmd.command("flow")
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="root of the .flo tree to write (new or empty; --overwrite writes into a non-empty one)")
 @click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
 @click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
+@overwrite_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int | None,
-              cache_dir: Path | None) -> None:
+@quiet_option
+def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int | None, overwrite: bool,
+              cache_dir: Path | None, quiet: bool) -> None:
     """Write the flow of every frame to the next one as Middlebury .flo files, mirroring the frame tree.
 
     The file of frame n holds the flow n -> n+1 at the frame's own resolution (the last frame of a
-    video gets none); 'wsbench run --flow files --flow-root OUT' reads them back.
+    video gets none); 'wsbench run --flow files --flow-root OUT' reads them back. A non-empty OUT
+    is refused unless --overwrite.
     """
     from tqdm.auto import tqdm
 
     from .data import create_dataset
+    from .files import check_output
     from .flow import create_flow, flo_path, write_flo
+    from .progress import show_progress
 
-    index = create_dataset(dataset, root=data_root, split_seed=split_seed, cache_dir=cache_dir)
+    check_output(out, "--out", "dir", inputs=[data_root], empty=not overwrite)
+    index = create_dataset(dataset, root=data_root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir))
+    if index.root:
+        check_output(out, "--out", "dir", inputs=[index.root], empty=not overwrite)
     estimator = create_flow(flow)
     written = 0
-    for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=os.environ.get("WSBENCH_PROGRESS") == "0"):
+    for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=not show_progress()):
         previous = None
         for n, frame in enumerate(video.frames):
             if previous is not None:
@@ -628,7 +694,7 @@ def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_
 @data_cmd.command("fetch")
 @click.argument("name")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to put the dataset in")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+@quiet_option
 def data_fetch(name: str, out: Path, quiet: bool) -> None:
     """Download a public dataset from Zenodo (ws2, zerowaste-w), verify and extract it.
 
@@ -636,7 +702,9 @@ def data_fetch(name: str, out: Path, quiet: bool) -> None:
     $WSBENCH_ZENODO_URL or https://zenodo.org.
     """
     from .fetch import PUBLIC_DATASETS, fetch_dataset
+    from .files import check_output
 
+    check_output(out, "--out", "dir")
     root = fetch_dataset(name, out, progress=not quiet, echo=click.echo)
     click.echo(f"done; use: --dataset {PUBLIC_DATASETS[name].dataset} --data-root {root}")
 

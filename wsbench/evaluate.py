@@ -57,6 +57,7 @@ from .flow import resize_flow, warp, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
 from .multiscale import multiscale_maps
+from .progress import show_progress
 
 if TYPE_CHECKING:
     from .inference import TrainedRun
@@ -410,7 +411,8 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     todo = [(pos, v) for pos, v in enumerate(data.index.videos)
             if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
     model.eval()
-    for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False, disable=not progress):
+    for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False,
+                           disable=not show_progress(progress)):
         split = splits[video.split]
         started = time.perf_counter()
         maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,

@@ -31,6 +31,8 @@ import numpy as np
 from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
+from .files import check_output, write_image
+from .progress import show_progress
 from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
 from .runs import atomic_write_json
 
@@ -58,13 +60,13 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
         The content of ``export.json``.
 
     Raises:
-        UserError: ``out`` is a non-empty folder, or the splits hold no frames.
+        UserError: ``out`` is a file, a non-empty folder, the run or inside it or the run's data set,
+            or the splits hold no frames.
     """
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: exists and is not an empty folder; choose another --out")
+    data_root = trained.record.config.get("data_root")
+    out = check_output(out, "--out", "dir", inputs=[trained.record.path, data_root], empty=True)
     data = open_data(trained, cache_dir)
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split in splits]
     if not videos:
@@ -73,7 +75,8 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
     counts: dict[str, dict[str, int]] = {}
     pixels = np.zeros(len(CLASSES), np.int64)
     written: set[str] = set()
-    for pos, video in tqdm(videos, desc="export", unit="video", leave=False, disable=not progress):
+    for pos, video in tqdm(videos, desc="export", unit="video", leave=False,
+                           disable=not show_progress(progress)):
         maps = None
         if video.label == "before":
             maps = trained.video_maps(data, pos, flows, batch_size)
@@ -89,8 +92,8 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
                 raise UserError(f"{video.key}: frame {video.frames.names[i]!r} gives the file name {stem!r} "
                                 "of another frame; rename one of the videos")
             written.add(f"{video.split}/{stem}")
-            _write_png(image_dir / f"{stem}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            _write_png(mask_dir / f"{stem}.png", mask)
+            write_image(image_dir / f"{stem}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            write_image(mask_dir / f"{stem}.png", mask)
             pixels += np.bincount(mask.ravel(), minlength=len(CLASSES))
             c = counts.setdefault(video.split, {"before_frames": 0, "after_frames": 0})
             c[f"{video.label}_frames"] += 1
@@ -107,11 +110,6 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
     }
     atomic_write_json(out / "export.json", summary)
     return summary
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise UserError(f"{path}: cannot write image")
 
 
 def export_maps(trained: TrainedRun, data: PreparedData, out_dir: str | Path,
@@ -145,6 +143,6 @@ def export_maps(trained: TrainedRun, data: PreparedData, out_dir: str | Path,
         folder.mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(video.frames.names):
             scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            _write_png(folder / f"{name}.png", np.clip(scores * 255 + 0.5, 0, 255).astype(np.uint8))
+            write_image(folder / f"{name}.png", np.clip(scores * 255 + 0.5, 0, 255).astype(np.uint8))
             written += 1
     return written

@@ -2,11 +2,13 @@
 
 The Zenodo records API (``GET <base>/api/records/<id>``) lists a record's files with their download
 links and checksums (``md5:<hex>``). Each file is downloaded with a progress bar into
-``DIR/.wsbench-download/<name>/<file>.part``; an interrupted download resumes from where it stopped
+``DIR/.wsbench-download/<name>/<key>.part`` (the key's relative path is kept, so files of one name in
+two folders never collide; keys that leave the folder, links other than http(s) and records of
+another shape are refused with one line); an interrupted download resumes from where it stopped
 (an HTTP ``Range`` request) when the command is run again. A file whose checksum does not match is
-deleted and reported. Archives (zip, tar, tar.gz, ...) are extracted into a temporary folder that is
-renamed to ``DIR/<name>`` only when every file is in, so a failure never leaves a half-extracted
-data set; the downloaded archives are then removed.
+deleted and reported. Archives (zip, tar, tar.gz, ...) are extracted, each into its key's folder, in a
+temporary folder that is renamed to ``DIR/<name>`` only when every file is in, so a failure never
+leaves a half-extracted data set; the downloaded archives are then removed.
 
 The base URL is ``https://zenodo.org`` unless ``$WSBENCH_ZENODO_URL`` says otherwise (the tests serve
 a fake record from 127.0.0.1). Only the standard library is used.
@@ -27,10 +29,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from .errors import UserError
+from .files import chmod_as_new, disk_error
+from .progress import show_progress
 
 __all__ = ["PUBLIC_DATASETS", "ZENODO_ENV", "PublicDataset", "download_dir", "fetch_dataset", "zenodo_record"]
 
@@ -90,6 +94,7 @@ def zenodo_record(record: str) -> dict[str, Any]:
         UserError: network failure, unknown record, or an answer that is not a record.
     """
     url = f"{_base_url()}/api/records/{record}"
+    _check_link(url, f"${ZENODO_ENV}")
     try:
         with _open(url, {"Accept": "application/json"}) as response:
             data = json.loads(response.read().decode("utf-8"))
@@ -103,28 +108,72 @@ def zenodo_record(record: str) -> dict[str, Any]:
 
 
 def _restricted(record: dict[str, Any]) -> bool:
-    access = record.get("access") or {}
-    metadata = record.get("metadata") or {}
+    access = record.get("access") if isinstance(record.get("access"), dict) else {}
+    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
     return access.get("files") == "restricted" or metadata.get("access_right") in ("restricted", "closed")
 
 
-def _files(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """``[{"key", "size", "md5", "url"}]`` from a record (legacy and current API shapes)."""
+def _files(record: dict[str, Any], where: str = "the record") -> list[dict[str, Any]]:
+    """``[{"key", "size", "md5", "url"}]`` from a record (legacy and current API shapes).
+
+    ``key`` is the file's relative path in the record (kept, so ``a/data.zip`` and ``b/data.zip``
+    stay apart).
+
+    Raises:
+        UserError: a record of another shape: files that are not a list of objects, a key that is
+            not a relative path inside the target (absolute, ``..``), a size that is not a
+            non-negative integer, a link that is not http(s), or two files with one key.
+    """
     files = record.get("files")
     if isinstance(files, dict):  # current API: {"entries": {...}} or {"entries": [...]}
         files = files.get("entries", [])
         files = list(files.values()) if isinstance(files, dict) else files
-    out = []
-    for entry in files or []:
+    if files is None:
+        files = []
+    if not isinstance(files, list):
+        raise UserError(f"{where}: 'files' is a {type(files).__name__}, not a list of file entries")
+    out, seen = [], set()
+    for n, entry in enumerate(files):
+        if not isinstance(entry, dict):
+            raise UserError(f"{where}: files entry {n} is a {type(entry).__name__}, not an object")
         key = entry.get("key") or entry.get("filename")
         links = entry.get("links") or {}
+        if not isinstance(links, dict):
+            raise UserError(f"{where}: links of files entry {n} are not an object")
         url = links.get("self") or links.get("content") or links.get("download")
         if not key or not url:
             continue
-        checksum = str(entry.get("checksum") or "")
+        if not isinstance(key, str) or not isinstance(url, str):
+            raise UserError(f"{where}: files entry {n} has a key or link that is not text")
+        key = _relative_key(key, where)
+        if key in seen:
+            raise UserError(f"{where}: two files entries have the key {key!r}")
+        seen.add(key)
+        _check_link(url, f"{where}: link of file {key!r}")
+        size = entry.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise UserError(f"{where}: size of file {key!r} is {size!r}, not a number of bytes")
+        checksum = entry.get("checksum") or ""
+        if not isinstance(checksum, str):
+            raise UserError(f"{where}: checksum of file {key!r} is not text")
         md5 = checksum.split(":", 1)[1] if checksum.startswith("md5:") else None
-        out.append({"key": key, "size": entry.get("size"), "md5": md5, "url": url})
+        out.append({"key": key, "size": size, "md5": md5, "url": url})
     return out
+
+
+def _relative_key(key: str, where: str) -> str:
+    """A record's file key as a clean relative POSIX path that stays inside the target folder."""
+    path = PurePosixPath(key)
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if path.is_absolute() or "\\" in key or "\0" in key or ".." in parts or not parts:
+        raise UserError(f"{where}: file key {key!r} is not a relative path inside the target folder")
+    return "/".join(parts)
+
+
+def _check_link(url: str, what: str) -> None:
+    """Only http(s) links are followed (no file:, ftp:, data: ...)."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise UserError(f"{what} is {url!r}; only http(s) links are accepted")
 
 
 def _download(url: str, target: Path, size: int | None, md5: str | None, progress: bool) -> None:
@@ -154,12 +203,15 @@ def _download(url: str, target: Path, size: int | None, md5: str | None, progres
                 total = size if size is not None else (have + int(response.headers.get("Content-Length", 0)) or None)
                 with open(part, "ab" if have else "wb") as fh, tqdm(
                         total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=target.name, disable=not progress, leave=False) as bar:
+                        desc=target.name, disable=not show_progress(progress), leave=False) as bar:
                     try:
                         while chunk := response.read(_CHUNK):
                             fh.write(chunk)
                             bar.update(len(chunk))
                     except (OSError, socket.timeout) as err:
+                        one_line = disk_error(err, part.parent) if isinstance(err, OSError) else None
+                        if one_line is not None:  # the disk, not the network
+                            raise one_line from None
                         raise UserError(f"{url}: download interrupted ({err}); run the same command again "
                                         "to resume") from None
     got = part.stat().st_size
@@ -236,21 +288,25 @@ def fetch_dataset(name: str, out: str | os.PathLike, progress: bool = True,
         return _data_root(name, target)
     record = zenodo_record(entry.record)
     page = f"{_DEFAULT_BASE}/records/{entry.record}"
-    files = _files(record)
+    files = _files(record, f"Zenodo record {entry.record}")
     if _restricted(record) or not files:
         raise UserError(f"Zenodo record {entry.record} ({name}) has restricted files: open {page}, log in, "
                         "use 'Request access', then download the files there and pass their folder as --data-root")
     downloads = download_dir(out, name)
     downloads.mkdir(parents=True, exist_ok=True)
     for f in files:
-        path = downloads / Path(f["key"]).name
+        path = downloads / f["key"]
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             echo(f"downloading {f['key']}" + (f" ({f['size'] / 2**20:.1f} MiB)" if f.get("size") else ""))
             _download(f["url"], path, f.get("size"), f.get("md5"), progress)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.extracting.", dir=out))
     try:
-        for f in files:
-            _extract(downloads / Path(f["key"]).name, tmp)
+        chmod_as_new(tmp, folder=True)  # becomes the data set's folder: not mkdtemp's 0700
+        for f in files:  # each file where its key puts it: a/data.zip into a/, b/data.zip into b/
+            folder = (tmp / f["key"]).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            _extract(downloads / f["key"], folder)
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

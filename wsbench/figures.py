@@ -211,7 +211,8 @@ def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
 
 
 def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
-                  metric: str = "iou_illegal", cache_dir: str | None = None, device: str = "auto") -> list[Path]:
+                  metric: str = "iou_illegal", cache_dir: str | None = None, device: str = "auto",
+                  overwrite: bool = False) -> list[Path]:
     """All figures into ``out_dir``: ``qualitative-<dataset>``, ``ablation`` and ``threshold_sweep``.
 
     Args:
@@ -222,6 +223,7 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         metric: metric of the ablation chart.
         cache_dir: cache root the runs used.
         device: device for recomputing masks.
+        overwrite: replace figures that exist (otherwise refused before anything is drawn).
 
     Returns:
         The files written.
@@ -230,6 +232,13 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         raise UserError(f"figure format must be png or pdf, not {fmt!r}")
     records = [r for r in records if r.finished]
     out_dir = Path(out_dir)
+    names = ["ablation", "threshold_sweep"]
+    if examples > 0:
+        names += [f"qualitative-{d}" for d in sorted({str(r.result["dataset"]) for r in records})]
+    existing = [out_dir / f"{name}.{fmt}" for name in names if (out_dir / f"{name}.{fmt}").exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} other figure(s))" if len(existing) > 1 else ""
+        raise UserError(f"{existing[0]}: exists{more}; pass --overwrite to replace it")
     written = qualitative(records, out_dir, fmt, examples, cache_dir, device)
     for path in (ablation_bars(records, out_dir / f"ablation.{fmt}", metric),
                  threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}")):

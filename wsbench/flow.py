@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
@@ -45,6 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
+from .files import load_torch
+from .runs import atomic_write_bytes
 from .registry import Registry
 
 __all__ = [
@@ -379,11 +380,7 @@ class RaftFlow:
 
         build, _ = _raft_builder(model)
         net = build(weights=None, progress=False)  # weights=None: never downloads
-        try:
-            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise UserError(f"flow 'raft': cannot read weights {str(self.weights_path)!r}: "
-                            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        state = load_torch(self.weights_path, "flow 'raft': weights ")
         if isinstance(state, dict):
             for key in ("model", "state_dict"):
                 if isinstance(state.get(key), dict):
@@ -631,19 +628,10 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
     path = Path(path)
     header = np.array([FLO_MAGIC], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
     body = np.ascontiguousarray(flow, dtype="<f4").tobytes()
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(body)
-        os.replace(tmp_name, path)
-        tmp_name = None
+        atomic_write_bytes(path, header + body)
     except OSError as err:
         raise UserError(f"cannot write flow file {str(path)!r}: {err.strerror or err}") from None
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 # -- precomputed files --------------------------------------------------------------------------

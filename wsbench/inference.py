@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .files import load_torch
 from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet
-from .runs import RunRecord, atomic_write_json, resolve_runs_dir
+from .runs import RunRecord, atomic_write_json, atomic_write_text, resolve_runs_dir
 from .train import Recipe
 
 __all__ = ["CLASSES", "PALETTE", "TrainedRun", "label_mask", "load_run", "open_data", "overlay", "run_summary",
@@ -132,7 +133,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
     model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal),
                         create_trainer(method).head)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(weights))
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
     cam = cam_inference(config)
@@ -142,15 +143,21 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
 
 
 def _classifier_weights(record: RunRecord) -> Path:
-    """``final.pt`` of the run's classifier: at its recorded path, else beside the run (moved runs dir)."""
+    """``final.pt`` of the run's classifier.
+
+    The recorded path is relative to the runs directory; records written before that hold an
+    absolute path, used while it exists. Either way the classifier beside the run (its key under
+    ``classifiers/``) is the fallback, so a copied or moved runs directory keeps working.
+    """
+    runs_dir = record.path.parent
     info = (record.result or {}).get("classifier", {})
-    candidates = [Path(info["path"])] if info.get("path") else []
+    candidates = [runs_dir / info["path"]] if info.get("path") else []  # an absolute path stays absolute
     if info.get("key"):
-        candidates.append(record.path.parent / "classifiers" / info["key"])
+        candidates.append(runs_dir / "classifiers" / info["key"])
     for folder in candidates:
         if (folder / "final.pt").is_file():
             return folder / "final.pt"
-    where = candidates[-1] if candidates else record.path.parent / "classifiers"
+    where = candidates[-1] if candidates else runs_dir / "classifiers"
     raise UserError(f"{where / 'final.pt'}: classifier weights of run {record.run_id} not found")
 
 
@@ -224,7 +231,7 @@ def write_classes(folder: Path) -> None:
         "values": {name: i for i, name in enumerate(CLASSES)},
         "palette": [list(c) for c in PALETTE],
     })
-    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    atomic_write_text(folder / "classes.txt", "\n".join(CLASSES) + "\n")
 
 
 def run_summary(trained: TrainedRun) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import backbones  # noqa: F401  (registers wsbench's small backbones in timm)
 from .errors import UserError
+from .files import load_torch
 
 __all__ = ["HEADS", "CamNet", "cam_from_class_maps", "load_pretrained"]
 
@@ -144,12 +145,11 @@ def load_pretrained(model: nn.Module, path: Path, name: str = "backbone") -> Non
     Raises:
         UserError: missing file, unreadable file, or weights of another architecture.
     """
+    if path.is_dir():
+        raise UserError(f"--pretrained {path}: is a folder, not a weights file")
     if not path.is_file():
         raise UserError(f"--pretrained {path}: file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"--pretrained {path}: not a PyTorch weights file ({type(err).__name__})") from None
+    state = load_torch(path, "--pretrained ")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

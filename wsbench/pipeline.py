@@ -233,7 +233,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
                                           progress=progress and main)
     if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records
         return None
-    accuracy = _cached_accuracy(Path(classifier["path"]), model, data, device)
+    accuracy = _cached_accuracy(Path(runs_dir) / classifier["path"], model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
                                fusion=resolved.fusion, flow=recipe.flow, progress=progress,
                                flow_options=recipe.flow_options(), **cam_inference(config))
@@ -274,7 +274,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
                              fusion=resolved.fusion, threshold=float("nan"), device=device,
                              cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"])
         count = export_maps(trained, data, maps_dir)
-        result["maps"] = {"dir": str(maps_dir), "frames": count}
+        result["maps"] = {"dir": maps_dir.relative_to(Path(runs_dir)).as_posix(), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
                           "the maps of the validation and test before frames were written instead")
     return finish_run(record, result)

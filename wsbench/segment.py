@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -39,10 +40,16 @@ from .data import background as bg
 from .data.io import ImageFiles, image_files
 from .data.video import VideoFile, is_video_file
 from .errors import UserError
+from .files import video_writer, write_image
 from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
+from .progress import show_progress
 from .runs import atomic_write_json
 
-__all__ = ["SegmentedFrame", "open_source", "segment_file", "segment_stream", "stream_background"]
+__all__ = ["SegmentedFrame", "check_segment_options", "open_source", "segment_file", "segment_stream",
+           "stream_background"]
+
+#: the highest overlay video frame rate accepted
+MAX_FPS = 1000.0
 
 
 @dataclasses.dataclass
@@ -211,9 +218,34 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
                 start += 1
 
 
+def check_segment_options(source: str | Path, out: str | Path, overlay_video: str | Path | None = None,
+                          overwrite: bool = False, bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
+                          fps: float | None = None) -> None:
+    """Check the options of :func:`segment_file` before anything is read or written.
+
+    ``out`` must be a new or empty folder and the overlay video a ``.mp4``/``.avi`` file that does
+    not exist yet (unless ``overwrite``); neither may be the input or inside it.
+
+    Raises:
+        UserError: one line naming the option and what is wrong.
+    """
+    from .files import VIDEO_SUFFIXES, check_output
+
+    if bg_frames < 1:
+        raise UserError("--bg-frames must be at least 1")
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise UserError(f"--fps must be above 0 and at most {MAX_FPS:g}, not {fps:g}")
+    out = check_output(out, "--out", "dir", inputs=[source], empty=True)
+    if overlay_video is not None:
+        check_output(overlay_video, "--overlay-video", inputs=[source], overwrite=overwrite,
+                     suffixes=VIDEO_SUFFIXES)
+
+
 def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overlay_video: str | Path | None = None,
                  save_overlays: bool = False, bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
-                 fps: float | None = None, progress: bool = True) -> dict[str, Any]:
+                 fps: float | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Segment a video file or frame folder, writing masks (and overlays) as frames are done.
 
     Args:
@@ -229,15 +261,21 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
         batch_size: frames per forward pass.
         fps: overlay video frame rate (default: the input video's, 10 for a frame folder).
         progress: show a progress bar.
+        overwrite: replace an existing overlay video.
 
     Returns:
         The content of ``segment.json``.
+
+    Raises:
+        UserError: an option :func:`check_segment_options` refuses, an unreadable input, or a
+            file that cannot be written.
     """
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # never mix two runs' outputs
-        raise UserError(f"{out}: exists and is not an empty folder; choose another --out")
+    from .files import check_output
+
+    check_segment_options(source, out, overlay_video, overwrite, bg_frames, batch_size, fps)
+    out = check_output(out, "--out", "dir", inputs=[trained.record.path])  # nor inside the run
     frames = open_source(source)
     mask_dir = out / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
@@ -250,23 +288,26 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     n = 0
     try:
         for item in tqdm(segment_stream(trained, iter(frames), background, batch_size), total=len(frames),
-                         desc="segment", unit="frame", leave=False, disable=not progress):
+                         desc="segment", unit="frame", leave=False, disable=not show_progress(progress)):
             name = frames.names[item.index]
-            _write(mask_dir / f"{name}.png", item.mask)
+            write_image(mask_dir / f"{name}.png", item.mask)
             counts += np.bincount(item.mask.ravel(), minlength=len(CLASSES))
             n += 1
             if overlay_video is None and not save_overlays:
                 continue
             shown = cv2.cvtColor(overlay(item.frame, item.mask), cv2.COLOR_RGB2BGR)
             if save_overlays:
-                _write(out / "overlay" / f"{name}.png", shown)
+                write_image(out / "overlay" / f"{name}.png", shown)
             if overlay_video is not None:
                 if writer is None:
-                    writer = _video_writer(Path(overlay_video), rate, (shown.shape[1], shown.shape[0]))
+                    Path(overlay_video).parent.mkdir(parents=True, exist_ok=True)
+                    writer = video_writer(overlay_video, rate, (shown.shape[1], shown.shape[0]))
                 writer.write(shown)
     finally:
         if writer is not None:
             writer.release()
+    if writer is not None and not (Path(overlay_video).is_file() and Path(overlay_video).stat().st_size > 0):
+        raise UserError(f"{overlay_video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
     write_classes(out)
     summary = {**run_summary(trained), "input": str(source), "frames": n, "bg_frames": bg_frames,
                "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
@@ -274,16 +315,3 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     atomic_write_json(out / "segment.json", summary)
     return summary
 
-
-def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
-    if not writer.isOpened():
-        raise UserError(f"{path}: OpenCV cannot write a {codec} video here (try a .avi or .mp4 name)")
-    return writer
-
-
-def _write(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise UserError(f"{path}: cannot write image")

@@ -17,9 +17,9 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
+import io
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -36,12 +36,18 @@ from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
 from .device import autocast as device_autocast
 from .device import default_workers, to_device
 from .errors import UserError
+from .progress import show_progress
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
-from .runs import atomic_write_json, config_hash
+from .files import disk_errors, load_torch
+from .runs import atomic_write_bytes, atomic_write_json, config_hash
 
 __all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
            "train_classifier"]
+
+
+#: the largest training resolution a side (--image-size); the paper trains at 512
+MAX_IMAGE_SIZE = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +59,7 @@ class Recipe:
         pretrained: ``None``, a local weights file, or ``"timm"`` (local timm cache only).
         output_stride: 8, 16 or 32.
         pool: ``"gap"`` (paper) or ``"lse"``.
-        image_size: training resolution ``(w, h)``.
+        image_size: training resolution ``(w, h)``, 16 to :data:`MAX_IMAGE_SIZE` pixels a side.
         epochs: training epochs.
         batch_size: frames per batch (clips count their frames).
         optimizer: ``"adamw"`` or ``"sgd"`` (momentum 0.9, 10× learning rate on the head, as in
@@ -107,7 +113,9 @@ class Recipe:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
-            (min(self.image_size) >= 16, "--image-size must be at least 16 pixels"),
+            (16 <= min(self.image_size) and max(self.image_size) <= MAX_IMAGE_SIZE,
+             f"--image-size must be 16 to {MAX_IMAGE_SIZE} pixels a side, not "
+             f"{self.image_size[0]}x{self.image_size[1]}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -212,7 +220,7 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         if distributed.is_main() and not (folder / "final.pt").exists():
             todo = "train"
             if (folder / "checkpoint.pt").exists() and not resume:
-                state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
+                state = load_torch(folder / "checkpoint.pt")
                 todo = (f"{folder}: an interrupted training of this classifier stopped after epoch "
                         f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
         todo = distributed.broadcast(todo)
@@ -224,10 +232,11 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
             trained_now = True
         info = json.loads((folder / "train.json").read_text())
     model = build_model(recipe, classes_for(recipe.background_removal), trainer.head)
-    model.load_state_dict(torch.load(folder / "final.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(folder / "final.pt"))
     model.to(device).eval()
-    return model, {"key": config_hash(key), "path": str(folder), "train_seconds": info["train_seconds"],
-                   "trained_now": trained_now, "method": key["method"], "options": key["options"]}
+    # relative to the runs directory, which can then be copied or moved
+    return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
+                   "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"], "options": key["options"]}
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -238,16 +247,26 @@ def _seed_all(seed: int) -> None:
 
 
 def _rng_states() -> dict[str, Any]:
-    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint."""
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint.
+
+    Tensors and plain values only, so the checkpoint loads with ``weights_only=True``.
+    """
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    py, nps = states["python"], states["numpy"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+                         nps["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -371,9 +390,10 @@ def _lr_lambda(schedule: str, total_steps: int):
 
 
 def _save(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` atomically; serialised in memory first, so a failed write is an ``OSError``."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 class _Losses(nn.Module):
@@ -437,7 +457,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     start_epoch, elapsed = 0, 0.0
     ckpt = folder / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_torch(ckpt)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -456,7 +476,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         if start_epoch == 0:
             log_path.unlink()
         else:
-            _truncate_log(log_path, start_epoch)
+            with disk_errors(folder):
+                _truncate_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
@@ -469,7 +490,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         model.train()
         rows = []
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=not (progress and main), total=steps_per_epoch)
+                   disable=not show_progress(progress and main), total=steps_per_epoch)
         for raw in bar:
             batch = _to_batch(raw, model, device, len(classes), clip_len, recipe.augment, aug_gen)
             prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
@@ -503,7 +524,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             continue
         if rows:
             new = not log_path.exists()
-            with open(log_path, "a", newline="") as handle:
+            with disk_errors(folder), open(log_path, "a", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                 if new:
                     writer.writeheader()

@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..files import chmod_as_new, reserve_space, write_image
+from ..progress import show_progress
 from ..runs import atomic_write_json, config_hash
 from . import background as bg
 from .index import Video, VideoIndex
@@ -170,9 +172,10 @@ class PreparedData:
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
+            reserve_space([Path(tmp)], f"the {name} flow cache")
             video_flows = getattr(estimator, "video_flows", None)  # estimators that read files, not frames
             for pos, s in enumerate(tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
-                                         disable=not _progress())):
+                                         disable=not show_progress())):
                 if video_flows is not None:
                     to_next, to_prev = video_flows(self.index, self.index.videos[pos], (fh, fw))
                 else:
@@ -183,6 +186,7 @@ class PreparedData:
                     out[s.start:s.stop, d] = resize_flow(t, (fh, fw)).numpy().astype(np.float16)
             out.flush()
             del out
+            chmod_as_new(tmp)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -235,11 +239,13 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        chmod_as_new(tmp, folder=True)  # renamed into place below: a normal folder, not mkdtemp's 0700
         w, h = image_size
         starts = np.cumsum([0] + [len(v) for v in index.videos])
         n = int(starts[-1])
         frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
         fg = np.lib.format.open_memmap(tmp / "fg.npy", mode="w+", dtype=np.uint8, shape=(n, h, w))
+        reserve_space([tmp / "frames.npy", tmp / "fg.npy"], "the frame cache")
 
         def one(pos: int) -> tuple[int, int]:
             return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
@@ -250,7 +256,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(one, i): i for i in range(len(index.videos))}
             for fut in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="caching frames",
-                            unit="video", leave=False, disable=not _progress()):
+                            unit="video", leave=False, disable=not show_progress()):
                 sizes[futures[fut]] = fut.result()
         frames.flush()
         fg.flush()
@@ -294,7 +300,7 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
     for i, frame in enumerate(video.frames):
         _check_size(video, i, frame, size)
         frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold, morph)
-        cv2.imwrite(str(fg_dir / f"{i}.png"), mask * 255)
+        write_image(fg_dir / f"{i}.png", mask * 255)
     assert size is not None
     return size
 
@@ -329,6 +335,3 @@ def _check_size(video: Video, i: int, frame: np.ndarray, size: tuple[int, int] |
                         f"{size[0]}x{size[1]}; frames of one video must share a size")
     return got
 
-
-def _progress() -> bool:
-    return os.environ.get("WSBENCH_PROGRESS", "1") != "0"

@@ -9,6 +9,12 @@ skipped, because dropping a frame would silently change a video's temporal neigh
 PNG files are checked chunk by chunk (length and CRC) before decoding, so a truncated or corrupt
 PNG is reported by wsbench alone. A JPEG that libjpeg can still decode despite damaged data is
 used as decoded (libjpeg prints its own "Corrupt JPEG data" warning).
+
+Size limit: a small file can declare a huge image (a 60 kB PNG of 16000×16000 pixels decodes to
+768 MB, several GB on the way). The size a PNG, JPEG, BMP or WebP file declares is read from its
+header and an image above :func:`max_image_pixels` (64 megapixels unless ``$WSBENCH_MAX_IMAGE_PIXELS``
+says otherwise) is refused before it is decoded; video frames are held to the same limit. Other
+formats (TIFF) keep OpenCV's own limit (``$OPENCV_IO_MAX_IMAGE_PIXELS``, 2³⁰ pixels).
 """
 
 from __future__ import annotations
@@ -29,14 +35,20 @@ __all__ = [
     "FrameSource",
     "ImageFiles",
     "IMAGE_SUFFIXES",
+    "check_pixels",
+    "declared_size",
     "image_files",
     "is_image_file",
+    "max_image_pixels",
     "natural_key",
     "read_image",
     "read_mask",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: images above this many pixels are refused before decoding (see :func:`max_image_pixels`)
+MAX_IMAGE_PIXELS = 64_000_000
+PIXELS_ENV = "WSBENCH_MAX_IMAGE_PIXELS"
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -132,8 +144,80 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
     return raw >= level
 
 
+def max_image_pixels() -> int:
+    """The largest image (width × height) wsbench decodes: ``$WSBENCH_MAX_IMAGE_PIXELS`` or 64 million.
+
+    Raises:
+        UserError: the variable is not a positive integer.
+    """
+    raw = os.environ.get(PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return MAX_IMAGE_PIXELS
+    if not raw.isdigit() or int(raw) < 1:
+        raise UserError(f"${PIXELS_ENV} must be a positive whole number of pixels, not {raw!r}")
+    return int(raw)
+
+
+def check_pixels(source: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse an image (or video frame) of ``width`` × ``height`` above :func:`max_image_pixels`.
+
+    Raises:
+        UserError: one line naming ``source``, its size and the limit.
+    """
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise UserError(f"{source}: declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), above "
+                        f"the limit of {limit / 1e6:g} megapixels; set ${PIXELS_ENV} to raise it")
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """The ``(width, height)`` an image file's header declares, without decoding it.
+
+    Reads PNG (IHDR), JPEG (the SOF marker), BMP and WebP (VP8, VP8L, VP8X) headers.
+
+    Returns:
+        The size, or ``None`` for other formats and headers too short to say.
+    """
+    be = lambda i, n: int.from_bytes(data[i:i + n], "big")  # noqa: E731
+    le = lambda i, n: int.from_bytes(data[i:i + n], "little")  # noqa: E731
+    if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 24:
+        return be(16, 4), be(20, 4)
+    if data.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 9 <= len(data):
+            if data[pos] != 0xFF:
+                return None
+            marker = data[pos + 1]
+            if marker == 0xFF:  # fill byte
+                pos += 1
+                continue
+            if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
+                pos += 2
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                return be(pos + 7, 2), be(pos + 5, 2)
+            pos += 2 + be(pos + 2, 2)
+        return None
+    if data.startswith(b"BM") and len(data) >= 26:
+        return abs(int.from_bytes(data[18:22], "little", signed=True)), \
+            abs(int.from_bytes(data[22:26], "little", signed=True))
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind = data[12:16]
+        if kind == b"VP8X":
+            return 1 + le(24, 3), 1 + le(27, 3)
+        if kind == b"VP8 ":
+            return le(26, 2) & 0x3FFF, le(28, 2) & 0x3FFF
+        if kind == b"VP8L":
+            bits = le(21, 4)
+            return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
+
+
 def _decode(path: Path, flags: int, what: str) -> np.ndarray:
     data = _read_bytes(path)
+    size = declared_size(data)
+    if size is not None:
+        check_pixels(path, *size)
     problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
     if problem:
         raise UserError(f"{path}: not a readable {what} ({problem})")

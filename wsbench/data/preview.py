@@ -9,6 +9,7 @@ import numpy as np
 
 from . import background as bg
 from .index import LABELS, SPLITS, Video, VideoIndex
+from ..files import write_image
 from .io import read_mask
 
 __all__ = ["contact_sheet", "counts_table"]
@@ -85,5 +86,5 @@ def contact_sheet(index: VideoIndex, out: Path, videos: int = 2, frames: int = 2
     sheet = np.concatenate(rows, axis=0)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    write_image(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return out

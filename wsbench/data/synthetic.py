@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from wsbench.errors import UserError
+from wsbench.files import disk_errors
 
 __all__ = ["GENERATOR_VERSION", "BeltConfig", "RenderedVideo", "generate_belt", "generator_tag", "render_pair"]
 
@@ -544,29 +545,30 @@ def generate_belt(out: str | os.PathLike, config: BeltConfig = BeltConfig(),
     bounds = np.cumsum([config.train_videos, config.val_videos, config.test_videos])
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     manifest = {**_manifest(config), "videos": {}}
-    try:
-        if workers == 1:
-            stats = [_write_pair(tmp, config, i, vid) for i, vid in enumerate(vids)]
-        else:  # spawn: no fork of a process that may hold OpenCV / BLAS threads
-            ctx = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
-                    workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-                stats = list(pool.map(_write_pair, [tmp] * len(vids), [config] * len(vids),
-                                      range(len(vids)), vids))
-        for index, (vid, stat) in enumerate(zip(vids, stats)):
-            split = ("train", "val", "test")[int(np.searchsorted(bounds, index, side="right"))]
-            splits[split] += [f"before/{vid}", f"after/{vid}"]
-            manifest["videos"][vid] = {"split": split, **stat}
-        (tmp / "splits.json").write_text(json.dumps(splits, indent=2) + "\n", encoding="utf-8")
-        (tmp / "belt.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                       encoding="utf-8")
+    with disk_errors(root.parent):  # a full or read-only disk: one line naming the folder
         try:
-            os.rename(tmp, root)
-        except OSError:
-            if not _is_same(root, config):  # another process created ROOT meanwhile
-                raise UserError(f"{root} appeared during generation and is not this data set")
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            if workers == 1:
+                stats = [_write_pair(tmp, config, i, vid) for i, vid in enumerate(vids)]
+            else:  # spawn: no fork of a process that may hold OpenCV / BLAS threads
+                ctx = multiprocessing.get_context("spawn")
+                with concurrent.futures.ProcessPoolExecutor(
+                        workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+                    stats = list(pool.map(_write_pair, [tmp] * len(vids), [config] * len(vids),
+                                          range(len(vids)), vids))
+            for index, (vid, stat) in enumerate(zip(vids, stats)):
+                split = ("train", "val", "test")[int(np.searchsorted(bounds, index, side="right"))]
+                splits[split] += [f"before/{vid}", f"after/{vid}"]
+                manifest["videos"][vid] = {"split": split, **stat}
+            (tmp / "splits.json").write_text(json.dumps(splits, indent=2) + "\n", encoding="utf-8")
+            (tmp / "belt.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                           encoding="utf-8")
+            try:
+                os.rename(tmp, root)
+            except OSError:
+                if not _is_same(root, config):  # another process created ROOT meanwhile
+                    raise UserError(f"{root} appeared during generation and is not this data set")
+                shutil.rmtree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return root

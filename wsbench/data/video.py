@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from .io import check_pixels
 
 __all__ = ["VIDEO_SUFFIXES", "VideoFile", "is_video_file"]
 
@@ -54,6 +55,8 @@ class VideoFile:
         try:
             self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            check_pixels(self.path, int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         finally:
             capture.release()
         if count <= 0:  # some containers do not store the count: decode once to count

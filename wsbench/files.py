@@ -1,0 +1,266 @@
+"""Safe file handling shared by every command.
+
+- :func:`load_torch`: the one way wsbench reads a ``.pt`` file (``weights_only=True``: tensors and
+  plain values only, so a file with a pickled payload is refused, never run).
+- :func:`write_image` and :func:`video_writer`: image and video writes whose failure (a read-only
+  folder, a full disk, an unknown extension) is an error naming the file instead of a silent no-op.
+- :func:`check_output`: an output path is checked before any work is done (never over or inside
+  an input, an existing file is replaced only when asked, a folder where a folder is expected).
+- :func:`disk_error` and :func:`disk_errors`: an ``OSError`` of a full, read-only or forbidden folder
+  as one line naming it.
+- :func:`umask` and :func:`chmod_as_new`: temporary files (``mkstemp``, ``mkdtemp``) are private;
+  what is renamed into place gets the permissions of a file created normally.
+- :func:`reserve_space`: disk space for a memory-mapped cache is reserved before it is filled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pickle
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "check_output", "chmod_as_new", "disk_error", "disk_errors",
+           "load_torch", "reserve_space", "umask", "video_writer", "write_image"]
+
+#: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: extensions of overlay videos and their codecs
+VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
+
+_DISK_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+    errno.EISDIR: "a folder is in the way where a file is needed",
+    errno.EEXIST: "a file is in the way where a folder is needed",
+}
+
+
+@contextlib.contextmanager
+def disk_errors(folder: str | os.PathLike) -> Iterator[None]:
+    """Inside the block, an ``OSError`` of a full, read-only or forbidden place becomes one line naming ``folder``."""
+    try:
+        yield
+    except OSError as err:
+        one_line = disk_error(err, folder)
+        if one_line is None:
+            raise
+        raise one_line from None
+
+
+def disk_error(err: OSError, where: str | os.PathLike | None = None) -> UserError | None:
+    """The one-line error of a full, read-only or forbidden place, or ``None`` for other errors.
+
+    Args:
+        err: the error.
+        where: the folder (or file) to name; default: the one the error names (``write()`` errors
+            name none).
+    """
+    reason = _DISK_ERRORS.get(err.errno or -1)
+    if reason is None:
+        return None
+    name = where if where is not None else err.filename
+    return UserError(f"{name}: {reason}" if name is not None else reason)
+
+
+# -- permissions ------------------------------------------------------------------------------
+def umask() -> int:
+    """The process's umask (read without changing it where the OS allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)  # no way to read it without setting it
+    os.umask(old)
+    return old
+
+
+def chmod_as_new(path: str | os.PathLike, folder: bool = False) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a new one gets (0666/0777 minus the umask)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask())
+
+
+# -- torch files ------------------------------------------------------------------------------
+def load_torch(path: str | os.PathLike, label: str = "") -> Any:
+    """Read a ``.pt`` file with ``weights_only=True`` onto the CPU.
+
+    Args:
+        path: the file.
+        label: prefix of error messages (e.g. ``"--pretrained "``).
+
+    Raises:
+        UserError: the file holds Python objects besides tensors and plain values (refused, not
+            run), or it is not a PyTorch file at all; the message names the file.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        if found is None:  # bytes that are no pickle at all
+            raise UserError(f"{label}{path}: not a PyTorch weights file (UnpicklingError)") from None
+        raise UserError(f"{label}{path}: refused to load: it holds a Python object ({found[1]}) besides tensors "
+                        "and plain values, which could run code; delete the file unless you trust it") from None
+    except FileNotFoundError:
+        raise UserError(f"{label}{path}: file not found") from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as err:
+        raise UserError(f"{label}{path}: not a PyTorch weights file ({type(err).__name__})") from None
+
+
+# -- images and videos ------------------------------------------------------------------------
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """``cv2.imwrite`` that fails loudly: a write OpenCV refuses or cannot do is an error naming the file."""
+    import cv2
+
+    path = Path(path)
+    try:
+        ok = cv2.imwrite(str(path), image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        folder = path.parent
+        why = ("the folder does not exist" if not folder.is_dir() else
+               "the folder is not writable" if not os.access(folder, os.W_OK) else
+               "unknown image extension" if path.suffix.lower() not in IMAGE_SUFFIXES else
+               "OpenCV could not encode or write it (disk full?)")
+        raise UserError(f"{path}: cannot write image ({why})")
+
+
+def video_writer(path: str | os.PathLike, fps: float, size: tuple[int, int]) -> Any:
+    """An open ``cv2.VideoWriter`` for ``path`` (``.mp4``: MP4V, ``.avi``: MJPG).
+
+    Raises:
+        UserError: another extension, or OpenCV cannot open the file for writing.
+    """
+    import cv2
+
+    path = Path(path)
+    codec = VIDEO_SUFFIXES.get(path.suffix.lower())
+    if codec is None:
+        raise UserError(f"{path}: a video must end in {' or '.join(VIDEO_SUFFIXES)}")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+    if not writer.isOpened():
+        raise UserError(f"{path}: OpenCV cannot write a {codec} video here (is the folder writable?)")
+    return writer
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output(path: str | os.PathLike, option: str, kind: str = "file", inputs: Iterable[Any] = (),
+                 overwrite: bool = False, suffixes: Iterable[str] = (), empty: bool = False) -> Path:
+    """Check an output path before any work is done; nothing is created.
+
+    Args:
+        path: the output.
+        option: how the user named it (``--out``), for messages.
+        kind: ``"file"`` or ``"dir"``.
+        inputs: files or folders the command reads (``None`` entries are ignored); the output may
+            be neither one of them nor inside one, nor (for a folder output) contain one.
+        overwrite: an existing output file may be replaced (``--overwrite``).
+        suffixes: allowed extensions of a file output (any when empty).
+        empty: a folder output must be new or empty.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        UserError: one line naming the path and what is wrong.
+    """
+    path = Path(path).expanduser()
+    resolved = path.resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item).expanduser().resolve()
+        if resolved == source:
+            raise UserError(f"{option} {path}: is the input {item}; choose another output")
+        if _inside(resolved, source) and source.is_dir():
+            raise UserError(f"{option} {path}: is inside the input folder {item}; choose an output outside it")
+        if kind == "dir" and _inside(source, resolved):
+            raise UserError(f"{option} {path}: contains the input {item}; choose another output")
+    for parent in resolved.parents:  # a file where a folder of the path must be
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+    if kind == "dir":
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{option} {path}: is a file, not a folder")
+        if empty and path.is_dir() and any(path.iterdir()):
+            raise UserError(f"{option} {path}: exists and is not an empty folder; choose another {option}")
+        return path
+    allowed = tuple(s.lower() for s in suffixes)
+    if allowed and path.suffix.lower() not in allowed:
+        raise UserError(f"{option} {path}: must end in {', '.join(allowed)}")
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder, not a file")
+    if path.exists() and not overwrite:
+        raise UserError(f"{option} {path}: exists; pass --overwrite to replace it")
+    return path
+
+
+def reserve_space(files: list[Path], what: str) -> None:
+    """Allocate the disk blocks of freshly created (sparse) memory-mapped files before they are filled.
+
+    Writing into a memory map on a full disk kills the process with SIGBUS; reserving first turns
+    that into an error before any work, naming the folder and the space needed.
+
+    Args:
+        files: the files, created at their full size (``np.lib.format.open_memmap``), in one folder.
+        what: what they hold, for the message (``"the frame cache"``).
+
+    Raises:
+        UserError: the folder's disk has less free space than the files need.
+    """
+    folder = files[0].parent
+    needed = sum(p.stat().st_size for p in files)
+
+    def refuse(free: int | None) -> UserError:
+        have = f", {_size(free)} free" if free is not None else ""
+        return UserError(f"{folder}: not enough free space for {what}: needs {_size(needed)}{have}; "
+                         "free some space or choose another --cache-dir")
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and needed > free:
+        raise refuse(free)
+    for path in files:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, path.stat().st_size)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise refuse(free) from None
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # else: cannot reserve here
+                raise
+        finally:
+            os.close(fd)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
