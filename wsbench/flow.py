@@ -36,6 +36,7 @@ import inspect
 import os
 import tempfile
 import urllib.parse
+import warnings
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -65,6 +66,7 @@ __all__ = [
     "warp_chain",
     "resize_flow",
     "read_flo",
+    "valid_flow",
     "write_flo",
     "estimate_video_flows",
 ]
@@ -72,6 +74,8 @@ __all__ = [
 RAFT_WEIGHTS_ENV = "WSBENCH_RAFT_WEIGHTS"
 
 FLO_MAGIC = 202021.25
+#: Middlebury's "unknown flow" marker: a component at or above this magnitude means no flow
+FLO_UNKNOWN = 1e9
 _FLO_MAX_SIDE = 99999  # the limit of the Middlebury reference reader
 # Slack (pixels) allowed outside the map before a sample counts as invalid; absorbs float rounding.
 _VALID_TOL = 1e-3
@@ -577,7 +581,9 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
     """Read a Middlebury ``.flo`` file.
 
     Format (little-endian): float32 magic ``202021.25``, int32 width, int32 height, then
-    ``height × width × 2`` float32 values, row-major with ``u, v`` interleaved.
+    ``height × width × 2`` float32 values, row-major with ``u, v`` interleaved. Pixels with an
+    unknown flow (a component that is NaN, infinite or of magnitude ≥ 1e9, Middlebury's marker)
+    are returned as NaN in both components: :func:`warp` treats them as invalid.
 
     Args:
         path: the file.
@@ -608,7 +614,23 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
     if len(data) > expected:
         raise UserError(f"{where} has {len(data) - expected} unexpected bytes after the {width}x{height} flow")
     flow = np.frombuffer(data, "<f4", width * height * 2, 12).reshape(height, width, 2)
-    return flow.astype(np.float32)  # native byte order, writable copy
+    flow = flow.astype(np.float32)  # native byte order, writable copy
+    flow[~valid_flow(flow)] = np.nan
+    return flow
+
+
+def valid_flow(flow: np.ndarray) -> np.ndarray:
+    """Pixels whose flow is known: both components finite and below Middlebury's "unknown" value.
+
+    Args:
+        flow: ``(..., 2)`` flow.
+
+    Returns:
+        Boolean ``(...)``; :func:`read_flo` sets the other pixels to NaN, which :func:`warp`
+        treats as invalid (no sample, ``valid = 0``).
+    """
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(flow).all(axis=-1) & (np.abs(flow) < FLO_UNKNOWN).all(axis=-1)
 
 
 def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
@@ -652,7 +674,9 @@ def flo_path(root: str | os.PathLike, index: Any, video: Any, frame: int) -> Pat
 
     A frame file ``DATA_ROOT/<rel>/<name>.<ext>`` maps to ``root/<rel>/<name>.flo``; frames that are
     not files under the data root (video files, generated data) map to
-    ``root/<label>/<video id>/<frame name>.flo``. ``wsbench data flow --out`` writes this tree and
+    ``root/<label>/<video id>/<frame name>.flo``. Paths are compared as written, without resolving
+    symlinks, so a frame that links to another video's file still gets its own video's place.
+    ``wsbench data flow --out`` writes this tree and
     ``--flow files --flow-root`` reads it.
 
     Args:
@@ -666,8 +690,9 @@ def flo_path(root: str | os.PathLike, index: Any, video: Any, frame: int) -> Pat
     """
     paths = getattr(video.frames, "paths", None)
     if paths is not None and index.root is not None:
+        # symlinks are not followed: a frame linked from another video keeps its own video's place
         try:
-            rel = Path(paths[frame]).resolve().relative_to(Path(index.root).resolve())
+            rel = Path(os.path.abspath(paths[frame])).relative_to(os.path.abspath(index.root))
             return Path(root) / rel.with_suffix(".flo")
         except ValueError:
             pass
@@ -719,20 +744,30 @@ class FlowFiles:
 
         Returns:
             ``(forward, backward)``, each ``float32`` ``(T, h, w, 2)``, zeros where the neighbour
-            does not exist.
+            does not exist, NaN (invalid for :func:`warp`) where a file marks the flow unknown and
+            at the resized pixels such a pixel touches; a warning counts them.
 
         Raises:
             UserError: a missing or malformed ``.flo`` file, named in the message.
         """
         t_len = len(video)
         forward = np.zeros((t_len,) + tuple(size) + (2,), np.float32)
+        unknown, files, first = 0, 0, None
         for n in range(t_len - 1):
             path = self.path(index, video, n)
             if not path.is_file():
                 raise UserError(f"{path}: flow file missing (the flow from frame {video.frames.names[n]} of "
                                 f"{video.key} to the next frame)")
-            flow = torch.from_numpy(read_flo(path)).permute(2, 0, 1)[None]
+            raw = read_flo(path)
+            bad = int(np.isnan(raw[..., 0]).sum())
+            unknown, files, first = unknown + bad, files + (bad > 0), first or (path if bad else None)
+            # NaN spreads to every resized pixel it touches: those pixels become invalid too
+            flow = torch.from_numpy(raw).permute(2, 0, 1)[None]
             forward[n] = resize_flow(flow, size)[0].permute(1, 2, 0).numpy()
+        if unknown:
+            warnings.warn(f"{first}: {unknown} pixel(s) in {files} .flo file(s) of {video.key} have no valid flow "
+                          "(NaN or |value| >= 1e9); they count as invalid (no temporal constraint or stability "
+                          "comparison there)", stacklevel=2)
         backward = np.zeros_like(forward)
         backward[1:] = -forward[:-1]
         return forward, backward

@@ -1,0 +1,63 @@
+"""Trustworthy under attack: data identity, duplicate runs, degenerate data, hostile files and specs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from wsbench.cli import cli
+from wsbench.errors import UserError
+
+from .conftest import write_video_folder
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="wsbench")
+
+
+# -- flow files -------------------------------------------------------------------------------
+def test_data_flow_keeps_symlinked_frames_in_their_own_video(tmp_path):
+    data = write_video_folder(tmp_path / "data")
+    linked = data / "before" / "vid1" / "frame_0002.png"
+    linked.unlink()
+    linked.symlink_to(data / "before" / "vid0" / "frame_0002.png")
+    out = tmp_path / "flo"
+    result = _invoke(["data", "flow", "-d", "video-folder", "--data-root", data, "--out", out])
+    assert result.exit_code == 0, result.output
+    for video in ("vid0", "vid1"):  # every video gets its own four files, none written into another
+        assert sorted(p.name for p in (out / "before" / video).iterdir()) == [f"frame_{t:04d}.flo" for t in range(4)]
+
+
+def test_unknown_flow_values_become_invalid_pixels_with_a_warning(tmp_path):
+    from wsbench.data import create_dataset
+    from wsbench.flow import FlowFiles, flo_path, read_flo, warp, write_flo
+
+    data = write_video_folder(tmp_path / "data", videos=2, frames=3)
+    index = create_dataset("video-folder", root=data)
+    video = index.videos[0]
+    root = tmp_path / "flo"
+    for n in range(len(video) - 1):
+        path = flo_path(root, index, video, n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flow = np.zeros((40, 48, 2), np.float32)
+        if n == 0:
+            flow[5, 7] = (np.nan, 0.0)
+            flow[30, 40] = (0.0, 1e9)  # Middlebury's "unknown"
+            flow[20, 20] = (-np.inf, 2.0)
+        write_flo(path, flow)
+    raw = read_flo(flo_path(root, index, video, 0))
+    assert np.isnan(raw).any(axis=-1).sum() == 3 and np.isnan(raw[30, 40]).all()
+    with pytest.warns(UserWarning, match=r"3 pixel\(s\) in 1 \.flo file\(s\) of before/vid0 have no valid flow"):
+        forward, backward = FlowFiles(str(root)).video_flows(index, video, (40, 48))
+    assert np.isnan(forward[0, 5, 7]).all() and np.isfinite(forward[1]).all() and np.isnan(backward[1, 5, 7]).all()
+    # the warp's validity: no sample (0) and valid = 0 exactly there
+    maps = torch.ones(1, 1, 40, 48)
+    warped, valid = warp(maps, torch.from_numpy(forward[0]).permute(2, 0, 1)[None])
+    assert valid[0, 0, 5, 7] == 0 and valid[0, 0, 30, 40] == 0 and valid[0, 0, 0, 0] == 1
+    assert torch.isfinite(warped).all()
