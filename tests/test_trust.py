@@ -61,3 +61,44 @@ def test_unknown_flow_values_become_invalid_pixels_with_a_warning(tmp_path):
     warped, valid = warp(maps, torch.from_numpy(forward[0]).permute(2, 0, 1)[None])
     assert valid[0, 0, 5, 7] == 0 and valid[0, 0, 30, 40] == 0 and valid[0, 0, 0, 0] == 1
     assert torch.isfinite(warped).all()
+
+
+# -- frames and masks: one orientation, unambiguous order ---------------------------------------
+def _jpeg_with_orientation(path: Path, image: np.ndarray, orientation: int) -> None:
+    """A JPEG whose APP1 segment carries an EXIF orientation tag (0x0112), written by hand."""
+    import cv2
+
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    ifd = (b"\x01\x00" + b"\x12\x01" + b"\x03\x00" + b"\x01\x00\x00\x00"
+           + orientation.to_bytes(2, "little") + b"\x00\x00" + b"\x00\x00\x00\x00")
+    exif = b"Exif\x00\x00" + b"II*\x00\x08\x00\x00\x00" + ifd
+    path.write_bytes(data[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + data[2:])
+
+
+def test_frames_and_masks_share_one_orientation_policy(tmp_path):
+    from wsbench.data.io import read_image, read_mask
+
+    image = np.zeros((40, 48, 3), np.uint8)
+    image[:10, :20] = 255  # top-left block: where it lands shows any rotation
+    path = tmp_path / "rotated.jpg"
+    _jpeg_with_orientation(path, image, 6)  # "rotate 90° clockwise to display"
+    frame, mask = read_image(path), read_mask(path)
+    assert frame.shape == (40, 48, 3) and mask.shape == (40, 48)
+    assert frame[2, 2].min() > 200 and mask[2, 2] and not mask[35, 2]
+    assert ((frame.max(axis=2) >= 128) == mask).mean() > 0.99
+
+
+def test_frame_names_differing_only_in_leading_zeros_are_ambiguous(tmp_path):
+    from wsbench.data.io import image_files, natural_key
+
+    assert natural_key("f_01") == natural_key("f_1") == natural_key("f_001")
+    ordered = sorted(["f_01", "f_1", "f_001", "f_0"], key=natural_key)
+    assert ordered == ["f_0", "f_01", "f_1", "f_001"]  # ties keep the given order
+    data = write_video_folder(tmp_path / "data", name=lambda t: f"f_{t}")
+    (data / "after" / "vid1" / "f_3.png").rename(data / "after" / "vid1" / "f_03.png")
+    assert len(image_files(data / "after" / "vid1")) == 5
+    (data / "after" / "vid1" / "f_4.png").rename(data / "after" / "vid1" / "f_004.png")
+    (data / "after" / "vid1" / "f_1.png").rename(data / "after" / "vid1" / "F_4.png")
+    with pytest.raises(UserError, match=r"after/vid1: frame names '(f_004|F_4)\.png' and '(f_004|F_4)\.png' differ "
+                                        r"only in leading zeros or case"):
+        image_files(data / "after" / "vid1")
