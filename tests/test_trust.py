@@ -102,3 +102,49 @@ def test_frame_names_differing_only_in_leading_zeros_are_ambiguous(tmp_path):
     with pytest.raises(UserError, match=r"after/vid1: frame names '(f_004|F_4)\.png' and '(f_004|F_4)\.png' differ "
                                         r"only in leading zeros or case"):
         image_files(data / "after" / "vid1")
+
+
+# -- leaderboard: one sample per configuration and seed, references per data set -----------------
+def test_a_rerun_of_the_same_configuration_and_seed_is_one_sample(tmp_path):
+    from wsbench.report import ablation, background, comparison, latest_runs
+    from wsbench.runs import iter_runs
+
+    from .test_report import fake_run
+
+    runs = tmp_path / "runs"
+    fake_run(runs, "cam", 0, 0.20)
+    fake_run(runs, "cam", 1, 0.30)
+    rerun = fake_run(runs, "cam", 1, 0.50)  # the same configuration and seed again
+    os.utime(rerun.path / "result.json", ns=(2**62, 2**62))  # finished last, whatever its id says
+    kept, ignored = latest_runs(iter_runs(runs))
+    assert ignored == 1 and rerun.run_id in {r.run_id for r in kept} and len(kept) == 2
+    table = comparison(iter_runs(runs))
+    cell = dict(zip(table.columns, table.rows[0][1]))["CAM"]
+    assert cell.n == 2 and cell.mean == pytest.approx(35.0) and "over 2 seeds" in table.caption
+    assert any("1 re-run(s)" in note for note in table.footnotes)
+    assert any("1 re-run(s)" in note for note in ablation(iter_runs(runs)).footnotes)
+    assert any("1 re-run(s)" in note for note in background(iter_runs(runs)).footnotes)
+
+
+def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
+    from wsbench.report import comparison
+    from wsbench.runs import atomic_write_json, iter_runs
+
+    from .test_report import fake_run
+
+    runs = tmp_path / "runs"
+    for root, reference in (("/data/a", 0.1), ("/data/b", 0.4)):
+        record = fake_run(runs, "cam", 0, 0.3, dataset="video-folder")
+        for name in ("config.json", "result.json"):  # the same run on another data root
+            doc = json.loads((record.path / name).read_text())
+            config = doc.get("config", doc)
+            config["data_root"] = root
+            if name == "result.json":
+                doc["baselines"]["all_foreground"]["iou_illegal"] = reference
+            atomic_write_json(record.path / name, doc)
+    table = comparison(iter_runs(runs))
+    rows = {name: dict(zip(table.columns, cells)) for name, cells in table.rows}
+    assert set(rows) == {"video-folder [data_root=/data/a]", "video-folder [data_root=/data/b]"}
+    assert rows["video-folder [data_root=/data/a]"]["all-foreground (reference)"].mean == pytest.approx(10)
+    assert rows["video-folder [data_root=/data/b]"]["all-foreground (reference)"].mean == pytest.approx(40)
+    assert table.columns == ["CAM", "all-foreground (reference)"]

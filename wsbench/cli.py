@@ -358,7 +358,8 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 def leaderboard_cmd(table: str, fmt: str, metric: str, out: Path | None, runs_dir: Path | None) -> None:
     """Tables from every finished run: mean ± std over seeds, best bold, second underlined.
 
-    Runs without result.json (still running or interrupted) are ignored.
+    Runs without result.json (still running or interrupted) are ignored; a configuration re-run
+    with the same seed counts once (its latest finished run).
     """
     from .report import TABLES
     from .runs import iter_runs, resolve_runs_dir

@@ -12,7 +12,10 @@ Nothing here recomputes a metric; every number comes from a ``result.json``. The
   train and val splits.
 
 A *variant* is everything that determines a run's result except its seed (method, options,
-fusion, data set, recipe); cells aggregate the seeds of one variant. Best values are marked
+fusion, data set, recipe); cells aggregate the seeds of one variant, and a configuration run
+again with the same seed is one sample (its latest finished run; a footnote counts the re-runs
+ignored). Rows of the comparison are data-set identities (name, resolved root, split seed,
+options), so runs on two data roots never share a cell or an all-foreground reference. Best values are marked
 ``best`` and second best ``second`` (bold and underlined when rendered); a method that cannot run
 on a data set gets ``n/a`` with a footnote.
 """
@@ -43,6 +46,7 @@ __all__ = [
     "build_tables",
     "column_label",
     "comparison",
+    "latest_runs",
     "latex_escape",
     "long_form",
     "method_columns",
@@ -67,6 +71,8 @@ _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "t
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "split_seed", "recipe", "fusion",
              "cam_inference")
+#: what identifies a data set's test split, the all-foreground reference's only input besides the recipe
+_DATA = ("dataset", "data_root", "split_seed", "dataset_options")
 _NA = "†"
 
 
@@ -150,6 +156,41 @@ def _options_text(options: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
+def _finished_at(record: RunRecord) -> tuple[int, str]:
+    try:
+        return (record.path / "result.json").stat().st_mtime_ns, record.run_id
+    except OSError:
+        return 0, record.run_id
+
+
+def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
+    """One sample per configuration and seed: the latest finished run of each.
+
+    A configuration is everything in :data:`_SEMANTIC` (method, options, data set and its root,
+    split seed and options, recipe, fusion, map inference); running it again with the same seed
+    repeats a sample, it does not add one. "Latest" is by the time ``result.json`` was written.
+
+    Returns:
+        ``(kept records in their original order, number of finished runs ignored as re-runs)``.
+    """
+    finished = [r for r in records if r.finished]
+    latest: dict[str, RunRecord] = {}
+    for record in sorted(finished, key=_finished_at):
+        config = dict((record.result or {}).get("config") or {})
+        config.update(_config(record))
+        seed = (record.result or {}).get("seed", config.get("seed"))
+        latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed})] = record
+    kept = {id(r) for r in latest.values()}
+    return [r for r in finished if id(r) in kept], len(finished) - len(latest)
+
+
+def _reruns_note(ignored: int) -> list[str]:
+    if not ignored:
+        return []
+    return [f"{ignored} re-run(s) of a configuration and seed that already had a finished run were ignored: "
+            "each configuration and seed counts once, with its latest finished run."]
+
+
 def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per finished run × metric × split.
 
@@ -157,7 +198,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
     ``variant`` (hash of the configuration without the seed), ``user_label`` (the suite's label or
     empty), ``static_after``, ``background_removal``, ``classifier`` (path of the trained classifier)
-    and ``recipe`` (JSON). Metrics: the test and val metrics of ``result.json``, the
+    ``recipe`` (JSON) and ``data`` (JSON of the data set's identity: name, resolved root, split seed
+    and options). Every finished run is a row, re-runs included (the tables count only the latest
+    of each configuration and seed, see :func:`latest_runs`). Metrics: the test and val metrics of ``result.json``, the
     ``all_foreground`` and ``empty`` references, and ``accuracy:original`` / ``accuracy:foreground``
     on train and val.
     """
@@ -186,6 +229,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "static_after": bool((config.get("dataset_info") or {}).get("static_after", False)),
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
                 "classifier": (r.get("classifier") or {}).get("path"),
+                "data": json.dumps({k: config.get(k) for k in _DATA}, sort_keys=True),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split_seed": config.get("split_seed"),
                                       **({"cam_inference": config["cam_inference"]}
@@ -203,7 +247,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 rows.append({**base, "split": split, "metric": f"accuracy:{kind}", "value": value})
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
                "commit", "spatial", "temporal", "variant", "user_label", "options_json", "trained_by", "static_after",
-               "background_removal", "classifier", "recipe"]
+               "background_removal", "classifier", "recipe", "data"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -334,9 +378,10 @@ def _column_order(df: pd.DataFrame) -> list[str]:
     return [v for _, v in sorted(keyed)]
 
 
-def _column_names(df: pd.DataFrame) -> dict[str, str]:
-    """variant → its comparison column: the suite's label, else the default label plus recipe differences."""
-    tags = _recipe_tags(df)
+def _column_names(df: pd.DataFrame, ignore: tuple[str, ...] = ()) -> dict[str, str]:
+    """variant → its comparison column: the suite's label, else the default label plus recipe differences
+    (other than the ``ignore`` keys)."""
+    tags = _recipe_tags(df, ignore)
     names: dict[str, str] = {}
     for variant in _column_order(df):
         row = df[df.variant == variant].iloc[0]
@@ -346,7 +391,7 @@ def _column_names(df: pd.DataFrame) -> dict[str, str]:
 
 def method_columns(records: Iterable[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     """The comparison's method columns in table order, each with its finished runs (all data sets and seeds)."""
-    records = [r for r in records if r.finished]
+    records, _ = latest_runs(records)
     df = long_form(records)
     if df.empty:
         return []
@@ -368,21 +413,24 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
         The table; best and second best method per row are marked (the reference is not ranked).
     """
     header, higher = _metric_header(metric)
+    records, ignored = latest_runs(records)
     df = long_form(records)
     table = Table("comparison", "", f"{header} ×100 {'↑' if higher else '↓'}", [], [])
     if df.empty:
         return table
-    names = _column_names(df)
+    names = _column_names(df, ignore=("data_root", "split_seed"))  # rows tell data sets apart
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
     ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")]
     reasons: dict[str, list[str]] = {}
-    for dataset, group in df.groupby("dataset", sort=False):
+    rows = _data_rows(df)
+    for data, group in df.groupby("data", sort=False):
+        dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
         cells = []
         for column in columns:
             variants = [v for v, n in names.items() if n == column]
-            sel = values[(values.dataset == dataset) & values.variant.isin(variants)]
+            sel = values[(values.data == data) & values.variant.isin(variants)]
             cell = _cell(sel.drop_duplicates("run_id").value)
             if cell.mean is None and not (group.variant.isin(variants)).any():
                 row = df[df.variant == variants[0]].iloc[0]
@@ -393,16 +441,28 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Tab
                     reasons.setdefault(why, []).append(column)
             cells.append(cell)
         _highlight(cells, higher)
-        # the reference depends on the test split only: one value per data set and seed
-        cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "value"]).value))
-        table.rows.append((dataset, cells))
+        # the reference depends on the data set's test split only: one value per seed of this data set
+        cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "value"]).value))
+        table.rows.append((rows[data], cells))
     table.columns = columns + ["all-foreground (reference)"]
     chosen = "argmax, no threshold" if metric == "iou_illegal_wsws" else "threshold chosen on val"
     table.caption = (f"Comparison: {header} ×100 on test, {chosen} ({'higher' if higher else 'lower'} "
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked).")
-    table.footnotes = _footnotes(reasons)
+    table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
     return table
+
+
+def _data_rows(df: pd.DataFrame) -> dict[str, str]:
+    """data identity (JSON) → row name: the data set's name, plus what differs where one name has several."""
+    identities = {d: json.loads(d) for d in dict.fromkeys(df.data)}
+    names = {}
+    for data, ident in identities.items():
+        same_name = [i for i in identities.values() if i["dataset"] == ident["dataset"]]
+        varying = [k for k in _DATA if k != "dataset" and len({json.dumps(i.get(k), sort_keys=True)
+                                                                 for i in same_name}) > 1]
+        names[data] = ident["dataset"] + (f" [{', '.join(f'{k}={ident.get(k)}' for k in varying)}]" if varying else "")
+    return names
 
 
 def _is_plain_variant(method: str, options_json: str, fusion_default: bool) -> bool:
@@ -427,7 +487,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
     Returns:
         The table; best and second best per row are marked.
     """
-    records = list(records)
+    records, ignored = latest_runs(records)
     header, higher = _metric_header(metric)
     df = long_form(records)
     table = Table("ablation", "", f"{header} ×100 {'↑' if higher else '↓'}", list(ABLATION_COLUMNS.values()), [])
@@ -464,7 +524,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table
     table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off "
                      f"({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
-    table.footnotes = _footnotes(reasons)
+    table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
     return table
 
 
@@ -482,6 +542,7 @@ def background(records: Iterable[RunRecord]) -> Table:
     train and val splits. A classifier shared by several runs counts once; cells are mean ± std
     over seeds. The best value per column is bold.
     """
+    records, ignored = latest_runs(records)
     df = long_form(records)
     groups = [("tested with background", 2), ("tested without background", 2)]
     table = Table("background", "", "accuracy ×100 ↑", ["train", "val", "train", "val"], [], groups=groups)
@@ -506,6 +567,7 @@ def background(records: Iterable[RunRecord]) -> Table:
     table.caption = ("Background bias: before/after accuracy ×100 of the plain classifier (shared by CAM, GradCAM "
                      "and Frame-to-Frame), trained and tested with and without background (higher is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best per column in bold.")
+    table.footnotes = _reruns_note(ignored)
     return table
 
 
