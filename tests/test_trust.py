@@ -148,3 +148,85 @@ def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
     assert rows["video-folder [data_root=/data/a]"]["all-foreground (reference)"].mean == pytest.approx(10)
     assert rows["video-folder [data_root=/data/b]"]["all-foreground (reference)"].mean == pytest.approx(40)
     assert table.columns == ["CAM", "all-foreground (reference)"]
+
+
+# -- data identity: content fingerprints ---------------------------------------------------------
+TINY_RECIPE = """
+[recipe]
+backbone = "wsbench_resnet_tiny"
+output_stride = 8
+image_size = [32, 32]
+epochs = 1
+batch_size = 8
+"""
+
+
+@pytest.mark.slow
+def test_suite_reruns_when_the_data_under_the_same_path_changed(tmp_path, monkeypatch):
+    import cv2
+
+    data = write_video_folder(tmp_path / "data")
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(f'datasets = ["video-folder"]\n{TINY_RECIPE}\n[[runs]]\nmethod = "cam"\n')
+    runs = tmp_path / "runs"
+    monkeypatch.chdir(tmp_path)
+    suite = lambda root: _invoke(["suite", spec, "--runs-dir", runs, "-q", "--data-root", f"video-folder={root}"])  # noqa: E731
+    first = suite(data)
+    assert first.exit_code == 0 and ": running" in first.output, first.output
+    again = suite("./data")  # the same data set by a relative path
+    assert again.exit_code == 0 and "done before" in again.output, again.output
+    frame = data / "before" / "vid0" / "frame_0001.png"
+    cv2.imwrite(str(frame), np.full((40, 48, 3), 7, np.uint8))
+    os.utime(frame, ns=(1, 1))
+    changed = suite(data)
+    assert changed.exit_code == 0 and ": running" in changed.output and "done before" not in changed.output
+    configs = [json.loads(p.read_text()) for p in runs.glob("*/config.json")]
+    assert len({c["data_fingerprint"] for c in configs}) == 2 and len({c["config_hash"] for c in configs}) == 1
+    assert len(list(runs.glob("classifiers/*/final.pt"))) == 2  # the changed frames train a new classifier
+
+
+def test_flow_cache_and_classifier_follow_the_flo_contents(tmp_path):
+    from wsbench.data import create_dataset
+    from wsbench.data.cache import prepare
+    from wsbench.flow import flo_path, write_flo
+    from wsbench.methods import create_method
+    from wsbench.pipeline import data_fingerprint
+    from wsbench.train import Recipe, classifier_key
+
+    data = write_video_folder(tmp_path / "data", videos=2, frames=3)
+    index = create_dataset("video-folder", root=data)
+    root = tmp_path / "flo"
+    for video in index.videos:
+        for n in range(len(video) - 1):
+            path = flo_path(root, index, video, n)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_flo(path, np.ones((40, 48, 2), np.float32))
+    prepared = prepare(index, (32, 32), tmp_path / "cache")
+    recipe = Recipe(image_size=(32, 32), flow="files", flow_root=str(root))
+    tccam = create_method("tccam")
+    before = (np.asarray(prepared.flows("files", root=str(root))).copy(), classifier_key(tccam, recipe, prepared, 0),
+              data_fingerprint(index, recipe))
+    changed = flo_path(root, index, index.videos[0], 0)
+    write_flo(changed, np.full((40, 48, 2), 3.0, np.float32))  # same path, new contents
+    os.utime(changed, ns=(10**18, 10**18))
+    after = (np.asarray(prepared.flows("files", root=str(root))), classifier_key(tccam, recipe, prepared, 0),
+             data_fingerprint(index, recipe))
+    assert not np.array_equal(before[0], after[0])  # not the stale cached flows
+    assert before[1] != after[1] and before[2] != after[2]
+    # flow-free classifiers do not depend on flow files
+    cam = create_method("cam")
+    assert classifier_key(cam, recipe, prepared, 0) == classifier_key(cam, Recipe(image_size=(32, 32)), prepared, 0)
+
+
+def test_data_fingerprint_resolves_the_root_and_sees_masks(tmp_path, monkeypatch):
+    from wsbench.data import create_dataset
+
+    data = write_video_folder(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    absolute, relative = create_dataset("video-folder", root=data), create_dataset("video-folder", root="./data")
+    frames, everything = absolute.fingerprint(), absolute.fingerprint(masks=True)
+    assert relative.fingerprint(masks=True) == everything
+    mask = data / "masks" / "before" / "vid0" / "frame_0000.png"
+    os.utime(mask, ns=(5, 5))  # edited in place
+    assert absolute.fingerprint() == frames  # caches and classifiers do not read masks
+    assert absolute.fingerprint(masks=True) != everything  # scores do

@@ -60,6 +60,7 @@ __all__ = [
     "RaftFlow",
     "FlowFiles",
     "flo_path",
+    "flow_fingerprint",
     "RAFT_WEIGHTS_ENV",
     "raft_cache_path",
     "warp",
@@ -734,6 +735,25 @@ class FlowFiles:
                             "give --flow-root DIR (a tree written by 'wsbench data flow --out DIR')")
         return Path(video.flow_files[frame])
 
+    def fingerprint(self, index: Any) -> str:
+        """Content fingerprint of the ``.flo`` files of ``index`` (path, size, mtime; never the data).
+
+        A flow file rewritten in place changes it, so caches and classifiers built from the old
+        files are not reused.
+        """
+        from .data.io import file_stat
+        from .runs import config_hash
+
+        stats = []
+        for video in index.videos:
+            for n in range(len(video) - 1):
+                try:
+                    path = self.path(index, video, n)
+                except UserError:  # no place for flow files: reported when they are read
+                    return "none"
+                stats.append([os.path.abspath(path), *file_stat(path)[1:]])
+        return config_hash(stats, 16)
+
     def video_flows(self, index: Any, video: Any, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Flows of every frame of ``video`` to its next and previous frame, at ``size``.
 
@@ -774,6 +794,18 @@ class FlowFiles:
 
     def __repr__(self) -> str:
         return f"FlowFiles(root={str(self.root) if self.root else None!r})"
+
+
+def flow_fingerprint(name: str, options: dict[str, Any], index: Any) -> str | None:
+    """Content fingerprint of the flow a data set gets from estimator ``name``, or ``None``.
+
+    Estimators that read files (``files``) have a ``fingerprint(index)`` method; estimators that
+    compute flow from the frames have none, since the frames' own fingerprint covers them.
+    """
+    factory = FLOWS.get(name)
+    if not hasattr(factory, "fingerprint"):
+        return None
+    return create_flow(name, **options).fingerprint(index)
 
 
 # -- whole videos -------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ from .data import DATASETS, create_dataset
 from .data.cache import PreparedData, prepare
 from .device import resolve_device
 from .errors import UserError
-from .flow import FLOWS
+from .flow import FLOWS, flow_fingerprint
 from .methods import Fusion, Method, create_method
 from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "cam_inference", "execute", "incompatibility", "resolve"]
+__all__ = ["RunSpec", "cam_inference", "data_fingerprint", "execute", "incompatibility", "resolve", "same_run"]
 
 
 @dataclasses.dataclass
@@ -137,6 +137,7 @@ def resolve(spec: RunSpec) -> Resolved:
     config = dict(semantic)
     config.update({
         "config_hash": config_hash(semantic),
+        "data_fingerprint": data_fingerprint(index, recipe),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
         "dataset_info": dict(index.info, static_after=index.static_after),
         "label": spec.label,
@@ -147,6 +148,25 @@ def resolve(spec: RunSpec) -> Resolved:
         "environment": environment(),
     })
     return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index)
+
+
+def data_fingerprint(index: Any, recipe: Recipe) -> str:
+    """Content fingerprint of everything a run reads besides its options: frames, masks, flow files.
+
+    Made of file names, sizes and mtimes (no pixel data), with the data root resolved; it is
+    recorded in ``config.json``, and a finished run counts as done only while it still matches.
+    """
+    return config_hash({"data": index.fingerprint(masks=True),
+                        "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}, 16)
+
+
+def same_run(record: RunRecord, config: dict[str, Any]) -> bool:
+    """Whether ``record`` ran ``config``: the same configuration hash on data with the same fingerprint.
+
+    Records made before data fingerprints were recorded never match (their data cannot be vouched for).
+    """
+    return (record.config.get("config_hash") == config["config_hash"]
+            and record.config.get("data_fingerprint") == config["data_fingerprint"])
 
 
 def incompatibility(method: Method, static_after: bool, dataset: str) -> str | None:
@@ -195,8 +215,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
     config = resolved.config
     run_id = None
     if resume and main:
-        unfinished = [r for r in iter_runs(runs_dir, finished=False)
-                      if r.config.get("config_hash") == config["config_hash"]]
+        unfinished = [r for r in iter_runs(runs_dir, finished=False) if same_run(r, config)]
         run_id = unfinished[-1].run_id if unfinished else None
     record = create_run(runs_dir, config, run_id=run_id) if main else None
     recipe = resolved.recipe

@@ -23,8 +23,10 @@ A spec (see ``benchmarks/*.toml``)::
     cam_scales = [0.2, 0.5, 1, 2, 4, 6]
     cam_flip = true
 
-A run whose configuration hash matches a finished run in the runs directory is skipped, so
-re-running a suite trains and evaluates nothing again.
+A run whose configuration hash and data fingerprint (file names, sizes and mtimes of frames,
+masks and ``.flo`` files, see :func:`wsbench.pipeline.data_fingerprint`) match a finished run in
+the runs directory is skipped, so re-running a suite trains and evaluates nothing again, while
+data changed under the same path runs again.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     Returns:
         The finished run records of the suite (old and new), in spec order.
     """
-    from .pipeline import execute, resolve
+    from .pipeline import execute, resolve, same_run
 
     overrides = overrides or {}
     seeds = seeds if seeds is not None else spec.seeds
@@ -166,8 +168,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     started = time.perf_counter()
     todo = list(_specs(spec, seeds, overrides))
     for i, (run, run_spec) in enumerate(todo, 1):
-        config_hash = resolve(run_spec).config["config_hash"]
-        done = [r for r in iter_runs(runs_dir) if r.config.get("config_hash") == config_hash]
+        config = resolve(run_spec).config
+        done = [r for r in iter_runs(runs_dir) if same_run(r, config)]
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if done:
             echo(f"{label}: done before ({done[-1].run_id})")

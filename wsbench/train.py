@@ -139,14 +139,25 @@ def build_model(recipe: Recipe, classes: tuple[str, ...]) -> CamNet:
 
 # -- the classifier cache ---------------------------------------------------------------------
 def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int) -> dict[str, Any]:
-    """What determines a trained classifier; its hash names the cache folder."""
+    """What determines a trained classifier; its hash names the cache folder.
+
+    The data enter as the frame cache's name (the data set's content fingerprint) and, for clip
+    training on ``.flo`` files, the files' content fingerprint.
+    """
+    from .flow import flow_fingerprint
+
     name, options = method.classifier()
     fields = dataclasses.asdict(recipe)
+    key = {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
+           "image_size": list(recipe.image_size), "seed": seed}
     if method.clip_length() == 1:
         fields.pop("flow")  # single-frame training never reads flow
         fields.pop("flow_root")
-    return {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
-            "image_size": list(recipe.image_size), "seed": seed}
+    else:
+        content = flow_fingerprint(recipe.flow, recipe.flow_options(), data.index)
+        if content is not None:  # .flo files: their content, not only where they are
+            key["flow_data"] = content
+    return key
 
 
 def classifier_dir(runs_dir: Path, key: dict[str, Any]) -> Path:

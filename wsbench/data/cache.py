@@ -8,12 +8,14 @@ resolution and estimator, and training never recomputes it.
 
 Layout::
 
-    CACHE_DIR/<dataset>-<fingerprint>/<w>x<h>-bg<threshold>/
+    CACHE_DIR/<dataset>-<hash of the data fingerprint and cache version>/<w>x<h>-bg<threshold>/
         meta.json                   videos, their slice of the arrays, original frame sizes
         frames.npy                  (N, h, w, 3) uint8, original frames (with background)
         fg.npy                      (N, h, w) uint8, 1 = foreground
         fg/<video>/<frame>.png      foreground at analysis resolution (evaluation)
-        flow-<name>-<hash>.npy      (N, 2, 2, h/4, w/4) float16: [:, 0] flow to t+1, [:, 1] to t-1
+        flow-<name>-<hash>.npy      (N, 2, 2, h/4, w/4) float16: [:, 0] flow to t+1, [:, 1] to t-1;
+                                    the hash covers the estimator's options and, for .flo files,
+                                    their content fingerprint
 
 Every artefact is built in a temporary location and renamed into place, so an interrupted build
 leaves nothing half-written and two processes building the same cache do not corrupt it.
@@ -45,7 +47,8 @@ __all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare
 CACHE_ENV = "WSBENCH_CACHE_DIR"
 #: flows are stored at 1/FLOW_STRIDE of the training resolution (≥ 2× the features at stride 8)
 FLOW_STRIDE = 4
-_VERSION = 1
+#: 2: the data fingerprint resolves the root; frames ignore EXIF orientation
+_VERSION = 2
 
 
 def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -144,7 +147,10 @@ class PreparedData:
             frame n+1, ``[n, 1]`` to frame n-1 (zeros where the neighbour does not exist), in
             pixels of the stored resolution, with the convention of :mod:`wsbench.flow`.
         """
-        key = f"flow-{name}-{config_hash({'name': name, 'options': options, 'v': _VERSION}, 8)}"
+        from ..flow import flow_fingerprint
+
+        content = flow_fingerprint(name, options, self.index)  # .flo files rewritten in place: a new key
+        key = f"flow-{name}-{config_hash({'name': name, 'options': options, 'v': _VERSION, 'content': content}, 8)}"
         if key in self._flows:
             return self._flows[key]
         target = self.path / f"{key}.npy"
@@ -209,7 +215,8 @@ def prepare(
     """
     root = resolve_cache_dir(cache_dir)
     w, h = image_size
-    path = root / f"{index.name}-{index.fingerprint()}" / f"{w}x{h}-bg{bg_threshold:g}"
+    data_key = config_hash({"data": index.fingerprint(), "v": _VERSION}, 16)
+    path = root / f"{index.name}-{data_key}" / f"{w}x{h}-bg{bg_threshold:g}"
     start = time.perf_counter()
     built = False
     if not (path / "meta.json").exists():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import UserError
-from .io import FrameSource
+from .io import FrameSource, file_stat
 
 __all__ = ["LABELS", "SPLITS", "Video", "VideoIndex", "assign_splits", "read_splits_file"]
 
@@ -92,13 +92,26 @@ class VideoIndex:
             c["masked_frames"] += sum(m is not None for m in (v.masks or []))
         return out
 
-    def fingerprint(self) -> str:
-        """Hash of everything that determines cached frames: ids, splits, frame files."""
+    def fingerprint(self, masks: bool = False) -> str:
+        """Content fingerprint: ids, splits and frame files (name, size, mtime), never pixel data.
+
+        The root counts as its resolved absolute path, so ``./data`` and ``/abs/data`` are one
+        data set, and a file changed in place (new size or mtime) changes the fingerprint.
+
+        Args:
+            masks: also the GT mask files (what a score depends on; the caches of frames and the
+                classifiers do not read masks, so they are keyed without them).
+
+        Returns:
+            16 hex digits.
+        """
         h = hashlib.sha256()
-        h.update(json.dumps([self.name, str(self.root) if self.root else None]).encode())
+        h.update(json.dumps([self.name, str(Path(self.root).resolve()) if self.root else None]).encode())
         for v in self.videos:
             fp = v.frames.fingerprint() if hasattr(v.frames, "fingerprint") else list(v.frames.names)
             h.update(json.dumps([v.key, v.split, fp]).encode())
+            if masks:
+                h.update(json.dumps([file_stat(m) if m is not None else None for m in v.masks or []]).encode())
         return h.hexdigest()[:16]
 
 

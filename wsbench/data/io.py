@@ -34,6 +34,7 @@ __all__ = [
     "ImageFiles",
     "IMAGE_SUFFIXES",
     "check_frame_names",
+    "file_stat",
     "image_files",
     "is_image_file",
     "natural_key",
@@ -159,6 +160,19 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
     return raw >= level
 
 
+def file_stat(path: str | Path) -> list:
+    """``[name, size, mtime_ns]`` of a file (following symlinks), or ``[name, None, None]`` if missing.
+
+    What content fingerprints are made of: cheap, and changed by any edit of the file.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return [path.name, None, None]
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
 def _decode(path: Path, flags: int, what: str) -> np.ndarray:
     data = _read_bytes(path)
     problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
@@ -256,8 +270,4 @@ class ImageFiles:
 
     def fingerprint(self) -> list:
         """(name, size, mtime) per file: what the caches are keyed on."""
-        out = []
-        for p in self.paths:
-            st = p.stat()
-            out.append([p.name, st.st_size, st.st_mtime_ns])
-        return out
+        return [file_stat(p) for p in self.paths]
