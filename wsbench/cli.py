@@ -21,6 +21,8 @@ from .registry import RegistryError
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
 CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
+#: seeds are 64-bit unsigned (what torch.manual_seed takes); wsbench.suite.SEED_MAX
+_SEED = click.IntRange(0, 2**64 - 1)
 
 
 # -- error handling ---------------------------------------------------------------------------
@@ -248,12 +250,13 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--method", "-m", required=True, help="method name (wsbench list methods)")
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
-@click.option("--seed", type=int, default=0, show_default=True, help="training seed")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="seed of the split by video (no splits.json)")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="training seed (0 .. 2^64-1)")
+@click.option("--split-seed", type=_SEED, default=0, show_default=True,
+              help="seed of the split by video (no splits.json)")
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
-@click.option("--fuse-neighbours", type=int, help="fuse maps over +-K frames at inference with cached flow (0: off) "
+@click.option("--fuse-neighbours", type=click.IntRange(min=0), help="fuse maps over +-K frames at inference with cached flow (0: off) "
                                                  "[default: the method's choice]")
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")
@@ -261,7 +264,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
               help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
 @click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training")
 @click.option("--resume", is_flag=True, help="continue the interrupted run with the same options")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -396,9 +400,10 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 
 @cli.command("suite")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--seeds", type=int, help="run seeds 0..N-1 instead of the spec's seeds")
+@click.option("--seeds", type=click.IntRange(min=1), help="run seeds 0..N-1 instead of the spec's seeds")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @click.option("--data-root", "data_roots", multiple=True, metavar="DATASET=PATH",
@@ -435,10 +440,10 @@ def data_cmd() -> None:
 
 @data_cmd.command("synth")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write (video-folder layout)")
-@click.option("--videos", type=int, help="train videos per class (val/test scale with it)")
-@click.option("--frames", type=int, help="frames per video")
+@click.option("--videos", type=click.IntRange(min=1), help="train videos per class (val/test scale with it)")
+@click.option("--frames", type=click.IntRange(min=2), help="frames per video (at least 2: one frame has no belt)")
 @click.option("--size", help="frame size WxH")
-@click.option("--seed", type=int, default=0, show_default=True, help="generator seed")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
 def data_synth(out: Path, videos: int | None, frames: int | None, size: str | None, seed: int) -> None:
     """Write a synthetic conveyor-belt dataset (before/after videos with GT masks)."""
     from .data.synthetic import BeltConfig, generate_belt
@@ -464,7 +469,7 @@ def _belt_config(cls, videos, frames, size, seed):
 @data_cmd.command("show")
 @click.argument("root", type=click.Path(path_type=Path), required=False)
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=_SEED, default=0, show_default=True)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
@@ -580,7 +585,7 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="root of the .flo tree to write")
 @click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=_SEED, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_seed: int,
               cache_dir: Path | None) -> None:

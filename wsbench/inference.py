@@ -107,7 +107,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     from .data.torch_data import classes_for
     from .device import resolve_device
     from .pipeline import cam_inference
-    from .train import build_model
+    from .train import build_model, load_weights
 
     path = Path(run)
     if not (path / "config.json").is_file():
@@ -130,7 +130,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     weights = _classifier_weights(record)
     # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
     model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal))
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    load_weights(model, weights)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
     cam = cam_inference(config)

@@ -39,13 +39,14 @@ from typing import Any, Callable
 
 from .errors import UserError
 from .runs import RunRecord, iter_runs
+from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, decode_text, from_dataclass
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SuiteRun", "SuiteSpec", "load_spec", "run_suite"]
+__all__ = ["SEED_MAX", "SuiteRun", "SuiteSpec", "load_spec", "run_suite", "spec_schema"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,48 +77,53 @@ class SuiteSpec:
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+#: seeds are 64-bit (what torch.manual_seed takes)
+SEED_MAX = 2**64 - 1
+
+
+def spec_schema() -> Record:
+    """The schema of a suite spec: every key, its type, which are required."""
+    from .report import TABLES
+    from .train import Recipe
+
+    recipe = from_dataclass(Recipe)
+    run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
+                  "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "label": Optional(Str())},
+                 required=("method",))
+    dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
+    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
+    return Record({"name": Str(), "description": Str(), "datasets": ListOf(Str(), min_len=1),
+                   "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
+                   "tables": ListOf(OneOf(*TABLES)), "datasets_options": MapOf(dataset_options),
+                   "evaluation": evaluation}, required=("runs",))
+
+
 def load_spec(path: str | Path) -> SuiteSpec:
-    """Read and validate a suite spec.
+    """Read and validate a suite spec against :func:`spec_schema`.
 
     Raises:
-        UserError: unreadable TOML or a wrong structure, naming the file.
+        UserError: unreadable or non-UTF-8 file, invalid TOML, or a key of the wrong type, a
+            missing or unknown key, naming the file and the key.
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        text = decode_text(path.read_bytes(), path, "suite spec")
     except FileNotFoundError:
         raise UserError(f"{path}: suite spec not found") from None
-    except (OSError, tomllib.TOMLDecodeError) as err:
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the suite spec ({err.strerror or err})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
-    allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options",
-               "evaluation"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    if not raw.get("runs"):
-        raise UserError(f"{path}: no [[runs]]")
-    from .report import TABLES
-
-    bad = [t for t in raw.get("tables", []) if t not in TABLES]
-    if bad:
-        raise UserError(f"{path}: unknown table {bad[0]!r} in tables (choose from {', '.join(TABLES)})")
-    runs = []
-    for i, entry in enumerate(raw["runs"]):
-        extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
-        if "method" not in entry or extra:
-            raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, "
-                            "fuse_mode, label"
-                            + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
-        runs.append(SuiteRun(**entry))
-    evaluation = dict(raw.get("evaluation", {}))
-    if set(evaluation) - {"cam_scales", "cam_flip"}:
-        raise UserError(f"{path}: [evaluation] takes cam_scales and cam_flip, not "
-                        f"{sorted(set(evaluation) - {'cam_scales', 'cam_flip'})[0]!r}")
+    except RecursionError:
+        raise UserError(f"{path}: not a valid TOML suite spec (nested too deeply)") from None
+    spec_schema().check(raw, path)
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
-                     seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs, recipe=dict(raw.get("recipe", {})),
-                     dataset_options=dict(raw.get("datasets_options", {})),
+                     seeds=list(raw.get("seeds", [0])), runs=[SuiteRun(**entry) for entry in raw["runs"]],
+                     recipe=dict(raw.get("recipe", {})), dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
-                     evaluation=evaluation)
+                     evaluation=dict(raw.get("evaluation", {})))
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
@@ -134,7 +140,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 recipe.update(run.recipe)
                 recipe.update(overrides.get("recipe", {}))
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
-                                   split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
+                                   split_seed=ds_opts.get("split_seed", 0), method_options=dict(run.options),
                                    dataset_options=own_options,
                                    recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode,

@@ -17,7 +17,6 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
-import json
 import math
 import os
 import random
@@ -39,9 +38,10 @@ from .errors import UserError
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
 from .runs import atomic_write_json, config_hash
+from .schema import AnyValue, Number, Record, load_json
 
-__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
-           "train_classifier"]
+__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights", "loss_weight",
+           "obtain_classifier", "train_classifier"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +99,18 @@ class Recipe:
         return {"root": self.flow_root} if self.flow_root else {}
 
     def __post_init__(self) -> None:
+        finite = lambda x: isinstance(x, (int, float)) and math.isfinite(x)  # noqa: E731 (NaN passes every >)
         checks = [
             (self.output_stride in (8, 16, 32), f"--output-stride must be 8, 16 or 32, not {self.output_stride}"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
+            (finite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
+            (finite(self.weight_decay) and self.weight_decay >= 0,
+             f"--weight-decay must be a number >= 0, not {self.weight_decay}"),
+            (finite(self.alpha_max) and self.alpha_max >= 0, f"--alpha-max must be a number >= 0, not {self.alpha_max}"),
+            (finite(self.beta_max) and self.beta_max >= 0, f"--beta-max must be a number >= 0, not {self.beta_max}"),
+            (finite(self.bg_threshold) and 0 <= self.bg_threshold < 255,
+             f"--bg-threshold must be a number of grey levels in [0, 255), not {self.bg_threshold}"),
             (min(self.image_size) >= 16, "--image-size must be at least 16 pixels"),
         ]
         for ok, message in checks:
@@ -224,12 +231,31 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
             train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
                              compile_model=compile_model, progress=progress, key=key)
             trained_now = True
-        info = json.loads((folder / "train.json").read_text())
+        info = load_json(folder / "train.json", Record({"train_seconds": Number(finite=True)},
+                                                        required=("train_seconds",), extra=AnyValue()),
+                         "classifier training record", hint=f"delete {folder} to train the classifier again")
     model = build_model(recipe, classes_for(recipe.background_removal))
-    model.load_state_dict(torch.load(folder / "final.pt", map_location="cpu", weights_only=True))
+    load_weights(model, folder / "final.pt")
     model.to(device).eval()
     return model, {"key": config_hash(key), "path": str(folder), "train_seconds": info["train_seconds"],
                    "trained_now": trained_now, "method": key["method"], "options": key["options"]}
+
+
+def load_weights(model: CamNet, path: Path) -> None:
+    """Load a stored classifier's ``final.pt`` into ``model``.
+
+    Raises:
+        UserError: a missing, unreadable or corrupt file, or weights of another architecture,
+            naming the file and how to get it again.
+    """
+    path = Path(path)
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        raise UserError(f"{path}: classifier weights missing; delete {path.parent} to train it again") from None
+    except Exception as err:  # torch raises many types for damaged files (RuntimeError, EOFError, pickle errors)
+        raise UserError(f"{path}: unreadable classifier weights ({type(err).__name__}); delete {path.parent} to "
+                        "train it again") from None
 
 
 # -- training ---------------------------------------------------------------------------------

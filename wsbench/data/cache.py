@@ -26,7 +26,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -39,6 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..runs import atomic_write_json, config_hash
+from ..schema import AnyValue, Int, ListOf, Record, load_json
 from . import background as bg
 from .index import Video, VideoIndex
 
@@ -80,6 +80,12 @@ class VideoSlice:
         return self.start + self.length
 
 
+_META_SCHEMA = Record({"videos": ListOf(Record({"start": Int(0), "length": Int(1),
+                                                "frame_size": ListOf(Int(1), length=2)},
+                                               required=("start", "length", "frame_size"), extra=AnyValue()))},
+                     required=("videos",), extra=AnyValue())
+
+
 class PreparedData:
     """A data set ready for training and evaluation: its index plus the cached arrays.
 
@@ -99,10 +105,17 @@ class PreparedData:
         self.path = path
         self.image_size = image_size
         self.bg_threshold = bg_threshold
-        meta = json.loads((path / "meta.json").read_text())
+        hint = f"delete {path} to rebuild the cache"
+        meta = load_json(path / "meta.json", _META_SCHEMA, "cache index", hint=hint)
         self.slices = [VideoSlice(s["start"], s["length"], tuple(s["frame_size"])) for s in meta["videos"]]
-        self.frames = np.load(path / "frames.npy", mmap_mode="r")
-        self.fg = np.load(path / "fg.npy", mmap_mode="r")
+        try:
+            self.frames = np.load(path / "frames.npy", mmap_mode="r")
+            self.fg = np.load(path / "fg.npy", mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: unreadable cache arrays ({type(err).__name__}); {hint}") from None
+        expected = sum(s.length for s in self.slices)
+        if len(self.slices) != len(index.videos) or len(self.frames) != expected or len(self.fg) != expected:
+            raise UserError(f"{path / 'meta.json'}: cache index does not match its arrays or the data set; {hint}")
         self.timings: dict[str, float] = {"frames": 0.0, "flow": 0.0}
         self._flows: dict[str, np.ndarray] = {}
 

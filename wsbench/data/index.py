@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import UserError
+from ..schema import ListOf, Record, Str, load_json
 from .io import FrameSource, file_stat
 
 __all__ = ["LABELS", "SPLITS", "Video", "VideoIndex", "assign_splits", "read_splits_file"]
@@ -119,18 +120,11 @@ def read_splits_file(path: Path) -> dict[str, list[str]]:
     """Read ``splits.json``: ``{"train": [ids], "val": [...], "test": [...]}``.
 
     Raises:
-        UserError: unreadable JSON or wrong structure, naming the file.
+        UserError: unreadable or invalid JSON (a key given twice, absurd nesting included) or a
+            wrong structure, naming the file and the key.
     """
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: cannot read splits ({err})") from None
-    if not isinstance(data, dict) or not set(data) <= set(SPLITS) or "train" not in data:
-        raise UserError(f"{path}: expected an object with keys 'train' and optionally 'val', 'test'")
-    for key, ids in data.items():
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise UserError(f"{path}: {key!r} must be a list of video ids")
-    return data
+    ids = ListOf(Str())
+    return load_json(path, Record({"train": ids, "val": ids, "test": ids}, required=("train",)), "splits")
 
 
 def assign_splits(
