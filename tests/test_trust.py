@@ -230,3 +230,30 @@ def test_data_fingerprint_resolves_the_root_and_sees_masks(tmp_path, monkeypatch
     os.utime(mask, ns=(5, 5))  # edited in place
     assert absolute.fingerprint() == frames  # caches and classifiers do not read masks
     assert absolute.fingerprint(masks=True) != everything  # scores do
+
+
+# -- options at their limits ---------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_largest_seed_trains(tmp_path):
+    data = write_video_folder(tmp_path / "data")
+    result = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", data, "--seed", 2**64 - 1, "-q",
+                      "--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs",
+                      "1", "--runs-dir", tmp_path / "runs"])
+    assert result.exit_code == 0, result.output
+
+
+def test_schema_names_the_key_and_accepts_what_it_describes(tmp_path):
+    from wsbench.schema import Int, ListOf, Number, Optional, Record, Str, load_json
+
+    schema = Record({"a": ListOf(Int(0), length=2), "b": Optional(Number(finite=True)), "c": Str()}, required=("c",))
+    assert schema.check({"a": [1, 2], "b": None, "c": "x"}, "f") == {"a": [1, 2], "b": None, "c": "x"}
+    for doc, message in (({"a": [1, True], "c": "x"}, r"f: a\[1\]: expected an integer >= 0, got a boolean"),
+                         ({"b": float("nan"), "c": "x"}, "f: b: expected a finite number"),
+                         ({"a": [1, 2]}, "f: missing key 'c'"),
+                         ({"c": "x", "d": 1}, r"f: d: unknown key \(allowed: a, b, c\)")):
+        with pytest.raises(UserError, match=message):
+            schema.check(doc, "f")
+    path = tmp_path / "x.json"
+    path.write_bytes(b'{"c": "\xff"}')
+    with pytest.raises(UserError, match="is not UTF-8"):
+        load_json(path, schema, "test")

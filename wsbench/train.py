@@ -473,11 +473,12 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
+        gen = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
         sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
         loader = DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
                             collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
-        aug_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7)
+        aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
         model.train()
         rows = []
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
