@@ -98,6 +98,17 @@ def spec_schema() -> Record:
                    "evaluation": evaluation}, required=("runs",))
 
 
+def _options_schema(method: str) -> Record | None:
+    """The schema of a registered method's options (``None`` for an unknown method: resolving reports it)."""
+    from .methods import METHODS
+    from .registry import RegistryError
+
+    try:
+        return from_dataclass(METHODS.entry(method).obj.Options)
+    except (RegistryError, AttributeError, NameError, TypeError):  # not a method class, unresolvable hints
+        return None
+
+
 def load_spec(path: str | Path) -> SuiteSpec:
     """Read and validate a suite spec against :func:`spec_schema`.
 
@@ -119,6 +130,10 @@ def load_spec(path: str | Path) -> SuiteSpec:
     except RecursionError:
         raise UserError(f"{path}: not a valid TOML suite spec (nested too deeply)") from None
     spec_schema().check(raw, path)
+    for i, entry in enumerate(raw["runs"]):  # each method's options have a schema of their own
+        options = _options_schema(entry["method"])
+        if options is not None:
+            options.check(entry.get("options", {}), path, f"runs[{i}].options")
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
                      seeds=list(raw.get("seeds", [0])), runs=[SuiteRun(**entry) for entry in raw["runs"]],
                      recipe=dict(raw.get("recipe", {})), dataset_options=dict(raw.get("datasets_options", {})),
