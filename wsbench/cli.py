@@ -18,11 +18,11 @@ import click
 from . import __version__
 from .errors import UserError
 from .registry import RegistryError
+from .suite import SEED_MAX
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
 CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
-#: seeds are 64-bit unsigned (what torch.manual_seed takes); wsbench.suite.SEED_MAX
-_SEED = click.IntRange(0, 2**64 - 1)
+_SEED = click.IntRange(0, SEED_MAX)
 
 
 # -- error handling ---------------------------------------------------------------------------
@@ -256,7 +256,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
-@click.option("--fuse-neighbours", type=click.IntRange(min=0), help="fuse maps over +-K frames at inference with cached flow (0: off) "
+@click.option("--fuse-neighbours", type=click.IntRange(min=0),
+              help="fuse maps over +-K frames at inference with cached flow (0: off) "
                                                  "[default: the method's choice]")
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")

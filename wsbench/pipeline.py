@@ -23,7 +23,8 @@ from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve", "same_run"]
+__all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve",
+           "same_run"]
 
 
 @dataclasses.dataclass
@@ -112,7 +113,7 @@ def resolve(spec: RunSpec) -> Resolved:
     why = incompatibility(method, index.static_after, spec.dataset)
     if why:
         raise UserError(why)
-    warnings_ = data_warnings(index, recipe)
+    doubts = data_warnings(index, recipe)
 
     if spec.fuse_neighbours is None:
         fusion = method.fusion()
@@ -158,7 +159,7 @@ def resolve(spec: RunSpec) -> Resolved:
         "wsbench_version": __version__,
         "environment": environment(),
     })
-    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index, warnings=warnings_)
+    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index, warnings=doubts)
 
 
 def data_warnings(index: Any, recipe: Recipe) -> list[str]:
@@ -319,13 +320,13 @@ def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) 
     """Accuracy depends only on the classifier, so methods that share one compute it once."""
     from .evaluate import classification_accuracy
     from .runs import atomic_write_json
-    from .schema import MapOf, Number, Optional, Record, load_json
+    from .schema import Number, Optional, Record, load_json
 
     path = folder / "accuracy.json"
     if path.exists():
         splits = Record({"train": Optional(Number()), "val": Optional(Number())}, required=("train", "val"))
-        return load_json(path, Record({"original": splits, "foreground": splits}, required=("original", "foreground")),
-                         "cached accuracy", hint=f"delete {path} to compute it again")
+        schema = Record({"original": splits, "foreground": splits}, required=("original", "foreground"))
+        return load_json(path, schema, "cached accuracy", hint=f"delete {path} to compute it again")
     accuracy = classification_accuracy(model, data, device)
     atomic_write_json(path, accuracy)
     return accuracy

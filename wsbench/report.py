@@ -15,9 +15,9 @@ A *variant* is everything that determines a run's result except its seed (method
 fusion, data set, recipe); cells aggregate the seeds of one variant, and a configuration run
 again with the same seed is one sample (its latest finished run; a footnote counts the re-runs
 ignored). Rows of the comparison are data-set identities (name, resolved root, split seed,
-options), so runs on two data roots never share a cell or an all-foreground reference. Best values are marked
-``best`` and second best ``second`` (bold and underlined when rendered); a method that cannot run
-on a data set gets ``n/a`` with a footnote.
+options), so runs on two data roots never share a cell or an all-foreground reference. Best
+values are marked ``best`` and second best ``second`` (bold and underlined when rendered); a
+method that cannot run on a data set gets ``n/a`` with a footnote.
 """
 
 from __future__ import annotations
@@ -199,8 +199,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     ``variant`` (hash of the configuration without the seed), ``user_label`` (the suite's label or
     empty), ``static_after``, ``background_removal``, ``classifier`` (path of the trained classifier)
     ``recipe`` (JSON) and ``data`` (JSON of the data set's identity: name, resolved root, split seed
-    and options). Every finished run is a row, re-runs included (the tables count only the latest
-    of each configuration and seed, see :func:`latest_runs`). Metrics: the test and val metrics of ``result.json``, the
+    and options). Every finished run has rows, re-runs included (the tables count only the latest
+    of each configuration and seed, see :func:`latest_runs`). Metrics: the test and val metrics of
+    ``result.json``, the
     ``all_foreground`` and ``empty`` references, and ``accuracy:original`` / ``accuracy:foreground``
     on train and val.
     """
@@ -229,7 +230,8 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "static_after": bool((config.get("dataset_info") or {}).get("static_after", False)),
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
                 "classifier": (r.get("classifier") or {}).get("path"),
-                "data": json.dumps({k: config.get(k) for k in _DATA}, sort_keys=True),
+                "data": json.dumps({**{k: config.get(k) for k in _DATA},
+                                    "dataset": r.get("dataset") or config.get("dataset")}, sort_keys=True),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split_seed": config.get("split_seed"),
                                       **({"cam_inference": config["cam_inference"]}

@@ -210,7 +210,7 @@ class RunRecord:
         try:
             config = json.loads((path / CONFIG_FILE).read_text())
         except (OSError, ValueError, RecursionError) as err:
-            raise ValueError(f"{path / CONFIG_FILE}: not a run record ({type(err).__name__})") from None
+            raise ValueError(f"{path / CONFIG_FILE}: not a run record ({err})") from None
         if not isinstance(config, dict):
             raise ValueError(f"{path / CONFIG_FILE}: not a run record (not a JSON object)")
         result = None
@@ -218,7 +218,7 @@ class RunRecord:
             try:
                 result = json.loads((path / RESULT_FILE).read_text())
             except (OSError, ValueError, RecursionError) as err:
-                raise ValueError(f"{path / RESULT_FILE}: unreadable result ({type(err).__name__})") from None
+                raise ValueError(f"{path / RESULT_FILE}: unreadable result ({err})") from None
             if not isinstance(result, dict):
                 raise ValueError(f"{path / RESULT_FILE}: unreadable result (not a JSON object)")
         for name, doc, schema in ((CONFIG_FILE, config, CONFIG_SCHEMA), (RESULT_FILE, result, RESULT_SCHEMA)):

@@ -39,7 +39,8 @@ from typing import Any, Callable
 
 from .errors import UserError
 from .runs import RunRecord, iter_runs
-from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, decode_text, from_dataclass
+from .schema import (AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, decode_text,
+                     from_dataclass)
 
 if sys.version_info >= (3, 11):
     import tomllib
