@@ -257,3 +257,13 @@ def test_schema_names_the_key_and_accepts_what_it_describes(tmp_path):
     path.write_bytes(b'{"c": "\xff"}')
     with pytest.raises(UserError, match="is not UTF-8"):
         load_json(path, schema, "test")
+
+
+def test_records_without_a_data_fingerprint_never_count_as_done(tmp_path):
+    from wsbench.pipeline import same_run
+    from wsbench.runs import RunRecord
+
+    config = {"config_hash": "abc", "data_fingerprint": "f1"}
+    assert same_run(RunRecord(tmp_path, dict(config)), config)
+    assert not same_run(RunRecord(tmp_path, {"config_hash": "abc"}), config)  # made before fingerprints
+    assert not same_run(RunRecord(tmp_path, {"config_hash": "abc", "data_fingerprint": "f0"}), config)

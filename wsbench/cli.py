@@ -412,7 +412,11 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
               cache_dir: Path | None, data_roots: tuple[str, ...], quiet: bool) -> None:
-    """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
+    """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs finished on unchanged data, then print its tables.
+
+    A run is done when a finished run has its configuration hash and the same data fingerprint
+    (names, sizes and mtimes of its frames, masks and .flo files).
+    """
     from .runs import resolve_runs_dir
     from .suite import load_spec, run_suite
 
