@@ -36,7 +36,6 @@ import inspect
 import os
 import tempfile
 import urllib.parse
-import warnings
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -765,29 +764,21 @@ class FlowFiles:
         Returns:
             ``(forward, backward)``, each ``float32`` ``(T, h, w, 2)``, zeros where the neighbour
             does not exist, NaN (invalid for :func:`warp`) where a file marks the flow unknown and
-            at the resized pixels such a pixel touches; a warning counts them.
+            at the resized pixels such a pixel touches (the flow cache counts them in a warning).
 
         Raises:
             UserError: a missing or malformed ``.flo`` file, named in the message.
         """
         t_len = len(video)
         forward = np.zeros((t_len,) + tuple(size) + (2,), np.float32)
-        unknown, files, first = 0, 0, None
         for n in range(t_len - 1):
             path = self.path(index, video, n)
             if not path.is_file():
                 raise UserError(f"{path}: flow file missing (the flow from frame {video.frames.names[n]} of "
                                 f"{video.key} to the next frame)")
-            raw = read_flo(path)
-            bad = int(np.isnan(raw[..., 0]).sum())
-            unknown, files, first = unknown + bad, files + (bad > 0), first or (path if bad else None)
-            # NaN spreads to every resized pixel it touches: those pixels become invalid too
-            flow = torch.from_numpy(raw).permute(2, 0, 1)[None]
+            # NaN (unknown) spreads to every resized pixel it touches: those pixels are invalid too
+            flow = torch.from_numpy(read_flo(path)).permute(2, 0, 1)[None]
             forward[n] = resize_flow(flow, size)[0].permute(1, 2, 0).numpy()
-        if unknown:
-            warnings.warn(f"{first}: {unknown} pixel(s) in {files} .flo file(s) of {video.key} have no valid flow "
-                          "(NaN or |value| >= 1e9); they count as invalid (no temporal constraint or stability "
-                          "comparison there)", stacklevel=2)
         backward = np.zeros_like(forward)
         backward[1:] = -forward[:-1]
         return forward, backward

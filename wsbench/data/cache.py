@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,7 @@ class PreparedData:
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
             video_flows = getattr(estimator, "video_flows", None)  # estimators that read files, not frames
+            unknown: dict[str, int] = {}  # video → flow vectors marked unknown (NaN)
             for pos, s in enumerate(tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
                                          disable=not _progress())):
                 if video_flows is not None:
@@ -194,12 +196,20 @@ class PreparedData:
                 else:
                     frames = np.asarray(self.frames[s.start:s.stop])
                     to_next, to_prev = estimate_video_flows(frames, estimator)
+                bad = int(np.isnan(to_next).any(axis=-1).sum() + np.isnan(to_prev).any(axis=-1).sum())
+                if bad:
+                    unknown[self.index.videos[pos].key] = bad
                 for d, flow in enumerate((to_next, to_prev)):
                     t = torch.from_numpy(np.ascontiguousarray(flow)).permute(0, 3, 1, 2)
                     out[s.start:s.stop, d] = resize_flow(t, (fh, fw)).numpy().astype(np.float16)
             out.flush()
             del out
             os.replace(tmp, target)
+            if unknown:
+                warnings.warn(f"flow {name!r}: {sum(unknown.values())} flow vector(s) in {len(unknown)} video(s) "
+                              f"(e.g. {next(iter(unknown))}) are unknown (NaN, or |value| >= 1e9 in a .flo file); "
+                              "they count as invalid: no temporal constraint or stability comparison there",
+                              stacklevel=2)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
