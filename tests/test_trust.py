@@ -279,3 +279,8 @@ def test_records_without_a_data_fingerprint_never_count_as_done(tmp_path):
     assert same_run(RunRecord(tmp_path, dict(config)), config)
     assert not same_run(RunRecord(tmp_path, {"config_hash": "abc"}), config)  # made before fingerprints
     assert not same_run(RunRecord(tmp_path, {"config_hash": "abc", "data_fingerprint": "f0"}), config)
+
+
+def test_dataset_option_nested_too_deeply_is_one_line():
+    result = _invoke(["run", "-m", "cam", "-d", "video-folder", "--dataset-option", "k=" + "[" * 100_000])
+    assert result.exit_code == 2 and "nested too deeply" in result.output and "Traceback" not in result.output

@@ -518,6 +518,8 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
+        except RecursionError:
+            raise click.BadParameter(f"the value of {key} is nested too deeply", param_hint="--dataset-option") from None
     return out
 
 
