@@ -284,3 +284,20 @@ def test_records_without_a_data_fingerprint_never_count_as_done(tmp_path):
 def test_dataset_option_nested_too_deeply_is_one_line():
     result = _invoke(["run", "-m", "cam", "-d", "video-folder", "--dataset-option", "k=" + "[" * 100_000])
     assert result.exit_code == 2 and "nested too deeply" in result.output and "Traceback" not in result.output
+
+
+def test_runs_on_data_changed_in_between_are_another_row(tmp_path):
+    from wsbench.report import comparison
+    from wsbench.runs import atomic_write_json, iter_runs
+
+    from .test_report import fake_run
+
+    runs = tmp_path / "runs"
+    for method, fingerprint in (("cam", "aaaa"), ("gradcam", "bbbb")):
+        record = fake_run(runs, method, 0, 0.3)
+        for name in ("config.json", "result.json"):
+            doc = json.loads((record.path / name).read_text())
+            doc.get("config", doc)["data_fingerprint"] = fingerprint
+            atomic_write_json(record.path / name, doc)
+    rows = [name for name, _ in comparison(iter_runs(runs)).rows]
+    assert rows == ["synthetic-belt [data_fingerprint=aaaa]", "synthetic-belt [data_fingerprint=bbbb]"]

@@ -15,7 +15,8 @@ A *variant* is everything that determines a run's result except its seed (method
 fusion, data set, recipe); cells aggregate the seeds of one variant, and a configuration run
 again with the same seed is one sample (its latest finished run; a footnote counts the re-runs
 ignored). Rows of the comparison are data-set identities (name, resolved root, split seed,
-options), so runs on two data roots never share a cell or an all-foreground reference. Best
+options, content fingerprint), so runs on two data roots, or on data changed in between, never
+share a cell or an all-foreground reference. Best
 values are marked ``best`` and second best ``second`` (bold and underlined when rendered); a
 method that cannot run on a data set gets ``n/a`` with a footnote.
 """
@@ -71,8 +72,9 @@ _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "t
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "split_seed", "recipe", "fusion",
              "cam_inference")
-#: what identifies a data set's test split, the all-foreground reference's only input besides the recipe
-_DATA = ("dataset", "data_root", "split_seed", "dataset_options")
+#: what identifies a data set (its files' content fingerprint included: data changed under one root is
+#: another data set), the all-foreground reference's only input besides the recipe
+_DATA = ("dataset", "data_root", "split_seed", "dataset_options", "data_fingerprint")
 _NA = "†"
 
 
@@ -198,8 +200,8 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
     ``variant`` (hash of the configuration without the seed), ``user_label`` (the suite's label or
     empty), ``static_after``, ``background_removal``, ``classifier`` (path of the trained classifier)
-    ``recipe`` (JSON) and ``data`` (JSON of the data set's identity: name, resolved root, split seed
-    and options). Every finished run has rows, re-runs included (the tables count only the latest
+    ``recipe`` (JSON) and ``data`` (JSON of the data set's identity: name, resolved root, split seed,
+    options and content fingerprint). Every finished run has rows, re-runs included (the tables count only the latest
     of each configuration and seed, see :func:`latest_runs`). Metrics: the test and val metrics of
     ``result.json``, the
     ``all_foreground`` and ``empty`` references, and ``accuracy:original`` / ``accuracy:foreground``
