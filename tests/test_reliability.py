@@ -211,8 +211,7 @@ def _spec(text: str | bytes) -> Callable[[Path], list[str]]:
     def make(data: Path) -> list[str]:
         write_video_folder(data)
         spec = data.parent / "spec.toml"
-        content = text.replace("DATA", str(data)) if isinstance(text, str) else text
-        spec.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        spec.write_bytes(text.replace("DATA", str(data)).encode("utf-8") if isinstance(text, str) else text)
         return ["suite", str(spec)]
     return make
 
