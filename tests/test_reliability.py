@@ -62,6 +62,8 @@ class Case:
     patch: Callable[[pytest.MonkeyPatch], None] | None = None  # applied while the command runs
     after_divergence: bool = False  # run the command once with a NaN loss first
     summary: bool = False  # an ok case: show the run's summary line (otherwise only that it finished)
+    run_options: bool = True  # a command with --runs-dir and -q (not data synth, leaderboard)
+    damage: Callable[[Path], None] | None = None  # run the command once (it must succeed), then damage(work)
 
 
 def _vf(args: list[str] | None = None, method: str = "cam") -> Callable[[Path], list[str]]:
@@ -227,6 +229,62 @@ def _empty_label(label: str) -> Callable[[Path], list[str]]:
     return make
 
 
+def _ambiguous_names(data: Path) -> None:
+    write_video_folder(data)
+    shutil.copy(data / "after" / "vid2" / "frame_0003.png", data / "after" / "vid2" / "frame_3.png")
+
+
+def _single_frame_video(data: Path) -> None:
+    write_video_folder(data, splits={"train": ["vid0", "before/single"], "val": ["vid1"], "test": ["vid2"]})
+    (data / "before" / "single").mkdir()
+    shutil.copy(data / "before" / "vid0" / "frame_0000.png", data / "before" / "single" / "frame_0000.png")
+
+
+def _splits_text(text: str) -> Callable[[Path], None]:
+    def build(data: Path) -> None:
+        write_video_folder(data)
+        (data / "splits.json").write_text(text)
+    return build
+
+
+def _spec(text: str | bytes) -> Callable[[Path], list[str]]:
+    """A suite spec (TOML) next to the data; ``suite`` runs it on a video folder."""
+    def make(data: Path) -> list[str]:
+        write_video_folder(data)
+        spec = data.parent / "spec.toml"
+        spec.write_bytes(text.replace("DATA", str(data)).encode("utf-8") if isinstance(text, str) else text)
+        return ["suite", str(spec)]
+    return make
+
+
+_SPEC_TAIL = '[datasets_options."video-folder"]\ndata_root = "DATA"\n[[runs]]\nmethod = "cam"\n'
+
+
+def _in_cache(name: str, content: str) -> Callable[[Path], None]:
+    """Overwrite ``name`` in the newest frame cache (the one the first run just built)."""
+    def damage(work: Path) -> None:
+        newest = max(Path(os.environ["WSBENCH_CACHE_DIR"]).glob("*/*/meta.json"), key=lambda p: p.stat().st_mtime_ns)
+        (newest.parent / name).write_text(content)
+    return damage
+
+
+def _in_classifier(name: str, content: bytes) -> Callable[[Path], None]:
+    def damage(work: Path) -> None:
+        (folder,) = (work / "runs" / "classifiers").glob("*/")
+        (folder / name).write_bytes(content)
+    return damage
+
+
+def _bad_record(data: Path) -> list[str]:
+    """Two finished runs, one of whose result.json has metrics of the wrong type."""
+    runs = data.parent / "runs"
+    for run, metrics in (("r1", {"iou_illegal": 0.4321}), ("r2", [0.9])):
+        atomic_write_json(runs / run / "config.json", {"method": "cam", "dataset": "belt", "seed": int(run[1])})
+        atomic_write_json(runs / run / "result.json", {"method": "cam", "dataset": "belt", "seed": int(run[1]),
+                                                       "metrics": metrics, "config": {}})
+    return ["leaderboard", "--runs-dir", str(runs)]
+
+
 CASES = [
     Case("data root missing", lambda d: _vf()(d / "nope"), "data root not found"),
     Case("data root without after/", lambda d: (write_video_folder(d), shutil.rmtree(d / "after"), _vf()(d))[-1],
@@ -286,12 +344,72 @@ CASES = [
          patch=_disk_error(errno.ENOSPC, ".checkpoint.pt.")),
     Case("read-only runs directory", _with(write_video_folder), "read-only file system",
          patch=_disk_error(errno.EROFS, ".config.json.")),
+    # degenerate data: a run would finish with meaningless numbers
+    Case("frame names that differ only in leading zeros (frame_0003, frame_3)", _with(_ambiguous_names),
+         "differ only in leading zeros or case"),
+    Case("one video of a single frame among longer ones", _with(_single_frame_video),
+         "1 video(s) of a single frame, e.g. before/single", ok=True),
+    Case("videos of one frame (background removal finds nothing)", _with(lambda d: write_video_folder(d, frames=1)),
+         "every video has a single frame"),
+    Case("a train split with one class", _with(_splits_text(
+        '{"train": ["before/vid0", "before/vid1"], "val": ["vid2"], "test": ["after/vid0", "after/vid1"]}')),
+         "the train split has no after videos"),
+    Case("splits.json with a key given twice", _with(_splits_text('{"train": ["vid0"], "train": ["vid1"]}')),
+         "duplicate key 'train'"),
+    Case("splits.json nested 100,000 deep", _with(_splits_text('{"train": ' + "[" * 100_000 + "]" * 100_000 + "}")),
+         "splits JSON is nested too deeply"),
+    Case("data synth --videos 0", lambda d: ["data", "synth", "--out", str(d), "--videos", "0"],
+         "'--videos': 0 is not in the range x>=1", tiny=False, usage=True, run_options=False),
+    # options out of range
+    Case("--bg-threshold nan", _with(write_video_folder), "--bg-threshold must be a number of grey levels",
+         recipe=("--bg-threshold", "nan")),
+    Case("--weight-decay nan", _with(write_video_folder), "--weight-decay must be a number >= 0",
+         recipe=("--weight-decay", "nan")),
+    Case("--seed beyond 64 bits", lambda d: ["run", "-m", "cam", "--seed", str(2**64)], "'--seed': 18446744073709551616 "
+         "is not in the range", tiny=False, usage=True),
+    Case("--workers -1", lambda d: ["run", "-m", "cam", "--workers", "-1"], "'--workers': -1 is not in the range x>=0",
+         tiny=False, usage=True),
+    Case("--fuse-neighbours -3", lambda d: ["run", "-m", "cam", "--fuse-neighbours", "-3"],
+         "'--fuse-neighbours': -3 is not in the range x>=0", tiny=False, usage=True),
+    Case("--cam-scales nan", _with(write_video_folder, args=["--cam-scales", "nan"]),
+         "--cam-scales must be finite positive numbers"),
+    Case("--cam-scales inf", _with(write_video_folder, args=["--cam-scales", "0.5,inf"]),
+         "--cam-scales must be finite positive numbers"),
+    Case("--cam-scales 1,,2", _with(write_video_folder, args=["--cam-scales", "1,,2"]), "has an empty item"),
+    # suite specs of the wrong shape
+    Case("suite spec: seeds = \"a\"", _spec('seeds = "a"\n' + _SPEC_TAIL), "seeds: expected a non-empty list",
+         tiny=False),
+    Case("suite spec: datasets = \"video-folder\" (a string, not a list)", _spec('datasets = "video-folder"\n' + _SPEC_TAIL),
+         "datasets: expected a non-empty list, each item a string, got a string", tiny=False),
+    Case("suite spec: options = \"x\"", _spec(_SPEC_TAIL + 'options = "x"\n'), "runs[0].options: expected a table",
+         tiny=False),
+    Case("suite spec: options = { spatial = \"yes\" } (a string for a flag)",
+         _spec(_SPEC_TAIL.replace('"cam"', '"tccam"') + 'options = { spatial = "yes" }\n'),
+         "runs[0].options.spatial: expected true or false, got a string", tiny=False),
+    Case("suite spec: lr = \"fast\"", _spec('[recipe]\nlr = "fast"\n' + _SPEC_TAIL), "recipe.lr: expected a number",
+         tiny=False),
+    Case("suite spec: image_size = 32", _spec('[recipe]\nimage_size = 32\n' + _SPEC_TAIL),
+         "recipe.image_size: expected a list of 2 items", tiny=False),
+    Case("suite spec that is not UTF-8", _spec('name = "Gr\u00fcn"\n'.encode("latin-1")), "is not UTF-8 text",
+         tiny=False),
+    # damaged files of a finished run, its classifier and the caches
+    Case("a result.json whose fields have wrong types", _bad_record, "metrics: expected a table/object, got a list",
+         ok=True, tiny=False, run_options=False, summary=True),
+    Case("corrupt cached accuracy.json", _with(write_video_folder), "accuracy.json: not valid cached accuracy JSON",
+         damage=_in_classifier("accuracy.json", b'{"original": ')),
+    Case("train.json of the wrong types", _with(write_video_folder),
+         "train.json: train_seconds: expected a finite number", damage=_in_classifier("train.json", b'{"train_seconds": "1"}')),
+    Case("corrupt final.pt", _with(write_video_folder), "final.pt: not a PyTorch weights file",
+         damage=_in_classifier("final.pt", b"PK\x03\x04 not torch")),
+    Case("cache meta.json of the wrong shape", _with(write_video_folder),
+         "meta.json: videos: expected a list", damage=_in_cache("meta.json", '{"videos": 3}')),
 ]
 
 
 def _normalise(text: str, work: Path) -> str:
     """Temporary paths and run ids as placeholders, and no scores (the table is about messages)."""
     text = text.replace(str(work / "data"), "DATA").replace(str(work / "runs"), "RUNS").replace(str(work), "TMP")
+    text = re.sub(r"\S*/cache/([\w-]+)-[0-9a-f]{16}/", r"CACHE/\1-<hash>/", text)
     text = re.sub(r"classifiers/[0-9a-f]{12}", "classifiers/<hash>", RUN_ID.sub("<run-id>", text))
     return re.sub(r"\d+\.\d{2,}", "…", text)
 
@@ -312,7 +430,8 @@ def _render(rows: list[tuple[str, str, int, str]]) -> str:
         "Generated by `tests/test_reliability.py::test_bad_input_table`, which runs every row through the",
         "CLI; `WSBENCH_WRITE_DOCS=1 pytest tests/test_reliability.py -k table` rewrites this file, and the",
         "test fails when it is stale. Each input is a small generated video-folder data set under `DATA`",
-        "(`TMP` is its parent, `RUNS` the runs directory); training commands also get a tiny recipe",
+        "(`TMP` is its parent, `RUNS` the runs directory, `CACHE` the cache directory); training commands",
+        "also get a tiny recipe",
         f"(`{' '.join(TINY)} -q`), not shown, and scores are shown as `…`.",
         "",
         "Errors are exactly one line on stderr and exit with status ≠ 0 (1, or 2 for command-line usage",
@@ -343,13 +462,18 @@ def test_bad_input_table(tmp_path, monkeypatch):
         data = work / "data"
         work.mkdir()
         args = case.make(data)
-        extra = ["--runs-dir", str(work / "runs"), "-q", *(TINY if case.tiny else []), *case.recipe]
+        extra = [*(["--runs-dir", str(work / "runs"), "-q"] if case.run_options else []),
+                 *(TINY if case.tiny else []), *case.recipe]
         with monkeypatch.context() as patch:
             if case.patch or case.after_divergence:
                 (case.patch or _nan_from_epoch_2)(patch)
             if case.after_divergence:
                 assert _invoke(runner, [*args, *extra]).exit_code == 1
                 patch.undo()
+            if case.damage:
+                first = _invoke(runner, [*args, *extra])
+                assert first.exit_code == 0, first.output
+                case.damage(work)
             result = _invoke(runner, [*args, *extra])
         out, err = result.stdout.strip(), result.stderr.strip()
         command = _normalise("wsbench " + " ".join([*args, *case.recipe]), work)

@@ -18,11 +18,13 @@ import click
 from . import __version__
 from .errors import UserError
 from .registry import RegistryError
+from .suite import SEED_MAX
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
 CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
 SPLIT_SEED_HELP = ("seed of the split by video; re-splits synthetic-belt (same proportions) [default: the data set's "
                    "split: splits.json or its fixed split, else seed 0]")
+_SEED = click.IntRange(0, SEED_MAX)
 
 
 # -- error handling ---------------------------------------------------------------------------
@@ -289,12 +291,13 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--method", "-m", required=True, help="method name (wsbench list methods)")
 @click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
-@click.option("--seed", type=int, default=0, show_default=True, help="training seed")
-@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="training seed (0 .. 2^64-1)")
+@click.option("--split-seed", type=_SEED, help=SPLIT_SEED_HELP)
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @run_options
-@click.option("--fuse-neighbours", type=int, help="fuse maps over +-K frames at inference with cached flow (0: off) "
+@click.option("--fuse-neighbours", type=click.IntRange(min=0),
+              help="fuse maps over +-K frames at inference with cached flow (0: off) "
                                                  "[default: the method's choice]")
 @click.option("--fuse-mode", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="how --fuse-neighbours aggregates")
@@ -305,7 +308,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
               help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
 @click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training")
 @click.option("--resume", is_flag=True, help="continue the interrupted run with the same options")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -408,7 +412,8 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
                     runs_dir: Path | None) -> None:
     """Tables from every finished run: mean ± std over seeds × split seeds, best bold, second underlined.
 
-    Runs without result.json (still running or interrupted) are ignored.
+    Runs without result.json (still running or interrupted) are ignored; a configuration re-run
+    with the same seed counts once (its latest finished run).
     """
     from .files import check_output
     from .report import TABLES
@@ -460,9 +465,10 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 
 @cli.command("suite")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--seeds", type=int, help="run seeds 0..N-1 instead of the spec's seeds")
+@click.option("--seeds", type=click.IntRange(min=1), help="run seeds 0..N-1 instead of the spec's seeds")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--workers", type=int, help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @click.option("--data-root", "data_roots", multiple=True, metavar="DATASET=PATH",
@@ -470,7 +476,11 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @quiet_option
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
               cache_dir: Path | None, data_roots: tuple[str, ...], quiet: bool) -> None:
-    """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs already finished, then print its tables."""
+    """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs finished on unchanged data, then print its tables.
+
+    A run is done when a finished run has its configuration hash and the same data fingerprint
+    (names, sizes and mtimes of its frames, masks and .flo files).
+    """
     from .suite import load_spec, run_suite
 
     runs, cache = _runs_dir(runs_dir), _cache_dir(cache_dir)
@@ -496,10 +506,10 @@ def data_cmd() -> None:
 
 @data_cmd.command("synth")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write (video-folder layout)")
-@click.option("--videos", type=int, help="train videos per class (val/test scale with it)")
-@click.option("--frames", type=int, help="frames per video")
+@click.option("--videos", type=click.IntRange(min=1), help="train videos per class (val/test scale with it)")
+@click.option("--frames", type=click.IntRange(min=2), help="frames per video (at least 2: one frame has no belt)")
 @click.option("--size", help="frame size WxH")
-@click.option("--seed", type=int, default=0, show_default=True, help="generator seed")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
 def data_synth(out: Path, videos: int | None, frames: int | None, size: str | None, seed: int) -> None:
     """Write a synthetic conveyor-belt dataset (before/after videos with GT masks)."""
     from .data.synthetic import BeltConfig, generate_belt
@@ -527,7 +537,7 @@ def _belt_config(cls, videos, frames, size, seed):
 @data_cmd.command("show")
 @click.argument("root", type=click.Path(path_type=Path), required=False)
 @click.option("--dataset", "-d", default="video-folder", show_default=True, help="layout of ROOT")
-@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
+@click.option("--split-seed", type=_SEED, help=SPLIT_SEED_HELP)
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--bg-morph", type=click.IntRange(0, 255), default=3, show_default=True,
               help="opening/closing square of background removal (0: none)")
@@ -576,6 +586,8 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
+        except RecursionError:
+            raise click.BadParameter(f"the value of {key} is nested too deeply", param_hint="--dataset-option") from None
     return out
 
 
@@ -654,7 +666,7 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="root of the .flo tree to write (new or empty; --overwrite writes into a non-empty one)")
 @click.option("--flow", default="dis", show_default=True, help="flow estimator (wsbench list flows)")
-@click.option("--split-seed", type=int, help=SPLIT_SEED_HELP)
+@click.option("--split-seed", type=_SEED, help=SPLIT_SEED_HELP)
 @overwrite_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @quiet_option

@@ -60,12 +60,14 @@ __all__ = [
     "RaftFlow",
     "FlowFiles",
     "flo_path",
+    "flow_fingerprint",
     "RAFT_WEIGHTS_ENV",
     "raft_cache_path",
     "warp",
     "warp_chain",
     "resize_flow",
     "read_flo",
+    "valid_flow",
     "write_flo",
     "estimate_video_flows",
 ]
@@ -73,6 +75,8 @@ __all__ = [
 RAFT_WEIGHTS_ENV = "WSBENCH_RAFT_WEIGHTS"
 
 FLO_MAGIC = 202021.25
+#: Middlebury's "unknown flow" marker: a component at or above this magnitude means no flow
+FLO_UNKNOWN = 1e9
 _FLO_MAX_SIDE = 99999  # the limit of the Middlebury reference reader
 # Slack (pixels) allowed outside the map before a sample counts as invalid; absorbs float rounding.
 _VALID_TOL = 1e-3
@@ -574,7 +578,9 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
     """Read a Middlebury ``.flo`` file.
 
     Format (little-endian): float32 magic ``202021.25``, int32 width, int32 height, then
-    ``height × width × 2`` float32 values, row-major with ``u, v`` interleaved.
+    ``height × width × 2`` float32 values, row-major with ``u, v`` interleaved. Pixels with an
+    unknown flow (a component that is NaN, infinite or of magnitude ≥ 1e9, Middlebury's marker)
+    are returned as NaN in both components: :func:`warp` treats them as invalid.
 
     Args:
         path: the file.
@@ -605,7 +611,23 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
     if len(data) > expected:
         raise UserError(f"{where} has {len(data) - expected} unexpected bytes after the {width}x{height} flow")
     flow = np.frombuffer(data, "<f4", width * height * 2, 12).reshape(height, width, 2)
-    return flow.astype(np.float32)  # native byte order, writable copy
+    flow = flow.astype(np.float32)  # native byte order, writable copy
+    flow[~valid_flow(flow)] = np.nan
+    return flow
+
+
+def valid_flow(flow: np.ndarray) -> np.ndarray:
+    """Pixels whose flow is known: both components finite and below Middlebury's "unknown" value.
+
+    Args:
+        flow: ``(..., 2)`` flow.
+
+    Returns:
+        Boolean ``(...)``; :func:`read_flo` sets the other pixels to NaN, which :func:`warp`
+        treats as invalid (no sample, ``valid = 0``).
+    """
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(flow).all(axis=-1) & (np.abs(flow) < FLO_UNKNOWN).all(axis=-1)
 
 
 def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
@@ -640,7 +662,9 @@ def flo_path(root: str | os.PathLike, index: Any, video: Any, frame: int) -> Pat
 
     A frame file ``DATA_ROOT/<rel>/<name>.<ext>`` maps to ``root/<rel>/<name>.flo``; frames that are
     not files under the data root (video files, generated data) map to
-    ``root/<label>/<video id>/<frame name>.flo``. ``wsbench data flow --out`` writes this tree and
+    ``root/<label>/<video id>/<frame name>.flo``. Paths are compared as written, without resolving
+    symlinks, so a frame that links to another video's file still gets its own video's place.
+    ``wsbench data flow --out`` writes this tree and
     ``--flow files --flow-root`` reads it.
 
     Args:
@@ -654,8 +678,9 @@ def flo_path(root: str | os.PathLike, index: Any, video: Any, frame: int) -> Pat
     """
     paths = getattr(video.frames, "paths", None)
     if paths is not None and index.root is not None:
+        # symlinks are not followed: a frame linked from another video keeps its own video's place
         try:
-            rel = Path(paths[frame]).resolve().relative_to(Path(index.root).resolve())
+            rel = Path(os.path.abspath(paths[frame])).relative_to(os.path.abspath(index.root))
             return Path(root) / rel.with_suffix(".flo")
         except ValueError:
             pass
@@ -697,6 +722,25 @@ class FlowFiles:
                             "give --flow-root DIR (a tree written by 'wsbench data flow --out DIR')")
         return Path(video.flow_files[frame])
 
+    def fingerprint(self, index: Any) -> str:
+        """Content fingerprint of the ``.flo`` files of ``index`` (path, size, mtime; never the data).
+
+        A flow file rewritten in place changes it, so caches and classifiers built from the old
+        files are not reused.
+        """
+        from .data.io import file_stat
+        from .runs import config_hash
+
+        stats = []
+        for video in index.videos:
+            for n in range(len(video) - 1):
+                try:
+                    path = self.path(index, video, n)
+                except UserError:  # no place for flow files: reported when they are read
+                    return "none"
+                stats.append([os.path.abspath(path), *file_stat(path)[1:]])
+        return config_hash(stats, 16)
+
     def video_flows(self, index: Any, video: Any, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Flows of every frame of ``video`` to its next and previous frame, at ``size``.
 
@@ -707,7 +751,8 @@ class FlowFiles:
 
         Returns:
             ``(forward, backward)``, each ``float32`` ``(T, h, w, 2)``, zeros where the neighbour
-            does not exist.
+            does not exist, NaN (invalid for :func:`warp`) where a file marks the flow unknown and
+            at the resized pixels such a pixel touches (the flow cache counts them in a warning).
 
         Raises:
             UserError: a missing or malformed ``.flo`` file, named in the message.
@@ -719,6 +764,7 @@ class FlowFiles:
             if not path.is_file():
                 raise UserError(f"{path}: flow file missing (the flow from frame {video.frames.names[n]} of "
                                 f"{video.key} to the next frame)")
+            # NaN (unknown) spreads to every resized pixel it touches: those pixels are invalid too
             flow = torch.from_numpy(read_flo(path)).permute(2, 0, 1)[None]
             forward[n] = resize_flow(flow, size)[0].permute(1, 2, 0).numpy()
         backward = np.zeros_like(forward)
@@ -727,6 +773,18 @@ class FlowFiles:
 
     def __repr__(self) -> str:
         return f"FlowFiles(root={str(self.root) if self.root else None!r})"
+
+
+def flow_fingerprint(name: str, options: dict[str, Any], index: Any) -> str | None:
+    """Content fingerprint of the flow a data set gets from estimator ``name``, or ``None``.
+
+    Estimators that read files (``files``) have a ``fingerprint(index)`` method; estimators that
+    compute flow from the frames have none, since the frames' own fingerprint covers them.
+    """
+    factory = FLOWS.get(name)
+    if not hasattr(factory, "fingerprint"):
+        return None
+    return create_flow(name, **options).fingerprint(index)
 
 
 # -- whole videos -------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .files import load_torch
 from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet
 from .runs import RunRecord, atomic_write_json, atomic_write_text, resolve_runs_dir
@@ -109,7 +108,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     from .data.torch_data import classes_for
     from .device import resolve_device
     from .pipeline import cam_inference
-    from .train import build_model
+    from .train import build_model, load_weights
 
     path = Path(run)
     if not (path / "config.json").is_file():
@@ -133,7 +132,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
     model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal),
                         create_trainer(method).head)
-    model.load_state_dict(load_torch(weights))
+    load_weights(model, weights)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
     cam = cam_inference(config)

@@ -6,22 +6,25 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .data import DATASETS, create_dataset
+from .data import DATASETS, LABELS, create_dataset
 from .data.cache import PreparedData, prepare
 from .device import resolve_device
 from .errors import UserError
-from .flow import FLOWS
+from .flow import FLOWS, flow_fingerprint
 from .methods import Fusion, Method, create_method, has_raw_maps
 from .multiscale import parse_scales
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import Recipe, obtain_classifier
 
-__all__ = ["RunSpec", "cam_inference", "execute", "incompatibility", "recorded_split_seed", "resolve"]
+__all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "execute", "incompatibility",
+           "recorded_split_seed", "resolve", "same_run"]
 
 
 @dataclasses.dataclass
@@ -75,13 +78,17 @@ class RunSpec:
 
 @dataclasses.dataclass
 class Resolved:
-    """A spec with everything looked up: the method object, data index, recipe and config."""
+    """A spec with everything looked up: the method object, data index, recipe and config.
+
+    ``warnings`` are doubts about the data (:func:`data_warnings`) that :func:`execute` shows.
+    """
 
     method: Method
     recipe: Recipe
     fusion: Fusion | None
     config: dict[str, Any]
     index: Any
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def resolve(spec: RunSpec) -> Resolved:
@@ -111,6 +118,7 @@ def resolve(spec: RunSpec) -> Resolved:
     why = incompatibility(method, index.static_after, spec.dataset)
     if why:
         raise UserError(why)
+    doubts = data_warnings(index, recipe)
 
     if spec.fuse_neighbours is None and spec.fuse_on != "maps":
         raise UserError("--fuse-on needs --fuse-neighbours K (the method's own fusion is used as it is)")
@@ -142,15 +150,20 @@ def resolve(spec: RunSpec) -> Resolved:
         semantic["resplit"] = True
     if spec.dataset_options:  # only when given, so runs without options keep their hash
         semantic["dataset_options"] = dict(sorted(spec.dataset_options.items()))
+    if isinstance(spec.cam_scales, str) and any(not item.strip() for item in spec.cam_scales.split(",")):
+        raise UserError(f"--cam-scales {spec.cam_scales!r} has an empty item (write e.g. 0.5,1,2)")
     try:
         cam_scales = parse_scales(spec.cam_scales)
     except ValueError as err:
         raise UserError(str(err)) from None
+    if not all(math.isfinite(s) for s in cam_scales):
+        raise UserError(f"--cam-scales must be finite positive numbers, not {spec.cam_scales!r}")
     if cam_scales != (1.0,) or spec.cam_flip:  # only then, so single-scale runs keep their hashes
         semantic["cam_inference"] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
     config = dict(semantic)
     config.update({
         "config_hash": config_hash(semantic),
+        "data_fingerprint": data_fingerprint(index, recipe),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
         "dataset_info": dict(index.info, static_after=index.static_after),
         "label": spec.label,
@@ -160,7 +173,54 @@ def resolve(spec: RunSpec) -> Resolved:
         "wsbench_version": __version__,
         "environment": environment(),
     })
-    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index)
+    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index, warnings=doubts)
+
+
+def data_warnings(index: Any, recipe: Recipe) -> list[str]:
+    """Check that a data set can give meaningful numbers; what is doubtful but usable is returned.
+
+    Raises:
+        UserError: a train split without before or without after videos (the classifier has a
+            single class to learn), or background removal on a data set whose videos all have
+            one frame (the median belt is then the frame itself: nothing is foreground).
+
+    Returns:
+        Warnings: some videos of one frame under background removal.
+    """
+    for label in LABELS:
+        if not index.split("train", label):
+            counts = {lab: len(index.split("train", lab)) for lab in LABELS}
+            raise UserError(f"data set {index.name!r}: the train split has no {label} videos "
+                            f"({', '.join(f'{n} {lab}' for lab, n in counts.items())}); telling before from after "
+                            "needs both (check splits.json or --split-seed)")
+    single = [v.key for v in index.videos if len(v) == 1]
+    if not recipe.background_removal or not single:
+        return []
+    why = "the median belt of one frame is the frame itself, so nothing in it is foreground"
+    if len(single) == len(index.videos):
+        raise UserError(f"data set {index.name!r}: every video has a single frame and {why}; give videos of "
+                        "several frames, or --no-background-removal")
+    return [f"{len(single)} video(s) of a single frame, e.g. {single[0]}: {why} (they add blank objects-only "
+            "images and no foreground to score)"]
+
+
+def data_fingerprint(index: Any, recipe: Recipe) -> str:
+    """Content fingerprint of everything a run reads besides its options: frames, masks, flow files.
+
+    Made of file names, sizes and mtimes (no pixel data), with the data root resolved; it is
+    recorded in ``config.json``, and a finished run counts as done only while it still matches.
+    """
+    return config_hash({"data": index.fingerprint(masks=True),
+                        "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}, 16)
+
+
+def same_run(record: RunRecord, config: dict[str, Any]) -> bool:
+    """Whether ``record`` ran ``config``: the same configuration hash on data with the same fingerprint.
+
+    Records made before data fingerprints were recorded never match (their data cannot be vouched for).
+    """
+    return (record.config.get("config_hash") == config["config_hash"]
+            and record.config.get("data_fingerprint") == config["data_fingerprint"])
 
 
 def incompatibility(method: Method, static_after: bool, dataset: str) -> str | None:
@@ -216,11 +276,12 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
     main = distributed.is_main()
     with distributed.main_first():  # a generated data set is written once, by rank 0
         resolved = resolve(spec)
+    for message in resolved.warnings if main else ():
+        warnings.warn(message, stacklevel=2)
     config = resolved.config
     run_id = None
     if resume and main:
-        unfinished = [r for r in iter_runs(runs_dir, finished=False)
-                      if r.config.get("config_hash") == config["config_hash"]]
+        unfinished = [r for r in iter_runs(runs_dir, finished=False) if same_run(r, config)]
         run_id = unfinished[-1].run_id if unfinished else None
     record = create_run(runs_dir, config, run_id=run_id) if main else None
     recipe = resolved.recipe
@@ -282,14 +343,15 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 
 def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:
     """Accuracy depends only on the classifier, so methods that share one compute it once."""
-    import json
-
     from .evaluate import classification_accuracy
     from .runs import atomic_write_json
+    from .schema import Number, Optional, Record, load_json
 
     path = folder / "accuracy.json"
     if path.exists():
-        return json.loads(path.read_text())
+        splits = Record({"train": Optional(Number()), "val": Optional(Number())}, required=("train", "val"))
+        schema = Record({"original": splits, "foreground": splits}, required=("original", "foreground"))
+        return load_json(path, schema, "cached accuracy", hint=f"delete {path} to compute it again")
     accuracy = classification_accuracy(model, data, device)
     atomic_write_json(path, accuracy)
     return accuracy

@@ -14,11 +14,15 @@ Nothing here recomputes a metric; every number comes from a ``result.json``. The
 
 A *variant* is everything that determines a run's result except its seed and split seed
 (method, options, fusion, data set, recipe, and whether a fixed split was re-split); cells
-aggregate the runs of one variant over seeds × split seeds. Best values are marked ``best`` and
-second best ``second`` (bold and underlined when rendered); a method that cannot run on a data set
-gets ``n/a`` with a footnote. On request (``ci=True``, ``wsbench leaderboard --ci``) illegal-IoU
-cells get a 95 % bootstrap interval over test videos, recomputed from the per-video counts in
-``result.json`` by :func:`wsbench.bootstrap.iou_interval`.
+aggregate the runs of one variant over seeds × split seeds, and a configuration run again with the
+same seed is one sample (its latest finished run; a footnote counts the re-runs ignored). Rows of
+the comparison are data-set identities (name, resolved root, options, content fingerprint), so runs
+on two data roots, or on data changed in between, never share a cell or an all-foreground
+reference. Best values are marked ``best`` and second best ``second`` (bold and underlined when
+rendered); a method that cannot run on a data set gets ``n/a`` with a footnote. On request
+(``ci=True``, ``wsbench leaderboard --ci``) illegal-IoU cells get a 95 % bootstrap interval over
+test videos, recomputed from the per-video counts in ``result.json`` by
+:func:`wsbench.bootstrap.iou_interval`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ __all__ = [
     "build_tables",
     "column_label",
     "comparison",
+    "latest_runs",
     "latex_escape",
     "long_form",
     "method_columns",
@@ -72,6 +77,10 @@ _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "t
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
              "cam_inference")
+#: what identifies a data set (its files' content fingerprint included: data changed under one root is
+#: another data set), the all-foreground reference's only input besides the recipe
+#: what makes a data set's identity (a comparison row); split seeds are samples pooled in a cell
+_DATA = ("dataset", "data_root", "dataset_options", "data_fingerprint")
 _NA = "†"
 
 
@@ -166,6 +175,41 @@ def _options_text(options: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
+def _finished_at(record: RunRecord) -> tuple[int, str]:
+    try:
+        return (record.path / "result.json").stat().st_mtime_ns, record.run_id
+    except OSError:
+        return 0, record.run_id
+
+
+def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
+    """One sample per configuration and seed: the latest finished run of each.
+
+    A configuration is everything in :data:`_SEMANTIC` (method, options, data set and its root,
+    split seed and options, recipe, fusion, map inference); running it again with the same seed
+    repeats a sample, it does not add one. "Latest" is by the time ``result.json`` was written.
+
+    Returns:
+        ``(kept records in their original order, number of finished runs ignored as re-runs)``.
+    """
+    finished = [r for r in records if r.finished]
+    latest: dict[str, RunRecord] = {}
+    for record in sorted(finished, key=_finished_at):
+        config = dict((record.result or {}).get("config") or {})
+        config.update(_config(record))
+        seed = (record.result or {}).get("seed", config.get("seed"))
+        latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed})] = record
+    kept = {id(r) for r in latest.values()}
+    return [r for r in finished if id(r) in kept], len(finished) - len(latest)
+
+
+def _reruns_note(ignored: int) -> list[str]:
+    if not ignored:
+        return []
+    return [f"{ignored} re-run(s) of a configuration and seed that already had a finished run were ignored: "
+            "each configuration and seed counts once, with its latest finished run."]
+
+
 def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per finished run × metric × split.
 
@@ -173,9 +217,12 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
     ``variant`` (hash of the configuration without the seed and split seed), ``user_label`` (the
     suite's label or empty), ``static_after``, ``background_removal``, ``classifier`` (path of the
-    trained classifier), ``recipe`` (JSON), ``split_seed`` and ``threshold_source`` (``metrics.threshold_source``: ``val``
-    or ``fixed``). Metrics: the test and val metrics of
-    ``result.json``, the ``all_foreground`` and ``empty`` references, and ``accuracy:original`` /
+    trained classifier), ``recipe`` (JSON), ``split_seed``, ``threshold_source``
+    (``metrics.threshold_source``: ``val`` or ``fixed``) and ``data`` (JSON of the data set's
+    identity: name, resolved root, options and content fingerprint). Every finished run has rows,
+    re-runs included (the tables count only the latest of each configuration and seed, see
+    :func:`latest_runs`). Metrics: the test and val metrics of ``result.json``, the
+    ``all_foreground`` and ``empty`` references, and ``accuracy:original`` /
     ``accuracy:foreground`` on train and val.
     """
     rows = []
@@ -205,6 +252,8 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "classifier": (r.get("classifier") or {}).get("path"),
                 "split_seed": config.get("split_seed"),
                 "threshold_source": (r.get("metrics") or {}).get("threshold_source") or "",
+                "data": json.dumps({**{k: config.get(k) for k in _DATA},
+                                    "dataset": r.get("dataset") or config.get("dataset")}, sort_keys=True),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split": "seeded" if config.get("resplit") else "default",
                                       **({"cam_inference": config["cam_inference"]}
@@ -225,7 +274,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 rows.append({**base, "split": split, "metric": f"accuracy:{kind}", "value": value})
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
                "commit", "spatial", "temporal", "variant", "user_label", "options_json", "trained_by", "static_after",
-               "background_removal", "classifier", "recipe", "split_seed", "threshold_source"]
+               "background_removal", "classifier", "recipe", "split_seed", "threshold_source", "data"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -418,9 +467,10 @@ def _column_order(df: pd.DataFrame) -> list[str]:
     return [v for _, v in sorted(keyed)]
 
 
-def _column_names(df: pd.DataFrame) -> dict[str, str]:
-    """variant → its comparison column: the suite's label, else the default label plus recipe differences."""
-    tags = _recipe_tags(df)
+def _column_names(df: pd.DataFrame, ignore: tuple[str, ...] = ()) -> dict[str, str]:
+    """variant → its comparison column: the suite's label, else the default label plus recipe differences
+    (other than the ``ignore`` keys)."""
+    tags = _recipe_tags(df, ignore)
     names: dict[str, str] = {}
     for variant in _column_order(df):
         row = df[df.variant == variant].iloc[0]
@@ -430,7 +480,7 @@ def _column_names(df: pd.DataFrame) -> dict[str, str]:
 
 def method_columns(records: Iterable[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
     """The comparison's method columns in table order, each with its finished runs (all data sets and seeds)."""
-    records = [r for r in records if r.finished]
+    records, _ = latest_runs(records)
     df = long_form(records)
     if df.empty:
         return []
@@ -455,23 +505,26 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     """
     records = list(records)
     header, higher = _metric_header(metric)
+    records, ignored = latest_runs(records)
     intervals = _Intervals(records, metric) if ci else None
     df = long_form(records)
     table = Table("comparison", "", f"{header} ×100 {'↑' if higher else '↓'}", [], [])
     if df.empty:
         return table
-    names = _column_names(df)
+    names = _column_names(df, ignore=("data_root", "split_seed"))  # rows tell data sets apart
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
     ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")]
     recall = df[(df.metric == "foreground_recall") & (df.split == "test")]
     reasons: dict[str, list[str]] = {}
-    for dataset, group in df.groupby("dataset", sort=False):
+    rows = _data_rows(df)
+    for data, group in df.groupby("data", sort=False):
+        dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
         cells = []
         for column in columns:
             variants = [v for v, n in names.items() if n == column]
-            sel = values[(values.dataset == dataset) & values.variant.isin(variants)].drop_duplicates("run_id")
+            sel = values[(values.data == data) & values.variant.isin(variants)].drop_duplicates("run_id")
             cell = _cell(sel)
             if intervals:
                 intervals.fill(cell, sel, column)
@@ -484,10 +537,10 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                     reasons.setdefault(why, []).append(column)
             cells.append(cell)
         _highlight(cells, higher)
-        # the reference depends on the test split only: one value per data set and seed
-        cells.append(_cell(ref[ref.dataset == dataset].drop_duplicates(["seed", "split_seed", "value"])))
-        cells.append(_cell(recall[recall.dataset == dataset].drop_duplicates(["seed", "split_seed", "value"])))
-        table.rows.append((dataset, cells))
+        # the references depend on the data set's test split only: one value per seed and split seed
+        cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "split_seed", "value"])))
+        cells.append(_cell(recall[recall.data == data].drop_duplicates(["seed", "split_seed", "value"])))
+        table.rows.append((rows[data], cells))
     table.columns = columns + ["all-foreground (reference)", "foreground recall (ceiling)"]
     table.caption = (f"Comparison: {header} ×100 on test, {_threshold_caption(df, metric)} "
                      f"({'higher' if higher else 'lower'} "
@@ -495,7 +548,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
                      f"ceiling of every method's recall (not ranked).")
-    table.footnotes = _footnotes(reasons)
+    table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
     if intervals:
         table.caption += intervals.caption()
         table.footnotes += intervals.footnotes()
@@ -518,6 +571,18 @@ def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
         return threshold_text("fixed")
     datasets = ", ".join(dict.fromkeys(runs[fixed].dataset))
     return f"{threshold_text('val')}, except {threshold_text('fixed')} for {datasets}"
+
+
+def _data_rows(df: pd.DataFrame) -> dict[str, str]:
+    """data identity (JSON) → row name: the data set's name, plus what differs where one name has several."""
+    identities = {d: json.loads(d) for d in dict.fromkeys(df.data)}
+    names = {}
+    for data, ident in identities.items():
+        same_name = [i for i in identities.values() if i["dataset"] == ident["dataset"]]
+        varying = [k for k in _DATA if k != "dataset" and len({json.dumps(i.get(k), sort_keys=True)
+                                                                 for i in same_name}) > 1]
+        names[data] = ident["dataset"] + (f" [{', '.join(f'{k}={ident.get(k)}' for k in varying)}]" if varying else "")
+    return names
 
 
 def _is_plain_variant(method: str, options_json: str, fusion_default: bool) -> bool:
@@ -543,7 +608,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
     Returns:
         The table; best and second best per row are marked.
     """
-    records = list(records)
+    records, ignored = latest_runs(records)
     header, higher = _metric_header(metric)
     intervals = _Intervals(records, metric) if ci else None
     df = long_form(records)
@@ -583,7 +648,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
     table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off, "
                      f"{_threshold_caption(df, metric)} ({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
-    table.footnotes = _footnotes(reasons)
+    table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
     if intervals:
         table.caption += intervals.caption()
         table.footnotes += intervals.footnotes()
@@ -607,6 +672,7 @@ def background(records: Iterable[RunRecord]) -> Table:
     train and val splits. A classifier shared by several runs counts once; cells are mean ± std
     over seeds. The best value per column is bold.
     """
+    records, ignored = latest_runs(records)
     df = long_form(records)
     groups = [("tested with background", 2), ("tested without background", 2)]
     table = Table("background", "", "accuracy ×100 ↑", ["train", "val", "train", "val"], [], groups=groups)
@@ -632,6 +698,7 @@ def background(records: Iterable[RunRecord]) -> Table:
                      "pooling + linear head, the one GradCAM and Frame-to-Frame explain; the paper's Table 3 "
                      "classifier), trained and tested with and without background (higher is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best per column in bold.")
+    table.footnotes = _reruns_note(ignored)
     return table
 
 

@@ -25,10 +25,17 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
+from .errors import UserError
+from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, Optional, Record, Str
+
 __all__ = [
+    "CONFIG_SCHEMA",
+    "RESULT_SCHEMA",
+    "RecordError",
     "RunRecord",
     "atomic_write",
     "atomic_write_bytes",
@@ -158,6 +165,31 @@ def environment() -> dict[str, Any]:
 
 
 # -- records ----------------------------------------------------------------------------------
+_ANY_MAP = MapOf(AnyValue())
+#: config.json: the keys readers rely on and their types (all optional: old records lack some)
+CONFIG_SCHEMA = Record({
+    "method": Str(), "method_options": _ANY_MAP, "dataset": Str(), "data_root": Optional(Str()),
+    "split_seed": Int(), "seed": Int(), "recipe": _ANY_MAP, "fusion": Optional(_ANY_MAP),
+    "dataset_options": _ANY_MAP, "cam_inference": Optional(Record({"scales": ListOf(Number()), "flip": Bool()})),
+    "config_hash": Str(), "data_fingerprint": Str(), "classifier": _ANY_MAP, "dataset_info": _ANY_MAP,
+    "label": Optional(Str()), "environment": _ANY_MAP,
+}, extra=AnyValue())
+_SCORES = MapOf(MapOf(Optional(Number())))
+#: result.json, likewise
+RESULT_SCHEMA = Record({
+    "run_id": Str(), "method": Str(), "dataset": Str(), "seed": Int(), "config_hash": Str(),
+    "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "miou", "threshold", "val_iou_illegal",
+                                                        "oracle_iou_illegal", "oracle_threshold", "accuracy",
+                                                        "stability", "iou_illegal_wsws")}, extra=AnyValue()),
+    "baselines": _SCORES, "accuracy_by_input": _SCORES, "classifier": Record({"path": Str()}, extra=AnyValue()),
+    "fusion": Optional(_ANY_MAP), "config": CONFIG_SCHEMA,
+}, extra=AnyValue())
+
+
+class RecordError(ValueError):
+    """A run record whose JSON parses but whose fields have the wrong types (the message names the key)."""
+
+
 @dataclasses.dataclass
 class RunRecord:
     """A run directory with its config and, once finished, its result.
@@ -187,12 +219,14 @@ class RunRecord:
         """Read a run directory.
 
         Raises:
+            RecordError: a field of ``config.json`` or ``result.json`` has the wrong type
+                (:data:`CONFIG_SCHEMA`, :data:`RESULT_SCHEMA`).
             ValueError: if ``config.json`` is missing, or it or ``result.json`` is not a JSON object.
         """
         path = Path(path)
         try:
             config = json.loads((path / CONFIG_FILE).read_text())
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise ValueError(f"{path / CONFIG_FILE}: not a run record ({err})") from None
         if not isinstance(config, dict):
             raise ValueError(f"{path / CONFIG_FILE}: not a run record (not a JSON object)")
@@ -200,10 +234,16 @@ class RunRecord:
         if (path / RESULT_FILE).exists():
             try:
                 result = json.loads((path / RESULT_FILE).read_text())
-            except (OSError, json.JSONDecodeError) as err:
+            except (OSError, ValueError, RecursionError) as err:
                 raise ValueError(f"{path / RESULT_FILE}: unreadable result ({err})") from None
             if not isinstance(result, dict):
                 raise ValueError(f"{path / RESULT_FILE}: unreadable result (not a JSON object)")
+        for name, doc, schema in ((CONFIG_FILE, config, CONFIG_SCHEMA), (RESULT_FILE, result, RESULT_SCHEMA)):
+            try:
+                if doc is not None:
+                    schema.check(doc, path / name)
+            except UserError as err:
+                raise RecordError(str(err)) from None
         return cls(path=path, config=config, result=result)
 
 
@@ -245,6 +285,10 @@ def finish_run(record: RunRecord, result: Mapping[str, Any]) -> RunRecord:
 def iter_runs(runs_dir: str | os.PathLike, finished: bool | None = True) -> Iterator[RunRecord]:
     """Run records in ``runs_dir`` sorted by id; directories that are not valid records are skipped.
 
+    A record whose JSON is unreadable (half-written, foreign) is skipped silently; one whose
+    fields have the wrong types is skipped with a warning naming the file and the key, so one bad
+    record never stops a leaderboard.
+
     Args:
         runs_dir: the runs directory (missing = no runs).
         finished: ``True`` only finished runs, ``False`` only unfinished, ``None`` both.
@@ -255,6 +299,9 @@ def iter_runs(runs_dir: str | os.PathLike, finished: bool | None = True) -> Iter
     for path in sorted(p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG_FILE).exists()):
         try:
             record = RunRecord.load(path)
+        except RecordError as err:
+            warnings.warn(f"{err}; run skipped", stacklevel=2)
+            continue
         except ValueError:
             continue  # half-written or foreign directory
         if finished is None or record.finished == finished:

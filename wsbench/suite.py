@@ -25,8 +25,10 @@ A spec (see ``benchmarks/*.toml``)::
     cam_scales = [0.2, 0.5, 1, 2, 4, 6]
     cam_flip = true
 
-A run whose configuration hash matches a finished run in the runs directory is skipped, so
-re-running a suite trains and evaluates nothing again.
+A run whose configuration hash and data fingerprint (file names, sizes and mtimes of frames,
+masks and ``.flo`` files, see :func:`wsbench.pipeline.data_fingerprint`) match a finished run in
+the runs directory is skipped, so re-running a suite trains and evaluates nothing again, while
+data changed under the same path runs again.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ from typing import Any, Callable
 
 from .errors import UserError
 from .runs import RunRecord, iter_runs
+from .schema import (AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, decode_text,
+                     from_dataclass)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SuiteRun", "SuiteSpec", "load_spec", "run_suite"]
+__all__ = ["SEED_MAX", "SuiteRun", "SuiteSpec", "load_spec", "run_suite", "spec_schema"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,56 +83,76 @@ class SuiteSpec:
     split_seeds: list[int] | None = None
 
 
+#: seeds are 64-bit (what torch.manual_seed takes)
+SEED_MAX = 2**64 - 1
+
+
+def spec_schema() -> Record:
+    """The schema of a suite spec: every key, its type, which are required."""
+    from .report import TABLES
+    from .train import Recipe
+
+    recipe = from_dataclass(Recipe)
+    run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
+                  "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "fuse_on": OneOf("maps", "raw"),
+                  "label": Optional(Str())},
+                 required=("method",))
+    dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
+    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
+    return Record({"name": Str(), "description": Str(), "datasets": ListOf(Str(), min_len=1),
+                   "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
+                   "tables": ListOf(OneOf(*TABLES)), "datasets_options": MapOf(dataset_options),
+                   "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1)},
+                  required=("runs",))
+
+
+def _options_schema(method: str) -> Record | None:
+    """The schema of a registered method's options (``None`` for an unknown method: resolving reports it)."""
+    from .methods import METHODS
+    from .registry import RegistryError
+
+    try:
+        return from_dataclass(METHODS.entry(method).obj.Options)
+    except (RegistryError, AttributeError, NameError, TypeError):  # not a method class, unresolvable hints
+        return None
+
+
 def load_spec(path: str | Path) -> SuiteSpec:
-    """Read and validate a suite spec.
+    """Read and validate a suite spec against :func:`spec_schema`.
 
     Raises:
-        UserError: unreadable TOML or a wrong structure, naming the file.
+        UserError: unreadable or non-UTF-8 file, invalid TOML, or a key of the wrong type, a
+            missing or unknown key, naming the file and the key.
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        text = decode_text(path.read_bytes(), path, "suite spec")
     except FileNotFoundError:
         raise UserError(f"{path}: suite spec not found") from None
-    except (OSError, tomllib.TOMLDecodeError) as err:
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the suite spec ({err.strerror or err})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
-    allowed = {"name", "description", "datasets", "seeds", "recipe", "runs", "tables", "datasets_options",
-               "evaluation", "split_seeds"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise UserError(f"{path}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    if not raw.get("runs"):
-        raise UserError(f"{path}: no [[runs]]")
-    from .report import TABLES
-
-    bad = [t for t in raw.get("tables", []) if t not in TABLES]
-    if bad:
-        raise UserError(f"{path}: unknown table {bad[0]!r} in tables (choose from {', '.join(TABLES)})")
-    runs = []
-    for i, entry in enumerate(raw["runs"]):
-        extra = set(entry) - {f.name for f in dataclasses.fields(SuiteRun)}
-        if "method" not in entry or extra:
-            raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, "
-                            "fuse_mode, fuse_on, label"
-                            + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
-        runs.append(SuiteRun(**entry))
-    evaluation = dict(raw.get("evaluation", {}))
-    if set(evaluation) - {"cam_scales", "cam_flip"}:
-        raise UserError(f"{path}: [evaluation] takes cam_scales and cam_flip, not "
-                        f"{sorted(set(evaluation) - {'cam_scales', 'cam_flip'})[0]!r}")
+    except RecursionError:
+        raise UserError(f"{path}: not a valid TOML suite spec (nested too deeply)") from None
+    spec_schema().check(raw, path)
+    for i, entry in enumerate(raw["runs"]):  # each method's options have a schema of their own
+        options = _options_schema(entry["method"])
+        if options is not None:
+            options.check(entry.get("options", {}), path, f"runs[{i}].options")
     split_seeds = raw.get("split_seeds")
     if split_seeds is not None:
-        if not isinstance(split_seeds, list) or not split_seeds or not all(type(s) is int for s in split_seeds):
-            raise UserError(f"{path}: split_seeds must be a non-empty list of integers")
         fixed = [d for d, o in raw.get("datasets_options", {}).items() if "split_seed" in o]
         if fixed:
             raise UserError(f"{path}: datasets_options.{fixed[0]!r} sets split_seed and split_seeds is given; "
                             "keep one")
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
-                     seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs, recipe=dict(raw.get("recipe", {})),
-                     dataset_options=dict(raw.get("datasets_options", {})),
+                     seeds=list(raw.get("seeds", [0])), runs=[SuiteRun(**entry) for entry in raw["runs"]],
+                     recipe=dict(raw.get("recipe", {})), dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
-                     evaluation=evaluation, split_seeds=split_seeds)
+                     evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds)
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
@@ -173,7 +197,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     Returns:
         The finished run records of the suite (old and new), in spec order.
     """
-    from .pipeline import execute, resolve
+    from .pipeline import execute, resolve, same_run
 
     overrides = overrides or {}
     seeds = seeds if seeds is not None else spec.seeds
@@ -181,8 +205,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     started = time.perf_counter()
     todo = list(_specs(spec, seeds, overrides))
     for i, (run, run_spec) in enumerate(todo, 1):
-        config_hash = resolve(run_spec).config["config_hash"]
-        done = [r for r in iter_runs(runs_dir) if r.config.get("config_hash") == config_hash]
+        config = resolve(run_spec).config
+        done = [r for r in iter_runs(runs_dir) if same_run(r, config)]
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if run_spec.split_seed is not None:
             label += f" split seed {run_spec.split_seed}"

@@ -18,7 +18,6 @@ import csv
 import dataclasses
 import fcntl
 import io
-import json
 import math
 import random
 import time
@@ -41,9 +40,10 @@ from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
 from .files import disk_errors, load_torch
 from .runs import atomic_write_bytes, atomic_write_json, config_hash
+from .schema import AnyValue, Number, Record, load_json
 
-__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
-           "train_classifier"]
+__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights", "loss_weight",
+           "obtain_classifier", "train_classifier"]
 
 
 #: the largest training resolution a side (--image-size); the paper trains at 512
@@ -108,11 +108,18 @@ class Recipe:
         return {"root": self.flow_root} if self.flow_root else {}
 
     def __post_init__(self) -> None:
+        finite = lambda x: isinstance(x, (int, float)) and math.isfinite(x)  # noqa: E731 (NaN passes every >)
         checks = [
             (self.output_stride in (8, 16, 32), f"--output-stride must be 8, 16 or 32, not {self.output_stride}"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
+            (finite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
+            (finite(self.weight_decay) and self.weight_decay >= 0,
+             f"--weight-decay must be a number >= 0, not {self.weight_decay}"),
+            (finite(self.alpha_max) and self.alpha_max >= 0, f"--alpha-max must be a number >= 0, not {self.alpha_max}"),
+            (finite(self.beta_max) and self.beta_max >= 0, f"--beta-max must be a number >= 0, not {self.beta_max}"),
+            (finite(self.bg_threshold) and 0 <= self.bg_threshold < 255,
+             f"--bg-threshold must be a number of grey levels in [0, 255), not {self.bg_threshold}"),
             (16 <= min(self.image_size) and max(self.image_size) <= MAX_IMAGE_SIZE,
              f"--image-size must be 16 to {MAX_IMAGE_SIZE} pixels a side, not "
              f"{self.image_size[0]}x{self.image_size[1]}"),
@@ -156,14 +163,25 @@ def build_model(recipe: Recipe, classes: tuple[str, ...], head: str = "classmap"
 
 # -- the classifier cache ---------------------------------------------------------------------
 def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int) -> dict[str, Any]:
-    """What determines a trained classifier; its hash names the cache folder."""
+    """What determines a trained classifier; its hash names the cache folder.
+
+    The data enter as the frame cache's name (the data set's content fingerprint) and, for clip
+    training on ``.flo`` files, the files' content fingerprint.
+    """
+    from .flow import flow_fingerprint
+
     name, options = method.classifier()
     fields = dataclasses.asdict(recipe)
+    key = {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
+           "image_size": list(recipe.image_size), "seed": seed}
     if method.clip_length() == 1:
         fields.pop("flow")  # single-frame training never reads flow
         fields.pop("flow_root")
-    return {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
-            "image_size": list(recipe.image_size), "seed": seed}
+    else:
+        content = flow_fingerprint(recipe.flow, recipe.flow_options(), data.index)
+        if content is not None:  # .flo files: their content, not only where they are
+            key["flow_data"] = content
+    return key
 
 
 def classifier_dir(runs_dir: Path, key: dict[str, Any]) -> Path:
@@ -230,13 +248,33 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
             train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
                              compile_model=compile_model, progress=progress, key=key)
             trained_now = True
-        info = json.loads((folder / "train.json").read_text())
+        info = load_json(folder / "train.json", Record({"train_seconds": Number(finite=True)},
+                                                        required=("train_seconds",), extra=AnyValue()),
+                         "classifier training record", hint=f"delete {folder} to train the classifier again")
     model = build_model(recipe, classes_for(recipe.background_removal), trainer.head)
-    model.load_state_dict(load_torch(folder / "final.pt"))
+    load_weights(model, folder / "final.pt")
     model.to(device).eval()
     # relative to the runs directory, which can then be copied or moved
     return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
                    "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"], "options": key["options"]}
+
+
+def load_weights(model: CamNet, path: Path) -> None:
+    """Load a stored classifier's ``final.pt`` into ``model``.
+
+    Raises:
+        UserError: a missing, unreadable or corrupt file, or weights of another architecture,
+            naming the file and how to get it again.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: classifier weights missing; delete {path.parent} to train it again")
+    state = load_torch(path)  # weights only: a file with Python objects is refused, never run
+    try:
+        model.load_state_dict(state)
+    except Exception as err:  # not a state dict, or weights of another architecture
+        raise UserError(f"{path}: unreadable classifier weights ({type(err).__name__}); delete {path.parent} to "
+                        "train it again") from None
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -482,11 +520,12 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
+        gen = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
         sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
         loader = DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
                             collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
-        aug_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7)
+        aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
         model.train()
         rows = []
         bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,

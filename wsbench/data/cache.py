@@ -8,12 +8,14 @@ resolution and estimator, and training never recomputes it.
 
 Layout::
 
-    CACHE_DIR/<dataset>-<fingerprint>/<w>x<h>-bg<threshold>/
+    CACHE_DIR/<dataset>-<hash of the data fingerprint and cache version>/<w>x<h>-bg<threshold>/
         meta.json                   videos, their slice of the arrays, original frame sizes
         frames.npy                  (N, h, w, 3) uint8, original frames (with background)
         fg.npy                      (N, h, w) uint8, 1 = foreground
         fg/<video>/<frame>.png      foreground at analysis resolution (evaluation)
-        flow-<name>-<hash>.npy      (N, 2, 2, h/4, w/4) float16: [:, 0] flow to t+1, [:, 1] to t-1
+        flow-<name>-<hash>.npy      (N, 2, 2, h/4, w/4) float16: [:, 0] flow to t+1, [:, 1] to t-1;
+                                    the hash covers the estimator's options and, for .flo files,
+                                    their content fingerprint
 
 Every artefact is built in a temporary location and renamed into place, so an interrupted build
 leaves nothing half-written and two processes building the same cache do not corrupt it.
@@ -24,11 +26,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from ..errors import UserError
 from ..files import chmod_as_new, reserve_space, write_image
 from ..progress import show_progress
 from ..runs import atomic_write_json, config_hash
+from ..schema import AnyValue, Int, ListOf, Record, load_json
 from . import background as bg
 from .index import Video, VideoIndex
 
@@ -47,7 +50,8 @@ __all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare
 CACHE_ENV = "WSBENCH_CACHE_DIR"
 #: flows are stored at 1/FLOW_STRIDE of the training resolution (≥ 2× the features at stride 8)
 FLOW_STRIDE = 4
-_VERSION = 1
+#: 2: the data fingerprint resolves the root; frames ignore EXIF orientation
+_VERSION = 2
 
 
 def resolve_cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -79,6 +83,12 @@ class VideoSlice:
         return self.start + self.length
 
 
+_META_SCHEMA = Record({"videos": ListOf(Record({"start": Int(0), "length": Int(1),
+                                                "frame_size": ListOf(Int(1), length=2)},
+                                               required=("start", "length", "frame_size"), extra=AnyValue()))},
+                     required=("videos",), extra=AnyValue())
+
+
 class PreparedData:
     """A data set ready for training and evaluation: its index plus the cached arrays.
 
@@ -101,10 +111,17 @@ class PreparedData:
         self.image_size = image_size
         self.bg_threshold = bg_threshold
         self.bg_morph = bg_morph
-        meta = json.loads((path / "meta.json").read_text())
+        hint = f"delete {path} to rebuild the cache"
+        meta = load_json(path / "meta.json", _META_SCHEMA, "cache index", hint=hint)
         self.slices = [VideoSlice(s["start"], s["length"], tuple(s["frame_size"])) for s in meta["videos"]]
-        self.frames = np.load(path / "frames.npy", mmap_mode="r")
-        self.fg = np.load(path / "fg.npy", mmap_mode="r")
+        try:
+            self.frames = np.load(path / "frames.npy", mmap_mode="r")
+            self.fg = np.load(path / "fg.npy", mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: unreadable cache arrays ({type(err).__name__}); {hint}") from None
+        expected = sum(s.length for s in self.slices)
+        if len(self.slices) != len(index.videos) or len(self.frames) != expected or len(self.fg) != expected:
+            raise UserError(f"{path / 'meta.json'}: cache index does not match its arrays or the data set; {hint}")
         self.timings: dict[str, float] = {"frames": 0.0, "flow": 0.0}
         self._flows: dict[str, np.ndarray] = {}
 
@@ -149,7 +166,10 @@ class PreparedData:
             frame n+1, ``[n, 1]`` to frame n-1 (zeros where the neighbour does not exist), in
             pixels of the stored resolution, with the convention of :mod:`wsbench.flow`.
         """
-        key = f"flow-{name}-{config_hash({'name': name, 'options': options, 'v': _VERSION}, 8)}"
+        from ..flow import flow_fingerprint
+
+        content = flow_fingerprint(name, options, self.index)  # .flo files rewritten in place: a new key
+        key = f"flow-{name}-{config_hash({'name': name, 'options': options, 'v': _VERSION, 'content': content}, 8)}"
         if key in self._flows:
             return self._flows[key]
         target = self.path / f"{key}.npy"
@@ -174,6 +194,7 @@ class PreparedData:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
             reserve_space([Path(tmp)], f"the {name} flow cache")
             video_flows = getattr(estimator, "video_flows", None)  # estimators that read files, not frames
+            unknown: dict[str, int] = {}  # video → flow vectors marked unknown (NaN)
             for pos, s in enumerate(tqdm(self.slices, desc=f"flow ({name})", unit="video", leave=False,
                                          disable=not show_progress())):
                 if video_flows is not None:
@@ -181,6 +202,9 @@ class PreparedData:
                 else:
                     frames = np.asarray(self.frames[s.start:s.stop])
                     to_next, to_prev = estimate_video_flows(frames, estimator)
+                bad = int(np.isnan(to_next).any(axis=-1).sum() + np.isnan(to_prev).any(axis=-1).sum())
+                if bad:
+                    unknown[self.index.videos[pos].key] = bad
                 for d, flow in enumerate((to_next, to_prev)):
                     t = torch.from_numpy(np.ascontiguousarray(flow)).permute(0, 3, 1, 2)
                     out[s.start:s.stop, d] = resize_flow(t, (fh, fw)).numpy().astype(np.float16)
@@ -188,6 +212,11 @@ class PreparedData:
             del out
             chmod_as_new(tmp)
             os.replace(tmp, target)
+            if unknown:
+                warnings.warn(f"flow {name!r}: {sum(unknown.values())} flow vector(s) in {len(unknown)} video(s) "
+                              f"(e.g. {next(iter(unknown))}) are unknown (NaN, or |value| >= 1e9 in a .flo file); "
+                              "they count as invalid: no temporal constraint or stability comparison there",
+                              stacklevel=2)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -218,7 +247,8 @@ def prepare(
     """
     root = resolve_cache_dir(cache_dir)
     w, h = image_size
-    path = root / f"{index.name}-{index.fingerprint()}" / f"{w}x{h}-bg{bg_threshold:g}-m{max(bg_morph, 1)}"
+    data_key = config_hash({"data": index.fingerprint(), "v": _VERSION}, 16)
+    path = root / f"{index.name}-{data_key}" / f"{w}x{h}-bg{bg_threshold:g}-m{max(bg_morph, 1)}"
     start = time.perf_counter()
     built = False
     if not (path / "meta.json").exists():

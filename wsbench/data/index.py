@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import UserError
-from .io import FrameSource
+from ..schema import ListOf, Record, Str, load_json
+from .io import FrameSource, file_stat
 
 __all__ = ["LABELS", "SPLITS", "Video", "VideoIndex", "assign_splits", "read_splits_file"]
 
@@ -92,13 +93,26 @@ class VideoIndex:
             c["masked_frames"] += sum(m is not None for m in (v.masks or []))
         return out
 
-    def fingerprint(self) -> str:
-        """Hash of everything that determines cached frames: ids, splits, frame files."""
+    def fingerprint(self, masks: bool = False) -> str:
+        """Content fingerprint: ids, splits and frame files (name, size, mtime), never pixel data.
+
+        The root counts as its resolved absolute path, so ``./data`` and ``/abs/data`` are one
+        data set, and a file changed in place (new size or mtime) changes the fingerprint.
+
+        Args:
+            masks: also the GT mask files (what a score depends on; the caches of frames and the
+                classifiers do not read masks, so they are keyed without them).
+
+        Returns:
+            16 hex digits.
+        """
         h = hashlib.sha256()
-        h.update(json.dumps([self.name, str(self.root) if self.root else None]).encode())
+        h.update(json.dumps([self.name, str(Path(self.root).resolve()) if self.root else None]).encode())
         for v in self.videos:
             fp = v.frames.fingerprint() if hasattr(v.frames, "fingerprint") else list(v.frames.names)
             h.update(json.dumps([v.key, v.split, fp]).encode())
+            if masks:
+                h.update(json.dumps([file_stat(m) if m is not None else None for m in v.masks or []]).encode())
         return h.hexdigest()[:16]
 
 
@@ -106,18 +120,11 @@ def read_splits_file(path: Path) -> dict[str, list[str]]:
     """Read ``splits.json``: ``{"train": [ids], "val": [...], "test": [...]}``.
 
     Raises:
-        UserError: unreadable JSON or wrong structure, naming the file.
+        UserError: unreadable or invalid JSON (a key given twice, absurd nesting included) or a
+            wrong structure, naming the file and the key.
     """
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: cannot read splits ({err})") from None
-    if not isinstance(data, dict) or not set(data) <= set(SPLITS) or "train" not in data:
-        raise UserError(f"{path}: expected an object with keys 'train' and optionally 'val', 'test'")
-    for key, ids in data.items():
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise UserError(f"{path}: {key!r} must be a list of video ids")
-    return data
+    ids = ListOf(Str())
+    return load_json(path, Record({"train": ids, "val": ids, "test": ids}, required=("train",)), "splits")
 
 
 def assign_splits(

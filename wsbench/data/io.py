@@ -15,6 +15,10 @@ Size limit: a small file can declare a huge image (a 60 kB PNG of 16000×16000 p
 header and an image above :func:`max_image_pixels` (64 megapixels unless ``$WSBENCH_MAX_IMAGE_PIXELS``
 says otherwise) is refused before it is decoded; video frames are held to the same limit. Other
 formats (TIFF) keep OpenCV's own limit (``$OPENCV_IO_MAX_IMAGE_PIXELS``, 2³⁰ pixels).
+
+Orientation: an EXIF orientation tag is ignored for frames and masks alike, so both are used on
+the pixel grid as stored (as video decoders deliver frames) and a mask always lines up with its
+frame.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "check_pixels",
     "declared_size",
+    "check_frame_names",
+    "file_stat",
     "image_files",
     "is_image_file",
     "max_image_pixels",
@@ -53,7 +59,12 @@ _DIGITS = re.compile(r"(\d+)")
 
 
 def natural_key(name: str) -> tuple:
-    """Sort key that orders embedded numbers numerically (``f2`` < ``f10``)."""
+    """Sort key that orders embedded numbers numerically (``f2`` < ``f10``).
+
+    Leading zeros and letter case do not count: ``f_01``, ``f_1`` and ``f_001`` tie, and a stable
+    sort keeps them in the order given (the file system's); frames of one video must not tie
+    (:class:`ImageFiles` refuses them).
+    """
     return tuple(int(p) if p.isdigit() else p.lower() for p in _DIGITS.split(name))
 
 
@@ -77,19 +88,35 @@ def image_files(folder: Path) -> list[Path]:
     visible = [p for p in skipped if not p.name.startswith(".")]
     if visible:
         warnings.warn(f"{folder}: skipped {len(visible)} non-image file(s), e.g. {visible[0].name}", stacklevel=3)
+    check_frame_names(files)
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def check_frame_names(paths: Sequence[Path]) -> None:
+    """Refuse frames of one video whose order or identity is ambiguous.
+
+    Raises:
+        UserError: two frames share a stem (``f1.png`` and ``f1.jpg``), or two stems differ only in
+            leading zeros or case (``f_01`` and ``f_1``), so that no order between them is right.
+    """
     stems: dict[str, Path] = {}
-    for p in files:
+    keys: dict[tuple, Path] = {}
+    for p in paths:
         if p.stem in stems:
             raise UserError(f"{p}: two frames share the name {p.stem!r} ({stems[p.stem].name})")
         stems[p.stem] = p
-    return sorted(files, key=lambda p: natural_key(p.name))
+        key = natural_key(p.stem)
+        if key in keys:
+            raise UserError(f"{p.parent}: frame names {keys[key].name!r} and {p.name!r} differ only in leading "
+                            "zeros or case, so their order is ambiguous; rename one of them")
+        keys[key] = p
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3).
 
     Grayscale images are replicated to three channels, an alpha channel is dropped and 16-bit
-    images are scaled to 8 bits.
+    images are scaled to 8 bits. An EXIF orientation tag is ignored (as for masks).
 
     Args:
         path: the image file.
@@ -101,7 +128,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         UserError: if the file is missing, empty, truncated, corrupt or not an image.
     """
     path = Path(path)
-    image = _decode(path, cv2.IMREAD_COLOR, "image")
+    image = _decode(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION, "image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -110,7 +137,8 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
 
     A pixel is the object when any colour channel reaches ``threshold`` (of 255; 16-bit masks are
     compared at the same fraction of 65535), so white, grey and coloured masks all work and JPEG
-    noise is ignored. A mask whose only values are 0 and 1 is a label image: 1 is the object.
+    noise is ignored. A mask whose only values are 0 and 1 is a label image: 1 is the object. An
+    EXIF orientation tag is ignored (as for frames).
 
     Args:
         path: PNG (or JPEG, TIFF, ...) file; an alpha channel is ignored.
@@ -213,6 +241,19 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def file_stat(path: str | Path) -> list:
+    """``[name, size, mtime_ns]`` of a file (following symlinks), or ``[name, None, None]`` if missing.
+
+    What content fingerprints are made of: cheap, and changed by any edit of the file.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return [path.name, None, None]
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
 def _decode(path: Path, flags: int, what: str) -> np.ndarray:
     data = _read_bytes(path)
     size = declared_size(data)
@@ -290,10 +331,14 @@ class ImageFiles:
 
     Args:
         paths: image files in temporal order.
+
+    Raises:
+        UserError: ambiguous frame names (see :func:`check_frame_names`).
     """
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = [Path(p) for p in paths]
+        check_frame_names(self.paths)
         self.names = [p.stem for p in self.paths]
 
     def __len__(self) -> int:
@@ -309,8 +354,4 @@ class ImageFiles:
 
     def fingerprint(self) -> list:
         """(name, size, mtime) per file: what the caches are keyed on."""
-        out = []
-        for p in self.paths:
-            st = p.stat()
-            out.append([p.name, st.st_size, st.st_mtime_ns])
-        return out
+        return [file_stat(p) for p in self.paths]
