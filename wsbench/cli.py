@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .errors import UserError
+from .recipes import RECIPES
 from .registry import RegistryError
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
@@ -94,10 +95,16 @@ def main() -> None:
 
 # -- list -------------------------------------------------------------------------------------
 @cli.command("list")
-@click.argument("kind", type=click.Choice(["methods", "datasets", "flows"]), default="methods")
+@click.argument("kind", type=click.Choice(["methods", "datasets", "flows", "recipes"]), default="methods")
 @click.argument("pattern", default="*")
 def list_cmd(kind: str, pattern: str) -> None:
-    """List registered methods, datasets or flow estimators matching PATTERN (wildcards allowed)."""
+    """List registered methods, datasets, flow estimators or training recipes matching PATTERN (wildcards allowed).
+
+    Datasets show their default recipe; recipes show the fields they set (the others are the paper's).
+    """
+    if kind == "recipes":
+        _list_recipes(pattern)
+        return
     registry = _registry(kind)
     entries = registry.entries(pattern)
     if not entries:
@@ -107,8 +114,28 @@ def list_cmd(kind: str, pattern: str) -> None:
     for e in entries:
         flags = [f.name.replace("_", "-") for f in dataclasses.fields(e.meta)
                  if isinstance(getattr(e.meta, f.name), bool) and getattr(e.meta, f.name)]
+        if kind == "datasets":
+            flags.append(f"recipe: {e.meta.recipe}")
         desc = getattr(e.meta, "description", "")
         click.echo(f"{e.name:<{width}}  {desc}  [{e.source}{'; ' + ', '.join(flags) if flags else ''}]")
+
+
+def _list_recipes(pattern: str) -> None:
+    import fnmatch
+
+    from .recipes import RECIPES
+
+    names = [n for n in RECIPES if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        click.echo(f"no recipes match {pattern!r}")
+        return
+    width = max(map(len, names))
+    shown = ("backbone", "output_stride", "image_size", "epochs", "batch_size", "optimizer", "lr")
+    for name in names:
+        recipe = RECIPES[name].recipe()
+        fields = ", ".join(f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                           for k, v in ((k, getattr(recipe, k)) for k in shown))
+        click.echo(f"{name:<{width}}  {RECIPES[name].description}  [{fields}]")
 
 
 def _registry(kind: str):
@@ -204,12 +231,15 @@ def _method_params(name: str, taken: set[str]) -> list[click.Option] | None:
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``wsbench run`` and ``wsbench suite``'s overrides (recipe and setup)."""
     options = [
-        click.option("--backbone", help="timm backbone [default: per dataset; resnet50 for real data]"),
+        click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)),
+                     help="named recipe (wsbench list recipes); the options below override its fields [default: "
+                          "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of paper]"),
+        click.option("--backbone", help="timm backbone [default: from the recipe]"),
         click.option("--pretrained", help="weights: a local file, or 'timm' for the local timm cache "
                                           "[default: from scratch]"),
         click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="backbone output stride"),
         click.option("--pool", type=click.Choice(["gap", "lse"]), help="logit pooling [default: gap]"),
-        click.option("--image-size", help="training resolution N or WxH [default: per dataset]"),
+        click.option("--image-size", help="training resolution N or WxH [default: from the recipe]"),
         click.option("--epochs", type=int, help="training epochs"),
         click.option("--batch-size", type=int, help="frames per batch"),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), help="optimiser [default: adamw]"),
@@ -266,7 +296,7 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--resume", is_flag=True, help="continue the interrupted run with the same options")
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars, recipe note or time estimate")
 @click.pass_context
 def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     """Train what METHOD needs on DATASET, produce maps for the test frames and score them.
@@ -280,7 +310,7 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     method_params = ctx.meta.get(_METHOD_PARAMS) or []
     method_options = {p.name: kwargs.pop(p.name) for p in method_params}
     recipe = recipe_from(kwargs)
-    spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"],
+    spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"], recipe_name=kwargs["recipe_name"],
                    data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
                    method_options=method_options, recipe=recipe, seed=kwargs["seed"], split_seed=kwargs["split_seed"],
                    dataset_options=dataset_options(kwargs["dataset_option"]),

@@ -7,12 +7,14 @@ A spec (see ``benchmarks/*.toml``)::
     seeds = [0]
     tables = ["comparison", "ablation", "background"]   # printed after the run
 
-    [recipe]                 # optional overrides for every run
+    [recipe]                 # optional, for every run: a named recipe (wsbench list recipes; default: the
+    name = "cpu"             # data set's) and recipe options over its fields; a name alone: recipe = "cpu"
     epochs = 8
 
     [[runs]]
     method = "tccam"
     options = { spatial = false }   # the method's own options
+    recipe = { epochs = 4 }         # optional, over the suite's recipe (or recipe = "NAME")
     label = "Only temporal"         # optional, for tables
 
     [datasets_options."video-folder"]  # optional per-dataset data root / split seed
@@ -106,16 +108,38 @@ def load_spec(path: str | Path) -> SuiteSpec:
             raise UserError(f"{path}: runs[{i}] needs 'method' and may have options, recipe, fuse_neighbours, "
                             "fuse_mode, label"
                             + (f" (unknown: {sorted(extra)[0]!r})" if extra else ""))
+        entry = dict(entry, recipe=_recipe_table(entry.get("recipe", {}), path, f"runs[{i}].recipe"))
         runs.append(SuiteRun(**entry))
     evaluation = dict(raw.get("evaluation", {}))
     if set(evaluation) - {"cam_scales", "cam_flip"}:
         raise UserError(f"{path}: [evaluation] takes cam_scales and cam_flip, not "
                         f"{sorted(set(evaluation) - {'cam_scales', 'cam_flip'})[0]!r}")
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
-                     seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs, recipe=dict(raw.get("recipe", {})),
+                     seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs,
+                     recipe=_recipe_table(raw.get("recipe", {}), path, "recipe"),
                      dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
                      evaluation=evaluation)
+
+
+def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
+    """A spec's ``recipe``: ``"NAME"`` is ``{name = "NAME"}``; a table's ``name`` is a named recipe, the rest its options.
+
+    Raises:
+        UserError: neither a string nor a table, or an unknown recipe name.
+    """
+    from .recipes import named_recipe
+
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: {where} must be a recipe name or a table of recipe options, not {value!r}")
+    if "name" in value:
+        try:
+            named_recipe(value["name"])
+        except UserError as err:
+            raise UserError(f"{path}: {where}: {err}") from None
+    return dict(value)
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
@@ -131,10 +155,12 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 recipe = dict(spec.recipe)
                 recipe.update(run.recipe)
                 recipe.update(overrides.get("recipe", {}))
+                recipe_name = recipe.pop("name", None)
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
                                    split_seed=int(ds_opts.get("split_seed", 0)), method_options=dict(run.options),
                                    dataset_options=own_options,
-                                   recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
+                                   recipe=recipe, recipe_name=recipe_name, seed=seed,
+                                   fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers"),
                                    cache_dir=overrides.get("cache_dir"), label=run.label,
@@ -158,6 +184,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     Returns:
         The finished run records of the suite (old and new), in spec order.
     """
+    from .device import resolve_device
     from .pipeline import execute, resolve
 
     overrides = overrides or {}
@@ -166,7 +193,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     started = time.perf_counter()
     todo = list(_specs(spec, seeds, overrides))
     for i, (run, run_spec) in enumerate(todo, 1):
-        config_hash = resolve(run_spec).config["config_hash"]
+        config_hash = resolve(run_spec, resolve_device(run_spec.device).type).config["config_hash"]
         done = [r for r in iter_runs(runs_dir) if r.config.get("config_hash") == config_hash]
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if done:

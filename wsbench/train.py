@@ -21,9 +21,10 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -38,77 +39,11 @@ from .device import default_workers, to_device
 from .errors import UserError
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
+from .recipes import Recipe
 from .runs import atomic_write_json, config_hash
 
 __all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "loss_weight", "obtain_classifier",
            "train_classifier"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Everything that determines how a classifier is trained (shared by all methods).
-
-    Attributes:
-        backbone: timm model name.
-        pretrained: ``None``, a local weights file, or ``"timm"`` (local timm cache only).
-        output_stride: 8, 16 or 32.
-        pool: ``"gap"`` (paper) or ``"lse"``.
-        image_size: training resolution ``(w, h)``.
-        epochs: training epochs.
-        batch_size: frames per batch (clips count their frames).
-        optimizer: ``"adamw"`` or ``"sgd"`` (momentum 0.9, 10× learning rate on the head, as in
-            the reference code).
-        lr: peak learning rate.
-        weight_decay: weight decay.
-        schedule: learning-rate schedule ``"onecycle"``, ``"poly"`` (power 0.9) or ``"constant"``.
-        alpha_max: maximum weight of the spatial loss.
-        beta_max: maximum weight of the temporal loss.
-        weight_ramp: ``"ramp"`` (paper: 0 for the first epoch, then linear to the maximum by
-            mid-training) or ``"constant"`` (the authors' code).
-        background_removal: three classes on background-removed frames (paper) or two classes
-            on the original frames.
-        bg_threshold: background-removal threshold (grey levels).
-        augment: flips, small shifts and colour gain on training batches.
-        flow: optical-flow estimator for clip training.
-        flow_root: where the ``files`` estimator reads ``.flo`` files (``None``: the data set's
-            own locations).
-    """
-
-    backbone: str = "resnet50"
-    pretrained: str | None = None
-    output_stride: int = 16
-    pool: Literal["gap", "lse"] = "gap"
-    image_size: tuple[int, int] = (512, 512)
-    epochs: int = 25
-    batch_size: int = 16
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: Literal["onecycle", "poly", "constant"] = "onecycle"
-    alpha_max: float = 4.0
-    beta_max: float = 4.0
-    weight_ramp: Literal["ramp", "constant"] = "ramp"
-    background_removal: bool = True
-    bg_threshold: float = 22.0
-    augment: bool = True
-    flow: str = "dis"
-    flow_root: str | None = None
-
-    def flow_options(self) -> dict[str, Any]:
-        """Options of the flow estimator (``root`` when ``flow_root`` is set)."""
-        return {"root": self.flow_root} if self.flow_root else {}
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.output_stride in (8, 16, 32), f"--output-stride must be 8, 16 or 32, not {self.output_stride}"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (min(self.image_size) >= 16, "--image-size must be at least 16 pixels"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
 
 
 class TrainingDiverged(UserError):
@@ -351,6 +286,23 @@ def _save(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _print_estimate(elapsed: float, done: int, todo: int, recipe: Recipe, device: torch.device) -> None:
+    """One line on stderr after the first steps: how long the whole training will take at this pace."""
+    from tqdm.auto import tqdm
+
+    per_step = elapsed / done
+    tqdm.write(f"estimate: training takes about {_duration(per_step * todo)} ({todo} steps at {per_step:.2f} s "
+               f"per step on {device.type}, {recipe.epochs} epochs of {recipe.backbone} at "
+               f"{'x'.join(map(str, recipe.image_size))}), then map inference", file=sys.stderr)
+
+
 class _Losses(nn.Module):
     """A method's loss terms as one module call, so DDP sees one forward per step (PuzzleCAM
     calls the model twice, on the images and on their tiles)."""
@@ -434,6 +386,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             _truncate_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
+    first_step, loop_started = step, time.perf_counter()
+    estimate_after = min(5, total_steps - step)  # steps timed before the estimate is printed
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -472,6 +426,9 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             rows.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "total"})
             step += 1
+            if progress and main and step - first_step == estimate_after:
+                _print_estimate(time.perf_counter() - loop_started, estimate_after, total_steps - first_step,
+                                recipe, device)
         elapsed += time.perf_counter() - started
         saved = epoch
         if not main:

@@ -25,8 +25,7 @@ def zerowaste_w(root: Path, split_seed: int = 0) -> VideoIndex:
 
 @register_dataset("synthetic-belt", needs_root=False,
                   description="built-in synthetic conveyor belt (generated once into the cache)",
-                  recipe=(("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (96, 96)),
-                          ("epochs", 8), ("batch_size", 32), ("lr", 2e-3)))
+                  recipe="cpu")
 def synthetic_belt(root: Path | None = None, split_seed: int = 0, cache_dir: str | None = None) -> VideoIndex:
     """The default synthetic belt, generated into ``root`` or the cache on first use (see :mod:`.synthetic`)."""
     from .cache import resolve_cache_dir
