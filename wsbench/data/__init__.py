@@ -21,7 +21,7 @@ The contract of that function:
   index into cached arrays at training resolution (background removal included), and flows are
   computed from those.
 
-``create_dataset(name, root=...)`` calls it. See ``plugins/wsbench-mp4`` for a plugin.
+``create_dataset(name, root=...)`` calls it. See ``plugins/wsbench-frames-csv`` for a plugin.
 """
 
 from __future__ import annotations

@@ -11,10 +11,16 @@ from .video_folder import read_video_folder
 from .zerowaste import read_zerowaste
 
 
-@register_dataset("video-folder", description="any data set in the before/after/<video>/<frames> layout")
-def video_folder(root: Path, split_seed: int = 0) -> VideoIndex:
-    """A folder in the video-folder layout (see :mod:`wsbench.data.video_folder`)."""
-    return read_video_folder(root, split_seed=split_seed, name="video-folder")
+@register_dataset("video-folder", description="any data set in the before/after/<video>/<frames> layout, "
+                                             "or before/after/<recording>.mp4 (options: segment_seconds, stride)")
+def video_folder(root: Path, split_seed: int = 0, segment_seconds: float | None = None, stride: int = 1) -> VideoIndex:
+    """A folder in the video-folder layout (see :mod:`wsbench.data.video_folder`).
+
+    ``segment_seconds`` cuts each video file into videos of that length; ``stride`` keeps every
+    n-th frame of a video file.
+    """
+    return read_video_folder(root, split_seed=split_seed, name="video-folder", segment_seconds=segment_seconds,
+                             stride=stride)
 
 
 @register_dataset("zerowaste-w", description="ZeroWaste-w: before videos, after stills (no temporal training)")
