@@ -16,6 +16,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from .data.synthetic import BeltConfig
 from .errors import UserError
 from .recipes import RECIPES
 from .registry import RegistryError
@@ -377,7 +378,7 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long"]),
               default="all", show_default=True,
               help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, or long: one row "
-                   "per run, metric and split")
+                   "per run, metric and split (csv, json or markdown; not latex)")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
@@ -462,15 +463,20 @@ def data_cmd() -> None:
     """Generate, inspect and cache datasets."""
 
 
+_BELT = BeltConfig()
+
+
 @data_cmd.command("synth")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write (video-folder layout)")
-@click.option("--videos", type=int, help="train videos per class (val/test scale with it)")
-@click.option("--frames", type=int, help="frames per video")
-@click.option("--size", help="frame size WxH")
+@click.option("--videos", type=int, default=_BELT.train_videos, show_default=True,
+              help=f"train videos per class (val/test scale with it: {_BELT.val_videos}/{_BELT.test_videos} "
+                   f"at the default)")
+@click.option("--frames", type=int, default=_BELT.frames, show_default=True, help="frames per video")
+@click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
 @click.option("--seed", type=int, default=0, show_default=True, help="generator seed")
-def data_synth(out: Path, videos: int | None, frames: int | None, size: str | None, seed: int) -> None:
-    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks)."""
-    from .data.synthetic import BeltConfig, generate_belt
+def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> None:
+    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in belt."""
+    from .data.synthetic import generate_belt
 
     config = _belt_config(BeltConfig, videos, frames, size, seed)
     path = generate_belt(out, config)
@@ -497,10 +503,11 @@ def _belt_config(cls, videos, frames, size, seed):
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
-@click.option("--out", type=click.Path(path_type=Path), help="contact sheet PNG [default: ROOT/contact_sheet.png]")
+@click.option("--out", type=click.Path(path_type=Path), default="contact_sheet.png", show_default=True,
+              help="contact sheet PNG (in the current folder, never in the data folder unless asked)")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: float, dataset_option: tuple[str, ...],
-              out: Path | None, cache_dir: Path | None) -> None:
+              out: Path, cache_dir: Path | None) -> None:
     """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
@@ -508,9 +515,8 @@ def data_show(root: Path | None, dataset: str, split_seed: int, bg_threshold: fl
     index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=cache_dir,
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
-    target = out or (Path(index.root) / "contact_sheet.png" if index.root else Path("contact_sheet.png"))
-    contact_sheet(index, target, bg_threshold=bg_threshold)
-    click.echo(f"contact sheet: {target}")
+    contact_sheet(index, out, bg_threshold=bg_threshold)
+    click.echo(f"contact sheet: {out}")
 
 
 # -- data set options -------------------------------------------------------------------------
