@@ -36,11 +36,12 @@ estimates flow itself. Third-party methods use exactly this API from an installe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-import torch
+if TYPE_CHECKING:  # torch and timm load on first use, so listing methods and --help stay fast
+    import torch
 
-from ..model import CamNet, cam_from_class_maps
+    from ..model import CamNet
 
 __all__ = ["Batch", "Fusion", "LossTerm", "Method", "NoOptions", "Progress"]
 
@@ -200,6 +201,8 @@ class Method:
             this under ``torch.no_grad()`` unless the registry entry says ``needs_grad=True``.
             Default: the CAM of eq. (8) read off the class maps.
         """
+        from ..model import cam_from_class_maps
+
         return cam_from_class_maps(model(images), model.class_index(self.target))
 
     def fusion(self) -> Fusion | None:
