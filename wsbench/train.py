@@ -1,7 +1,7 @@
 """The one training loop every method uses.
 
 It owns: data loading (single frames or clips with flows), augmentation on the batch, the α/β
-schedule, the optimiser and learning-rate schedule, AMP (bf16) and channels_last on CUDA,
+schedule, the optimiser and learning-rate schedule, AMP (bf16) and a channels_last model on CUDA and under DDP,
 a checkpoint after every epoch, resume, a per-step CSV log of every loss term, and stopping with
 a clear message on a non-finite loss. It has no method-specific branch: the method named by
 ``Method.classifier()`` supplies the loss terms.
@@ -341,7 +341,10 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     classes = classes_for(recipe.background_removal)
     _seed_all(seed)
     model = build_model(recipe, classes).to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or world > 1:
+        # the batches are channels_last on every device, so their weight gradients are too; under DDP the
+        # parameters must match them, or every step copies across layouts ("Grad strides do not match
+        # bucket view strides"). A single CPU process keeps its contiguous weights (unchanged numerics).
         model = model.to(memory_format=torch.channels_last)
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
