@@ -17,8 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

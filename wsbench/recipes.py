@@ -1,9 +1,10 @@
 """Training recipes: the :class:`Recipe` dataclass and the named recipes ``--recipe NAME`` picks.
 
 A recipe is everything that determines how a classifier is trained. A run's recipe is resolved in
-three steps: the named recipe (``--recipe NAME``, a suite's ``recipe = "NAME"``, else the data
-set's default, shown by ``wsbench list datasets``), then each recipe option given on its own
-(``--epochs 3``) over that recipe's fields. Only the resolved fields are hashed into a run's
+two steps: the named recipe (``--recipe NAME``, a suite's ``recipe = "NAME"``, else the data set's
+default, shown by ``wsbench list datasets``, with ``cpu`` for ``paper`` on a CPU without pretrained
+weights, see :func:`choose_recipe`), then each recipe option given on its own (``--epochs 3``) over
+that recipe's fields. Only the resolved fields are hashed into a run's
 configuration; the name is recorded beside them, so a run keeps its hash whichever name (or
 none) produced the same fields.
 
