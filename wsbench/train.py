@@ -298,8 +298,9 @@ def _print_estimate(elapsed: float, done: int, todo: int, recipe: Recipe, device
     from tqdm.auto import tqdm
 
     per_step = elapsed / done
-    tqdm.write(f"estimate: training takes about {_duration(per_step * todo)} ({todo} steps at {per_step:.2f} s "
-               f"per step on {device.type}, {recipe.epochs} epochs of {recipe.backbone} at "
+    tqdm.write(f"estimate: training takes about {_duration(per_step * todo)} ({todo} step{'s' * (todo != 1)} at "
+               f"{per_step:.2f} s per step on {device.type}, {recipe.epochs} epoch{'s' * (recipe.epochs != 1)} of "
+               f"{recipe.backbone} at "
                f"{'x'.join(map(str, recipe.image_size))}), then map inference", file=sys.stderr)
 
 
