@@ -101,7 +101,7 @@ def main() -> None:
 def list_cmd(kind: str, pattern: str) -> None:
     """List registered methods, datasets, flow estimators or training recipes matching PATTERN (wildcards allowed).
 
-    Datasets show their default recipe; recipes show the fields they set (the others are the paper's).
+    Datasets show their default recipe; recipes show their main fields.
     """
     if kind == "recipes":
         _list_recipes(pattern)
@@ -123,8 +123,6 @@ def list_cmd(kind: str, pattern: str) -> None:
 
 def _list_recipes(pattern: str) -> None:
     import fnmatch
-
-    from .recipes import RECIPES
 
     names = [n for n in RECIPES if fnmatch.fnmatchcase(n, pattern)]
     if not names:

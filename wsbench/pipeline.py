@@ -19,8 +19,8 @@ from .errors import UserError
 from .flow import FLOWS
 from .methods import Fusion, Method, create_method
 from .multiscale import parse_scales
-from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .recipes import Recipe, choose_recipe
+from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
 from .train import obtain_classifier
 
 __all__ = ["RunSpec", "cam_inference", "execute", "incompatibility", "resolve"]
