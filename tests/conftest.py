@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -51,6 +52,33 @@ def write_video_folder(root: Path, videos: int = 3, frames: int = 5, size: tuple
                     cv2.imwrite(str(mdir / f"{name(t)}.png"), mask)
     if splits is not None:
         (root / "splits.json").write_text(json.dumps(splits))
+    return root
+
+
+def write_mp4_folder(root: Path, frames: int, fps: float = 10.0) -> Path:
+    """The video-folder data of :func:`write_video_folder`, each video encoded as one MP4 file
+    (``cv2.VideoWriter``), masks renamed to the file's frame numbers; skips where OpenCV cannot."""
+    src = write_video_folder(root.parent / f"{root.name}-frames", videos=3, frames=frames)
+    for label in ("before", "after"):
+        (root / label).mkdir(parents=True)
+        for vdir in sorted((src / label).iterdir()):
+            images = sorted(vdir.iterdir())
+            h, w = cv2.imread(str(images[0])).shape[:2]
+            writer = cv2.VideoWriter(str(root / label / f"{vdir.name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                     (w, h))
+            if not writer.isOpened():
+                pytest.skip("this OpenCV build cannot encode MP4 (mp4v codec unavailable)")
+            for image in images:
+                writer.write(cv2.imread(str(image)))
+            writer.release()
+            masks = src / "masks" / label / vdir.name
+            if masks.is_dir():
+                out = root / "masks" / label / vdir.name
+                out.mkdir(parents=True)
+                for n, mask in enumerate(sorted(masks.iterdir())):
+                    shutil.copy(mask, out / f"{vdir.name}_{n:06d}.png")
+    if cv2.VideoCapture(str(root / "before" / "vid0.mp4")).read()[0] is False:
+        pytest.skip("this OpenCV build cannot decode the MP4 it wrote (no FFmpeg backend)")
     return root
 
 

@@ -95,3 +95,36 @@ def test_run_end_to_end_writes_record(runner, tiny_belt, tmp_path):
     assert len(list((runs / "classifiers").glob("*/final.pt"))) == 1
     result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "GradCAM" in result.output and "all-foreground" in result.output
+
+
+def test_data_synth_help_shows_the_belt_defaults():
+    from wsbench.data.synthetic import BeltConfig
+
+    text = " ".join(CliRunner().invoke(cli, ["data", "synth", "--help"]).output.split())
+    config = BeltConfig()
+    assert f"[default: {config.train_videos}]" in text and f"[default: {config.frames}]" in text
+    assert f"[default: {config.size[0]}x{config.size[1]}]" in text
+
+
+def test_data_show_writes_its_contact_sheet_into_the_current_folder(video_folder, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(cli, ["data", "show", str(video_folder)])
+    assert result.exit_code == 0, result.output
+    assert (work / "contact_sheet.png").is_file() and not (video_folder / "contact_sheet.png").exists()
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "methods"], ["list", "datasets"], ["list", "flows"],
+                                  ["list", "recipes"], ["run", "--method", "tccam", "--help"]])
+def test_listing_and_help_do_not_import_torch(args):
+    """Listing and help answer without torch, timm or pandas (seconds of imports on a small machine)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom wsbench.cli import main\nsys.argv = ['wsbench', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('torch', 'timm', 'pandas') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout[-500:]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import write_video_folder
+from tests.conftest import write_mp4_folder, write_video_folder
 from wsbench.data import create_dataset
 from wsbench.data.cache import prepare
 from wsbench.data.index import assign_splits
@@ -211,3 +212,93 @@ def test_background_removal_keeps_small_and_thin_objects():
     speckle[500, 500] = 200
     assert foreground_mask(speckle, background, 22).sum() == 0  # one-pixel noise is what the default removes
     assert foreground_mask(speckle, background, 22, morph=0).sum() == 1
+
+
+# -- recordings as video files -------------------------------------------------------------------
+def test_video_files_are_read_and_segmented(tmp_path):
+    root = write_mp4_folder(tmp_path / "mp4", frames=20)
+
+    whole = create_dataset("video-folder", root=root)
+    assert sorted(v.key for v in whole.videos) == [f"{c}/vid{i}" for c in ("after", "before") for i in range(3)]
+    video = next(v for v in whole.videos if v.key == "before/vid0")
+    assert len(video) == 20 and video.frames.names[3] == "vid0_000003" and video.has_masks
+    assert [m.name for m in video.masks][:2] == ["vid0_000000.png", "vid0_000001.png"]
+
+    segmented = create_dataset("video-folder", root=root, segment_seconds=1.0)  # 10 fps: two 10-frame segments
+    ids = sorted(v.key for v in segmented.videos if v.label == "before")
+    assert ids == [f"before/vid{i}-{k:03d}" for i in range(3) for k in range(2)]
+    second = next(v for v in segmented.videos if v.key == "before/vid0-001")
+    assert len(second) == 10 and second.frames.names[0] == "vid0_000010"
+    assert second.masks[0].name == "vid0_000010.png"  # masks follow the file's frame numbers
+    decoded = np.stack(list(second.frames)).astype(np.int16)
+    reference = np.stack(list(video.frames))[10:20].astype(np.int16)
+    assert np.abs(decoded - reference).mean() < 1.0  # the segment starts at frame 10, not elsewhere
+
+    strided = create_dataset("video-folder", root=root, segment_seconds=1.0, stride=2)  # 5 kept frames a segment
+    assert [len(v) for v in strided.videos if v.label == "after"] == [5] * 6
+
+
+def test_video_files_and_frame_folders_mix(tmp_path):
+    root = write_mp4_folder(tmp_path / "mp4", frames=5)
+    write_video_folder(tmp_path / "frames", videos=1, frames=5)
+    shutil.copytree(tmp_path / "frames" / "before" / "vid0", root / "before" / "folder0")
+    shutil.copytree(tmp_path / "frames" / "masks" / "before" / "vid0", root / "masks" / "before" / "folder0")
+    index = create_dataset("video-folder", root=root)
+    kinds = {v.id: type(v.frames).__name__ for v in index.videos if v.label == "before"}
+    assert kinds == {"folder0": "ImageFiles", "vid0": "VideoFile", "vid1": "VideoFile", "vid2": "VideoFile"}
+    assert all(v.has_masks for v in index.videos if v.label == "before")
+    assert index.info["segment_seconds"] is None and index.info["stride"] == 1
+    assert "stride" not in create_dataset("video-folder", root=tmp_path / "frames").info  # unchanged for frames
+
+
+def test_video_file_errors_name_the_problem(tmp_path):
+    root = write_mp4_folder(tmp_path / "mp4", frames=6)
+    with pytest.raises(UserError, match="segment_seconds must be positive"):
+        create_dataset("video-folder", root=root, segment_seconds=0)
+    with pytest.raises(UserError, match="takes no option 'fps'"):
+        create_dataset("video-folder", root=root, fps=3)
+    shutil.copy(root / "masks/before/vid0/vid0_000000.png", root / "masks/before/vid0/vid0_000099.png")
+    with pytest.raises(UserError, match="vid0_000099.png: mask has no matching frame"):
+        create_dataset("video-folder", root=root)
+    (root / "masks/before/vid0/vid0_000099.png").unlink()
+    assert len(create_dataset("video-folder", root=root, stride=4).videos) == 6  # masks of skipped frames are fine
+    with pytest.raises(UserError, match="shorter than half of segment_seconds"):
+        create_dataset("video-folder", root=root, segment_seconds=5)  # 6 frames at 10 fps
+    (root / "before" / "vid1.mp4").write_bytes(b"not a video")
+    with pytest.raises(UserError, match="vid1.mp4: not a readable video"):
+        create_dataset("video-folder", root=root)
+    (root / "before" / "vid1.mp4").unlink()
+    shutil.rmtree(root / "masks" / "before" / "vid1")
+    for f in (root / "after").iterdir():
+        f.unlink()
+    with pytest.raises(UserError, match="after: no videos"):
+        create_dataset("video-folder", root=root)
+
+
+@pytest.mark.slow
+def test_video_file_options_on_the_command_line(tmp_path):
+    root = write_mp4_folder(tmp_path / "mp4", frames=16)
+    shown = _wsbench_cli("data", "show", str(root), "--dataset", "video-folder", "--dataset-option", "segment_seconds=0.8",
+                     "--out", str(tmp_path / "sheet.png"))
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "sheet.png").is_file()
+    runs = tmp_path / "runs"
+    ran = _wsbench_cli("run", "--method", "cam", "--dataset", "video-folder", "--data-root", str(root),
+                   "--dataset-option", "segment_seconds=0.8", "--runs-dir", str(runs), "-q", "--recipe", "smoke")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (config_path,) = runs.glob("*/config.json")
+    config = json.loads(config_path.read_text())
+    assert config["dataset_options"] == {"segment_seconds": 0.8}
+    assert config["dataset_info"]["segment_seconds"] == 0.8
+
+
+def _wsbench_cli(*args: str):
+    """``wsbench ARGS`` in-process; returns an object with returncode, stdout and stderr."""
+    import types
+
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    return types.SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)

@@ -17,8 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -67,7 +65,7 @@ def _pip_install(target: Path, *names: str, workdir: Path) -> None:
 def plugin_site(tmp_path_factory) -> Path:
     """Both example plugins installed into one temporary folder (like a site-packages)."""
     root = tmp_path_factory.mktemp("plugins")
-    _pip_install(root / "site", "wsbench-tcam", "wsbench-mp4", workdir=root)
+    _pip_install(root / "site", "wsbench-tcam", "wsbench-frames-csv", workdir=root)
     return root / "site"
 
 
@@ -177,108 +175,85 @@ def test_broken_plugin_warns_by_name_and_commands_work(tmp_path):
     assert "Traceback" not in asked.stderr
 
 
-# -- the mp4 data set plugin ---------------------------------------------------------------------
-def _mp4_folder(root: Path, frames: int, fps: float = 10.0) -> Path:
-    """The conftest video-folder data, each video encoded as one MP4, masks renamed to frame numbers."""
-    src = write_video_folder(root.parent / f"{root.name}-frames", videos=3, frames=frames)
+# -- the frames-csv data set plugin --------------------------------------------------------------
+def _frames_csv(root: Path, split: bool = False) -> Path:
+    """The conftest video-folder data flattened: frames/<video>_frame_<n>.png, labels.csv, masks/."""
+    src = write_video_folder(root.parent / f"{root.name}-src", videos=3, frames=6)
+    rows = ["video,label" + (",split" if split else "")]
     for label in ("before", "after"):
-        (root / label).mkdir(parents=True)
-        for vdir in sorted((src / label).iterdir()):
-            images = sorted(vdir.iterdir())
-            h, w = cv2.imread(str(images[0])).shape[:2]
-            writer = cv2.VideoWriter(str(root / label / f"{vdir.name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                     (w, h))
-            if not writer.isOpened():
-                pytest.skip("this OpenCV build cannot encode MP4 (mp4v codec unavailable)")
-            for image in images:
-                writer.write(cv2.imread(str(image)))
-            writer.release()
-            masks = src / "masks" / label / vdir.name
-            if masks.is_dir():
-                out = root / "masks" / label / vdir.name
-                out.mkdir(parents=True)
-                for n, mask in enumerate(sorted(masks.iterdir())):
-                    shutil.copy(mask, out / f"{vdir.name}_{n:06d}.png")
-    if cv2.VideoCapture(str(root / "before" / "vid0.mp4")).read()[0] is False:
-        pytest.skip("this OpenCV build cannot decode the MP4 it wrote (no FFmpeg backend)")
+        for v, vdir in enumerate(sorted((src / label).iterdir())):
+            vid = f"{label[0]}{vdir.name}"
+            rows.append(f"{vid},{label}" + (f",{('train', 'val', 'test')[v]}" if split else ""))
+            for n, frame in enumerate(sorted(vdir.iterdir())):
+                (root / "frames").mkdir(parents=True, exist_ok=True)
+                shutil.copy(frame, root / "frames" / f"{vid}_frame_{n * 10}.png")  # 0, 10, ..., 50: numeric order
+                mask = src / "masks" / label / vdir.name / frame.name
+                if mask.exists():
+                    (root / "masks").mkdir(exist_ok=True)
+                    shutil.copy(mask, root / "masks" / f"{vid}_frame_{n * 10}.png")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root
 
 
 @pytest.fixture
-def mp4_plugin(plugin_site, monkeypatch):
-    """The installed ``wsbench-mp4`` distribution visible to this process's registry."""
+def frames_csv_plugin(plugin_site, monkeypatch):
+    """The installed ``wsbench-frames-csv`` distribution visible to this process's registry."""
     from wsbench.data import DATASETS
 
     monkeypatch.syspath_prepend(str(plugin_site))
     DATASETS.reset_plugins()
     yield DATASETS
     DATASETS.reset_plugins()
-    sys.modules.pop("wsbench_mp4", None)
+    sys.modules.pop("wsbench_frames_csv", None)
 
 
-def test_mp4_plugin_reads_files_and_segments(mp4_plugin, tmp_path):
+def test_frames_csv_plugin_reads_flat_frames_and_labels(frames_csv_plugin, tmp_path):
     from wsbench.data import create_dataset
 
-    root = _mp4_folder(tmp_path / "mp4", frames=20)
-    assert mp4_plugin.entry("mp4-folder").source == "wsbench-mp4 0.1.0"
+    root = _frames_csv(tmp_path / "flat")
+    assert frames_csv_plugin.entry("frames-csv").source == "wsbench-frames-csv 0.1.0"
+    index = create_dataset("frames-csv", root=root)
+    assert sorted(v.key for v in index.videos) == [f"{c}/{c[0]}vid{i}" for c in ("after", "before") for i in range(3)]
+    video = next(v for v in index.videos if v.key == "before/bvid1")
+    assert list(video.frames.names) == [f"bvid1_frame_{n}" for n in (0, 10, 20, 30, 40, 50)]
+    assert video.has_masks and [m.name for m in video.masks][:2] == ["bvid1_frame_0.png", "bvid1_frame_10.png"]
+    assert {v.split for v in index.videos} == {"train", "val", "test"}
 
-    whole = create_dataset("mp4-folder", root=root)
-    assert sorted(v.key for v in whole.videos) == [f"{c}/vid{i}" for c in ("after", "before") for i in range(3)]
-    video = next(v for v in whole.videos if v.key == "before/vid0")
-    assert len(video) == 20 and video.frames.names[3] == "vid0_000003" and video.has_masks
-    assert [m.name for m in video.masks][:2] == ["vid0_000000.png", "vid0_000001.png"]
-
-    segmented = create_dataset("mp4-folder", root=root, segment_seconds=1.0)  # 10 fps: two 10-frame segments
-    ids = sorted(v.key for v in segmented.videos if v.label == "before")
-    assert ids == [f"before/vid{i}-{k:03d}" for i in range(3) for k in range(2)]
-    second = next(v for v in segmented.videos if v.key == "before/vid0-001")
-    assert len(second) == 10 and second.frames.names[0] == "vid0_000010"
-    assert second.masks[0].name == "vid0_000010.png"  # masks follow the file's frame numbers
-    decoded = np.stack(list(second.frames)).astype(np.int16)
-    reference = np.stack(list(video.frames))[10:20].astype(np.int16)
-    assert np.abs(decoded - reference).mean() < 1.0  # the segment starts at frame 10, not elsewhere
-
-    strided = create_dataset("mp4-folder", root=root, segment_seconds=1.0, stride=2)  # 5 kept frames a segment
-    assert [len(v) for v in strided.videos if v.label == "after"] == [5] * 6
+    fixed = create_dataset("frames-csv", root=_frames_csv(tmp_path / "fixed", split=True))
+    assert {v.key: v.split for v in fixed.videos}["after/avid2"] == "test" and fixed.info["splits"] == "labels.csv"
 
 
-def test_mp4_plugin_errors_name_the_problem(mp4_plugin, tmp_path):
+def test_frames_csv_plugin_errors_name_the_problem(frames_csv_plugin, tmp_path):
     from wsbench.data import create_dataset
     from wsbench.errors import UserError
 
-    root = _mp4_folder(tmp_path / "mp4", frames=6)
-    with pytest.raises(UserError, match="segment_seconds must be positive"):
-        create_dataset("mp4-folder", root=root, segment_seconds=0)
-    with pytest.raises(UserError, match="takes no option 'fps'"):
-        create_dataset("mp4-folder", root=root, fps=3)
-    shutil.copy(root / "masks/before/vid0/vid0_000000.png", root / "masks/before/vid0/vid0_000099.png")
-    with pytest.raises(UserError, match="vid0_000099.png: mask has no matching frame"):
-        create_dataset("mp4-folder", root=root)
-    (root / "masks/before/vid0/vid0_000099.png").unlink()
-    assert len(create_dataset("mp4-folder", root=root, stride=4).videos) == 6  # masks of skipped frames are fine
-    with pytest.raises(UserError, match="shorter than half of segment_seconds"):
-        create_dataset("mp4-folder", root=root, segment_seconds=5)  # 6 frames at 10 fps
-    for f in (root / "after").iterdir():
-        f.unlink()
-    with pytest.raises(UserError, match="after: no video files"):
-        create_dataset("mp4-folder", root=root)
+    root = _frames_csv(tmp_path / "flat")
+    (root / "frames" / "stray_frame_1.png").write_bytes((root / "frames" / "bvid0_frame_0.png").read_bytes())
+    with pytest.raises(UserError, match="stray_frame_1.png: video 'stray' is not in .*labels.csv"):
+        create_dataset("frames-csv", root=root)
+    (root / "frames" / "stray_frame_1.png").unlink()
+    (root / "labels.csv").write_text((root / "labels.csv").read_text().replace("avid0,after", "avid0,later"))
+    with pytest.raises(UserError, match=r"labels.csv:5: label must be before or after, not 'later'"):
+        create_dataset("frames-csv", root=root)
+    with pytest.raises(UserError, match="frame_pattern needs the groups"):
+        create_dataset("frames-csv", root=root, frame_pattern="(.+)_(\\d+)")
 
 
 @pytest.mark.slow
-def test_mp4_dataset_options_on_the_command_line(plugin_site, tmp_path):
-    root = _mp4_folder(tmp_path / "mp4", frames=16)
-    shown = _wsbench("data", "show", str(root), "--dataset", "mp4-folder", "--dataset-option", "segment_seconds=0.8",
-                     "--out", str(tmp_path / "sheet.png"), site=plugin_site)
+def test_frames_csv_plugin_on_the_command_line(plugin_site, tmp_path):
+    root = _frames_csv(tmp_path / "flat")
+    listed = _wsbench("list", "datasets", site=plugin_site)
+    assert "[wsbench-frames-csv 0.1.0; needs-root, recipe: paper]" in listed.stdout, listed.stdout + listed.stderr
+    shown = _wsbench("data", "show", str(root), "--dataset", "frames-csv", "--out", str(tmp_path / "sheet.png"),
+                     site=plugin_site)
     assert shown.returncode == 0, shown.stderr
     assert (tmp_path / "sheet.png").is_file()
     runs = tmp_path / "runs"
-    ran = _wsbench("run", "--method", "cam", "--dataset", "mp4-folder", "--data-root", str(root),
-                   "--dataset-option", "segment_seconds=0.8", "--runs-dir", str(runs), "-q", *TINY, site=plugin_site)
+    ran = _wsbench("run", "--method", "cam", "--dataset", "frames-csv", "--data-root", str(root),
+                   "--runs-dir", str(runs), "-q", *TINY, site=plugin_site)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    (config_path,) = runs.glob("*/config.json")
-    config = json.loads(config_path.read_text())
-    assert config["dataset_options"] == {"segment_seconds": 0.8}
-    assert config["dataset_info"]["segment_seconds"] == 0.8
+    (result_path,) = runs.glob("*/result.json")
+    assert json.loads(result_path.read_text())["metrics"]["iou_illegal"] is not None
 
 
 # -- dataset options -----------------------------------------------------------------------------
@@ -299,10 +274,10 @@ def test_suite_passes_dataset_options(tmp_path):
 
     spec = tmp_path / "s.toml"
     spec.write_text(textwrap.dedent("""
-        datasets = ["mp4-folder"]
+        datasets = ["video-folder"]
         [[runs]]
         method = "tcam"
-        [datasets_options."mp4-folder"]
+        [datasets_options."video-folder"]
         data_root = "/data/rec"
         split_seed = 3
         segment_seconds = 10

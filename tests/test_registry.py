@@ -122,9 +122,20 @@ def test_plugin_that_registers_nothing(tmp_path, monkeypatch):
     _plugin_module(tmp_path, monkeypatch, "wsb_silent_plugin", "class X:\n    pass\n")
     ep = importlib.metadata.EntryPoint("silent", "wsb_silent_plugin:X", "wsbench.test_silent")
     _fake_eps(monkeypatch, "wsbench.test_silent", [ep])
-    with pytest.warns(PluginWarning, match="registered no widget named 'silent'"):
+    with pytest.warns(PluginWarning, match="registered no widget named 'silent'.*with register_widget\\('silent'\\)"):
         with pytest.raises(UnknownEntryError):
             reg.get("silent")
+
+
+def test_registry_names_the_decorator_users_call():
+    """The hint in the registers-nothing warning is a function that exists (register_method, ...)."""
+    import wsbench.data
+    import wsbench.flow
+    import wsbench.methods
+
+    for module, registry in ((wsbench.methods, wsbench.methods.METHODS), (wsbench.data, wsbench.data.DATASETS),
+                             (wsbench.flow, wsbench.flow.FLOWS)):
+        assert getattr(module, f"register_{registry.kind}") == registry.register
 
 
 def test_autoload_can_be_disabled(monkeypatch):

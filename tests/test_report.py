@@ -330,3 +330,41 @@ def test_stability_table_uses_the_stability_reference(tmp_path):
     cells = _cells(table)["synthetic-belt"]
     assert cells["CAM"].mean == pytest.approx(70.0)
     assert cells["all-foreground (reference)"].mean == pytest.approx(80.0)
+
+
+def test_latex_keeps_double_hyphens_and_json_notes_only_without_values(tmp_path):
+    from wsbench.report import latex_escape
+
+    assert latex_escape("GradCAM --cam layercam") == "GradCAM -{}-cam layercam"  # not an en dash
+    assert latex_escape("a – b") == "a -- b"  # an en dash stays one
+    runs_dir = tmp_path / "runs"
+    fake_run(runs_dir, "cam", 0, 0.2)
+    fake_run(runs_dir, "gradcam", 0, 0.3, cam="layercam")
+    (table,) = json.loads(render(build_tables(iter_runs(runs_dir), ["comparison"]), "json"))
+    cells = table["rows"][0]["cells"]
+    assert all(c["note"] is None for c in cells if c["mean"] is not None)
+    from wsbench.report import Cell, _json_note
+
+    assert _json_note(Cell(None, None, 0)) == "–" and _json_note(Cell(30.0, None, 1)) is None
+    tex = render(build_tables(iter_runs(runs_dir), ["comparison"]), "latex")
+    assert "-{}-cam" in tex and "--cam" not in tex
+
+
+def test_background_table_marks_only_the_best_per_column(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for i, dataset in enumerate(("a", "b")):  # four rows: a second best would exist in every column
+        for removal in (True, False):
+            acc = 0.5 + 0.1 * i + 0.05 * removal
+            fake_run(runs_dir, "cam", i, dataset=dataset, background_removal=removal,  # seed i: own classifier
+                     accuracy={"original": {"train": acc, "val": acc}, "foreground": {"train": acc, "val": acc}})
+    table = background(iter_runs(runs_dir))
+    assert len(table.rows) == 4
+    marks = [c.mark for _, cells in table.rows for c in cells]
+    assert marks.count("best") == 4 and "second" not in marks
+
+
+def test_long_table_help_says_no_latex():
+    help_text = CliRunner().invoke(cli, ["leaderboard", "--help"]).output
+    assert "not latex" in " ".join(help_text.split())
+    result = CliRunner().invoke(cli, ["leaderboard", "--table", "long", "--format", "latex"])
+    assert result.exit_code in (0, 1)  # no runs: "no finished runs"; with runs: a one-line error

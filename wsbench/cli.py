@@ -16,7 +16,9 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from .data.synthetic import BeltConfig
 from .errors import UserError
+from .recipes import RECIPES
 from .registry import RegistryError
 from .suite import SEED_MAX
 
@@ -134,10 +136,16 @@ def _cache_dir(path: Path | None) -> str | None:
 
 # -- list -------------------------------------------------------------------------------------
 @cli.command("list")
-@click.argument("kind", type=click.Choice(["methods", "datasets", "flows"]), default="methods")
+@click.argument("kind", type=click.Choice(["methods", "datasets", "flows", "recipes"]), default="methods")
 @click.argument("pattern", default="*")
 def list_cmd(kind: str, pattern: str) -> None:
-    """List registered methods, datasets or flow estimators matching PATTERN (wildcards allowed)."""
+    """List registered methods, datasets, flow estimators or training recipes matching PATTERN (wildcards allowed).
+
+    Datasets show their default recipe; recipes show their main fields.
+    """
+    if kind == "recipes":
+        _list_recipes(pattern)
+        return
     registry = _registry(kind)
     entries = registry.entries(pattern)
     if not entries:
@@ -147,8 +155,26 @@ def list_cmd(kind: str, pattern: str) -> None:
     for e in entries:
         flags = [f.name.replace("_", "-") for f in dataclasses.fields(e.meta)
                  if isinstance(getattr(e.meta, f.name), bool) and getattr(e.meta, f.name)]
+        if kind == "datasets":
+            flags.append(f"recipe: {e.meta.recipe}")
         desc = getattr(e.meta, "description", "")
         click.echo(f"{e.name:<{width}}  {desc}  [{e.source}{'; ' + ', '.join(flags) if flags else ''}]")
+
+
+def _list_recipes(pattern: str) -> None:
+    import fnmatch
+
+    names = [n for n in RECIPES if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        click.echo(f"no recipes match {pattern!r}")
+        return
+    width = max(map(len, names))
+    shown = ("backbone", "output_stride", "image_size", "epochs", "batch_size", "optimizer", "lr")
+    for name in names:
+        recipe = RECIPES[name].recipe()
+        fields = ", ".join(f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                           for k, v in ((k, getattr(recipe, k)) for k in shown))
+        click.echo(f"{name:<{width}}  {RECIPES[name].description}  [{fields}]")
 
 
 def _registry(kind: str):
@@ -244,12 +270,15 @@ def _method_params(name: str, taken: set[str]) -> list[click.Option] | None:
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``wsbench run`` and ``wsbench suite``'s overrides (recipe and setup)."""
     options = [
-        click.option("--backbone", help="timm backbone [default: per dataset; resnet50 for real data]"),
+        click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)),
+                     help="named recipe (wsbench list recipes); the options below override its fields [default: "
+                          "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of paper]"),
+        click.option("--backbone", help="timm backbone [default: from the recipe]"),
         click.option("--pretrained", help="weights: a local file, or 'timm' for the local timm cache "
                                           "[default: from scratch]"),
         click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="backbone output stride"),
         click.option("--pool", type=click.Choice(["gap", "lse"]), help="logit pooling [default: gap]"),
-        click.option("--image-size", help="training resolution N or WxH [default: per dataset]"),
+        click.option("--image-size", help="training resolution N or WxH [default: from the recipe]"),
         click.option("--epochs", type=int, help="training epochs"),
         click.option("--batch-size", type=int, help="frames per batch"),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), help="optimiser [default: adamw]"),
@@ -328,7 +357,7 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     method_params = ctx.meta.get(_METHOD_PARAMS) or []
     method_options = {p.name: kwargs.pop(p.name) for p in method_params}
     recipe = recipe_from(kwargs)
-    spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"],
+    spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"], recipe_name=kwargs["recipe_name"],
                    data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
                    method_options=method_options, recipe=recipe, seed=kwargs["seed"], split_seed=kwargs["split_seed"],
                    dataset_options=dataset_options(kwargs["dataset_option"]),
@@ -397,7 +426,7 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long"]),
               default="all", show_default=True,
               help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, or long: one row "
-                   "per run, metric and split")
+                   "per run, metric and split (csv, json or markdown; not latex)")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
@@ -504,15 +533,21 @@ def data_cmd() -> None:
     """Generate, inspect and cache datasets."""
 
 
+_BELT = BeltConfig()
+
+
 @data_cmd.command("synth")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write (video-folder layout)")
-@click.option("--videos", type=click.IntRange(min=1), help="train videos per class (val/test scale with it)")
-@click.option("--frames", type=click.IntRange(min=2), help="frames per video (at least 2: one frame has no belt)")
-@click.option("--size", help="frame size WxH")
+@click.option("--videos", type=click.IntRange(min=1), default=_BELT.train_videos, show_default=True,
+              help=f"train videos per class (val/test scale with it: {_BELT.val_videos}/{_BELT.test_videos} "
+                   f"at the default)")
+@click.option("--frames", type=click.IntRange(min=2), default=_BELT.frames, show_default=True,
+              help="frames per video (at least 2: one frame has no belt)")
+@click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
-def data_synth(out: Path, videos: int | None, frames: int | None, size: str | None, seed: int) -> None:
-    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks)."""
-    from .data.synthetic import BeltConfig, generate_belt
+def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> None:
+    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in belt."""
+    from .data.synthetic import generate_belt
     from .files import check_output
 
     check_output(out, "--out", "dir")

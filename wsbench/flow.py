@@ -36,17 +36,18 @@ import inspect
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .errors import UserError
 from .files import load_torch
 from .runs import atomic_write_bytes
 from .registry import Registry
+
+if TYPE_CHECKING:  # torch loads on first use, so listing flow estimators stays fast
+    import torch
 
 __all__ = [
     "FlowMeta",
@@ -306,6 +307,8 @@ def raft_cache_path(model: str) -> Path:
     Returns:
         ``torch.hub.get_dir()/checkpoints/<file name of the weights URL>`` (may not exist).
     """
+    import torch
+
     _, weights = _raft_builder(model)
     name = os.path.basename(urllib.parse.urlparse(weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / name
@@ -368,6 +371,8 @@ class RaftFlow:
         device: str | torch.device = "cpu",
         num_flow_updates: int = 12,
     ) -> None:
+        import torch
+
         if model not in _RAFT_MODELS:
             raise UserError(f"flow 'raft': model {model!r} is not one of {', '.join(_RAFT_MODELS)}")
         if not isinstance(num_flow_updates, int) or num_flow_updates < 1:
@@ -407,6 +412,9 @@ class RaftFlow:
         Returns:
             ``float32`` flow ``(N, H, W, 2)``.
         """
+        import torch
+        import torch.nn.functional as F
+
         _check_pair(src, dst)
         n, h, w, _ = src.shape
         if n == 0:
@@ -463,6 +471,9 @@ def warp(maps: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tupl
     Raises:
         ValueError: for mismatched shapes, non-floating maps or an unknown mode.
     """
+    import torch
+    import torch.nn.functional as F
+
     if maps.ndim != 4 or not maps.is_floating_point():
         raise ValueError(f"maps must be a floating-point (B, C, h, w) tensor, got {maps.dtype} {tuple(maps.shape)}")
     b, _, h, w = maps.shape
@@ -525,6 +536,8 @@ def warp_chain(maps: torch.Tensor, flows: Sequence[torch.Tensor]) -> tuple[torch
     Raises:
         ValueError: for mismatched shapes.
     """
+    import torch
+
     current = maps
     valid = torch.ones_like(maps[:, :1])
     for step, flow in enumerate(reversed(list(flows))):
@@ -559,6 +572,9 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     Raises:
         ValueError: for a malformed flow or size.
     """
+    import torch
+    import torch.nn.functional as F
+
     if flow.ndim != 4 or flow.shape[1] != 2:
         raise ValueError(f"flow must be (B, 2, H, W), got {tuple(flow.shape)}")
     h, w = (int(s) for s in size)
@@ -757,6 +773,8 @@ class FlowFiles:
         Raises:
             UserError: a missing or malformed ``.flo`` file, named in the message.
         """
+        import torch
+
         t_len = len(video)
         forward = np.zeros((t_len,) + tuple(size) + (2,), np.float32)
         for n in range(t_len - 1):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -15,13 +16,14 @@ from typing import Any
 from . import __version__
 from .data import DATASETS, LABELS, create_dataset
 from .data.cache import PreparedData, prepare
-from .device import resolve_device
+from .device import default_workers, resolve_device
 from .errors import UserError
 from .flow import FLOWS, flow_fingerprint
 from .methods import Fusion, Method, create_method, has_raw_maps
 from .multiscale import parse_scales
+from .recipes import Recipe, choose_recipe
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
-from .train import Recipe, obtain_classifier
+from .train import obtain_classifier
 
 __all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "execute", "incompatibility",
            "recorded_split_seed", "resolve", "same_run"]
@@ -29,14 +31,16 @@ __all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "exe
 
 @dataclasses.dataclass
 class RunSpec:
-    """What a user asks for; unset recipe fields take the data set's, then the global defaults.
+    """What a user asks for; unset recipe fields take the named recipe's (``recipe_name``, else the data set's).
 
     Attributes:
         method: registered method name.
         dataset: registered data set name.
         data_root: data folder (``None`` for generated data sets).
         method_options: the method's own options.
-        recipe: recipe overrides (``Recipe`` field → value).
+        recipe: recipe overrides (``Recipe`` field → value) over the named recipe's fields.
+        recipe_name: a named recipe (``wsbench list recipes``; ``None``: the data set's default,
+            see :func:`~wsbench.recipes.choose_recipe`). Recorded, not hashed: the resolved fields are.
         seed: training seed.
         split_seed: seed of the split by video for data sets without fixed splits; ``None``: the
             data set's default split (recorded as 0, the hash it always had). ``synthetic-belt``
@@ -61,6 +65,7 @@ class RunSpec:
     data_root: str | None = None
     method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    recipe_name: str | None = None
     seed: int = 0
     split_seed: int | None = None
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -89,10 +94,16 @@ class Resolved:
     config: dict[str, Any]
     index: Any
     warnings: list[str] = dataclasses.field(default_factory=list)
+    recipe_note: str | None = None
 
 
-def resolve(spec: RunSpec) -> Resolved:
+def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
     """Look up method and data set, apply defaults, check they fit together, build the config.
+
+    Args:
+        spec: what to run.
+        device_type: the type of the device the run trains on (``"cpu"``, ``"cuda"``); on a CPU
+            the ``paper`` recipe is not taken as a data set's default (``None``: no such check).
 
     Raises:
         UserError / UnknownEntryError: unknown names, bad options, or a method that cannot run on
@@ -100,17 +111,11 @@ def resolve(spec: RunSpec) -> Resolved:
     """
     method = create_method(spec.method, **spec.method_options)
     ds_entry = DATASETS.entry(spec.dataset)
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    unknown = set(spec.recipe) - fields
-    if unknown:
-        raise UserError(f"unknown recipe option {sorted(unknown)[0]!r}")
-    values = dict(ds_entry.meta.recipe)
-    values.update({k: v for k, v in spec.recipe.items() if v is not None})
-    if "image_size" in values:
-        values["image_size"] = tuple(values["image_size"])
-    if values.get("flow_root"):
-        values["flow_root"] = str(Path(values["flow_root"]).expanduser().resolve())
-    recipe = Recipe(**values)
+    overrides = dict(spec.recipe)
+    if overrides.get("flow_root"):
+        overrides["flow_root"] = str(Path(overrides["flow_root"]).expanduser().resolve())
+    recipe, recipe_name, recipe_note = choose_recipe(spec.recipe_name, ds_entry.meta.recipe, overrides,
+                                                     device_type)
     FLOWS.entry(recipe.flow)  # an unknown --flow is an error even for methods that never read flow
 
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed, cache_dir=spec.cache_dir,
@@ -167,13 +172,15 @@ def resolve(spec: RunSpec) -> Resolved:
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
         "dataset_info": dict(index.info, static_after=index.static_after),
         "label": spec.label,
+        "recipe_name": recipe_name,
         "device": spec.device,
         "workers": spec.workers,
         "compile": spec.compile,
         "wsbench_version": __version__,
         "environment": environment(),
     })
-    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index, warnings=doubts)
+    return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index, warnings=doubts,
+                    recipe_note=recipe_note)
 
 
 def data_warnings(index: Any, recipe: Recipe) -> list[str]:
@@ -275,20 +282,25 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
     device = distributed.setup(resolve_device(spec.device))
     main = distributed.is_main()
     with distributed.main_first():  # a generated data set is written once, by rank 0
-        resolved = resolve(spec)
+        resolved = resolve(spec, device.type)
     for message in resolved.warnings if main else ():
         warnings.warn(message, stacklevel=2)
     config = resolved.config
+    if resolved.recipe_note and progress and main:
+        print(f"note: {resolved.recipe_note}", file=sys.stderr)
     run_id = None
     if resume and main:
         unfinished = [r for r in iter_runs(runs_dir, finished=False) if same_run(r, config)]
         run_id = unfinished[-1].run_id if unfinished else None
+    # the resolved device and workers are recorded (not hashed: the hash is the semantic part only)
+    config["device"] = str(device)
+    config["workers"] = default_workers(device) if spec.workers is None else spec.workers
     record = create_run(runs_dir, config, run_id=run_id) if main else None
     recipe = resolved.recipe
 
     with distributed.main_first():
         data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
-                                            bg_morph=recipe.bg_morph)
+                                bg_morph=recipe.bg_morph)
     model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
                                           resume=resume, workers=spec.workers, compile_model=spec.compile,
                                           progress=progress and main)

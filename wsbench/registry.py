@@ -194,7 +194,7 @@ class Registry(Generic[M]):
                 name,
                 source,
                 f"entry point {ep.value!r} was imported but registered no {self.kind} named {name!r}; "
-                f"decorate {getattr(obj, '__name__', obj)!r} with the registry's register({name!r})",
+                f"decorate {getattr(obj, '__name__', obj)!r} with register_{self.kind}({name!r})",
             )
 
     def _fail(self, name: str, source: str, reason: str) -> None:

@@ -415,8 +415,8 @@ def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
     return [f"{_NA} {', '.join(dict.fromkeys(cols))}: {why}" for why, cols in reasons.items()]
 
 
-def _highlight(cells: list[Cell], higher_better: bool = True) -> None:
-    """Mark the best (and, among three or more values, the second best) cells, ties alike."""
+def _highlight(cells: list[Cell], higher_better: bool = True, second: bool = True) -> None:
+    """Mark the best (and, with ``second``, among three or more values the second best) cells, ties alike."""
     values = sorted({round(c.mean, 2) for c in cells if c.mean is not None}, reverse=higher_better)
     numeric = [c for c in cells if c.mean is not None]
     if not values:
@@ -424,7 +424,7 @@ def _highlight(cells: list[Cell], higher_better: bool = True) -> None:
     for c in numeric:
         if round(c.mean, 2) == values[0]:
             c.mark = "best"
-        elif len(numeric) >= 3 and len(values) > 1 and round(c.mean, 2) == values[1]:
+        elif second and len(numeric) >= 3 and len(values) > 1 and round(c.mean, 2) == values[1]:
             c.mark = "second"
 
 
@@ -692,8 +692,8 @@ def background(records: Iterable[RunRecord]) -> Table:
             cells = [_cell(sel[(sel.metric == f"accuracy:{kind}") & (sel.split == split)])
                      for kind in ("original", "foreground") for split in ("train", "val")]
             table.rows.append((f"{row_name}: {text}", cells))
-    for j in range(len(table.columns)):
-        _highlight([cells[j] for _, cells in table.rows])
+    for j in range(len(table.columns)):  # best only, as the caption says
+        _highlight([cells[j] for _, cells in table.rows], second=False)
     table.caption = ("Background bias: before/after accuracy ×100 of the standard classifier (global average "
                      "pooling + linear head, the one GradCAM and Frame-to-Frame explain; the paper's Table 3 "
                      "classifier), trained and tested with and without background (higher is better); "
@@ -749,8 +749,12 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX specials and turn the tables' Unicode symbols into LaTeX (needs amssymb)."""
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    """Escape LaTeX specials and turn the tables' Unicode symbols into LaTeX (needs amssymb).
+
+    Hyphens stay hyphens: ``--cam`` becomes ``-{}-cam`` (TeX would set ``--`` as an en dash).
+    """
+    return "".join("-{}" if ch == "-" and text[i + 1:i + 2] == "-" else _LATEX_ESCAPES.get(ch, ch)
+                   for i, ch in enumerate(text))
 
 
 def _latex(table: Table) -> str:
@@ -822,10 +826,16 @@ def render(tables: list[Table], fmt: str = "markdown") -> str:
     if fmt == "json":
         payload = [{"name": t.name, "caption": t.caption, "corner": t.corner, "columns": t.columns,
                     "groups": t.groups, "footnotes": t.footnotes,
-                    "rows": [{"row": name, "cells": [dataclasses.asdict(c) | {"text": c.text} for c in cells]}
+                    "rows": [{"row": name, "cells": [dataclasses.asdict(c) | {"text": c.text, "note": _json_note(c)}
+                                                       for c in cells]}
                              for name, cells in t.rows]} for t in tables]
         return json.dumps(payload, indent=2, ensure_ascii=False, default=_nan_to_none) + "\n"
     raise ValueError(f"unknown format {fmt!r} (markdown, latex, csv, json)")
+
+
+def _json_note(cell: Cell) -> str | None:
+    """A cell's note where it has no value (``n/a``, ``–``), else ``None``."""
+    return cell.note if cell.mean is None else None
 
 
 def _nan_to_none(obj: Any) -> Any:

@@ -9,12 +9,14 @@ A spec (see ``benchmarks/*.toml``)::
                              # without it each data set keeps its own split)
     tables = ["comparison", "ablation", "background"]   # printed after the run
 
-    [recipe]                 # optional overrides for every run
+    [recipe]                 # optional, for every run: a named recipe (wsbench list recipes; default: the
+    name = "cpu"             # data set's) and recipe options over its fields; a name alone: recipe = "cpu"
     epochs = 8
 
     [[runs]]
     method = "tccam"
     options = { spatial = false }   # the method's own options
+    recipe = { epochs = 4 }         # optional, over the suite's recipe (or recipe = "NAME")
     label = "Only temporal"         # optional, for tables
 
     [datasets_options."video-folder"]  # optional per-dataset data root / split seed (not with split_seeds)
@@ -90,9 +92,10 @@ SEED_MAX = 2**64 - 1
 def spec_schema() -> Record:
     """The schema of a suite spec: every key, its type, which are required."""
     from .report import TABLES
-    from .train import Recipe
+    from .recipes import Recipe
 
     recipe = from_dataclass(Recipe)
+    recipe.fields["name"] = Str()  # a named recipe (wsbench list recipes), the other keys over it
     run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
                   "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "fuse_on": OneOf("maps", "raw"),
                   "label": Optional(Str())},
@@ -137,6 +140,12 @@ def load_spec(path: str | Path) -> SuiteSpec:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
     except RecursionError:
         raise UserError(f"{path}: not a valid TOML suite spec (nested too deeply)") from None
+    # a recipe may be a name ("cpu"): the table form {name = "cpu"} is what the schema checks
+    if isinstance(raw.get("recipe"), str):
+        raw["recipe"] = {"name": raw["recipe"]}
+    for entry in raw.get("runs", []) if isinstance(raw.get("runs"), list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("recipe"), str):
+            entry["recipe"] = {"name": entry["recipe"]}
     spec_schema().check(raw, path)
     for i, entry in enumerate(raw["runs"]):  # each method's options have a schema of their own
         options = _options_schema(entry["method"])
@@ -148,11 +157,34 @@ def load_spec(path: str | Path) -> SuiteSpec:
         if fixed:
             raise UserError(f"{path}: datasets_options.{fixed[0]!r} sets split_seed and split_seeds is given; "
                             "keep one")
+    runs = [SuiteRun(**dict(entry, recipe=_recipe_table(entry.get("recipe", {}), path, f"runs[{i}].recipe")))
+            for i, entry in enumerate(raw["runs"])]
     return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
-                     seeds=list(raw.get("seeds", [0])), runs=[SuiteRun(**entry) for entry in raw["runs"]],
-                     recipe=dict(raw.get("recipe", {})), dataset_options=dict(raw.get("datasets_options", {})),
+                     seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs,
+                     recipe=_recipe_table(raw.get("recipe", {}), path, "recipe"),
+                     dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
                      evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds)
+
+
+def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
+    """A spec's ``recipe``: ``"NAME"`` is ``{name = "NAME"}``; a table's ``name`` is a named recipe, the rest its options.
+
+    Raises:
+        UserError: neither a string nor a table, or an unknown recipe name.
+    """
+    from .recipes import named_recipe
+
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: {where} must be a recipe name or a table of recipe options, not {value!r}")
+    if "name" in value:
+        try:
+            named_recipe(value["name"])
+        except UserError as err:
+            raise UserError(f"{path}: {where}: {err}") from None
+    return dict(value)
 
 
 def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
@@ -169,11 +201,13 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 recipe = dict(spec.recipe)
                 recipe.update(run.recipe)
                 recipe.update(overrides.get("recipe", {}))
+                recipe_name = recipe.pop("name", None)
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
                                    split_seed=None if split_seed is None else int(split_seed),
                                    method_options=dict(run.options),
                                    dataset_options=own_options,
-                                   recipe=recipe, seed=seed, fuse_neighbours=run.fuse_neighbours,
+                                   recipe=recipe, recipe_name=recipe_name, seed=seed,
+                                   fuse_neighbours=run.fuse_neighbours,
                                    fuse_mode=run.fuse_mode, fuse_on=run.fuse_on,
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers"),
                                    cache_dir=overrides.get("cache_dir"), label=run.label,
@@ -197,6 +231,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     Returns:
         The finished run records of the suite (old and new), in spec order.
     """
+    from .device import resolve_device
     from .pipeline import execute, resolve, same_run
 
     overrides = overrides or {}
@@ -205,7 +240,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     started = time.perf_counter()
     todo = list(_specs(spec, seeds, overrides))
     for i, (run, run_spec) in enumerate(todo, 1):
-        config = resolve(run_spec).config
+        config = resolve(run_spec, resolve_device(run_spec.device).type).config
         done = [r for r in iter_runs(runs_dir) if same_run(r, config)]
         label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
         if run_spec.split_seed is not None:

@@ -1,7 +1,7 @@
 """The one training loop every method uses.
 
 It owns: data loading (single frames or clips with flows), augmentation on the batch, the α/β
-schedule, the optimiser and learning-rate schedule, AMP (bf16) and channels_last on CUDA,
+schedule, the optimiser and learning-rate schedule, AMP (bf16) and a channels_last model on CUDA and under DDP,
 a checkpoint after every epoch, resume, a per-step CSV log of every loss term, and stopping with
 a clear message on a non-finite loss. It has no method-specific branch: the method named by
 ``Method.classifier()`` supplies the loss terms.
@@ -20,9 +20,10 @@ import fcntl
 import io
 import math
 import random
+import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -39,94 +40,12 @@ from .progress import show_progress
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet
 from .files import disk_errors, load_torch
+from .recipes import Recipe
 from .runs import atomic_write_bytes, atomic_write_json, config_hash
 from .schema import AnyValue, Number, Record, load_json
 
 __all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights", "loss_weight",
            "obtain_classifier", "train_classifier"]
-
-
-#: the largest training resolution a side (--image-size); the paper trains at 512
-MAX_IMAGE_SIZE = 4096
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Everything that determines how a classifier is trained (shared by all methods).
-
-    Attributes:
-        backbone: timm model name.
-        pretrained: ``None``, a local weights file, or ``"timm"`` (local timm cache only).
-        output_stride: 8, 16 or 32.
-        pool: ``"gap"`` (paper) or ``"lse"``.
-        image_size: training resolution ``(w, h)``, 16 to :data:`MAX_IMAGE_SIZE` pixels a side.
-        epochs: training epochs.
-        batch_size: frames per batch (clips count their frames).
-        optimizer: ``"adamw"`` or ``"sgd"`` (momentum 0.9, 10× learning rate on the head, as in
-            the reference code).
-        lr: peak learning rate.
-        weight_decay: weight decay.
-        schedule: learning-rate schedule ``"onecycle"``, ``"poly"`` (power 0.9) or ``"constant"``.
-        alpha_max: maximum weight of the spatial loss.
-        beta_max: maximum weight of the temporal loss.
-        weight_ramp: ``"ramp"`` (paper: 0 for the first epoch, then linear to the maximum by
-            mid-training) or ``"constant"`` (the authors' code).
-        background_removal: three classes on background-removed frames (paper) or two classes
-            on the original frames.
-        bg_threshold: background-removal threshold (grey levels).
-        bg_morph: side in pixels (at the analysis resolution) of the opening/closing square that
-            cleans the foreground; ≤ 1 for none (the paper's rule). Objects narrower than it vanish.
-        augment: flips, small shifts and colour gain on training batches.
-        flow: optical-flow estimator for clip training.
-        flow_root: where the ``files`` estimator reads ``.flo`` files (``None``: the data set's
-            own locations).
-    """
-
-    backbone: str = "resnet50"
-    pretrained: str | None = None
-    output_stride: int = 16
-    pool: Literal["gap", "lse"] = "gap"
-    image_size: tuple[int, int] = (512, 512)
-    epochs: int = 25
-    batch_size: int = 16
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: Literal["onecycle", "poly", "constant"] = "onecycle"
-    alpha_max: float = 4.0
-    beta_max: float = 4.0
-    weight_ramp: Literal["ramp", "constant"] = "ramp"
-    background_removal: bool = True
-    bg_threshold: float = 22.0
-    bg_morph: int = 3
-    augment: bool = True
-    flow: str = "dis"
-    flow_root: str | None = None
-
-    def flow_options(self) -> dict[str, Any]:
-        """Options of the flow estimator (``root`` when ``flow_root`` is set)."""
-        return {"root": self.flow_root} if self.flow_root else {}
-
-    def __post_init__(self) -> None:
-        finite = lambda x: isinstance(x, (int, float)) and math.isfinite(x)  # noqa: E731 (NaN passes every >)
-        checks = [
-            (self.output_stride in (8, 16, 32), f"--output-stride must be 8, 16 or 32, not {self.output_stride}"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (finite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
-            (finite(self.weight_decay) and self.weight_decay >= 0,
-             f"--weight-decay must be a number >= 0, not {self.weight_decay}"),
-            (finite(self.alpha_max) and self.alpha_max >= 0, f"--alpha-max must be a number >= 0, not {self.alpha_max}"),
-            (finite(self.beta_max) and self.beta_max >= 0, f"--beta-max must be a number >= 0, not {self.beta_max}"),
-            (finite(self.bg_threshold) and 0 <= self.bg_threshold < 255,
-             f"--bg-threshold must be a number of grey levels in [0, 255), not {self.bg_threshold}"),
-            (16 <= min(self.image_size) and max(self.image_size) <= MAX_IMAGE_SIZE,
-             f"--image-size must be 16 to {MAX_IMAGE_SIZE} pixels a side, not "
-             f"{self.image_size[0]}x{self.image_size[1]}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
 
 
 class TrainingDiverged(UserError):
@@ -434,6 +353,24 @@ def _save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _print_estimate(elapsed: float, done: int, todo: int, recipe: Recipe, device: torch.device) -> None:
+    """One line on stderr after the first steps: how long the whole training will take at this pace."""
+    from tqdm.auto import tqdm
+
+    per_step = elapsed / done
+    tqdm.write(f"estimate: training takes about {_duration(per_step * todo)} ({todo} step{'s' * (todo != 1)} at "
+               f"{per_step:.2f} s per step on {device.type}, {recipe.epochs} epoch{'s' * (recipe.epochs != 1)} of "
+               f"{recipe.backbone} at "
+               f"{'x'.join(map(str, recipe.image_size))}), then map inference", file=sys.stderr)
+
+
 class _Losses(nn.Module):
     """A method's loss terms as one module call, so DDP sees one forward per step (PuzzleCAM
     calls the model twice, on the images and on their tiles)."""
@@ -472,7 +409,10 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     classes = classes_for(recipe.background_removal)
     _seed_all(seed)
     model = build_model(recipe, classes, method.head).to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or world > 1:
+        # the batches are channels_last on every device, so their weight gradients are too; under DDP the
+        # parameters must match them, or every step copies across layouts ("Grad strides do not match
+        # bucket view strides"). A single CPU process keeps its contiguous weights (unchanged numerics).
         model = model.to(memory_format=torch.channels_last)
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
@@ -518,6 +458,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
                 _truncate_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
+    first_step, loop_started = step, time.perf_counter()
+    estimate_after = min(5, total_steps - step)  # steps timed before the estimate is printed
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
         # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
@@ -557,6 +499,9 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             rows.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "total"})
             step += 1
+            if progress and main and step - first_step == estimate_after:
+                _print_estimate(time.perf_counter() - loop_started, estimate_after, total_steps - first_step,
+                                recipe, device)
         elapsed += time.perf_counter() - started
         saved = epoch
         if not main:

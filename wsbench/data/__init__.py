@@ -23,7 +23,7 @@ The contract of that function:
   index into cached arrays at training resolution (background removal included), and flows are
   computed from those.
 
-``create_dataset(name, root=...)`` calls it. See ``plugins/wsbench-mp4`` for a plugin.
+``create_dataset(name, root=...)`` calls it. See ``plugins/wsbench-frames-csv`` for a plugin.
 """
 
 from __future__ import annotations
@@ -57,13 +57,18 @@ class DatasetMeta:
     Attributes:
         description: one line for ``wsbench list datasets``.
         needs_root: whether ``--data-root`` is required.
-        recipe: training-recipe defaults suited to the data set (``(("image_size", 96), ...)``),
-            applied where the user gave no value.
+        recipe: name of the data set's default training recipe (``wsbench list recipes``), used
+            when a run names none; ``"paper"`` is replaced by ``"cpu"`` on a CPU without
+            pretrained weights (see :func:`wsbench.recipes.choose_recipe`).
     """
 
     description: str = ""
     needs_root: bool = True
-    recipe: tuple[tuple[str, Any], ...] = ()
+    recipe: str = "paper"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.recipe, str):
+            raise TypeError(f"recipe must be a recipe name (wsbench list recipes), not {self.recipe!r}")
 
 
 DATASETS: Registry[DatasetMeta] = Registry("dataset", "wsbench.datasets", DatasetMeta,

@@ -11,10 +11,16 @@ from .video_folder import read_video_folder
 from .zerowaste import read_zerowaste
 
 
-@register_dataset("video-folder", description="any data set in the before/after/<video>/<frames> layout")
-def video_folder(root: Path, split_seed: int = 0) -> VideoIndex:
-    """A folder in the video-folder layout (see :mod:`wsbench.data.video_folder`)."""
-    return read_video_folder(root, split_seed=split_seed, name="video-folder")
+@register_dataset("video-folder", description="any data set in the before/after/<video>/<frames> layout, "
+                                             "or before/after/<recording>.mp4 (options: segment_seconds, stride)")
+def video_folder(root: Path, split_seed: int = 0, segment_seconds: float | None = None, stride: int = 1) -> VideoIndex:
+    """A folder in the video-folder layout (see :mod:`wsbench.data.video_folder`).
+
+    ``segment_seconds`` cuts each video file into videos of that length; ``stride`` keeps every
+    n-th frame of a video file.
+    """
+    return read_video_folder(root, split_seed=split_seed, name="video-folder", segment_seconds=segment_seconds,
+                             stride=stride)
 
 
 @register_dataset("zerowaste-w", description="ZeroWaste-w: before videos, after stills (no temporal training)")
@@ -25,8 +31,7 @@ def zerowaste_w(root: Path, split_seed: int = 0) -> VideoIndex:
 
 @register_dataset("synthetic-belt", needs_root=False,
                   description="built-in synthetic conveyor belt (generated once into the cache)",
-                  recipe=(("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (96, 96)),
-                          ("epochs", 8), ("batch_size", 32), ("lr", 2e-3)))
+                  recipe="cpu")
 def synthetic_belt(root: Path | None = None, split_seed: int | None = None, cache_dir: str | None = None) -> VideoIndex:
     """The default synthetic belt, generated into ``root`` or the cache on first use (see :mod:`.synthetic`).
 

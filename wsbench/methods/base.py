@@ -40,12 +40,12 @@ estimates flow itself. Third-party methods use exactly this API from an installe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:  # torch and timm load on first use, so listing methods and --help stay fast
+    import torch
 
-from ..model import CamNet, cam_from_class_maps
+    from ..model import CamNet
 
 __all__ = ["Batch", "Fusion", "LossTerm", "Method", "NoOptions", "Progress", "has_raw_maps"]
 
@@ -225,6 +225,8 @@ class Method:
             this under ``torch.no_grad()`` unless the registry entry says ``needs_grad=True``.
             Default: the CAM of eq. (8) read off the class maps.
         """
+        from ..model import cam_from_class_maps
+
         return cam_from_class_maps(model(images), model.class_index(self.target))
 
     def raw_maps(self, model: CamNet, images: torch.Tensor) -> torch.Tensor:
@@ -240,7 +242,7 @@ class Method:
             :meth:`maps` but not this one has no raw maps, and fusion on raw maps refuses it
             (:func:`has_raw_maps`).
         """
-        return F.relu(model(images)[:, model.class_index(self.target)])
+        return model(images)[:, model.class_index(self.target)].relu()
 
     def fusion(self) -> Fusion | None:
         """Temporal fusion of the maps at inference (``None``: per-frame maps as they are).

@@ -13,14 +13,16 @@ Nothing is trained.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-
-from ..model import CamNet, cam_from_class_maps
 from . import register_method
 from .base import Fusion, Method
 from .gradcam import gradcam_maps
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import CamNet
 
 __all__ = ["FrameToFrame"]
 
@@ -52,6 +54,8 @@ class FrameToFrame(Method):
 
     def maps(self, model: CamNet, images: torch.Tensor) -> torch.Tensor:
         """Per-frame maps before fusion (GradCAM or CAM)."""
+        from ..model import cam_from_class_maps
+
         target = model.class_index(self.target)
         if self.options.base == "cam":
             return cam_from_class_maps(model(images), target)

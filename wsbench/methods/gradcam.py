@@ -17,14 +17,15 @@ evaluation time, inside a ``with`` block, and gradients are cleared afterwards.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import nn
-
-from ..model import CamNet
 from . import register_method
 from .base import Method
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import CamNet
 
 __all__ = ["GradCam", "GRADCAM_TYPES", "gradcam_maps"]
 
@@ -44,17 +45,6 @@ CamType = Literal["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "e
                   "scorecam", "ablationcam"]
 
 
-class _Logits(nn.Module):
-    """The classifier as grad-cam expects it: images → logits."""
-
-    def __init__(self, model: CamNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.pool(self.model(x))
-
-
 def gradcam_maps(model: CamNet, images: torch.Tensor, target: int, cam: str = "gradcam") -> torch.Tensor:
     """Maps of one grad-cam family method for class ``target``.
 
@@ -68,7 +58,18 @@ def gradcam_maps(model: CamNet, images: torch.Tensor, target: int, cam: str = "g
         (B, H, W) maps in [0, 1] (grad-cam normalises each map and returns it at input size).
     """
     import pytorch_grad_cam
+    import torch
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    class _Logits(torch.nn.Module):
+        """The classifier as grad-cam expects it: images → logits."""
+
+        def __init__(self, model: CamNet) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model.pool(self.model(x))
 
     extractor_cls = getattr(pytorch_grad_cam, GRADCAM_TYPES[cam])
     was_training = model.training

@@ -9,13 +9,16 @@ then linear to ``--alpha-max`` by mid-training). Maps are plain CAMs of the trai
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..losses import classification_loss, merge, spatial_loss, tile
-from ..model import CamNet
 from . import register_method
 from .base import Batch, LossTerm, Method, Progress
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import CamNet
 
 __all__ = ["PuzzleCam", "puzzle_terms"]
 
@@ -34,6 +37,8 @@ def puzzle_terms(model: CamNet, images: torch.Tensor, labels: torch.Tensor, clas
     Returns:
         ``{"cls", "p-cls", "spatial"}`` loss terms.
     """
+    from ..losses import classification_loss, merge, spatial_loss, tile
+
     h, w = images.shape[-2:]
     if h % (2 * model.output_stride) or w % (2 * model.output_stride):
         raise UserError(f"PuzzleCAM tiles need an image size that is a multiple of {2 * model.output_stride} "

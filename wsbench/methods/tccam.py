@@ -19,13 +19,14 @@ with its two neighbours — the same loss per central frame at about the cost of
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ..losses import classification_loss, temporal_loss
-from ..model import CamNet
 from . import register_method
 from .base import Batch, LossTerm, Method, Progress
 from .puzzlecam import puzzle_terms
+
+if TYPE_CHECKING:
+    from ..model import CamNet
 
 __all__ = ["TemporalConsistentCam"]
 
@@ -71,6 +72,8 @@ class TemporalConsistentCam(Method):
 
     def training_losses(self, model: CamNet, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
         """Eq. (12) on a batch of clips."""
+        from ..losses import classification_loss, temporal_loss
+
         t = batch.clip_len
         maps = model(batch.images)  # every frame of every clip, once
         clip_maps = maps.view(-1, t, *maps.shape[1:])

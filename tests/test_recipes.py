@@ -1,0 +1,109 @@
+"""Named training recipes: listing, choice, overrides, suites, and unchanged config hashes."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from wsbench.cli import cli
+from wsbench.errors import UserError
+from wsbench.recipes import RECIPES, Recipe, choose_recipe
+
+
+def test_paper_recipe_is_the_recipe_defaults_and_cpu_is_the_belts():
+    assert RECIPES["paper"].recipe() == Recipe()
+    cpu = RECIPES["cpu"].recipe()
+    assert (cpu.backbone, cpu.output_stride, cpu.image_size, cpu.epochs, cpu.batch_size, cpu.lr) == \
+        ("wsbench_resnet_tiny", 8, (96, 96), 8, 32, 2e-3)
+
+
+def test_options_override_the_named_recipe():
+    recipe, name, note = choose_recipe("smoke", "paper", {"epochs": 3, "image_size": [40, 48], "lr": None}, "cpu")
+    assert name == "smoke" and note is None
+    assert recipe.epochs == 3 and recipe.image_size == (40, 48) and recipe.backbone == "wsbench_resnet_tiny"
+    assert recipe.lr == RECIPES["smoke"].recipe().lr  # None means "not given"
+
+
+def test_paper_default_is_not_taken_silently_on_a_cpu():
+    recipe, name, note = choose_recipe(None, "paper", {}, "cpu")
+    assert name == "cpu" and recipe == RECIPES["cpu"].recipe()
+    assert "'paper'" in note and "--recipe paper" in note and "\n" not in note
+    # asked for by name, with pretrained weights, or on a GPU: the paper's recipe, no note
+    assert choose_recipe("paper", "paper", {}, "cpu")[1:] == ("paper", None)
+    assert choose_recipe(None, "paper", {"pretrained": "timm"}, "cpu")[1:] == ("paper", None)
+    assert choose_recipe(None, "paper", {}, "cuda")[1:] == ("paper", None)
+    assert choose_recipe(None, "cpu", {}, "cpu")[1:] == ("cpu", None)
+
+
+def test_unknown_recipe_name_or_option_is_one_line():
+    with pytest.raises(UserError, match="unknown recipe 'fast'; available: paper, cpu, smoke"):
+        choose_recipe("fast", "paper", {})
+    with pytest.raises(UserError, match="unknown recipe option 'epoch'"):
+        choose_recipe("cpu", "paper", {"epoch": 2})
+
+
+def test_belt_config_hashes_are_unchanged(video_folder, monkeypatch):
+    """The resolved fields are hashed, not the name: runs of the built-in belt made before named
+    recipes existed stay done (hashes computed with the code before this change)."""
+    import wsbench.pipeline as pipeline
+    from wsbench.data.video_folder import read_video_folder
+
+    # the hash does not depend on the frames; skip generating the default belt
+    monkeypatch.setattr(pipeline, "create_dataset",
+                        lambda *a, **k: read_video_folder(video_folder, name="synthetic-belt"))
+    expected = {("cam", None): "1956786643c6", ("tccam", None): "92af0b21f5f3",
+                ("puzzlecam", None): "c8a7c772aa55", ("cam", False): "b17777903acb"}
+    for (method, bg), digest in expected.items():
+        recipe = {} if bg is None else {"background_removal": bg}
+        for name, device in ((None, None), (None, "cpu"), ("cpu", "cuda")):
+            resolved = pipeline.resolve(pipeline.RunSpec(method=method, dataset="synthetic-belt", recipe=recipe,
+                                                         recipe_name=name), device)
+            assert resolved.config["config_hash"] == digest, (method, bg, name, device)
+            assert resolved.config["recipe_name"] == "cpu" and resolved.recipe_note is None
+
+
+def test_list_recipes_and_datasets_show_recipes():
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["list", "recipes"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert [line.split()[0] for line in lines] == list(RECIPES)
+    assert "--backbone resnet50" in lines[0] and "--image-size 512x512" in lines[0] and "--epochs 25" in lines[0]
+    datasets = runner.invoke(cli, ["list", "datasets"]).output
+    assert "recipe: cpu]" in next(l for l in datasets.splitlines() if l.startswith("synthetic-belt"))
+    assert "recipe: paper]" in next(l for l in datasets.splitlines() if l.startswith("video-folder"))
+
+
+@pytest.mark.slow
+def test_run_on_cpu_says_which_recipe_and_estimates_time(video_folder, tmp_path):
+    runner = CliRunner()
+    args = ["run", "-m", "cam", "-d", "video-folder", "--data-root", str(video_folder), "--runs-dir",
+            str(tmp_path / "runs"), "--device", "cpu", "--image-size", "32", "--epochs", "1"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "training recipe 'cpu'" in notes[0]
+    assert "estimate: training takes about" in result.stderr
+    import json
+
+    (config,) = (tmp_path / "runs").glob("*/config.json")
+    config = json.loads(config.read_text())
+    assert config["recipe_name"] == "cpu" and config["recipe"]["batch_size"] == 32
+    assert config["recipe"]["epochs"] == 1 and config["device"] == "cpu" and config["workers"] == 0
+    quiet = runner.invoke(cli, [*args, "-q", "--recipe", "smoke"])
+    assert quiet.exit_code == 0 and not quiet.stderr, quiet.stderr
+
+
+def test_suite_spec_takes_a_recipe_name(tmp_path):
+    from wsbench.suite import _specs, load_spec
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('recipe = "smoke"\n[[runs]]\nmethod = "cam"\n[[runs]]\nmethod = "cam"\n'
+                    'recipe = { name = "cpu", epochs = 2 }\n')
+    loaded = load_spec(spec)
+    (_, a), (_, b) = list(_specs(loaded, [0], {}))
+    assert (a.recipe_name, a.recipe) == ("smoke", {})
+    assert (b.recipe_name, b.recipe) == ("cpu", {"epochs": 2})
+    spec.write_text('recipe = "fast"\n[[runs]]\nmethod = "cam"\n')
+    with pytest.raises(UserError, match="recipe: unknown recipe 'fast'"):
+        load_spec(spec)
