@@ -138,9 +138,10 @@ class NamedRecipe:
 #: The named recipes, in the order ``wsbench list recipes`` shows them.
 RECIPES: dict[str, NamedRecipe] = {r.name: r for r in (
     NamedRecipe("paper", "the paper's recipe (§5.2), for a GPU; --pretrained timm for ImageNet weights"),
+    # beta_max 12 was chosen on the belt's validation split (tccam seeds 0 and 1: val IoU 0.356 vs 0.339 at 4)
     NamedRecipe("cpu", "trains from scratch on a CPU in minutes (the synthetic belt's default)",
                 (("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (96, 96)),
-                 ("epochs", 8), ("batch_size", 32), ("lr", 2e-3))),
+                 ("epochs", 8), ("batch_size", 32), ("lr", 2e-3), ("beta_max", 12.0))),
     NamedRecipe("smoke", "seconds on a CPU: checks that data and a method run (the numbers mean nothing)",
                 (("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (32, 32)),
                  ("epochs", 1), ("batch_size", 8))),

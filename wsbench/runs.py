@@ -181,7 +181,8 @@ RESULT_SCHEMA = Record({
     "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "miou", "threshold", "val_iou_illegal",
                                                         "oracle_iou_illegal", "oracle_threshold", "accuracy",
                                                         "stability", "iou_illegal_wsws")}, extra=AnyValue()),
-    "baselines": _SCORES, "accuracy_by_input": _SCORES, "classifier": Record({"path": Str()}, extra=AnyValue()),
+    "baselines": Record({"foreground_recall": Optional(Number())}, extra=MapOf(Optional(Number()))),
+    "accuracy_by_input": _SCORES, "classifier": Record({"path": Str()}, extra=AnyValue()),
     "fusion": Optional(_ANY_MAP), "config": CONFIG_SCHEMA,
 }, extra=AnyValue())
 
