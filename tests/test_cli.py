@@ -88,11 +88,12 @@ def test_run_end_to_end_writes_record(runner, tiny_belt, tmp_path):
         assert key in res["metrics"]
     assert res["baselines"]["all_foreground"]["iou_illegal"] > 0 and res["baselines"]["empty"]["iou_illegal"] == 0
     assert {"train", "flow", "maps"} <= set(res["timings"])
-    # gradcam shares cam's classifier: nothing is trained again
-    result = runner.invoke(cli, ["run", "--method", "gradcam", "--dataset", "video-folder", "--data-root",
-                                 str(tiny_belt), "--runs-dir", str(runs), "-q", *TINY])
-    assert result.exit_code == 0, result.output
-    assert len(list((runs / "classifiers").glob("*/final.pt"))) == 1
+    # gradcam trains its own standard classifier; f2f explains it: nothing is trained again
+    for method, classifiers in (("gradcam", 2), ("f2f", 2)):
+        result = runner.invoke(cli, ["run", "--method", method, "--dataset", "video-folder", "--data-root",
+                                     str(tiny_belt), "--runs-dir", str(runs), "-q", *TINY])
+        assert result.exit_code == 0, result.output
+        assert len(list((runs / "classifiers").glob("*/final.pt"))) == classifiers
     result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "GradCAM" in result.output and "all-foreground" in result.output
 
@@ -102,7 +103,7 @@ def test_data_synth_help_shows_the_belt_defaults():
 
     text = " ".join(CliRunner().invoke(cli, ["data", "synth", "--help"]).output.split())
     config = BeltConfig()
-    assert f"[default: {config.train_videos}]" in text and f"[default: {config.frames}]" in text
+    assert f"[default: {config.train_videos};" in text and f"[default: {config.frames};" in text
     assert f"[default: {config.size[0]}x{config.size[1]}]" in text
 
 

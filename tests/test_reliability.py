@@ -658,13 +658,13 @@ def test_same_command_twice_gives_identical_results(tiny_belt, tmp_path):
 
 @pytest.mark.slow
 def test_two_runs_at_once_into_one_runs_dir(tiny_belt, tmp_path):
-    """cam and gradcam share a classifier: one trains it while the other waits, neither corrupts the other."""
+    """gradcam and f2f share a classifier: one trains it while the other waits, neither corrupts the other."""
     runs, cache = tmp_path / "runs", tmp_path / "cache"
-    procs = [_spawn(_belt_run(tiny_belt, runs, epochs=1, method=m), cache) for m in ("cam", "gradcam")]
+    procs = [_spawn(_belt_run(tiny_belt, runs, epochs=1, method=m), cache) for m in ("gradcam", "f2f")]
     for proc in procs:
         _finish(proc)
     records = list(iter_runs(runs, finished=None))
-    assert sorted(r.result["method"] for r in records) == ["cam", "gradcam"]
+    assert sorted(r.result["method"] for r in records) == ["f2f", "gradcam"]
     assert len({r.run_id for r in records}) == 2
     assert len(list((runs / "classifiers").glob("*/final.pt"))) == 1
     assert sum(r.result["classifier"]["trained_now"] for r in records) == 1

@@ -355,7 +355,7 @@ def test_background_table_marks_only_the_best_per_column(tmp_path):
     for i, dataset in enumerate(("a", "b")):  # four rows: a second best would exist in every column
         for removal in (True, False):
             acc = 0.5 + 0.1 * i + 0.05 * removal
-            fake_run(runs_dir, "cam", i, dataset=dataset, background_removal=removal,  # seed i: own classifier
+            fake_run(runs_dir, "gradcam", i, dataset=dataset, background_removal=removal,  # seed i: own classifier
                      accuracy={"original": {"train": acc, "val": acc}, "foreground": {"train": acc, "val": acc}})
     table = background(iter_runs(runs_dir))
     assert len(table.rows) == 4

@@ -123,8 +123,8 @@ def test_suite_repeats_every_run_per_split_seed(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('split_seeds = []\n[[runs]]\nmethod = "cam"\n', "split_seeds must be a non-empty list of integers"),
-    ('split_seeds = ["a"]\n[[runs]]\nmethod = "cam"\n', "split_seeds must be a non-empty list of integers"),
+    ('split_seeds = []\n[[runs]]\nmethod = "cam"\n', "split_seeds: expected a non-empty list"),
+    ('split_seeds = ["a"]\n[[runs]]\nmethod = "cam"\n', r"split_seeds\[0\]: expected an integer"),
     ('split_seeds = [1]\n[[runs]]\nmethod = "cam"\n[datasets_options."video-folder"]\nsplit_seed = 2\n',
      "sets split_seed and split_seeds is given"),
 ])

@@ -124,18 +124,20 @@ def test_a_rerun_of_the_same_configuration_and_seed_is_one_sample(tmp_path):
     from .test_report import fake_run
 
     runs = tmp_path / "runs"
-    fake_run(runs, "cam", 0, 0.20)
-    fake_run(runs, "cam", 1, 0.30)
-    rerun = fake_run(runs, "cam", 1, 0.50)  # the same configuration and seed again
-    os.utime(rerun.path / "result.json", ns=(2**62, 2**62))  # finished last, whatever its id says
+    reruns = []
+    for method in ("cam", "gradcam"):  # gradcam: the standard classifier of the background table
+        fake_run(runs, method, 0, 0.20)
+        fake_run(runs, method, 1, 0.30)
+        reruns.append(fake_run(runs, method, 1, 0.50))  # the same configuration and seed again
+        os.utime(reruns[-1].path / "result.json", ns=(2**62, 2**62))  # finished last, whatever its id says
     kept, ignored = latest_runs(iter_runs(runs))
-    assert ignored == 1 and rerun.run_id in {r.run_id for r in kept} and len(kept) == 2
+    assert ignored == 2 and {r.run_id for r in reruns} <= {r.run_id for r in kept} and len(kept) == 4
     table = comparison(iter_runs(runs))
     cell = dict(zip(table.columns, table.rows[0][1]))["CAM"]
     assert cell.n == 2 and cell.mean == pytest.approx(35.0) and "over 2 seeds" in table.caption
-    assert any("1 re-run(s)" in note for note in table.footnotes)
-    assert any("1 re-run(s)" in note for note in ablation(iter_runs(runs)).footnotes)
-    assert any("1 re-run(s)" in note for note in background(iter_runs(runs)).footnotes)
+    assert any("2 re-run(s)" in note for note in table.footnotes)
+    assert any("2 re-run(s)" in note for note in ablation(iter_runs(runs)).footnotes)
+    assert any("2 re-run(s)" in note for note in background(iter_runs(runs)).footnotes)
 
 
 def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
@@ -159,7 +161,7 @@ def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
     assert set(rows) == {"video-folder [data_root=/data/a]", "video-folder [data_root=/data/b]"}
     assert rows["video-folder [data_root=/data/a]"]["all-foreground (reference)"].mean == pytest.approx(10)
     assert rows["video-folder [data_root=/data/b]"]["all-foreground (reference)"].mean == pytest.approx(40)
-    assert table.columns == ["CAM", "all-foreground (reference)"]
+    assert table.columns == ["CAM", "all-foreground (reference)", "foreground recall (ceiling)"]
 
 
 # -- data identity: content fingerprints ---------------------------------------------------------

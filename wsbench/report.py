@@ -183,10 +183,10 @@ def _finished_at(record: RunRecord) -> tuple[int, str]:
 
 
 def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
-    """One sample per configuration and seed: the latest finished run of each.
+    """One sample per configuration, seed and split seed: the latest finished run of each.
 
-    A configuration is everything in :data:`_SEMANTIC` (method, options, data set and its root,
-    split seed and options, recipe, fusion, map inference); running it again with the same seed
+    A configuration is everything in :data:`_SEMANTIC` (method, options, data set and its root and
+    options, recipe, fusion, map inference); running it again with the same seed and split seed
     repeats a sample, it does not add one. "Latest" is by the time ``result.json`` was written.
 
     Returns:
@@ -198,7 +198,8 @@ def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
         config = dict((record.result or {}).get("config") or {})
         config.update(_config(record))
         seed = (record.result or {}).get("seed", config.get("seed"))
-        latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed})] = record
+        latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed,
+                            "split_seed": config.get("split_seed")})] = record
     kept = {id(r) for r in latest.values()}
     return [r for r in finished if id(r) in kept], len(finished) - len(latest)
 
