@@ -139,7 +139,8 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
     model.load_state_dict(torch.load(folder / "final.pt", map_location="cpu", weights_only=True))
     dev = torch.device(device)
     model.to(dev).eval()
-    data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir, recipe.bg_threshold)
+    data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir, recipe.bg_threshold,
+                   bg_morph=recipe.bg_morph)
     videos = [pos for pos, v in enumerate(data.index.videos) if v.label == "before" and v.split in ("val", "test")]
     frames = sum(data.slices[pos].length for pos in videos)
     methods = {name: (create_method(name), REGISTRY.entry(name).meta.needs_grad) for name in ("cam", "gradcam")}
@@ -173,7 +174,8 @@ def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(96, 96), epochs=1, batch_size=32,
                     lr=2e-3)
-    data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir, recipe.bg_threshold)
+    data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir, recipe.bg_threshold,
+                   bg_morph=recipe.bg_morph)
     data.flows(recipe.flow)
     methods = {"cam": create_method("cam"), "puzzlecam": create_method("puzzlecam"),
                "tccam (clip)": create_method("tccam"),
@@ -361,7 +363,7 @@ def render(report: dict[str, Any]) -> str:
     for m in report["memory"]:
         lines.append(f"| cam train + eval, {m['frames']} frames of {m['frame_size']} JPEG | — | — | — | — "
                      f"| {m['peak_rss_mb']:.0f} |")
-    ratios, by = report["ratios"], {r["method"]: r for r in report["rows"]}
+    ratios = report["ratios"]
     again = ", ".join(f"{n}: {fl['again_calls']} estimator calls, {fl['again_ms']:.1f} ms"
                       for n, fl in report["flows"].items())
     mem = report["memory"]

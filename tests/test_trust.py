@@ -302,4 +302,35 @@ def test_runs_on_data_changed_in_between_are_another_row(tmp_path):
             doc.get("config", doc)["data_fingerprint"] = fingerprint
             atomic_write_json(record.path / name, doc)
     rows = [name for name, _ in comparison(iter_runs(runs)).rows]
-    assert rows == ["synthetic-belt [data_fingerprint=aaaa]", "synthetic-belt [data_fingerprint=bbbb]"]
+    assert rows == ["synthetic-belt [data_content=aaaa]", "synthetic-belt [data_content=bbbb]"]
+
+
+def _set_config(record, **values):
+    from wsbench.runs import atomic_write_json
+
+    for name in ("config.json", "result.json"):
+        doc = json.loads((record.path / name).read_text())
+        doc.get("config", doc).update(values)
+        atomic_write_json(record.path / name, doc)
+
+
+def test_split_seeds_pool_in_one_row_and_changed_data_is_never_a_rerun(tmp_path):
+    """The split is not part of a data set's identity (split seeds are samples of one cell), its files are:
+    the same configuration and seed on changed data is another sample in another row, not a re-run."""
+    from wsbench.report import comparison, latest_runs
+    from wsbench.runs import iter_runs
+
+    from .test_report import fake_run
+
+    runs = tmp_path / "runs"
+    for split_seed, iou in ((1, 0.2), (2, 0.4)):  # two splits of the same files
+        _set_config(fake_run(runs, "cam", 0, iou), split_seed=split_seed, data_fingerprint=f"split{split_seed}",
+                    data_content="files")
+    table = comparison(iter_runs(runs))
+    assert [name for name, _ in table.rows] == ["synthetic-belt"]
+    cell = dict(zip(table.columns, table.rows[0][1]))["CAM"]
+    assert cell.n == 2 and cell.mean == pytest.approx(30.0)
+    _set_config(fake_run(runs, "cam", 0, 0.9), split_seed=1, data_fingerprint="new", data_content="changed")
+    kept, ignored = latest_runs(iter_runs(runs))
+    assert ignored == 0 and len(kept) == 3
+    assert len(comparison(iter_runs(runs)).rows) == 2

@@ -24,8 +24,9 @@ from .suite import SEED_MAX
 
 RUNS_DIR_HELP = "runs directory [default: $WSBENCH_RUNS_DIR or ./runs]"
 CACHE_DIR_HELP = "cache directory for frames and flows [default: $WSBENCH_CACHE_DIR or ~/.cache/wsbench]"
-SPLIT_SEED_HELP = ("seed of the split by video; re-splits synthetic-belt (same proportions) [default: the data set's "
-                   "split: splits.json or its fixed split, else seed 0]")
+SPLIT_SEED_HELP = ("seed of the split by video; re-splits synthetic-belt (same proportions); seruso/ws2: which "
+                   "test_set videos become val [default: the data set's split: splits.json or its fixed split, "
+                   "else seed 0]")
 _SEED = click.IntRange(0, SEED_MAX)
 
 
@@ -112,7 +113,7 @@ def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 
 
 #: ``--quiet/-q`` of every command with progress bars
-quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="no progress bars")
+quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="no progress bars (and for run: no recipe note or time estimate)")
 #: ``--overwrite`` of every command that writes a named output file
 overwrite_option = click.option("--overwrite", is_flag=True, help="replace existing output files")
 
@@ -479,7 +480,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
     """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
 
     Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
-    trained: masks are recomputed from each run's stored classifier at its val-chosen threshold.
+    trained: masks are recomputed from each run's stored classifier at its threshold (chosen on val,
+    or the fixed one its result records).
     """
     from .figures import write_figures
     from .files import check_output

@@ -129,9 +129,13 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     recipe = Recipe(**values)
     fusion = Fusion(**result["fusion"]) if result.get("fusion") else None
     weights = _classifier_weights(record)
-    # the weights hold every parameter: no pretrained file is needed (or read) to rebuild the net
+    # the recorded trainer builds the net (runs made before gradcam had a classifier of its own explain
+    # cam's); the weights hold every parameter, so no pretrained file is needed (or read)
+    recorded = config.get("classifier") or {}
+    trainer = (create_method(recorded["method"], **recorded.get("options", {})) if recorded.get("method")
+               else create_trainer(method))
     model = build_model(dataclasses.replace(recipe, pretrained=None), classes_for(recipe.background_removal),
-                        create_trainer(method).head)
+                        trainer.head)
     load_weights(model, weights)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()

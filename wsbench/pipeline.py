@@ -169,6 +169,7 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
     config.update({
         "config_hash": config_hash(semantic),
         "data_fingerprint": data_fingerprint(index, recipe),
+        "data_content": data_fingerprint(index, recipe, splits=False),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
         "dataset_info": dict(index.info, static_after=index.static_after),
         "label": spec.label,
@@ -211,13 +212,15 @@ def data_warnings(index: Any, recipe: Recipe) -> list[str]:
             "images and no foreground to score)"]
 
 
-def data_fingerprint(index: Any, recipe: Recipe) -> str:
+def data_fingerprint(index: Any, recipe: Recipe, splits: bool = True) -> str:
     """Content fingerprint of everything a run reads besides its options: frames, masks, flow files.
 
     Made of file names, sizes and mtimes (no pixel data), with the data root resolved; it is
-    recorded in ``config.json``, and a finished run counts as done only while it still matches.
+    recorded in ``config.json`` (``data_fingerprint``), and a finished run counts as done only while
+    it still matches. With ``splits=False`` (``data_content``) it leaves out which split each video
+    is in: the data set's identity in tables, where runs on several split seeds pool.
     """
-    return config_hash({"data": index.fingerprint(masks=True),
+    return config_hash({"data": index.fingerprint(masks=True, splits=splits),
                         "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}, 16)
 
 

@@ -93,6 +93,8 @@ class Recipe:
              f"--weight-decay must be a number >= 0, not {self.weight_decay}"),
             (finite(self.alpha_max) and self.alpha_max >= 0, f"--alpha-max must be a number >= 0, not {self.alpha_max}"),
             (finite(self.beta_max) and self.beta_max >= 0, f"--beta-max must be a number >= 0, not {self.beta_max}"),
+            (isinstance(self.bg_morph, int) and 0 <= self.bg_morph <= 255,
+             f"--bg-morph must be a whole number of pixels in [0, 255], not {self.bg_morph}"),
             (finite(self.bg_threshold) and 0 <= self.bg_threshold < 255,
              f"--bg-threshold must be a number of grey levels in [0, 255), not {self.bg_threshold}"),
             (16 <= min(self.image_size) and max(self.image_size) <= MAX_IMAGE_SIZE,

@@ -77,10 +77,9 @@ _METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "t
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
              "cam_inference")
-#: what identifies a data set (its files' content fingerprint included: data changed under one root is
-#: another data set), the all-foreground reference's only input besides the recipe
-#: what makes a data set's identity (a comparison row); split seeds are samples pooled in a cell
-_DATA = ("dataset", "data_root", "dataset_options", "data_fingerprint")
+#: what identifies a data set, a comparison row (its files' content fingerprint included: data changed
+#: under one root is another data set); not its split, since split seeds are samples pooled in a cell
+_DATA = ("dataset", "data_root", "dataset_options", "data_content")
 _NA = "†"
 
 
@@ -182,12 +181,24 @@ def _finished_at(record: RunRecord) -> tuple[int, str]:
         return 0, record.run_id
 
 
+def _data_identity(config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A run's data set identity (:data:`_DATA`): name, resolved root, options, split-free content.
+
+    Records from before ``data_content`` existed fall back to ``data_fingerprint`` (which also
+    covers the split).
+    """
+    ident = {k: config.get(k) for k in _DATA}
+    ident["dataset"] = result.get("dataset") or config.get("dataset")
+    ident["data_content"] = config.get("data_content") or config.get("data_fingerprint")
+    return ident
+
+
 def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
     """One sample per configuration, seed and split seed: the latest finished run of each.
 
     A configuration is everything in :data:`_SEMANTIC` (method, options, data set and its root and
-    options, recipe, fusion, map inference); running it again with the same seed and split seed
-    repeats a sample, it does not add one. "Latest" is by the time ``result.json`` was written.
+    options, recipe, fusion, map inference) on one data set identity (its files' content); running
+    it again with the same seed and split seed repeats a sample, it does not add one. "Latest" is by the time ``result.json`` was written.
 
     Returns:
         ``(kept records in their original order, number of finished runs ignored as re-runs)``.
@@ -199,7 +210,8 @@ def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
         config.update(_config(record))
         seed = (record.result or {}).get("seed", config.get("seed"))
         latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed,
-                            "split_seed": config.get("split_seed")})] = record
+                            "split_seed": config.get("split_seed"),
+                            "data": _data_identity(config, record.result or {})})] = record
     kept = {id(r) for r in latest.values()}
     return [r for r in finished if id(r) in kept], len(finished) - len(latest)
 
@@ -253,8 +265,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "classifier": (r.get("classifier") or {}).get("path"),
                 "split_seed": config.get("split_seed"),
                 "threshold_source": (r.get("metrics") or {}).get("threshold_source") or "",
-                "data": json.dumps({**{k: config.get(k) for k in _DATA},
-                                    "dataset": r.get("dataset") or config.get("dataset")}, sort_keys=True),
+                "data": json.dumps(_data_identity(config, r), sort_keys=True),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split": "seeded" if config.get("resplit") else "default",
                                       **({"cam_inference": config["cam_inference"]}

@@ -89,11 +89,13 @@ def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int
     """
     from .flow import flow_fingerprint
 
+    from .methods import create_trainer
+
     name, options = method.classifier()
     fields = dataclasses.asdict(recipe)
     key = {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
            "image_size": list(recipe.image_size), "seed": seed}
-    if method.clip_length() == 1:
+    if create_trainer(method).clip_length() == 1:  # the trainer's: tccam --no-temporal trains as puzzlecam
         fields.pop("flow")  # single-frame training never reads flow
         fields.pop("flow_root")
     else:

@@ -93,7 +93,7 @@ class VideoIndex:
             c["masked_frames"] += sum(m is not None for m in (v.masks or []))
         return out
 
-    def fingerprint(self, masks: bool = False) -> str:
+    def fingerprint(self, masks: bool = False, splits: bool = True) -> str:
         """Content fingerprint: ids, splits and frame files (name, size, mtime), never pixel data.
 
         The root counts as its resolved absolute path, so ``./data`` and ``/abs/data`` are one
@@ -102,6 +102,8 @@ class VideoIndex:
         Args:
             masks: also the GT mask files (what a score depends on; the caches of frames and the
                 classifiers do not read masks, so they are keyed without them).
+            splits: also which split each video is in (``False``: the files alone, the data set's
+                identity across split seeds).
 
         Returns:
             16 hex digits.
@@ -110,7 +112,7 @@ class VideoIndex:
         h.update(json.dumps([self.name, str(Path(self.root).resolve()) if self.root else None]).encode())
         for v in self.videos:
             fp = v.frames.fingerprint() if hasattr(v.frames, "fingerprint") else list(v.frames.names)
-            h.update(json.dumps([v.key, v.split, fp]).encode())
+            h.update(json.dumps([v.key, v.split if splits else None, fp]).encode())
             if masks:
                 h.update(json.dumps([file_stat(m) if m is not None else None for m in v.masks or []]).encode())
         return h.hexdigest()[:16]
