@@ -113,7 +113,9 @@ def test_fusion_benchmark_spec_pairs_every_method_with_fusion():
     specs = [s for _, s in _specs(spec, spec.seeds, {})]
     fused = {(s.method, s.method_options.get("spatial")) for s in specs if s.fuse_neighbours}
     assert all((s.fuse_neighbours, s.fuse_mode) in ((None, "max"), (2, "mean")) for s in specs)
-    assert {m for m, _ in fused} == {"cam", "puzzlecam", "tccam"}  # f2f is gradcam + this fusion
+    assert {m for m, _ in fused} == {"cam", "gradcam", "puzzlecam", "tccam"}  # gradcam + this fusion = f2f --aggregate mean
+    unfused = {(s.method, s.method_options.get("spatial")) for s in specs if not s.fuse_neighbours}
+    assert fused == unfused  # every method with and without it
 
 
 def test_column_label_shows_fusion_other_than_the_methods_own():
