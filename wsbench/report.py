@@ -560,6 +560,11 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
                      f"ceiling of every method's recall (not ranked).")
+    return _with_notes(table, reasons, ignored, intervals)
+
+
+def _with_notes(table: Table, reasons: dict[str, list[str]], ignored: int, intervals: Any) -> Table:
+    """The footnotes of a table of IoU cells: why a cell is n/a, ignored re-runs, and the intervals."""
     table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
     if intervals:
         table.caption += intervals.caption()
@@ -660,11 +665,7 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
     table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off, "
                      f"{_threshold_caption(df, metric)} ({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
-    table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
-    if intervals:
-        table.caption += intervals.caption()
-        table.footnotes += intervals.footnotes()
-    return table
+    return _with_notes(table, reasons, ignored, intervals)
 
 
 def _fusion_is_default(record: RunRecord) -> bool:
