@@ -181,15 +181,32 @@ def _finished_at(record: RunRecord) -> tuple[int, str]:
         return 0, record.run_id
 
 
-def _data_identity(config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+def _full_config(record: RunRecord) -> dict[str, Any]:
+    config = dict((record.result or {}).get("config") or {})
+    config.update(_config(record))
+    return config
+
+
+def _content_of(records: Iterable[RunRecord]) -> dict[str, str]:
+    """``data_fingerprint`` → ``data_content`` as the records that have both say.
+
+    A record from before ``data_content`` existed has only the split-including fingerprint; the
+    same fingerprint means the same files, so another record's content stands in for it.
+    """
+    pairs = ((c.get("data_fingerprint"), c.get("data_content")) for c in map(_full_config, records))
+    return {fp: content for fp, content in pairs if fp and content}
+
+
+def _data_identity(config: dict[str, Any], result: dict[str, Any], content_of: dict[str, str]) -> dict[str, Any]:
     """A run's data set identity (:data:`_DATA`): name, resolved root, options, split-free content.
 
-    Records from before ``data_content`` existed fall back to ``data_fingerprint`` (which also
-    covers the split).
+    Records without ``data_content`` take it from ``content_of`` (see :func:`_content_of`), else
+    fall back to their ``data_fingerprint`` (which also covers the split).
     """
     ident = {k: config.get(k) for k in _DATA}
     ident["dataset"] = result.get("dataset") or config.get("dataset")
-    ident["data_content"] = config.get("data_content") or config.get("data_fingerprint")
+    fingerprint = config.get("data_fingerprint")
+    ident["data_content"] = config.get("data_content") or content_of.get(fingerprint, fingerprint)
     return ident
 
 
@@ -204,14 +221,14 @@ def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
         ``(kept records in their original order, number of finished runs ignored as re-runs)``.
     """
     finished = [r for r in records if r.finished]
+    content_of = _content_of(finished)
     latest: dict[str, RunRecord] = {}
     for record in sorted(finished, key=_finished_at):
-        config = dict((record.result or {}).get("config") or {})
-        config.update(_config(record))
+        config = _full_config(record)
         seed = (record.result or {}).get("seed", config.get("seed"))
         latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed,
                             "split_seed": config.get("split_seed"),
-                            "data": _data_identity(config, record.result or {})})] = record
+                            "data": _data_identity(config, record.result or {}, content_of)})] = record
     kept = {id(r) for r in latest.values()}
     return [r for r in finished if id(r) in kept], len(finished) - len(latest)
 
@@ -239,6 +256,8 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     ``accuracy:foreground`` on train and val.
     """
     rows = []
+    records = list(records)
+    content_of = _content_of(r for r in records if r.result)
     for record in records:
         r = record.result
         if not r:
@@ -265,7 +284,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "classifier": (r.get("classifier") or {}).get("path"),
                 "split_seed": config.get("split_seed"),
                 "threshold_source": (r.get("metrics") or {}).get("threshold_source") or "",
-                "data": json.dumps(_data_identity(config, r), sort_keys=True),
+                "data": json.dumps(_data_identity(config, r, content_of), sort_keys=True),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split": "seeded" if config.get("resplit") else "default",
                                       **({"cam_inference": config["cam_inference"]}
