@@ -158,7 +158,7 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
 
 
 def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds: int = 3) -> None:
-    """Seconds per training epoch of every training recipe (cam, puzzlecam, tccam clip and triplet).
+    """Seconds per training epoch of every training recipe (cam, gradcam, puzzlecam, tccam clip and triplet).
 
     One warm process; each round trains one epoch of each (the trainer itself, fresh folders, cached
     flows), so a change of machine load hits all alike; each keeps its best round.
@@ -177,7 +177,8 @@ def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds
     data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir, recipe.bg_threshold,
                    bg_morph=recipe.bg_morph)
     data.flows(recipe.flow)
-    methods = {"cam": create_method("cam"), "puzzlecam": create_method("puzzlecam"),
+    methods = {"cam": create_method("cam"), "gradcam": create_method("gradcam"),
+               "puzzlecam": create_method("puzzlecam"),
                "tccam (clip)": create_method("tccam"),
                "tccam (triplet)": create_method("tccam", batching="triplet")}
     best = {name: float("inf") for name in methods}
@@ -306,7 +307,8 @@ def run_benchmark(quick: bool, device: str, work: Path) -> dict[str, Any]:
     for label, args in METHODS:
         res = _spawn(["--worker-run", *args, *common], work, re.sub(r"\W+", "-", label).strip("-"))
         result = res["result"]
-        train = json.loads((Path(result["classifier"]["path"]) / "train.json").read_text())
+        # the record's classifier path is relative to the runs directory
+        train = json.loads((work / "runs" / result["classifier"]["path"] / "train.json").read_text())
         trained = result["classifier"]["method"] == result["method"]
         rows.append({"method": label, "trained": trained, "train_seconds": train["train_seconds"] if trained else None,
                      "epochs": train["epochs"], "steps": train["steps"], "samples": train["samples"],
