@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wsbench-installed
 RUNS   ?= runs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 ## test: the test suite (tiny generated data, about 2.5 minutes on 2 idle cores)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## test-fast: the edit-test loop, without the slow end-to-end tests (pytest -m "not slow")
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## bench: the performance benchmark, one table + ratios (under 10 min on 2 CPU cores; BENCH_ARGS=--quick)
 bench: $(STAMP)
