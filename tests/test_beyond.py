@@ -124,15 +124,19 @@ def test_column_label_shows_fusion_other_than_the_methods_own():
 
     from dataclasses import asdict
 
-    from wsbench.methods import Fusion, create_method
+    from wsbench.methods import Fusion, create_method, method_info
 
     opts = asdict(create_method("f2f").options)
-    plain = column_label({"method": "cam", "config": {"method_options": {}, "fusion": None}})
-    fused = column_label({"method": "cam", "config": {"method_options": {}, "fusion": asdict(Fusion(2, "max"))}})
+    cam, f2f_info = method_info(create_method("cam")), method_info(create_method("f2f"))
+    plain = column_label({"method": "cam", "config": {"method_options": {}, "fusion": None, "method_info": cam}})
+    fused = column_label({"method": "cam", "config": {"method_options": {}, "fusion": asdict(Fusion(2, "max")),
+                                                      "method_info": cam}})
     assert plain != fused and fused.startswith(plain) and "2" in fused and "max" in fused
-    f2f = column_label({"method": "f2f", "config": {"method_options": opts, "fusion": asdict(Fusion(2, "max"))}})
+    f2f = column_label({"method": "f2f", "config": {"method_options": opts, "fusion": asdict(Fusion(2, "max")),
+                                                    "method_info": f2f_info}})
     assert "fuse" not in f2f  # its own fusion
-    assert column_label({"method": "f2f", "config": {"method_options": opts, "fusion": None}}) != f2f
+    assert column_label({"method": "f2f", "config": {"method_options": opts, "fusion": None,
+                                                     "method_info": f2f_info}}) != f2f
 
 
 # -- export, segment: on a tiny trained run -----------------------------------------------------

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsbench.losses import classification_loss, merge, normalized_cams, spatial_loss, temporal_loss, \
+from wsbench.losses import classification_loss, merge, normalized_cams, ramp_weight, spatial_loss, temporal_loss, \
     temporal_loss_terms, tile
-from wsbench.train import loss_weight
+from wsbench.methods import Progress
+
+
+def at(step: int, steps_per_epoch: int, total_steps: int) -> Progress:
+    return Progress(epoch=step // steps_per_epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
 
 
 def test_tile_merge_round_trip_and_order():
@@ -137,7 +141,7 @@ def test_temporal_loss_gradients_reach_all_frames():
 @pytest.mark.parametrize("ramp", ["ramp", "constant"])
 def test_weight_schedule(ramp):
     spe, total = 10, 100  # 10 epochs of 10 steps
-    w = [loss_weight(4.0, s, spe, total, ramp) for s in range(total)]
+    w = [ramp_weight(4.0, at(s, spe, total), ramp) for s in range(total)]
     if ramp == "constant":
         assert set(w) == {4.0}
         return
@@ -149,12 +153,59 @@ def test_weight_schedule(ramp):
 
 def test_weight_schedule_short_training():
     # two epochs: mid-training is inside the first epoch, so the max applies from epoch 2
-    assert loss_weight(4.0, 5, 10, 20) == 0.0 and loss_weight(4.0, 10, 10, 20) == 4.0
+    assert ramp_weight(4.0, at(5, 10, 20)) == 0.0 and ramp_weight(4.0, at(10, 10, 20)) == 4.0
+
+
+# (recipe, method, steps per epoch, total steps) → {step: (alpha, beta)}: the weights the trainer's former
+# loss_weight(recipe.alpha_max / beta_max, step, ...) gave, worked out by hand: 0 in epoch 1, then
+# max * (step - spe) / (total / 2 - spe) up to mid-training
+OLD_WEIGHTS = {
+    # paper: 25 epochs of 10 steps, alpha = beta = 4; span 125 - 10 = 115
+    ("paper", "tccam", 10, 250): {0: (0.0, 0.0), 9: (0.0, 0.0), 10: (0.0, 0.0), 67: (4 * 57 / 115, 4 * 57 / 115),
+                                  125: (4.0, 4.0), 249: (4.0, 4.0)},
+    ("paper", "puzzlecam", 10, 250): {9: (0.0, None), 67: (4 * 57 / 115, None), 200: (4.0, None)},
+    # cpu: 8 epochs of 10 steps, alpha 4, beta 12; span 40 - 10 = 30
+    ("cpu", "tccam", 10, 80): {5: (0.0, 0.0), 10: (0.0, 0.0), 25: (2.0, 6.0), 31: (2.8, 8.4), 40: (4.0, 12.0),
+                               79: (4.0, 12.0)},
+    ("cpu", "puzzlecam", 10, 80): {25: (2.0, None), 79: (4.0, None)},
+}
+
+
+@pytest.mark.parametrize("case", list(OLD_WEIGHTS), ids=lambda c: "-".join(map(str, c)))
+def test_loss_weights_per_step_are_the_former_recipe_weights(case):
+    """Moving alpha/beta from the recipe into the methods keeps every step's weights (so the metrics)."""
+    from wsbench.methods import create_method
+    from wsbench.recipes import RECIPES
+
+    recipe, name, spe, total = case
+    method = create_method(name, **RECIPES[recipe].options_for(name))
+    for step, (alpha, beta) in OLD_WEIGHTS[case].items():
+        assert method.alpha(at(step, spe, total)) == pytest.approx(alpha, abs=1e-12), (case, step)
+        if beta is not None:
+            assert method.beta(at(step, spe, total)) == pytest.approx(beta, abs=1e-12), (case, step)
+
+
+def test_training_losses_carry_the_methods_weights():
+    """The weights reach the loss terms the trainer sums: the cpu recipe's tccam at step 25 of 80."""
+    from wsbench.methods import Batch, create_method
+    from wsbench.model import CamNet
+    from wsbench.recipes import RECIPES
+
+    torch.manual_seed(0)
+    model = CamNet("wsbench_resnet_tiny", ("before", "after", "background"), output_stride=8)
+    method = create_method("tccam", clip_len=3, **RECIPES["cpu"].options_for("tccam"))
+    batch = Batch(images=torch.randn(3, 3, 32, 32), labels=torch.tensor([[1.0, 0.0, 1.0]]).repeat(3, 1), clip_len=3,
+                  flows=torch.zeros(1, 3, 2, 2, 8, 8))
+    terms = method.training_losses(model, batch, at(25, 10, 80))
+    assert (terms["spatial"].weight, terms["temporal"].weight, terms["cls"].weight) == (2.0, 6.0, 1.0)
+    constant = create_method("tccam", clip_len=3, alpha_max=2.0, beta_max=6.0, weight_ramp="constant")
+    terms = constant.training_losses(model, batch, at(0, 10, 80))  # the authors' code: constant from step 0
+    assert (terms["spatial"].weight, terms["temporal"].weight) == (2.0, 6.0)
 
 
 def test_tccam_clip_and_triplet_batching_give_the_same_temporal_loss():
     """The method end to end: one 5-frame clip vs its three triplets, the same frames and flows."""
-    from wsbench.methods import Batch, Progress, create_method
+    from wsbench.methods import Batch, create_method
     from wsbench.model import CamNet
 
     torch.manual_seed(0)
@@ -163,7 +214,7 @@ def test_tccam_clip_and_triplet_batching_give_the_same_temporal_loss():
     flows = torch.zeros(1, 5, 2, 2, 8, 8)
     flows[:, :, 0, 0], flows[:, :, 1, 0] = 1.0, -1.0  # 1 px to the right per frame: borders invalid
     label = torch.tensor([[1.0, 0.0, 0.0]])
-    progress = Progress(epoch=1, step=10, steps_per_epoch=5, total_steps=20, alpha=1.0, beta=1.0)
+    progress = Progress(epoch=1, step=10, steps_per_epoch=5, total_steps=20)
     clip = Batch(images=images, labels=label.repeat(5, 1), clip_len=5, flows=flows)
     triplets = Batch(images=torch.cat([images[t - 1:t + 2] for t in (1, 2, 3)]), labels=label.repeat(9, 1),
                      clip_len=3, flows=torch.cat([flows[:, t - 1:t + 2] for t in (1, 2, 3)]))

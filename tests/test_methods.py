@@ -81,7 +81,7 @@ class MethodContract:
         images = self.images(model, clips * t)
         labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]).repeat_interleave(t, dim=0)
         flows = torch.zeros(clips, t, 2, 2, self.size // 4, self.size // 4) if t > 1 else None
-        progress = Progress(epoch=1, step=10, steps_per_epoch=10, total_steps=40, alpha=1.0, beta=1.0)
+        progress = Progress(epoch=2, step=20, steps_per_epoch=10, total_steps=40)  # loss weights at their max
         terms = trainer.training_losses(model, Batch(images, labels, clip_len=t, flows=flows), progress)
         assert terms and all(isinstance(term, LossTerm) for term in terms.values())
         total = sum(term.value * term.weight for term in terms.values())
@@ -193,10 +193,12 @@ def test_gradcam_equals_cam_only_on_the_bias_free_gap_network():
 
 
 def test_f2f_defaults_to_the_published_union_and_labels_the_mean_variant():
+    from wsbench.methods import method_info
     from wsbench.report import column_label
 
     assert create_method("f2f").fusion().mode == "max"
     mean = create_method("f2f", aggregate="mean")
     label = column_label({"method": "f2f", "config": {"method_options": dataclasses.asdict(mean.options),
-                                                      "fusion": dataclasses.asdict(mean.fusion())}})
+                                                      "fusion": dataclasses.asdict(mean.fusion()),
+                                                      "method_info": method_info(mean)}})
     assert label == "Frame-to-Frame --aggregate mean"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -45,15 +47,17 @@ def test_unknown_recipe_name_or_option_is_one_line():
 def test_belt_config_hashes_are_unchanged(video_folder, monkeypatch):
     """The resolved fields are hashed, not the name: whichever name (or none) gives the belt's recipe,
     the hash is the same. Pinned: a change of these digests retires every finished belt run, so it
-    must be deliberate (last: bg_morph joined the recipe and the cpu recipe's beta_max became 12)."""
+    must be deliberate (last: alpha_max, beta_max and weight_ramp left the recipe for puzzlecam's and tccam's
+    options, the cpu recipe's beta_max 12 becoming its default for tccam; before: 1e56f351c073, b2102bb6b626,
+    10a7e17c413d, 8aa0e3b3542a)."""
     import wsbench.pipeline as pipeline
     from wsbench.data.video_folder import read_video_folder
 
     # the hash does not depend on the frames; skip generating the default belt
     monkeypatch.setattr(pipeline, "create_dataset",
                         lambda *a, **k: read_video_folder(video_folder, name="synthetic-belt"))
-    expected = {("cam", None): "1e56f351c073", ("tccam", None): "b2102bb6b626",
-                ("puzzlecam", None): "10a7e17c413d", ("cam", False): "8aa0e3b3542a"}
+    expected = {("cam", None): "0cd6f984d3f0", ("tccam", None): "f09534928276",
+                ("puzzlecam", None): "21a021d538a0", ("cam", False): "ebe19a8c1a3c"}
     for (method, bg), digest in expected.items():
         recipe = {} if bg is None else {"background_removal": bg}
         for name, device in ((None, None), (None, "cpu"), ("cpu", "cuda")):
@@ -61,6 +65,37 @@ def test_belt_config_hashes_are_unchanged(video_folder, monkeypatch):
                                                          recipe_name=name), device)
             assert resolved.config["config_hash"] == digest, (method, bg, name, device)
             assert resolved.config["recipe_name"] == "cpu" and resolved.recipe_note is None
+            if method == "tccam":  # the cpu recipe's default for tccam's beta, in its options
+                assert resolved.method.options.beta_max == 12.0 and "beta_max" not in resolved.config["recipe"]
+
+
+def test_loss_weights_are_part_of_their_methods_classifier_key_only():
+    """A different beta retrains tccam's classifier, never the ones cam, gradcam and puzzlecam share."""
+    from types import SimpleNamespace
+
+    from wsbench.methods import create_method
+    from wsbench.runs import config_hash
+    from wsbench.train import classifier_key
+
+    recipe = RECIPES["cpu"].recipe()
+    data = SimpleNamespace(path=Path("cache") / "belt-0123" / "frames", index=None)  # what the key reads
+
+    def key(method, **options):
+        return config_hash(classifier_key(create_method(method, **options), recipe, data, 0))
+
+    for beta in (2.0, 12.0):
+        assert key("tccam", temporal=False, beta_max=beta) == key("puzzlecam")
+        assert key("tccam", spatial=False, temporal=False, beta_max=beta) == key("cam")
+    assert key("tccam", beta_max=2.0) != key("tccam", beta_max=12.0)
+    assert key("tccam", spatial=False, alpha_max=1.0) == key("tccam", spatial=False)  # alpha unused there
+    assert key("puzzlecam", alpha_max=2.0) != key("puzzlecam")
+    assert key("gradcam") == key("f2f")
+    # a recipe that sets tccam's beta (cpu) and one that does not (smoke) differ in tccam's options only
+    assert RECIPES["cpu"].options_for("tccam") == {"beta_max": 12.0}
+    assert all(not RECIPES[r].options_for(m) for r in RECIPES for m in ("cam", "gradcam", "f2f", "puzzlecam"))
+    # on the command line the loss weights are the methods' own options
+    result = CliRunner().invoke(cli, ["run", "-m", "cam", "--beta-max", "2"])
+    assert result.exit_code == 2 and "option --beta-max is not taken by method 'cam'" in result.output
 
 
 def test_list_recipes_and_datasets_show_recipes():

@@ -14,14 +14,17 @@ import pytest
 from click.testing import CliRunner
 
 from wsbench.cli import cli
-from wsbench.methods import create_method
+from wsbench.methods import create_method, method_info
 from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
 from wsbench.runs import config_hash, create_run, finish_run, iter_runs
 
 
 def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=None, background_removal=True,
-             static_after=False, accuracy=None, finished=True, **options):
-    """Write config.json (+ result.json) of a run as execute() would, with made-up numbers."""
+             static_after=False, accuracy=None, finished=True, legacy=False, **options):
+    """Write config.json (+ result.json) of a run as execute() would, with made-up numbers.
+
+    ``legacy``: as wsbench wrote it before config.json kept ``method_info``.
+    """
     m = create_method(method, **options)
     fusion = m.fusion()
     semantic = {"method": method, "method_options": dataclasses.asdict(m.options), "dataset": dataset,
@@ -32,6 +35,8 @@ def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=
     config = dict(semantic, config_hash=config_hash(semantic), label=label,
                   classifier={"method": trainer, "options": trainer_options},
                   dataset_info={"static_after": static_after}, environment={"git_commit": "abc123"})
+    if not legacy:
+        config["method_info"] = method_info(m)
     record = create_run(runs_dir, config)
     if not finished:
         return record
@@ -81,7 +86,7 @@ def test_long_form_columns_and_components(runs):
     assert df.run_id.nunique() == 14  # the unfinished run is not there
     iou = df[(df.metric == "iou_illegal") & (df.split == "test")]
     comps = {(r.method, r.options): (r.spatial, r.temporal) for r in iou.itertuples()}
-    assert comps[("cam", "")] == ("✗", "✗") and comps[("puzzlecam", "")] == ("✓", "✗")
+    assert comps[("cam", "")] == ("✗", "✗") and comps[("puzzlecam", "alpha_max=4.0 weight_ramp=ramp")] == ("✓", "✗")
     tccam = {o: c for (m, o), c in comps.items() if m == "tccam"}
     assert tccam[next(o for o in tccam if "spatial=False" in o)] == ("✗", "✓")
     assert tccam[next(o for o in tccam if "spatial=True" in o)] == ("✓", "✓")
@@ -286,7 +291,7 @@ def test_paper_spec_covers_the_three_tables():
     for run in spec.runs:
         create_method(run.method, **run.options)  # valid method and options
         assert set(run.recipe) <= fields
-        comps = ablation_components(run.method, {**run.options})
+        comps = ablation_components({"method_info": method_info(create_method(run.method, **run.options))})
         if comps is not None and not run.recipe:
             components.add(comps)
     assert components == {(False, False), (False, True), (True, False), (True, True)}
@@ -313,7 +318,8 @@ def test_fusion_chosen_by_a_methods_own_options_is_not_labelled_twice():
     from wsbench.report import column_label
 
     m = create_method("f2f", neighbours=4)
-    config = {"method_options": dataclasses.asdict(m.options), "fusion": dataclasses.asdict(m.fusion())}
+    config = {"method_options": dataclasses.asdict(m.options), "fusion": dataclasses.asdict(m.fusion()),
+              "method_info": method_info(m)}
     assert column_label({"method": "f2f", "config": config}) == "Frame-to-Frame --neighbours 4"
     config["fusion"] = None
     assert column_label({"method": "f2f", "config": config}) == "Frame-to-Frame --neighbours 4 --no-fuse"

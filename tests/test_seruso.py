@@ -484,12 +484,13 @@ def test_seruso_specs_take_the_data_root_from_the_command_line(tmp_path):
     wsws = load_spec(root / "seruso-wsws.toml")
     (run, spec), *_ = list(_specs(wsws, [0], {"data_roots": {"seruso": str(tmp_path)}}))
     assert spec.data_root == str(tmp_path) and spec.cam_scales == (0.2, 0.5, 1.0, 2.0, 4.0, 6.0) and spec.cam_flip
-    assert spec.recipe["background_removal"] is False and spec.recipe["weight_ramp"] == "constant"
-    assert (spec.recipe["alpha_max"], spec.recipe["beta_max"], spec.recipe["output_stride"]) == (2.0, 6.0, 32)
+    assert spec.recipe["background_removal"] is False and spec.recipe["output_stride"] == 32
+    (_, puzzle), = [(r, s) for r, s in _specs(wsws, [0], {}) if s.method == "puzzlecam"]
+    assert puzzle.method_options == {"alpha_max": 2.0, "weight_ramp": "constant"}
     (_, pof), = [(r, s) for r, s in _specs(wsws, [0], {"data_roots": {"seruso": str(tmp_path)}}) if s.method == "tccam"]
-    assert pof.method_options == {"batching": "triplet"} and pof.recipe["batch_size"] == 96  # 32 triplets
+    assert pof.method_options == {"batching": "triplet", "alpha_max": 2.0, "beta_max": 6.0, "weight_ramp": "constant"}
+    assert pof.recipe["batch_size"] == 96  # 32 triplets
     assert (pof.fuse_neighbours, pof.fuse_mode, pof.fuse_on) == (1, "max", "raw") and pof.label == "POF-CAM"
-    assert pof.recipe["weight_ramp"] == "constant" and (pof.recipe["alpha_max"], pof.recipe["beta_max"]) == (2.0, 6.0)
     paper = load_spec(root / "seruso-paper.toml")
     (_, spec), *_ = list(_specs(paper, [0], {}))
     assert spec.data_root is None and spec.recipe["background_removal"] is True and spec.cam_scales == (1.0,)

@@ -247,7 +247,7 @@ def _fake(runs_dir, method, seed, split_seed, videos, resplit=True, counts=True,
     """A finished run as execute() records it, its IoU made from per-video counts."""
     import dataclasses
 
-    from wsbench.methods import create_method
+    from wsbench.methods import create_method, method_info
     from wsbench.runs import create_run, finish_run
 
     m = create_method(method, **options)
@@ -259,6 +259,7 @@ def _fake(runs_dir, method, seed, split_seed, videos, resplit=True, counts=True,
         semantic["resplit"] = True
     config = dict(semantic, config_hash=config_hash(semantic), label=None, dataset_info={"static_after": False},
                   classifier={"method": m.classifier()[0], "options": m.classifier()[1]})
+    config["method_info"] = method_info(m)
     record = create_run(runs_dir, config)
     iou = sum(v["intersection"] for v in videos.values()) / sum(v["union"] for v in videos.values())
     result = {"run_id": record.run_id, "method": method, "dataset": "synthetic-belt", "seed": seed,

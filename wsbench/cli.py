@@ -18,7 +18,7 @@ import click
 from . import __version__
 from .data.synthetic import BeltConfig
 from .errors import UserError
-from .recipes import RECIPES
+from .recipes import RECIPES, RecipeOption, parse_recipe_option, recipe_options
 from .registry import RegistryError
 from .suite import SEED_MAX
 
@@ -257,14 +257,14 @@ def _method_params(name: str, taken: set[str]) -> list[click.Option] | None:
         if spec.name in taken:
             raise UserError(f"method {name!r} declares option {spec.name!r}, which wsbench run already has")
         flag = spec.name.replace("_", "-")
-        help_text = f"[{name}] {spec.help}"
+        # not given: None, so that a named recipe's defaults for the method apply (NamedRecipe.method_options)
+        shown = (f"--{flag}" if spec.default else f"--no-{flag}") if spec.type is bool else spec.default
+        help_text = f"[{name}] {spec.help} [default: {shown}]"
         if spec.type is bool:
-            params.append(click.Option([f"--{flag}/--no-{flag}"], default=spec.default, help=help_text,
-                                       show_default=True))
+            params.append(click.Option([f"--{flag}/--no-{flag}"], default=None, help=help_text))
         else:
             type_ = click.Choice(spec.choices) if spec.choices else spec.type
-            params.append(click.Option([f"--{flag}"], type=type_, default=spec.default, help=help_text,
-                                       show_default=True))
+            params.append(click.Option([f"--{flag}"], type=type_, default=None, help=help_text))
     return params
 
 
@@ -274,46 +274,33 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)),
                      help="named recipe (wsbench list recipes); the options below override its fields [default: "
                           "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of paper]"),
-        click.option("--backbone", help="timm backbone [default: from the recipe]"),
-        click.option("--pretrained", help="weights: a local file, or 'timm' for the local timm cache "
-                                          "[default: from scratch]"),
-        click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="backbone output stride"),
-        click.option("--pool", type=click.Choice(["gap", "lse"]), help="logit pooling [default: gap]"),
-        click.option("--image-size", help="training resolution N or WxH [default: from the recipe]"),
-        click.option("--epochs", type=int, help="training epochs"),
-        click.option("--batch-size", type=int, help="frames per batch"),
-        click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), help="optimiser [default: adamw]"),
-        click.option("--lr", type=float, help="peak learning rate"),
-        click.option("--weight-decay", type=float, help="weight decay"),
-        click.option("--schedule", type=click.Choice(["onecycle", "poly", "constant"]), help="lr schedule"),
-        click.option("--alpha-max", type=float, help="max weight of the spatial loss [default: 4]"),
-        click.option("--beta-max", type=float, help="max weight of the temporal loss [default: 4]"),
-        click.option("--weight-ramp", type=click.Choice(["ramp", "constant"]),
-                     help="alpha/beta: 0 for epoch 1 then linear to max by mid-training, or constant"),
-        click.option("--background-removal/--no-background-removal", default=None,
-                     help="3 classes on background-removed frames (paper) or 2 on originals [default: on]"),
-        click.option("--bg-threshold", type=float, help="background-removal threshold in grey levels [default: 22]"),
-        click.option("--bg-morph", type=click.IntRange(0, 255),
-                     help="opening/closing square of background removal, px at <=1024 px analysis size; "
-                          "objects narrower vanish; 0: none (the paper's rule) [default: 3]"),
-        click.option("--augment/--no-augment", default=None, help="flips, shifts, colour gain [default: on]"),
-        click.option("--flow", help="optical-flow estimator (wsbench list flows) [default: dis]"),
-        click.option("--flow-root", help="folder of .flo files for --flow files [default: the dataset's own]"),
+        *(_recipe_option(o) for o in recipe_options()),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+def _recipe_option(option: RecipeOption) -> Callable[..., Any]:
+    """The click option of a recipe field (from its metadata, see :func:`wsbench.recipes.recipe_options`)."""
+    flag = "--" + option.name.replace("_", "-")
+    if option.type is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", default=None, help=option.help)
+    if option.choices:
+        kind: Any = click.Choice(list(option.choices))
+    elif option.low is not None or option.high is not None:
+        kind = click.IntRange(option.low, option.high)
+    else:
+        kind = option.type
+    return click.option(flag, type=kind, help=option.help)
+
+
 def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Pop the recipe options out of a command's keyword arguments."""
-    names = ["backbone", "pretrained", "output_stride", "pool", "image_size", "epochs", "batch_size", "optimizer",
-             "lr", "weight_decay", "schedule", "alpha_max", "beta_max", "weight_ramp", "background_removal",
-             "bg_threshold", "bg_morph", "augment", "flow", "flow_root"]
-    recipe = {n: kwargs.pop(n) for n in names}
-    recipe["image_size"] = _image_size(recipe["image_size"])
-    if recipe["output_stride"] is not None:
-        recipe["output_stride"] = int(recipe["output_stride"])
+    """Pop the recipe options out of a command's keyword arguments (those given: field → value)."""
+    recipe = {}
+    for option in recipe_options():
+        value = kwargs.pop(option.name)
+        recipe[option.name] = _image_size(value) if option.size else parse_recipe_option(option, value)
     return {k: v for k, v in recipe.items() if v is not None}
 
 
@@ -356,7 +343,7 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
 
     runs_dir, cache_dir = _runs_dir(kwargs["runs_dir"]), _cache_dir(kwargs["cache_dir"])
     method_params = ctx.meta.get(_METHOD_PARAMS) or []
-    method_options = {p.name: kwargs.pop(p.name) for p in method_params}
+    method_options = {p.name: v for p in method_params if (v := kwargs.pop(p.name)) is not None}
     recipe = recipe_from(kwargs)
     spec = RunSpec(method=kwargs["method"], dataset=kwargs["dataset"], recipe_name=kwargs["recipe_name"],
                    data_root=str(kwargs["data_root"]) if kwargs["data_root"] else None,
@@ -382,7 +369,7 @@ def _summary(result: dict[str, Any], runs_dir: Path) -> str:
         written = f"; {maps['frames']} val/test maps written to {runs_dir / maps['dir']}" if maps else ""
         return (f"{result.get('method')} on {result.get('dataset')}: no GT masks in the test split, so no IoU "
                 f"(IoU needs masks/before/<video>/<frame>.png){written} (accuracy {fmt(m.get('accuracy'))})")
-    from .evaluate import threshold_text
+    from .texts import threshold_text
 
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
             f"illegal IoU {fmt(m['iou_illegal'])} at {threshold_text(m.get('threshold_source'), m['threshold'])} "
@@ -398,9 +385,10 @@ _METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability", "io
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
                   echo=click.echo, ci: bool = False) -> None:
+    from .methods import complete_method_info
     from .report import build_tables, long_form, render
 
-    records = list(records)
+    records = complete_method_info(records)  # runs recorded before config.json kept method_info
     if not any(r.finished for r in records):
         echo("no finished runs")
         return
@@ -485,11 +473,13 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
     """
     from .figures import write_figures
     from .files import check_output
+    from .methods import complete_method_info
     from .runs import iter_runs
 
     runs_dir = _runs_dir(runs_dir)
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
-    written = write_figures(iter_runs(runs_dir), out, fmt, examples, metric, _cache_dir(cache_dir), device,
+    records = complete_method_info(iter_runs(runs_dir))  # runs recorded before config.json kept method_info
+    written = write_figures(records, out, fmt, examples, metric, _cache_dir(cache_dir), device,
                             overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
 

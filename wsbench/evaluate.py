@@ -58,6 +58,7 @@ from .methods import METHODS, Fusion, Method
 from .model import CamNet
 from .multiscale import multiscale_maps
 from .progress import show_progress
+from .texts import FIXED_THRESHOLD, threshold_text
 
 if TYPE_CHECKING:
     from .inference import TrainedRun
@@ -67,29 +68,6 @@ __all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_
            "threshold_text", "uses_raw_maps", "video_maps", "wsws_mask"]
 
 BINS = 100
-
-
-#: the threshold used when the validation split has no before frame with a GT mask
-FIXED_THRESHOLD = 0.5
-
-
-def threshold_text(source: str | None, threshold: float | None = None) -> str:
-    """Where a run's threshold came from, in words (summary lines and table captions).
-
-    Args:
-        source: ``metrics.threshold_source`` of a result: ``"val"`` (the best validation IoU) or
-            ``"fixed"`` (the validation split had no masks); the older spellings ``"validation"``
-            and ``"fixed 0.5 (...)"`` are read too.
-        threshold: the run's threshold, shown when given (the fixed one is always shown).
-
-    Returns:
-        e.g. ``"threshold 0.37 chosen on val"``, ``"threshold chosen on val"`` or
-        ``"fixed threshold 0.50 (no val masks)"``.
-    """
-    if source is not None and source.startswith("fixed"):
-        value = FIXED_THRESHOLD if threshold is None else threshold
-        return f"fixed threshold {value:.2f} (no val masks)"
-    return "threshold chosen on val" if threshold is None else f"threshold {threshold:.2f} chosen on val"
 
 
 def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:

@@ -5,6 +5,8 @@
 - :func:`spatial_loss`: L1 between full-image and merged class maps (eq. 7), PuzzleCAM's form.
 - :func:`temporal_loss`: L1 between a frame's CAM and the max of its warped neighbours'
   CAMs (eq. 8–11).
+- :func:`ramp_weight`: the weight of a reconstruction loss at a point of training (§5.2), which
+  the methods that have such a loss call with their own maximum and ramp.
 
 Both reconstruction losses use one convention, the official PuzzleCAM code's (which the authors'
 POF-CAM code also uses for its temporal term): the absolute difference is multiplied by the image's
@@ -13,15 +15,21 @@ labels and averaged over all B × C × h × w elements. So α and β are in the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from .flow import resize_flow, warp
 
+if TYPE_CHECKING:
+    from .methods.base import Progress
+
 __all__ = [
     "classification_loss",
     "merge",
     "normalized_cams",
+    "ramp_weight",
     "spatial_loss",
     "temporal_loss",
     "temporal_loss_terms",
@@ -124,3 +132,23 @@ def temporal_loss(class_maps: torch.Tensor, flows: torch.Tensor, labels: torch.T
         flow_to_next=flat(flows[:, inner, 0]),
         labels=flat(labels_inner),
     )
+
+
+def ramp_weight(maximum: float, progress: Progress, ramp: str = "ramp") -> float:
+    """Weight of a reconstruction loss at the point of training ``progress`` says (paper §5.2).
+
+    Args:
+        maximum: the weight's maximum (``alpha_max``, ``beta_max``).
+        progress: the trainer's step and steps per epoch / in all.
+        ramp: ``"ramp"``: 0 during the first epoch, then rising linearly to ``maximum`` at the
+            midpoint of training (at once after the first epoch if that is already past the
+            midpoint); ``"constant"``: ``maximum`` throughout (the authors' code).
+    """
+    if ramp == "constant":
+        return maximum
+    if progress.step < progress.steps_per_epoch:
+        return 0.0
+    span = progress.total_steps / 2 - progress.steps_per_epoch
+    if span <= 0:
+        return maximum
+    return maximum * min(1.0, (progress.step - progress.steps_per_epoch) / span)

@@ -19,10 +19,11 @@ from .data.cache import PreparedData, prepare
 from .device import default_workers, resolve_device
 from .errors import UserError
 from .flow import FLOWS, flow_fingerprint
-from .methods import Fusion, Method, create_method, has_raw_maps
+from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
 from .multiscale import parse_scales
-from .recipes import Recipe, choose_recipe
+from .recipes import Recipe, choose_recipe, named_recipe
 from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
+from .texts import static_after_refusal
 from .train import obtain_classifier
 
 __all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "execute", "incompatibility",
@@ -109,13 +110,16 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         UserError / UnknownEntryError: unknown names, bad options, or a method that cannot run on
             the data set.
     """
-    method = create_method(spec.method, **spec.method_options)
+    METHODS.entry(spec.method)  # an unknown method is reported before the recipe
     ds_entry = DATASETS.entry(spec.dataset)
     overrides = dict(spec.recipe)
     if overrides.get("flow_root"):
         overrides["flow_root"] = str(Path(overrides["flow_root"]).expanduser().resolve())
     recipe, recipe_name, recipe_note = choose_recipe(spec.recipe_name, ds_entry.meta.recipe, overrides,
                                                      device_type)
+    # the recipe's defaults for this method's own options (loss weights), under the options given
+    recipe_defaults = named_recipe(recipe_name).options_for(spec.method)
+    method = create_method(spec.method, **{**recipe_defaults, **spec.method_options})
     FLOWS.entry(recipe.flow)  # an unknown --flow is an error even for methods that never read flow
 
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed, cache_dir=spec.cache_dir,
@@ -171,6 +175,7 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         "data_fingerprint": data_fingerprint(index, recipe),
         "data_content": data_fingerprint(index, recipe, splits=False),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
+        "method_info": method_info(method, recipe_defaults),
         "dataset_info": dict(index.info, static_after=index.static_after),
         "label": spec.label,
         "recipe_name": recipe_name,
@@ -243,7 +248,7 @@ def incompatibility(method: Method, static_after: bool, dataset: str) -> str | N
     """
     trainer_name, trainer_options = method.classifier()
     if create_method(trainer_name, **trainer_options).clip_length() > 1 and static_after:
-        return f"temporal training needs after videos; {dataset} has only static after frames"
+        return static_after_refusal(dataset)
     return None
 
 

@@ -15,19 +15,37 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import typing
 from typing import Any, Literal
 
 from .errors import UserError
 
-__all__ = ["MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe", "choose_recipe", "named_recipe"]
+__all__ = ["MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe", "RecipeOption", "choose_recipe", "named_recipe",
+           "parse_recipe_option", "recipe_options"]
 
 #: the largest training resolution a side (--image-size); the paper trains at 512
 MAX_IMAGE_SIZE = 4096
 
 
+def _field(default: Any, help: str, **cli: Any) -> Any:
+    """A :class:`Recipe` field whose metadata makes its ``wsbench run`` option (see :func:`recipe_options`).
+
+    ``help`` is the option's help; ``cli`` may hold ``choices`` (the values allowed) and ``low`` /
+    ``high`` (an integer range).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """Everything that determines how a classifier is trained (shared by all methods).
+    """Everything that determines how a classifier is trained, shared by all methods.
+
+    Loss weights are not here: they belong to the methods that have those losses (``puzzlecam``'s
+    and ``tccam``'s ``--alpha-max``, ``--beta-max`` and ``--weight-ramp`` options), so they are
+    part of those methods' classifier keys only. A named recipe can still set them, see
+    :attr:`NamedRecipe.method_options`. Each field's ``metadata["help"]`` is its ``wsbench run``
+    option's help (:func:`recipe_options`).
 
     Attributes:
         backbone: timm model name.
@@ -42,10 +60,6 @@ class Recipe:
         lr: peak learning rate.
         weight_decay: weight decay.
         schedule: learning-rate schedule ``"onecycle"``, ``"poly"`` (power 0.9) or ``"constant"``.
-        alpha_max: maximum weight of the spatial loss.
-        beta_max: maximum weight of the temporal loss.
-        weight_ramp: ``"ramp"`` (paper: 0 for the first epoch, then linear to the maximum by
-            mid-training) or ``"constant"`` (the authors' code).
         background_removal: three classes on background-removed frames (paper) or two classes
             on the original frames.
         bg_threshold: background-removal threshold (grey levels).
@@ -57,26 +71,26 @@ class Recipe:
             own locations).
     """
 
-    backbone: str = "resnet50"
-    pretrained: str | None = None
-    output_stride: int = 16
-    pool: Literal["gap", "lse"] = "gap"
-    image_size: tuple[int, int] = (512, 512)
-    epochs: int = 25
-    batch_size: int = 16
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: Literal["onecycle", "poly", "constant"] = "onecycle"
-    alpha_max: float = 4.0
-    beta_max: float = 4.0
-    weight_ramp: Literal["ramp", "constant"] = "ramp"
-    background_removal: bool = True
-    bg_threshold: float = 22.0
-    bg_morph: int = 3
-    augment: bool = True
-    flow: str = "dis"
-    flow_root: str | None = None
+    backbone: str = _field("resnet50", "timm backbone [default: from the recipe]")
+    pretrained: str | None = _field(None, "weights: a local file, or 'timm' for the local timm cache "
+                                          "[default: from scratch]")
+    output_stride: int = _field(16, "backbone output stride", choices=(8, 16, 32))
+    pool: Literal["gap", "lse"] = _field("gap", "logit pooling [default: gap]")
+    image_size: tuple[int, int] = _field((512, 512), "training resolution N or WxH [default: from the recipe]")
+    epochs: int = _field(25, "training epochs")
+    batch_size: int = _field(16, "frames per batch")
+    optimizer: Literal["adamw", "sgd"] = _field("adamw", "optimiser [default: adamw]")
+    lr: float = _field(1e-3, "peak learning rate")
+    weight_decay: float = _field(1e-4, "weight decay")
+    schedule: Literal["onecycle", "poly", "constant"] = _field("onecycle", "lr schedule")
+    background_removal: bool = _field(True, "3 classes on background-removed frames (paper) or 2 on originals "
+                                            "[default: on]")
+    bg_threshold: float = _field(22.0, "background-removal threshold in grey levels [default: 22]")
+    bg_morph: int = _field(3, "opening/closing square of background removal, px at <=1024 px analysis size; "
+                              "objects narrower vanish; 0: none (the paper's rule) [default: 3]", low=0, high=255)
+    augment: bool = _field(True, "flips, shifts, colour gain [default: on]")
+    flow: str = _field("dis", "optical-flow estimator (wsbench list flows) [default: dis]")
+    flow_root: str | None = _field(None, "folder of .flo files for --flow files [default: the dataset's own]")
 
     def flow_options(self) -> dict[str, Any]:
         """Options of the flow estimator (``root`` when ``flow_root`` is set)."""
@@ -91,8 +105,6 @@ class Recipe:
             (finite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
             (finite(self.weight_decay) and self.weight_decay >= 0,
              f"--weight-decay must be a number >= 0, not {self.weight_decay}"),
-            (finite(self.alpha_max) and self.alpha_max >= 0, f"--alpha-max must be a number >= 0, not {self.alpha_max}"),
-            (finite(self.beta_max) and self.beta_max >= 0, f"--beta-max must be a number >= 0, not {self.beta_max}"),
             (isinstance(self.bg_morph, int) and 0 <= self.bg_morph <= 255,
              f"--bg-morph must be a whole number of pixels in [0, 255], not {self.bg_morph}"),
             (finite(self.bg_threshold) and 0 <= self.bg_threshold < 255,
@@ -114,11 +126,21 @@ class NamedRecipe:
         name: what ``--recipe`` takes.
         description: one line for ``wsbench list recipes``.
         fields: ``Recipe`` field → value; the other fields keep :class:`Recipe`'s defaults.
+        method_options: method name → (option → value): defaults of a method's own options under
+            this recipe (e.g. ``tccam``'s ``beta_max``). They are applied to the method's options
+            before options given one by one, so they enter that method's configuration and
+            classifier key only: a recipe that sets ``tccam``'s β shares ``cam``'s and
+            ``puzzlecam``'s classifiers with a recipe that does not.
     """
 
     name: str
     description: str
     fields: tuple[tuple[str, Any], ...] = ()
+    method_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def options_for(self, method: str) -> dict[str, Any]:
+        """The option defaults this recipe sets for ``method`` (``{}``: none; the method's own defaults hold)."""
+        return dict(dict(self.method_options).get(method, ()))
 
     def recipe(self, **overrides: Any) -> Recipe:
         """The :class:`Recipe` of this name with ``overrides`` (field → value; ``None`` values ignored).
@@ -140,10 +162,11 @@ class NamedRecipe:
 #: The named recipes, in the order ``wsbench list recipes`` shows them.
 RECIPES: dict[str, NamedRecipe] = {r.name: r for r in (
     NamedRecipe("paper", "the paper's recipe (§5.2), for a GPU; --pretrained timm for ImageNet weights"),
-    # beta_max 12 was chosen on the belt's validation split (tccam seeds 0 and 1: val IoU 0.356 vs 0.339 at 4)
+    # tccam's beta_max 12 was chosen on the belt's validation split (seeds 0 and 1: val IoU 0.356 vs 0.339 at 4)
     NamedRecipe("cpu", "trains from scratch on a CPU in minutes (the synthetic belt's default)",
                 (("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (96, 96)),
-                 ("epochs", 8), ("batch_size", 32), ("lr", 2e-3), ("beta_max", 12.0))),
+                 ("epochs", 8), ("batch_size", 32), ("lr", 2e-3)),
+                (("tccam", (("beta_max", 12.0),)),)),
     NamedRecipe("smoke", "seconds on a CPU: checks that data and a method run (the numbers mean nothing)",
                 (("backbone", "wsbench_resnet_tiny"), ("output_stride", 8), ("image_size", (32, 32)),
                  ("epochs", 1), ("batch_size", 8))),
@@ -192,3 +215,64 @@ def choose_recipe(name: str | None, dataset_default: str, overrides: dict[str, A
                     "ResNet-50 from scratch at 512x512 for 25 epochs takes hours to days on a CPU; "
                     "--recipe paper (or --pretrained) trains it anyway")
     return named_recipe(name).recipe(**overrides), name, note
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipeOption:
+    """A :class:`Recipe` field as a command-line option (``wsbench run``, ``wsbench suite``).
+
+    Attributes:
+        name: the field (``--name-with-dashes`` on the command line).
+        type: ``bool`` (a ``--name/--no-name`` flag), ``int``, ``float`` or ``str``.
+        help: the help text (the field's ``metadata["help"]``).
+        choices: the values allowed (``Literal`` fields and ``choices`` metadata), as strings.
+        low, high: an integer range (``None``: open).
+        size: the value is a size ``N`` or ``WxH`` (``image_size``).
+    """
+
+    name: str
+    type: type
+    help: str
+    choices: tuple[str, ...] | None = None
+    low: int | None = None
+    high: int | None = None
+    size: bool = False
+
+
+def recipe_options() -> list[RecipeOption]:
+    """The :class:`Recipe` fields as command-line options, from their types and metadata, in field order."""
+    hints = typing.get_type_hints(Recipe)
+    out = []
+    for f in dataclasses.fields(Recipe):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        choices = f.metadata.get("choices")
+        if typing.get_origin(hint) is Literal:
+            choices, kind = args, str
+        elif typing.get_origin(hint) is tuple:
+            kind = str
+        else:
+            kind = args[0] if args else hint
+        out.append(RecipeOption(f.name, kind, f.metadata.get("help", ""),
+                                tuple(str(c) for c in choices) if choices else None,
+                                f.metadata.get("low"), f.metadata.get("high"),
+                                size=typing.get_origin(hint) is tuple))
+    return out
+
+
+def parse_recipe_option(option: RecipeOption, value: Any) -> Any:
+    """A command-line value of ``option`` as the :class:`Recipe` field takes it (``None``: not given).
+
+    Raises:
+        UserError: a size that is not ``N`` or ``WxH``.
+    """
+    if value is None:
+        return None
+    if option.size:
+        match = re.fullmatch(r"(\d+)(?:[x,](\d+))?", str(value).strip())
+        if not match:
+            raise UserError(f"--{option.name.replace('_', '-')}: {value!r} is not N or WxH")
+        return int(match[1]), int(match[2] or match[1])
+    if option.choices and option.type is int:
+        return int(value)
+    return value

@@ -1,6 +1,12 @@
 """Tables from stored results: run records → long-form table → the paper's three tables.
 
-Nothing here recomputes a metric; every number comes from a ``result.json``. The tables:
+Nothing here recomputes a metric; every number comes from a ``result.json``, and everything the
+tables say about a method (display name, modules, default options, the fusion it chooses, whether
+it trains on clips) comes from ``method_info`` in the run's ``config.json``, written when the run
+was made (:func:`wsbench.methods.method_info`). This module imports no method, no trainer and no
+torch: only the run records and pandas. A record written before ``method_info`` existed is refused
+with one line (``wsbench leaderboard`` first fills it in from the method registry, see
+:func:`wsbench.methods.complete_method_info`). The tables:
 
 - **comparison** (paper Table 1): rows data sets, one column per method variant (GradCAM,
   Frame-to-Frame, PuzzleCAM, temporal-consistent CAM first, then any other variant with results),
@@ -38,7 +44,9 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .bootstrap import RESAMPLES, SEED, iou_interval
+from .errors import UserError
 from .runs import RunRecord, config_hash
+from .texts import static_after_refusal, threshold_text
 
 __all__ = [
     "ABLATION_COLUMNS",
@@ -59,9 +67,8 @@ __all__ = [
     "render",
 ]
 
-#: built-in methods in the order of the paper's Table 1, with their display names
-METHOD_NAMES = {"gradcam": "GradCAM", "f2f": "Frame-to-Frame", "puzzlecam": "PuzzleCAM",
-                "tccam": "TC-CAM", "cam": "CAM"}
+#: built-in methods in the order of the paper's Table 1 (display names come from the runs' records)
+PAPER_ORDER = ("gradcam", "f2f", "puzzlecam", "tccam", "cam")
 #: columns of the ablation: (spatial module, temporal module) → header
 ABLATION_COLUMNS = {(False, False): "None", (False, True): "Only temporal", (True, False): "Only spatial",
                     (True, True): "Both"}
@@ -88,48 +95,55 @@ def _config(record: RunRecord) -> dict[str, Any]:
     return record.config or (record.result or {}).get("config", {})
 
 
-def _method_defaults(method: str, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
-    """Default options of a registered method and the fusion it chooses itself with ``options``.
+def method_info(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``method_info`` a run's config records (see :func:`wsbench.methods.method_info`).
 
-    Returns empty options and ``None`` for an unknown method or options it cannot be built with.
+    Raises:
+        UserError: a record written before ``method_info`` existed (one line).
     """
-    from .methods import METHODS, create_method
-
-    if method not in METHODS:
-        return {}, None
-    try:
-        defaults = dataclasses.asdict(create_method(method).options)
-        fusion = create_method(method, **(options or {})).fusion()
-    except Exception:  # a plugin whose defaults cannot be built, or options from another version
-        return {}, None
-    return defaults, fusion.as_config() if fusion else None
+    info = config.get("method_info")
+    if not isinstance(info, dict):
+        run = config.get("config_hash") or "?"
+        raise UserError(f"run of {config.get('method', '?')!r} (config {run}) was recorded before config.json kept "
+                        "method_info, which the tables read; `wsbench leaderboard` fills it in from the installed "
+                        "methods, or run it again")
+    return info
 
 
 def _recorded_fusion(fusion: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A recorded fusion in the form :meth:`~wsbench.methods.Fusion.as_config` writes (for comparisons)."""
-    from .methods import Fusion
+    """A recorded fusion in the form :meth:`~wsbench.methods.Fusion.as_config` writes (for comparisons):
+    ``Fusion``'s defaults filled in (``warp`` true, ``causal`` false) and ``on`` left out while it is ``"maps"``."""
+    if not fusion:
+        return None
+    out = {"warp": True, "causal": False, **fusion}
+    if out.get("on") == "maps":
+        del out["on"]
+    return out
 
-    try:
-        return Fusion(**fusion).as_config() if fusion else None
-    except TypeError:  # a field from another version: compare it as it is
-        return fusion
+
+def _is_default(options: dict[str, Any], info: dict[str, Any]) -> bool:
+    """Whether every recorded option has its default (under the run's recipe)."""
+    defaults = info.get("default_options") or {}
+    return all(defaults.get(k, object()) == v for k, v in options.items())
 
 
 def column_label(result: dict[str, Any]) -> str:
     """How a run is named by default: the method's display name plus its non-default options and fusion.
 
     Args:
-        result: a ``result.json`` (or anything with ``method`` and ``config``).
+        result: a ``result.json`` (or anything with ``method`` and ``config``; the config's
+            ``method_info`` names the method and its defaults).
 
     Returns:
         e.g. ``TC-CAM --no-spatial`` or ``CAM --fuse 2 mean``.
     """
     config = result.get("config", {})
     method = result.get("method") or config.get("method", "?")
-    label = METHOD_NAMES.get(method, method)
+    info = method_info({"method": method, **config})
+    label = info.get("display_name") or method
     options = config.get("method_options", {}) or {}
     # the fusion a method's own options choose (f2f --neighbours 4) is not an extra --fuse
-    defaults, default_fusion = _method_defaults(method, options)
+    defaults, default_fusion = info.get("default_options") or {}, _recorded_fusion(info.get("own_fusion"))
     changed = {k: v for k, v in options.items() if defaults.get(k, object()) != v}
     for key, value in sorted(changed.items()):
         flag = key.replace("_", "-")
@@ -141,33 +155,16 @@ def column_label(result: dict[str, Any]) -> str:
     return label
 
 
-def ablation_components(method: str, options: dict[str, Any]) -> tuple[bool, bool] | None:
+def ablation_components(config: dict[str, Any]) -> tuple[bool, bool] | None:
     """The (spatial, temporal) modules a run trained with, or ``None`` if it is not an ablation run.
 
-    ``cam`` has neither, ``puzzlecam`` the spatial one, ``tccam`` what its ``spatial`` and
-    ``temporal`` options say. Other methods (GradCAM, Frame-to-Frame, plugins) read their maps
+    Read from the config's ``method_info`` (:meth:`wsbench.methods.Method.modules`): ``cam`` has
+    neither, ``puzzlecam`` the spatial one, ``tccam`` what its ``spatial`` and ``temporal`` options
+    say. Other methods (GradCAM, Frame-to-Frame, plugins that do not say) read their maps
     differently, so they are not rows of the ablation.
     """
-    if method == "cam":
-        return False, False
-    if method == "puzzlecam":
-        return True, False
-    if method == "tccam":
-        return bool(options.get("spatial", True)), bool(options.get("temporal", True))
-    return None
-
-
-def _cannot_run(method: str, options: dict[str, Any], static_after: bool, dataset: str) -> str | None:
-    """Why ``method`` cannot run on a data set (the check :func:`wsbench.pipeline.resolve` makes)."""
-    from .methods import METHODS, create_method
-    from .pipeline import incompatibility
-
-    if method not in METHODS:
-        return None
-    try:
-        return incompatibility(create_method(method, **options), static_after, dataset)
-    except Exception:
-        return None
+    modules = method_info(config).get("modules")
+    return (bool(modules[0]), bool(modules[1])) if modules else None
 
 
 def _options_text(options: dict[str, Any]) -> str:
@@ -245,6 +242,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
 
     Columns: ``run_id, method, label, options, dataset, split, seed, metric, value, config_hash,
     commit`` and ``spatial`` / ``temporal`` (✓/✗, empty for runs outside the ablation),
+    ``options_json``, ``default_options`` (every option has its default under the run's recipe),
+    ``defaults_json`` (those defaults), ``default_fusion`` (the fusion is the one the method's options
+    choose), ``trains_on_clips`` (from the config's ``method_info``),
     ``variant`` (hash of the configuration without the seed and split seed), ``user_label`` (the
     suite's label or empty), ``static_after``, ``background_removal``, ``classifier`` (path of the
     trained classifier), ``recipe`` (JSON), ``split_seed``, ``threshold_source``
@@ -266,13 +266,18 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
         config.update(_config(record))
         method = r.get("method") or config.get("method")
         options = config.get("method_options", {}) or {}
-        comps = ablation_components(method, options)
+        info = method_info({"method": method, **config})
+        comps = ablation_components({"method": method, **config})
         tick = lambda on: "" if comps is None else ("✓" if on else "✗")  # noqa: E731
         semantic = {k: config.get(k) for k in _SEMANTIC}
         base = {"run_id": record.run_id, "method": method,
                 "label": config.get("label") or column_label({"method": method, "config": config}),
                 "user_label": config.get("label") or "", "options": _options_text(options),
                 "options_json": json.dumps(options, sort_keys=True),
+                "default_options": _is_default(options, info),
+                "defaults_json": json.dumps(info.get("default_options") or {}, sort_keys=True),
+                "default_fusion": _recorded_fusion(config.get("fusion")) == _recorded_fusion(info.get("own_fusion")),
+                "trains_on_clips": bool(info.get("trains_on_clips")),
                 "trained_by": (config.get("classifier") or {}).get("method"),
                 "dataset": r.get("dataset") or config.get("dataset"), "seed": r.get("seed", config.get("seed")),
                 "config_hash": r.get("config_hash") or config.get("config_hash"),
@@ -304,7 +309,8 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
             for split, value in splits.items():
                 rows.append({**base, "split": split, "metric": f"accuracy:{kind}", "value": value})
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
-               "commit", "spatial", "temporal", "variant", "user_label", "options_json", "trained_by", "static_after",
+               "commit", "spatial", "temporal", "variant", "user_label", "options_json", "default_options",
+               "defaults_json", "default_fusion", "trains_on_clips", "trained_by", "static_after",
                "background_removal", "classifier", "recipe", "split_seed", "threshold_source", "data"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -487,13 +493,12 @@ def _metric_header(metric: str) -> tuple[str, bool]:
 
 def _column_order(df: pd.DataFrame) -> list[str]:
     """Variants in table order: the paper's methods with default options and recipe first, then the rest."""
-    order = {m: i for i, m in enumerate(METHOD_NAMES)}
+    order = {m: i for i, m in enumerate(PAPER_ORDER)}
     tags = _recipe_tags(df)
     runs = df.drop_duplicates("variant")
     keyed = []
     for pos, (_, row) in enumerate(runs.iterrows()):
-        default = not row.options or row.options == _options_text(_method_defaults(row.method)[0])
-        main = default and not tags.get(row.variant) and not row.user_label
+        main = bool(row.default_options) and not tags.get(row.variant) and not row.user_label
         keyed.append(((not main, order.get(row.method, len(order)), pos), row.variant))
     return [v for _, v in sorted(keyed)]
 
@@ -561,8 +566,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                 intervals.fill(cell, sel, column)
             if cell.mean is None and not (group.variant.isin(variants)).any():
                 row = df[df.variant == variants[0]].iloc[0]
-                options = json.loads(row.options_json)
-                why = _cannot_run(row.method, options, static_after, dataset)
+                why = static_after_refusal(dataset) if static_after and row.trains_on_clips else None
                 if why:
                     cell.note = "n/a"
                     reasons.setdefault(why, []).append(column)
@@ -593,8 +597,6 @@ def _with_notes(table: Table, reasons: dict[str, list[str]], ignored: int, inter
 
 def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
     """How the table's masks were cut: the runs' stored threshold sources, in words."""
-    from .evaluate import threshold_text
-
     if metric == "iou_illegal_wsws":
         return "argmax, no threshold"
     if metric == "oracle_iou_illegal":
@@ -621,14 +623,6 @@ def _data_rows(df: pd.DataFrame) -> dict[str, str]:
     return names
 
 
-def _is_plain_variant(method: str, options_json: str, fusion_default: bool) -> bool:
-    """An ablation run: its options other than spatial/temporal and its fusion are the defaults."""
-    defaults, _ = _method_defaults(method)
-    options = json.loads(options_json)
-    extra = {k: v for k, v in options.items() if k not in ("spatial", "temporal")}
-    return fusion_default and all(defaults.get(k) == v for k, v in extra.items())
-
-
 def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False) -> Table:
     """Paper Table 2: rows data sets, columns None / Only temporal / Only spatial / Both.
 
@@ -651,9 +645,12 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
     table = Table("ablation", "", f"{header} ×100 {'↑' if higher else '↓'}", list(ABLATION_COLUMNS.values()), [])
     if df.empty:
         return table
-    fusion_default = {rec.run_id: _fusion_is_default(rec) for rec in records if rec.result}
     df = df[df.spatial != ""]
-    df = df[[_is_plain_variant(m, o, fusion_default.get(r, True)) for m, o, r in zip(df.method, df.options_json, df.run_id)]]
+    # an ablation run: its options other than spatial/temporal and its fusion are the defaults
+    plain = [fusion and _is_default({k: v for k, v in json.loads(o).items() if k not in ("spatial", "temporal")},
+                                    {"default_options": json.loads(d)})
+             for o, d, fusion in zip(df.options_json, df.defaults_json, df.default_fusion)]
+    df = df[plain]
     if df.empty:
         return table
     tags = _recipe_tags(df)
@@ -672,9 +669,8 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
             cell = _cell(sel)
             if intervals:
                 intervals.fill(cell, sel, f"{row_name}: {column}")
-            if cell.mean is None:
-                options = {"spatial": spatial, "temporal": temporal}
-                why = _cannot_run("tccam", options, bool(group.static_after.any()), group.dataset.iloc[0])
+            if cell.mean is None:  # the temporal module trains on clips
+                why = static_after_refusal(group.dataset.iloc[0]) if temporal and group.static_after.any() else None
                 if why:
                     cell.note = "n/a"
                     reasons.setdefault(why, []).append(column)
@@ -685,11 +681,6 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
                      f"{_threshold_caption(df, metric)} ({'higher' if higher else 'lower'} is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
     return _with_notes(table, reasons, ignored, intervals)
-
-
-def _fusion_is_default(record: RunRecord) -> bool:
-    config = _config(record)
-    return _recorded_fusion(config.get("fusion")) == _method_defaults(config.get("method", ""))[1]
 
 
 def background(records: Iterable[RunRecord]) -> Table:

@@ -44,29 +44,12 @@ from .recipes import Recipe
 from .runs import atomic_write_bytes, atomic_write_json, config_hash
 from .schema import AnyValue, Number, Record, load_json
 
-__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights", "loss_weight",
+__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights",
            "obtain_classifier", "train_classifier"]
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def loss_weight(maximum: float, step: int, steps_per_epoch: int, total_steps: int, ramp: str = "ramp") -> float:
-    """Weight of a reconstruction loss at ``step`` (paper §5.2).
-
-    ``ramp``: 0 during the first epoch, then rising linearly to ``maximum`` at the midpoint of
-    training (at once after the first epoch if that is already past the midpoint).
-    ``constant``: ``maximum`` throughout.
-    """
-    if ramp == "constant":
-        return maximum
-    if step < steps_per_epoch:
-        return 0.0
-    span = total_steps / 2 - steps_per_epoch
-    if span <= 0:
-        return maximum
-    return maximum * min(1.0, (step - steps_per_epoch) / span)
 
 
 def build_model(recipe: Recipe, classes: tuple[str, ...], head: str = "classmap") -> CamNet:
@@ -476,9 +459,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
                    disable=not show_progress(progress and main), total=steps_per_epoch)
         for raw in bar:
             batch = _to_batch(raw, model, device, len(classes), clip_len, recipe.augment, aug_gen)
-            prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                            alpha=loss_weight(recipe.alpha_max, step, steps_per_epoch, total_steps, recipe.weight_ramp),
-                            beta=loss_weight(recipe.beta_max, step, steps_per_epoch, total_steps, recipe.weight_ramp))
+            prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
             with autocast:
                 terms = losses(batch, prog)
             total = sum(t.value.float() * t.weight for t in terms.values())
@@ -495,9 +476,9 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             total.backward()
             optimizer.step()
             scheduler.step()
-            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "alpha": prog.alpha,
-                   "beta": prog.beta}
+            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"]}
             row.update(values)
+            row.update({f"weight:{k}": t.weight for k, t in terms.items()})  # the methods' loss weights
             rows.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "total"})
             step += 1

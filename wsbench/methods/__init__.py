@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import UserError
-from ..registry import Registry
+from ..registry import Registry, RegistryError
 from .base import Batch, Fusion, LossTerm, Method, NoOptions, Progress, has_raw_maps
 
 __all__ = [
@@ -23,10 +23,12 @@ __all__ = [
     "MethodMeta",
     "NoOptions",
     "Progress",
+    "complete_method_info",
     "create_method",
     "create_trainer",
     "has_raw_maps",
     "list_methods",
+    "method_info",
     "method_options",
     "register_method",
 ]
@@ -38,12 +40,14 @@ class MethodMeta:
 
     Attributes:
         description: one line for ``wsbench list methods``.
+        display_name: how tables name it (``""``: its registry name).
         trains: trains a classifier recipe of its own (``False``: reuses another method's).
         needs_grad: its maps need autograd (GradCAM family).
         needs_video: uses neighbouring frames (clips in training, or temporal fusion at inference).
     """
 
     description: str = ""
+    display_name: str = ""
     trains: bool = True
     needs_grad: bool = False
     needs_video: bool = False
@@ -95,6 +99,68 @@ def create_trainer(method: Method) -> Method:
     """
     name, options = method.classifier()
     return create_method(name, **options)
+
+
+def method_info(method: Method, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the tables need to know about a run's method, recorded in its ``config.json``.
+
+    The tables (:mod:`wsbench.report`) read this instead of the registry, so they never import
+    a method (nor torch).
+
+    Args:
+        method: the run's method, with its options (``.name`` set).
+        defaults: the option defaults the run's recipe sets for it
+            (:meth:`~wsbench.recipes.NamedRecipe.options_for`).
+
+    Returns:
+        ``display_name`` (how tables name it), ``modules`` (``[spatial, temporal]`` or ``None``,
+        see :meth:`Method.modules`), ``default_options`` (its options' defaults under the recipe),
+        ``own_fusion`` (the fusion its options choose, ``Fusion.as_config()`` or ``None``) and
+        ``trains_on_clips`` (its classifier trains on clips, so it needs after videos).
+    """
+    entry = METHODS.entry(method.name)
+    fusion = method.fusion()
+    modules = method.modules()
+    return {
+        "display_name": entry.meta.display_name or method.name,
+        "modules": list(modules) if modules is not None else None,
+        "default_options": dataclasses.asdict(create_method(method.name, **(defaults or {})).options),
+        "own_fusion": fusion.as_config() if fusion else None,
+        "trains_on_clips": create_trainer(method).clip_length() > 1,
+    }
+
+
+def complete_method_info(records: Iterable[Any]) -> list[Any]:
+    """Fill in ``method_info`` for run records written before ``config.json`` kept it, from the registry.
+
+    A record whose method is not installed, or whose recorded options it no longer takes, is left
+    as it is (the tables then refuse it with one line). Only the records in memory change, never a
+    file. Light: the registry and the methods' option classes, no torch.
+
+    Args:
+        records: :class:`~wsbench.runs.RunRecord` objects.
+
+    Returns:
+        The records, as a list.
+    """
+    from ..recipes import RECIPES
+
+    records = list(records)
+    for record in records:
+        configs = [c for c in (record.config, (record.result or {}).get("config")) if isinstance(c, dict)]
+        if not configs or any("method_info" in c for c in configs):
+            continue
+        config = {k: v for c in reversed(configs) for k, v in c.items()}
+        name = config.get("method") or (record.result or {}).get("method")
+        recipe = RECIPES.get(config.get("recipe_name") or "")
+        try:
+            method = create_method(name, **(config.get("method_options") or {}))
+            info = method_info(method, recipe.options_for(name) if recipe else {})
+        except (UserError, RegistryError):  # a method not installed, or options of another version
+            continue
+        for c in configs:
+            c["method_info"] = info
+    return records
 
 
 @dataclasses.dataclass(frozen=True)

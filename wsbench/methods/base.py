@@ -23,13 +23,18 @@ hook                      receives                                              
 ``clip_length()``         —                                                      frames per training sample
 ``training_losses(...)``  the model (:class:`~wsbench.model.CamNet`), a          ``{name: LossTerm}``
                           :class:`Batch` (images, labels, and for clips the
-                          cached flows) and the :class:`Progress` (epoch, α, β)
+                          cached flows) and the :class:`Progress` (epoch, step)
 ``maps(model, images)``   the trained model (eval mode) and normalised frames    (B, h, w) tensor in [0, 1]
 ``raw_maps(model, x)``    the same                                               (B, h, w) tensor ≥ 0
 ``fusion()``              —                                                      :class:`Fusion` or ``None``
+``modules()``             —                                                      ``(spatial, temporal)``
+                                                                                 or ``None``
 ========================  =====================================================  ==========================
 
-The trainer does data loading, augmentation, the α/β schedule, AMP, checkpoints and logging; it
+A method's loss weights are its own options (``puzzlecam``'s and ``tccam``'s ``alpha_max``,
+``beta_max``, ``weight_ramp``), so they enter its classifier key and no other method's; it
+computes the weight at each step with :func:`wsbench.losses.ramp_weight` from the
+:class:`Progress` the trainer passes. The trainer does data loading, augmentation, AMP, checkpoints and logging; it
 loads and caches the optical flow a clip batch needs. The evaluator does per-video inference,
 temporal fusion (warping neighbours with the cached flow when :attr:`Fusion.warp`), upsampling,
 thresholds, metrics and baselines. A method never opens files, never sees GT masks and never
@@ -64,23 +69,19 @@ class LossTerm(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
-    """Where training is, and the current reconstruction-loss weights.
+    """Where training is. Loss weights are the methods' own (see :func:`wsbench.losses.ramp_weight`).
 
     Attributes:
         epoch: 0-based epoch.
         step: global optimisation step.
         steps_per_epoch: steps in one epoch.
         total_steps: steps of the whole training.
-        alpha: current weight of the spatial (PuzzleCAM) loss.
-        beta: current weight of the temporal loss.
     """
 
     epoch: int
     step: int
     steps_per_epoch: int
     total_steps: int
-    alpha: float
-    beta: float
 
 
 @dataclasses.dataclass
@@ -199,7 +200,8 @@ class Method:
                 ``model.pool(maps)`` logits (N, C), ``model.class_index(name)`` a class's channel.
             batch: images, multi-hot labels and, for clips (:meth:`clip_length` > 1), the cached
                 flows between neighbouring frames.
-            progress: epoch, step and the current α (spatial) and β (temporal) loss weights.
+            progress: epoch and step (for loss weights that follow a schedule,
+                :func:`wsbench.losses.ramp_weight`).
 
         Returns:
             ``{term name: LossTerm(value, weight)}``; every term is logged separately.
@@ -248,6 +250,14 @@ class Method:
         """Temporal fusion of the maps at inference (``None``: per-frame maps as they are).
 
         ``wsbench run --fuse-neighbours K`` replaces it with ``Fusion(K, --fuse-mode, on=--fuse-on)``.
+        """
+        return None
+
+    def modules(self) -> tuple[bool, bool] | None:
+        """The paper's (spatial, temporal) modules this method trains with, for the ablation table.
+
+        ``None`` (the default): the method is not a row of the ablation (its maps are read
+        differently, as GradCAM's). Recorded in each run's ``config.json`` (``method_info``).
         """
         return None
 

@@ -13,9 +13,13 @@ from .base import Method
 __all__ = ["Cam"]
 
 
-@register_method("cam", description="CAM of a classifier trained with the classification loss only")
+@register_method("cam", display_name="CAM", description="CAM of a classifier trained with the classification loss only")
 class Cam(Method):
     """Plain CAM: L_cls for training (eq. 5), ReLU(f[before]) / max for maps (eq. 8).
 
-    Everything it does is the :class:`~wsbench.methods.base.Method` default.
+    Everything else it does is the :class:`~wsbench.methods.base.Method` default.
     """
+
+    def modules(self) -> tuple[bool, bool] | None:
+        """Neither module: the ablation's "None" column."""
+        return False, False

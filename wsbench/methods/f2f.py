@@ -41,7 +41,7 @@ class F2FOptions:
             raise ValueError("--neighbours must be at least 1")
 
 
-@register_method("f2f", trains=False, needs_grad=True, needs_video=True,
+@register_method("f2f", display_name="Frame-to-Frame", trains=False, needs_grad=True, needs_video=True,
                  description="Frame-to-Frame: GradCAM maps of neighbours warped by flow and max-fused")
 class FrameToFrame(Method):
     """Frame-to-Frame: flow-warped aggregation of neighbouring frames' maps at inference."""

@@ -89,7 +89,7 @@ class GradCamOptions:
     cam: CamType = dataclasses.field(default="gradcam", metadata={"help": "which grad-cam method"})
 
 
-@register_method("gradcam", needs_grad=True,
+@register_method("gradcam", display_name="GradCAM", needs_grad=True,
                  description="GradCAM (or --cam gradcam++|layercam|...) on a standard classifier (pooling + linear)")
 class GradCam(Method):
     """GradCAM on a standard image classifier (the paper's Table 1 GradCAM column).

@@ -3,13 +3,17 @@
 The input is tiled 2×2, the tiles go through the backbone, and their class maps are merged back
 into f_puzzle. Training minimises L_cls + L_p-cls + α·L_spatial with L_spatial = ‖f − f_puzzle‖₁
 on the raw class maps restricted to the image's classes, following the official code's
-conventions (see :mod:`wsbench.losses`). α follows the trainer's schedule (0 for the first epoch,
-then linear to ``--alpha-max`` by mid-training). Maps are plain CAMs of the trained classifier.
+conventions (see :mod:`wsbench.losses`). α is PuzzleCAM's own option: 0 for the first epoch, then
+linear to ``--alpha-max`` by mid-training (``--weight-ramp ramp``, the paper's), or ``--alpha-max``
+throughout (``constant``, the authors' code); so it is part of PuzzleCAM's classifier key and of no
+other method's. Maps are plain CAMs of the trained classifier.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import UserError
 from . import register_method
@@ -20,7 +24,24 @@ if TYPE_CHECKING:
 
     from ..model import CamNet
 
-__all__ = ["PuzzleCam", "puzzle_terms"]
+__all__ = ["PuzzleCam", "PuzzleCamOptions", "puzzle_terms"]
+
+
+def _check_weight(value: float, flag: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{flag} must be a number >= 0, not {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PuzzleCamOptions:
+    """Options of ``puzzlecam``: the weight of its spatial loss."""
+
+    alpha_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the spatial loss"})
+    weight_ramp: Literal["ramp", "constant"] = dataclasses.field(
+        default="ramp", metadata={"help": "loss weights: 0 for epoch 1 then linear to max by mid-training, or constant"})
+
+    def __post_init__(self) -> None:
+        _check_weight(self.alpha_max, "--alpha-max")
 
 
 def puzzle_terms(model: CamNet, images: torch.Tensor, labels: torch.Tensor, class_maps: torch.Tensor,
@@ -51,10 +72,22 @@ def puzzle_terms(model: CamNet, images: torch.Tensor, labels: torch.Tensor, clas
     }
 
 
-@register_method("puzzlecam", description="PuzzleCAM: 2x2 tiles, L_cls + L_p-cls + alpha * L_spatial")
+@register_method("puzzlecam", display_name="PuzzleCAM", description="PuzzleCAM: 2x2 tiles, L_cls + L_p-cls + alpha * L_spatial")
 class PuzzleCam(Method):
     """PuzzleCAM: spatial consistency between an image's class maps and its tiles'."""
 
+    Options = PuzzleCamOptions
+
+    def alpha(self, progress: Progress) -> float:
+        """α at this point of training (:func:`wsbench.losses.ramp_weight` of ``alpha_max``)."""
+        from ..losses import ramp_weight
+
+        return ramp_weight(self.options.alpha_max, progress, self.options.weight_ramp)
+
+    def modules(self) -> tuple[bool, bool] | None:
+        """The spatial module only."""
+        return True, False
+
     def training_losses(self, model: CamNet, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
         """L_cls + L_p-cls + α·L_spatial (paper eq. 5–7)."""
-        return puzzle_terms(model, batch.images, batch.labels, model(batch.images), progress.alpha)
+        return puzzle_terms(model, batch.images, batch.labels, model(batch.images), self.alpha(progress))

@@ -3,7 +3,10 @@
 PuzzleCAM's spatial module plus the temporal module: the CAMs M = ReLU(f[y]) / max of the
 neighbouring frames are warped into frame t with the cached optical flow (Flow(X_t, X_{t±1})),
 fused by pixel-wise max into M_fused, and L_temporal = ‖M_t − M_fused‖₁ pulls the central CAM
-toward it. L_total = L_cls + L_p-cls + α·L_spatial + β·L_temporal (eq. 12).
+toward it. L_total = L_cls + L_p-cls + α·L_spatial + β·L_temporal (eq. 12). α, β and their ramp
+are TC-CAM's own options (``--alpha-max``, ``--beta-max``, ``--weight-ramp``, see
+:class:`~wsbench.methods.puzzlecam.PuzzleCam`); a named recipe may set their defaults (the ``cpu``
+recipe's β is 12, chosen on the synthetic belt's validation split).
 
 Batching: the paper's form feeds triplets (t−1, t, t+1) and computes L_cls and the spatial terms
 on the central frame only, so each sample costs three backbone passes. ``--batching clip`` (the
@@ -11,8 +14,8 @@ default) loads clips of ``--clip-len`` consecutive frames, passes each frame thr
 once, applies L_cls and the spatial terms to every frame and L_temporal to every interior frame
 with its two neighbours — the same loss per central frame at about the cost of PuzzleCAM.
 
-``--no-temporal`` trains exactly like ``puzzlecam`` and ``--no-spatial --no-temporal`` like
-``cam`` (they share those classifiers); with ``--no-spatial`` alone it is the ablation's
+``--no-temporal`` trains exactly like ``puzzlecam`` with the same α and ramp, and
+``--no-spatial --no-temporal`` like ``cam`` (they share those classifiers; β then changes nothing); with ``--no-spatial`` alone it is the ablation's
 "only temporal" row.
 """
 
@@ -22,8 +25,8 @@ import dataclasses
 from typing import TYPE_CHECKING, Literal
 
 from . import register_method
-from .base import Batch, LossTerm, Method, Progress
-from .puzzlecam import puzzle_terms
+from .base import Batch, LossTerm, Progress
+from .puzzlecam import PuzzleCam, PuzzleCamOptions, _check_weight, puzzle_terms
 
 if TYPE_CHECKING:
     from ..model import CamNet
@@ -32,35 +35,52 @@ __all__ = ["TemporalConsistentCam"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TcCamOptions:
-    """Options of ``tccam``."""
+class TcCamOptions(PuzzleCamOptions):
+    """Options of ``tccam``: PuzzleCAM's (α and the ramp) plus the modules, batching and β."""
 
     spatial: bool = dataclasses.field(default=True, metadata={"help": "spatial module (PuzzleCAM loss)"})
     temporal: bool = dataclasses.field(default=True, metadata={"help": "temporal module (flow-warped CAM loss)"})
     batching: Literal["clip", "triplet"] = dataclasses.field(
         default="clip", metadata={"help": "clip: one backbone pass per frame; triplet: the paper's samples"})
     clip_len: int = dataclasses.field(default=4, metadata={"help": "frames per clip with --batching clip (>= 3)"})
+    beta_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the temporal loss"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_weight(self.beta_max, "--beta-max")
         if self.clip_len < 3:
             raise ValueError("--clip-len must be at least 3")
 
 
-@register_method("tccam", needs_video=True,
+@register_method("tccam", needs_video=True, display_name="TC-CAM",
                  description="temporal-consistent CAM (the paper's method): PuzzleCAM + flow-warped temporal loss")
-class TemporalConsistentCam(Method):
+class TemporalConsistentCam(PuzzleCam):
     """Spatial + temporal modules; the ablation rows come from ``--no-spatial`` / ``--no-temporal``."""
 
     Options = TcCamOptions
 
     def classifier(self) -> tuple[str, dict]:
-        """Without the temporal module this *is* ``puzzlecam`` or ``cam``, so it shares their classifier."""
-        if not self.options.temporal:
-            return ("puzzlecam", {}) if self.options.spatial else ("cam", {})
+        """Without the temporal module this *is* ``puzzlecam`` (same α and ramp) or ``cam``, so it
+        shares their classifier; options that change nothing in training are left out of the key."""
         opts = dataclasses.asdict(self.options)
+        if not self.options.temporal:
+            return ("puzzlecam", {k: opts[k] for k in ("alpha_max", "weight_ramp")}) if self.options.spatial \
+                else ("cam", {})
         if self.options.batching == "triplet":
             opts.pop("clip_len")
+        if not self.options.spatial:
+            opts.pop("alpha_max")
         return self.name, opts
+
+    def beta(self, progress: Progress) -> float:
+        """β at this point of training (:func:`wsbench.losses.ramp_weight` of ``beta_max``)."""
+        from ..losses import ramp_weight
+
+        return ramp_weight(self.options.beta_max, progress, self.options.weight_ramp)
+
+    def modules(self) -> tuple[bool, bool] | None:
+        """What ``spatial`` and ``temporal`` say."""
+        return self.options.spatial, self.options.temporal
 
     def clip_length(self) -> int:
         """3 for triplets, ``clip_len`` for clips."""
@@ -83,8 +103,8 @@ class TemporalConsistentCam(Method):
         else:
             images, frame_maps, labels = batch.images, maps, batch.labels
         if self.options.spatial:
-            terms = puzzle_terms(model, images, labels, frame_maps, progress.alpha)
+            terms = puzzle_terms(model, images, labels, frame_maps, self.alpha(progress))
         else:
             terms = {"cls": LossTerm(classification_loss(model.pool(frame_maps), labels))}
-        terms["temporal"] = LossTerm(temporal_loss(clip_maps, batch.flows, batch.clip_labels), progress.beta)
+        terms["temporal"] = LossTerm(temporal_loss(clip_maps, batch.flows, batch.clip_labels), self.beta(progress))
         return terms

@@ -1,0 +1,36 @@
+"""Wording shared by the evaluator, the pipeline and the tables (a leaf module: standard library only).
+
+The tables (:mod:`wsbench.report`) read stored runs without importing the evaluator or the
+pipeline, so the sentences they share with those live here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FIXED_THRESHOLD", "static_after_refusal", "threshold_text"]
+
+#: the threshold used when the validation split has no before frame with a GT mask
+FIXED_THRESHOLD = 0.5
+
+
+def threshold_text(source: str | None, threshold: float | None = None) -> str:
+    """Where a run's threshold came from, in words (summary lines and table captions).
+
+    Args:
+        source: ``metrics.threshold_source`` of a result: ``"val"`` (the best validation IoU) or
+            ``"fixed"`` (the validation split had no masks); the older spellings ``"validation"``
+            and ``"fixed 0.5 (...)"`` are read too.
+        threshold: the run's threshold, shown when given (the fixed one is always shown).
+
+    Returns:
+        e.g. ``"threshold 0.37 chosen on val"``, ``"threshold chosen on val"`` or
+        ``"fixed threshold 0.50 (no val masks)"``.
+    """
+    if source is not None and source.startswith("fixed"):
+        value = FIXED_THRESHOLD if threshold is None else threshold
+        return f"fixed threshold {value:.2f} (no val masks)"
+    return "threshold chosen on val" if threshold is None else f"threshold {threshold:.2f} chosen on val"
+
+
+def static_after_refusal(dataset: str) -> str:
+    """Why a method that trains on clips cannot run on ``dataset``, whose after class is still images."""
+    return f"temporal training needs after videos; {dataset} has only static after frames"
