@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsbench.cli import cli
+from wsbench.errors import UserError
 from wsbench.methods import create_method, method_info
 from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
 from wsbench.runs import config_hash, create_run, finish_run, iter_runs
@@ -374,3 +375,88 @@ def test_long_table_help_says_no_latex():
     assert "not latex" in " ".join(help_text.split())
     result = CliRunner().invoke(cli, ["leaderboard", "--table", "long", "--format", "latex"])
     assert result.exit_code in (0, 1)  # no runs: "no finished runs"; with runs: a one-line error
+
+
+# -- tables are pure readers ----------------------------------------------------------------------
+def _more_runs(runs_dir, legacy=False):
+    """The ``runs`` fixture's kind of runs plus a data set whose after class is still images (n/a cells)."""
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        fake_run(runs_dir, "cam", seed, 0.20 + shift, legacy=legacy, label="CAM (None)")
+        fake_run(runs_dir, "gradcam", seed, 0.22 + shift, legacy=legacy)
+        fake_run(runs_dir, "f2f", seed, 0.28 + shift, legacy=legacy, neighbours=3)
+        fake_run(runs_dir, "puzzlecam", seed, 0.34 + shift, legacy=legacy)
+        fake_run(runs_dir, "tccam", seed, 0.30 + shift, legacy=legacy, spatial=False)
+        fake_run(runs_dir, "tccam", seed, 0.38 + shift, legacy=legacy)
+        fake_run(runs_dir, "cam", seed, 0.25, dataset="stills", static_after=True, legacy=legacy)
+        fake_run(runs_dir, "puzzlecam", seed, 0.26, dataset="stills", static_after=True, legacy=legacy)
+    return runs_dir
+
+
+def test_tables_import_no_method_trainer_or_torch(tmp_path):
+    """Every table, in every format, from stored runs alone: report reads method_info from config.json."""
+    import sys
+
+    runs_dir = _more_runs(tmp_path / "runs")
+    script = f"""
+import sys
+from wsbench.report import TABLES, build_tables, long_form, render
+from wsbench.runs import iter_runs
+records = list(iter_runs({str(runs_dir)!r}))
+tables = build_tables(records, TABLES, ci=True)
+for fmt in ("markdown", "latex", "csv", "json"):
+    text = render(tables, fmt)
+assert len(long_form(records)) > 0
+comparison, ablation, background = tables
+print(comparison.columns)
+print(sorted(comparison.footnotes))
+print([row for row, _ in ablation.rows])
+heavy = sorted(m for m in ("torch", "timm", "wsbench.train", "wsbench.pipeline", "wsbench.methods",
+                           "wsbench.evaluate") if m in sys.modules)
+print("heavy:", heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "heavy: []", lines
+    assert "TC-CAM" in lines[0] and "Frame-to-Frame --neighbours 3" in lines[0] and "PuzzleCAM" in lines[0]
+    assert "temporal training needs after videos; stills has only static after frames" in lines[1]
+    assert "stills" in lines[2] and "synthetic-belt" in lines[2]
+
+
+def test_runs_recorded_before_method_info_are_still_read_by_the_leaderboard(tmp_path):
+    """Old config.json (no method_info): the leaderboard fills it in from the registry, the tables are the same;
+    a record whose method is not installed is refused in one line."""
+    runner = CliRunner()
+    new, old = _more_runs(tmp_path / "new"), _more_runs(tmp_path / "old", legacy=True)
+    assert all("method_info" not in r.config for r in iter_runs(old))
+    tables = {}
+    for name, runs_dir in (("new", new), ("old", old)):
+        result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(runs_dir)])
+        assert result.exit_code == 0, result.output
+        tables[name] = result.output
+    assert tables["old"] == tables["new"] and "n/a" in tables["new"]
+    with pytest.raises(UserError, match="recorded before config.json kept method_info"):
+        build_tables(iter_runs(old))  # the tables alone never guess
+    # an old record of a method that is not installed: one line that says why
+    record = fake_run(old, "cam", 5, 0.2, legacy=True)
+    for name in ("config.json", "result.json"):
+        doc = json.loads((record.path / name).read_text())
+        (doc.get("config", doc))["method"] = doc["method"] = "gone"
+        (record.path / name).write_text(json.dumps(doc))
+    result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(old)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "'gone'" in result.output and "method_info" in result.output
+
+
+def test_a_recorded_method_needs_no_installed_plugin(tmp_path):
+    """A run of a plugin method that is no longer installed still has its column: its record names it."""
+    runs_dir = tmp_path / "runs"
+    record = fake_run(runs_dir, "cam", 0, 0.42)
+    for name in ("config.json", "result.json"):
+        doc = json.loads((record.path / name).read_text())
+        config = doc.get("config", doc)
+        config["method"] = doc["method"] = "plugin-cam"
+        config["method_info"] = dict(config["method_info"], display_name="Plugin CAM")
+        (record.path / name).write_text(json.dumps(doc))
+    cells = _cells(comparison(iter_runs(runs_dir)))["synthetic-belt"]
+    assert cells["Plugin CAM"].mean == pytest.approx(42.0)

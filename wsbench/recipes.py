@@ -151,7 +151,9 @@ class NamedRecipe:
         names = {f.name for f in dataclasses.fields(Recipe)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise UserError(f"unknown recipe option {unknown[0]!r}")
+            moved = " (loss weights are options of the methods that have those losses: puzzlecam's and tccam's " \
+                "--alpha-max, --beta-max, --weight-ramp)" if unknown[0] in ("alpha_max", "beta_max", "weight_ramp") else ""
+            raise UserError(f"unknown recipe option {unknown[0]!r}{moved}")
         values = dict(self.fields)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "image_size" in values:

@@ -43,7 +43,7 @@ class TcCamOptions(PuzzleCamOptions):
     batching: Literal["clip", "triplet"] = dataclasses.field(
         default="clip", metadata={"help": "clip: one backbone pass per frame; triplet: the paper's samples"})
     clip_len: int = dataclasses.field(default=4, metadata={"help": "frames per clip with --batching clip (>= 3)"})
-    beta_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the temporal loss"})
+    beta_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the temporal loss (recipe cpu: 12)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
