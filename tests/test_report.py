@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from wsbench.cli import cli
 from wsbench.errors import UserError
 from wsbench.methods import create_method, method_info
+from wsbench.recipes import MOVED_TO_METHODS
 from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
 from wsbench.runs import config_hash, create_run, finish_run, iter_runs
 
@@ -32,6 +33,9 @@ def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=
                 "data_root": None, "split_seed": 0, "seed": seed,
                 "recipe": {"epochs": 8, "background_removal": background_removal},
                 "fusion": dataclasses.asdict(fusion) if fusion else None}
+    if legacy:  # the loss weights were recipe fields then
+        semantic["method_options"] = {k: v for k, v in semantic["method_options"].items() if k not in MOVED_TO_METHODS}
+        semantic["recipe"].update(alpha_max=4.0, beta_max=4.0, weight_ramp="ramp")
     trainer, trainer_options = m.classifier()
     config = dict(semantic, config_hash=config_hash(semantic), label=label,
                   classifier={"method": trainer, "options": trainer_options},
@@ -435,6 +439,13 @@ def test_runs_recorded_before_method_info_are_still_read_by_the_leaderboard(tmp_
         assert result.exit_code == 0, result.output
         tables[name] = result.output
     assert tables["old"] == tables["new"] and "n/a" in tables["new"]
+    # old and new runs of one configuration in one directory: one column, the old run a re-run of the new
+    for record in iter_runs(old):
+        shutil.copytree(record.path, new / record.run_id)
+    both = runner.invoke(cli, ["leaderboard", "--runs-dir", str(new), "--table", "comparison"])
+    assert both.exit_code == 0, both.output
+    assert both.output.splitlines()[:4] == tables["new"].splitlines()[:4]  # the same columns and values
+    assert "re-run" in both.output and "[" not in both.output.splitlines()[2]  # no recipe variant in brackets
     with pytest.raises(UserError, match="recorded before config.json kept method_info"):
         build_tables(iter_runs(old))  # the tables alone never guess
     # an old record of a method that is not installed: one line that says why

@@ -175,7 +175,9 @@ def _list_recipes(pattern: str) -> None:
         recipe = RECIPES[name].recipe()
         fields = ", ".join(f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}"
                            for k, v in ((k, getattr(recipe, k)) for k in shown))
-        click.echo(f"{name:<{width}}  {RECIPES[name].description}  [{fields}]")
+        methods = "; ".join(f"{m} " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options)
+                            for m, options in RECIPES[name].method_options)  # defaults of methods' own options
+        click.echo(f"{name:<{width}}  {RECIPES[name].description}  [{fields}{'; ' + methods if methods else ''}]")
 
 
 def _registry(kind: str):

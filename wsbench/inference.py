@@ -19,6 +19,7 @@ import torch
 from .errors import UserError
 from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet
+from .recipes import recorded_fields
 from .runs import RunRecord, atomic_write_json, atomic_write_text, resolve_runs_dir
 from .train import Recipe
 
@@ -124,7 +125,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
         raise UserError(f"{path}: the run has not finished (no result.json); finish it with wsbench run ... --resume")
     config = record.config
     method = create_method(config["method"], **config.get("method_options", {}))
-    values = dict(config["recipe"])
+    values = recorded_fields(config["recipe"])  # runs made before the loss weights moved to the methods too
     values["image_size"] = tuple(values["image_size"])
     recipe = Recipe(**values)
     fusion = Fusion(**result["fusion"]) if result.get("fusion") else None
@@ -177,7 +178,7 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
     fusion = config.get("fusion")
     spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
                    dataset_options=config.get("dataset_options") or {},
-                   method_options=config.get("method_options", {}), recipe=dict(config["recipe"]),
+                   method_options=config.get("method_options", {}), recipe=recorded_fields(config["recipe"]),
                    seed=config.get("seed", 0), split_seed=recorded_split_seed(config),
                    fuse_neighbours=fusion["neighbours"] if fusion else 0,
                    fuse_mode=fusion["mode"] if fusion else "max",

@@ -22,10 +22,12 @@ from typing import Any, Literal
 from .errors import UserError
 
 __all__ = ["MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe", "RecipeOption", "choose_recipe", "named_recipe",
-           "parse_recipe_option", "recipe_options"]
+           "MOVED_TO_METHODS", "parse_recipe_option", "recipe_options", "recorded_fields"]
 
 #: the largest training resolution a side (--image-size); the paper trains at 512
 MAX_IMAGE_SIZE = 4096
+#: recipe fields of runs recorded before the loss weights became options of the methods that have those losses
+MOVED_TO_METHODS = ("alpha_max", "beta_max", "weight_ramp")
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -152,7 +154,7 @@ class NamedRecipe:
         unknown = sorted(set(overrides) - names)
         if unknown:
             moved = " (loss weights are options of the methods that have those losses: puzzlecam's and tccam's " \
-                "--alpha-max, --beta-max, --weight-ramp)" if unknown[0] in ("alpha_max", "beta_max", "weight_ramp") else ""
+                "--alpha-max, --beta-max, --weight-ramp)" if unknown[0] in MOVED_TO_METHODS else ""
             raise UserError(f"unknown recipe option {unknown[0]!r}{moved}")
         values = dict(self.fields)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -184,6 +186,12 @@ def named_recipe(name: str) -> NamedRecipe:
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; available: {', '.join(RECIPES)} (wsbench list recipes)")
     return RECIPES[name]
+
+
+def recorded_fields(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recorded ``config.json`` recipe as :class:`Recipe` fields: without the loss weights that older runs
+    recorded there (:data:`MOVED_TO_METHODS`; they only shaped training, whose classifier the record names)."""
+    return {k: v for k, v in recipe.items() if k not in MOVED_TO_METHODS}
 
 
 def choose_recipe(name: str | None, dataset_default: str, overrides: dict[str, Any],

@@ -45,6 +45,7 @@ import pandas as pd
 
 from .bootstrap import RESAMPLES, SEED, iou_interval
 from .errors import UserError
+from .recipes import MOVED_TO_METHODS
 from .runs import RunRecord, config_hash
 from .texts import static_after_refusal, threshold_text
 
@@ -181,7 +182,23 @@ def _finished_at(record: RunRecord) -> tuple[int, str]:
 def _full_config(record: RunRecord) -> dict[str, Any]:
     config = dict((record.result or {}).get("config") or {})
     config.update(_config(record))
-    return config
+    return _current_form(config)
+
+
+def _current_form(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as wsbench records it now: loss weights that older runs recorded in the recipe
+    (:data:`~wsbench.recipes.MOVED_TO_METHODS`) become options of the methods that have them and
+    leave the recipe, so an old run and a new one of the same configuration are one variant."""
+    recipe = config.get("recipe") or {}
+    moved = {k: recipe[k] for k in MOVED_TO_METHODS if k in recipe}
+    if not moved:
+        return config
+    defaults = (config.get("method_info") or {}).get("default_options") or {}
+    options = dict(config.get("method_options") or {})
+    for key, value in moved.items():
+        if key in defaults:
+            options.setdefault(key, value)
+    return {**config, "recipe": {k: v for k, v in recipe.items() if k not in moved}, "method_options": options}
 
 
 def _content_of(records: Iterable[RunRecord]) -> dict[str, str]:
@@ -262,8 +279,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
         r = record.result
         if not r:
             continue  # unfinished: result.json is written last
-        config = dict(r.get("config", {}))
-        config.update(_config(record))
+        config = _full_config(record)
         method = r.get("method") or config.get("method")
         options = config.get("method_options", {}) or {}
         info = method_info({"method": method, **config})
