@@ -96,7 +96,7 @@ def _config(record: RunRecord) -> dict[str, Any]:
     return record.config or (record.result or {}).get("config", {})
 
 
-def method_info(config: dict[str, Any]) -> dict[str, Any]:
+def _method_info(config: dict[str, Any]) -> dict[str, Any]:
     """The ``method_info`` a run's config records (see :func:`wsbench.methods.method_info`).
 
     Raises:
@@ -106,8 +106,8 @@ def method_info(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(info, dict):
         run = config.get("config_hash") or "?"
         raise UserError(f"run of {config.get('method', '?')!r} (config {run}) was recorded before config.json kept "
-                        "method_info, which the tables read; `wsbench leaderboard` fills it in from the installed "
-                        "methods, or run it again")
+                        "method_info, which the tables read; wsbench.methods.complete_method_info(records) takes it "
+                        "from the installed methods (wsbench leaderboard does)")
     return info
 
 
@@ -140,7 +140,7 @@ def column_label(result: dict[str, Any]) -> str:
     """
     config = result.get("config", {})
     method = result.get("method") or config.get("method", "?")
-    info = method_info({"method": method, **config})
+    info = _method_info({"method": method, **config})
     label = info.get("display_name") or method
     options = config.get("method_options", {}) or {}
     # the fusion a method's own options choose (f2f --neighbours 4) is not an extra --fuse
@@ -164,7 +164,7 @@ def ablation_components(config: dict[str, Any]) -> tuple[bool, bool] | None:
     say. Other methods (GradCAM, Frame-to-Frame, plugins that do not say) read their maps
     differently, so they are not rows of the ablation.
     """
-    modules = method_info(config).get("modules")
+    modules = _method_info(config).get("modules")
     return (bool(modules[0]), bool(modules[1])) if modules else None
 
 
@@ -282,7 +282,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
         config = _full_config(record)
         method = r.get("method") or config.get("method")
         options = config.get("method_options", {}) or {}
-        info = method_info({"method": method, **config})
+        info = _method_info({"method": method, **config})
         comps = ablation_components({"method": method, **config})
         tick = lambda on: "" if comps is None else ("✓" if on else "✗")  # noqa: E731
         semantic = {k: config.get(k) for k in _SEMANTIC}

@@ -133,15 +133,18 @@ def method_info(method: Method, defaults: dict[str, Any] | None = None) -> dict[
 def complete_method_info(records: Iterable[Any]) -> list[Any]:
     """Fill in ``method_info`` for run records written before ``config.json`` kept it, from the registry.
 
-    A record whose method is not installed, or whose recorded options it no longer takes, is left
-    as it is (the tables then refuse it with one line). Only the records in memory change, never a
-    file. Light: the registry and the methods' option classes, no torch.
+    Only the records in memory change, never a file. Light: the registry and the methods' option
+    classes, no torch.
 
     Args:
         records: :class:`~wsbench.runs.RunRecord` objects.
 
     Returns:
         The records, as a list.
+
+    Raises:
+        UserError: an old record whose method is not installed, or that it cannot be built with,
+            naming the record's ``config.json`` and why.
     """
     from ..recipes import RECIPES
 
@@ -156,8 +159,11 @@ def complete_method_info(records: Iterable[Any]) -> list[Any]:
         try:
             method = create_method(name, **(config.get("method_options") or {}))
             info = method_info(method, recipe.options_for(name) if recipe else {})
-        except (UserError, RegistryError):  # a method not installed, or options of another version
-            continue
+        except (UserError, RegistryError) as err:  # a method not installed, or options of another version
+            why = f"{name!r} is not an installed method" if isinstance(err, RegistryError) else str(err)
+            raise UserError(f"{record.path / 'config.json'}: recorded before config.json kept method_info (what "
+                            f"the tables read), and {why} to supply it; install it, or move the run out of the "
+                            "runs directory") from None
         for c in configs:
             c["method_info"] = info
     return records
