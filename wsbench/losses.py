@@ -15,21 +15,35 @@ labels and averaged over all B × C × h × w elements. So α and β are in the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from .flow import resize_flow, warp
 
-if TYPE_CHECKING:
-    from .methods.base import Progress
+
+class TrainingPoint(Protocol):
+    """Where training is: what :func:`ramp_weight` reads (:class:`wsbench.methods.Progress` has it)."""
+
+    @property
+    def step(self) -> int:
+        """Global optimisation step (0-based)."""
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps in one epoch."""
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole training."""
 
 __all__ = [
     "classification_loss",
     "merge",
     "normalized_cams",
     "ramp_weight",
+    "TrainingPoint",
     "spatial_loss",
     "temporal_loss",
     "temporal_loss_terms",
@@ -134,12 +148,12 @@ def temporal_loss(class_maps: torch.Tensor, flows: torch.Tensor, labels: torch.T
     )
 
 
-def ramp_weight(maximum: float, progress: Progress, ramp: str = "ramp") -> float:
+def ramp_weight(maximum: float, progress: TrainingPoint, ramp: str = "ramp") -> float:
     """Weight of a reconstruction loss at the point of training ``progress`` says (paper §5.2).
 
     Args:
         maximum: the weight's maximum (``alpha_max``, ``beta_max``).
-        progress: the trainer's step and steps per epoch / in all.
+        progress: the trainer's :class:`~wsbench.methods.Progress` (step, steps per epoch, steps in all).
         ramp: ``"ramp"``: 0 during the first epoch, then rising linearly to ``maximum`` at the
             midpoint of training (at once after the first epoch if that is already past the
             midpoint); ``"constant"``: ``maximum`` throughout (the authors' code).

@@ -154,7 +154,7 @@ def complete_method_info(records: Iterable[Any]) -> list[Any]:
         if not configs or any("method_info" in c for c in configs):
             continue
         config = {k: v for c in reversed(configs) for k, v in c.items()}
-        name = config.get("method") or (record.result or {}).get("method")
+        name = str(config.get("method") or (record.result or {}).get("method") or "?")
         recipe = RECIPES.get(config.get("recipe_name") or "")
         try:
             method = create_method(name, **(config.get("method_options") or {}))

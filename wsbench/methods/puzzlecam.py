@@ -38,7 +38,8 @@ class PuzzleCamOptions:
 
     alpha_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the spatial loss"})
     weight_ramp: Literal["ramp", "constant"] = dataclasses.field(
-        default="ramp", metadata={"help": "loss weights: 0 for epoch 1 then linear to max by mid-training, or constant"})
+        default="ramp",
+        metadata={"help": "loss weights: 0 for epoch 1 then linear to max by mid-training, or constant"})
 
     def __post_init__(self) -> None:
         _check_weight(self.alpha_max, "--alpha-max")
@@ -72,7 +73,8 @@ def puzzle_terms(model: CamNet, images: torch.Tensor, labels: torch.Tensor, clas
     }
 
 
-@register_method("puzzlecam", display_name="PuzzleCAM", description="PuzzleCAM: 2x2 tiles, L_cls + L_p-cls + alpha * L_spatial")
+@register_method("puzzlecam", display_name="PuzzleCAM",
+                 description="PuzzleCAM: 2x2 tiles, L_cls + L_p-cls + alpha * L_spatial")
 class PuzzleCam(Method):
     """PuzzleCAM: spatial consistency between an image's class maps and its tiles'."""
 

@@ -15,8 +15,8 @@ once, applies L_cls and the spatial terms to every frame and L_temporal to every
 with its two neighbours — the same loss per central frame at about the cost of PuzzleCAM.
 
 ``--no-temporal`` trains exactly like ``puzzlecam`` with the same α and ramp, and
-``--no-spatial --no-temporal`` like ``cam`` (they share those classifiers; β then changes nothing); with ``--no-spatial`` alone it is the ablation's
-"only temporal" row.
+``--no-spatial --no-temporal`` like ``cam`` (they share those classifiers; β then changes nothing);
+with ``--no-spatial`` alone it is the ablation's "only temporal" row.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class TcCamOptions(PuzzleCamOptions):
     batching: Literal["clip", "triplet"] = dataclasses.field(
         default="clip", metadata={"help": "clip: one backbone pass per frame; triplet: the paper's samples"})
     clip_len: int = dataclasses.field(default=4, metadata={"help": "frames per clip with --batching clip (>= 3)"})
-    beta_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the temporal loss (recipe cpu: 12)"})
+    beta_max: float = dataclasses.field(default=4.0,
+                                        metadata={"help": "max weight of the temporal loss (recipe cpu: 12)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
