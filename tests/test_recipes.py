@@ -98,6 +98,19 @@ def test_loss_weights_are_part_of_their_methods_classifier_key_only():
     assert result.exit_code == 2 and "option --beta-max is not taken by method 'cam'" in result.output
 
 
+def test_recorded_recipes_of_older_runs_still_load():
+    """Runs recorded before the loss weights moved to the methods hold them in their recipe."""
+    import dataclasses
+
+    from wsbench.recipes import recorded_fields
+
+    old = dataclasses.asdict(RECIPES["cpu"].recipe()) | {"alpha_max": 4.0, "beta_max": 12.0, "weight_ramp": "ramp"}
+    assert Recipe(**{**recorded_fields(old), "image_size": tuple(old["image_size"])}) == RECIPES["cpu"].recipe()
+    assert recorded_fields({"epochs": 3}) == {"epochs": 3}
+    with pytest.raises(UserError, match="loss weights are options of the methods .* --beta-max"):
+        choose_recipe("cpu", "paper", {"beta_max": 2.0})
+
+
 def test_list_recipes_and_datasets_show_recipes():
     runner = CliRunner()
     listed = runner.invoke(cli, ["list", "recipes"])
@@ -105,6 +118,7 @@ def test_list_recipes_and_datasets_show_recipes():
     lines = listed.output.splitlines()
     assert [line.split()[0] for line in lines] == list(RECIPES)
     assert "--backbone resnet50" in lines[0] and "--image-size 512x512" in lines[0] and "--epochs 25" in lines[0]
+    assert lines[1].endswith("; tccam --beta-max 12.0]") and "tccam" not in lines[0] + lines[2]
     datasets = runner.invoke(cli, ["list", "datasets"]).output
     assert "recipe: cpu]" in next(l for l in datasets.splitlines() if l.startswith("synthetic-belt"))
     assert "recipe: paper]" in next(l for l in datasets.splitlines() if l.startswith("video-folder"))
@@ -143,3 +157,21 @@ def test_suite_spec_takes_a_recipe_name(tmp_path):
     spec.write_text('recipe = "fast"\n[[runs]]\nmethod = "cam"\n')
     with pytest.raises(UserError, match="recipe: unknown recipe 'fast'"):
         load_spec(spec)
+
+
+def test_recipe_options_are_generated_from_the_recipe_fields():
+    """Each Recipe field is one `wsbench run` option (its metadata the help), parsed to the field's type."""
+    import dataclasses
+
+    from wsbench.cli import recipe_from, run_cmd
+
+    fields = [f.name for f in dataclasses.fields(Recipe)]
+    names = {p.name for p in run_cmd.params}
+    assert set(fields) <= names and not {"alpha_max", "beta_max", "weight_ramp"} & names
+    helps = {p.name: p.help for p in run_cmd.params}
+    assert all(helps[f.name] == f.metadata["help"] for f in dataclasses.fields(Recipe))
+    given = dict.fromkeys(fields) | {"image_size": "40x48", "output_stride": "8", "augment": False, "other": 1}
+    assert recipe_from(given) == {"image_size": (40, 48), "output_stride": 8, "augment": False}
+    assert given == {"other": 1}  # the recipe options were popped, the rest left
+    bad = CliRunner().invoke(cli, ["run", "-m", "cam", "--bg-morph", "300"])
+    assert bad.exit_code == 2 and "--bg-morph" in bad.output
