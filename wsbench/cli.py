@@ -553,22 +553,9 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> Non
     from .files import check_output
 
     check_output(out, "--out", "dir")
-    config = _belt_config(BeltConfig, videos, frames, size, seed)
+    config = BeltConfig().scaled(videos=videos, frames=frames, size=_image_size(size), seed=seed)
     path = generate_belt(out, config)
     click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
-
-
-def _belt_config(cls, videos, frames, size, seed):
-    changes: dict[str, Any] = {"seed": seed}
-    if videos is not None:
-        base = cls()
-        changes.update(train_videos=videos, val_videos=max(1, round(videos * base.val_videos / base.train_videos)),
-                       test_videos=max(1, round(videos * base.test_videos / base.train_videos)))
-    if frames is not None:
-        changes["frames"] = frames
-    if size is not None:
-        changes["size"] = _image_size(size)
-    return dataclasses.replace(cls(), **changes)
 
 
 @data_cmd.command("show")
@@ -715,28 +702,15 @@ def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_
     video gets none); 'wsbench run --flow files --flow-root OUT' reads them back. A non-empty OUT
     is refused unless --overwrite.
     """
-    from tqdm.auto import tqdm
-
     from .data import create_dataset
     from .files import check_output
-    from .flow import create_flow, flo_path, write_flo
-    from .progress import show_progress
+    from .flow import create_flow, write_flo_tree
 
     check_output(out, "--out", "dir", inputs=[data_root], empty=not overwrite)
     index = create_dataset(dataset, root=data_root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir))
     if index.root:
         check_output(out, "--out", "dir", inputs=[index.root], empty=not overwrite)
-    estimator = create_flow(flow)
-    written = 0
-    for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=not show_progress()):
-        previous = None
-        for n, frame in enumerate(video.frames):
-            if previous is not None:
-                path = flo_path(out, index, video, n - 1)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_flo(path, estimator(previous[None], frame[None])[0])
-                written += 1
-            previous = frame
+    written = write_flo_tree(index, create_flow(flow), out, desc=f"flow ({flow})")
     click.echo(f"wrote {written} .flo files under {out}  (use: --flow files --flow-root {out})")
 
 
