@@ -22,7 +22,7 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import write_video_folder
-from tests.test_methods import MethodContract
+from wsbench.testing import MethodContract
 from wsbench.cli import cli, dataset_options
 from wsbench.evaluate import fuse_maps
 from wsbench.methods import Fusion
