@@ -101,3 +101,19 @@ def test_f2f_defaults_to_the_published_union_and_labels_the_mean_variant():
     label = column_label({"method": "f2f", "config": {"method_options": dataclasses.asdict(mean.options),
                                                       "fusion": dataclasses.asdict(mean.fusion())}})
     assert label == "Frame-to-Frame --aggregate mean"
+
+
+def test_wsbench_never_imports_its_testing_module_or_pytest():
+    """``wsbench.testing`` (which imports pytest) is for tests: the library and the CLI run without pytest."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, wsbench.cli, wsbench.pipeline, wsbench.flow, wsbench.data, wsbench.methods; "
+            "print(sorted(m for m in sys.modules if m == 'pytest' or m == 'wsbench.testing'))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
