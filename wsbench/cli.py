@@ -7,7 +7,6 @@ line and exit with status 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import sys
 from pathlib import Path
@@ -107,8 +106,10 @@ def main() -> None:
 
 
 def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    if value:  # the library's progress bars all honour it, also those deep inside (caches, flows)
-        os.environ["WSBENCH_PROGRESS"] = "0"
+    if value:  # every bar of the library (caches, flows, inference) off while this command runs
+        from .progress import progress_bars
+
+        ctx.with_resource(progress_bars(False))
     return value
 
 
@@ -641,7 +642,7 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
     check_output(out, "--out", "dir", empty=True)  # before loading; the run's inputs are checked once known
     trained = load_run(run, _runs_dir(runs_dir), device)
     summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
-                                   cache_dir=_cache_dir(cache_dir), progress=not quiet)
+                                   cache_dir=_cache_dir(cache_dir))
     frames = sum(sum(c.values()) for c in summary["frames"].values())
     click.echo(f"wrote {frames} images and masks of run {trained.run_id} (threshold {trained.threshold:.2f}) "
                f"to {out}")
@@ -678,7 +679,7 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
                    fps=fps)
     check_segment_options(input_path, out, **options)  # before the run is loaded
     trained = load_run(run, _runs_dir(runs_dir), device)
-    summary = segment_file(trained, input_path, out, save_overlays=save_overlays, progress=not quiet, **options)
+    summary = segment_file(trained, input_path, out, save_overlays=save_overlays, **options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
                + (f", overlay video {overlay_video}" if overlay_video else ""))
 
@@ -728,7 +729,7 @@ def data_fetch(name: str, out: Path, quiet: bool) -> None:
     from .files import check_output
 
     check_output(out, "--out", "dir")
-    root = fetch_dataset(name, out, progress=not quiet, echo=click.echo)
+    root = fetch_dataset(name, out, echo=click.echo)
     click.echo(f"done; use: --dataset {PUBLIC_DATASETS[name].dataset} --data-root {root}")
 
 
