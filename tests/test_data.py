@@ -153,7 +153,7 @@ def test_frame_and_clip_datasets(video_folder, tmp_path):
     assert flows.shape == (30, 2, 2, 6, 8)
     clips = ClipDataset(data, "train", flows, clip_len=3)
     starts = {c[0] for c in clips.items}
-    s0 = next(s for s, v in zip(data.slices, index.videos) if v.split == "train")
+    s0 = next(s for s, v in zip(data.slices, index.videos, strict=True) if v.split == "train")
     assert {s0.start, s0.start + 2} <= starts  # 5 frames: [0,3) and the last window [2,5)
     for t0, _, _ in clips.items:  # no clip crosses two videos
         assert any(s.start <= t0 and t0 + 3 <= s.stop for s in data.slices)
@@ -286,8 +286,8 @@ def test_video_file_errors_name_the_problem(tmp_path):
 @pytest.mark.slow
 def test_video_file_options_on_the_command_line(tmp_path):
     root = write_mp4_folder(tmp_path / "mp4", frames=16)
-    shown = _wsbench_cli("data", "show", str(root), "--dataset", "video-folder", "--dataset-option", "segment_seconds=0.8",
-                     "--out", str(tmp_path / "sheet.png"))
+    shown = _wsbench_cli("data", "show", str(root), "--dataset", "video-folder",
+                         "--dataset-option", "segment_seconds=0.8", "--out", str(tmp_path / "sheet.png"))
     assert shown.returncode == 0, shown.stderr
     assert (tmp_path / "sheet.png").is_file()
     runs = tmp_path / "runs"

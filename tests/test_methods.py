@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-import torch
-
 import cv2
 import numpy as np
+import pytest
+import torch
 
 from wsbench.methods import METHODS, create_method, create_trainer
 from wsbench.methods.gradcam import gradcam_maps
 from wsbench.model import CamNet, cam_from_class_maps
 from wsbench.testing import MethodContract
-
 
 # every built-in method with its default options, and the options that take another code path
 BUILTIN_METHODS = [e.name for e in METHODS.entries() if e.source == "built-in"]

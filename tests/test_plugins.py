@@ -22,10 +22,10 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import write_video_folder
-from wsbench.testing import DatasetContract, MethodContract
 from wsbench.cli import cli, dataset_options
 from wsbench.evaluate import fuse_maps
 from wsbench.methods import Fusion
+from wsbench.testing import DatasetContract, MethodContract
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["PROGRESS_ENV", "progress_bars", "progress_enabled", "set_progress", "show_progress"]
 

@@ -85,9 +85,10 @@ class MethodContract:
         name, _ = spec
         entry = METHODS.entry(name)
         assert entry.meta.description
-        assert type(method).__doc__ and type(method).__doc__.strip()
+        doc = type(method).__doc__
+        assert doc and doc.strip()
         assert dataclasses.is_dataclass(method.Options)
-        assert method.Options.__dataclass_params__.frozen
+        assert getattr(method.Options, "__dataclass_params__").frozen
         for option in method_options(name):
             assert option.help, f"option {option.name} of {name} has no help text"
 
@@ -136,7 +137,7 @@ class MethodContract:
         progress = Progress(epoch=1, step=10, steps_per_epoch=10, total_steps=40, alpha=1.0, beta=1.0)
         terms = trainer.training_losses(model, Batch(images, labels, clip_len=t, flows=flows), progress)
         assert terms and all(isinstance(term, LossTerm) for term in terms.values())
-        total = sum(term.value * term.weight for term in terms.values())
+        total = sum((term.value * term.weight for term in terms.values()), torch.zeros(()))
         assert total.dim() == 0 and torch.isfinite(total)
         total.backward()
         first = next(model.backbone.parameters())
@@ -295,7 +296,7 @@ class FlowContract:
         for n, motion in enumerate((self.shift, np.negative(self.shift))):
             path = flo_path(root, index, video, n) if root is not None else layout[n]
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_flo(path, np.broadcast_to(np.float32(motion), (self.size, self.size, 2)))
+            write_flo(path, np.broadcast_to(np.asarray(motion, np.float32), (self.size, self.size, 2)))
         half = (self.size // 2, self.size // 2)
         forward, backward = estimator.video_flows(index, video, half)
         assert forward.shape == backward.shape == (3, *half, 2) and forward.dtype == np.float32

@@ -137,7 +137,8 @@ def flow_fingerprint(name: str, options: dict[str, Any], index: Any) -> str | No
     factory = FLOWS.get(name)
     if not hasattr(factory, "fingerprint"):
         return None
-    return create_flow(name, **options).fingerprint(index)
+    reader: Any = create_flow(name, **options)  # a file reader: more than a FlowEstimator
+    return reader.fingerprint(index)
 
 
 # -- whole videos -------------------------------------------------------------------------------

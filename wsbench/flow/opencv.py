@@ -56,7 +56,7 @@ class OpenCVFlow(abc.ABC):
 
     def __repr__(self) -> str:
         values: list[Any] = [getattr(self, name) for name in self.options]
-        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in zip(self.options, values))})"
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in zip(self.options, values, strict=True))})"
 
 
 _DIS_PRESETS = {

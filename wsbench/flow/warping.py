@@ -6,7 +6,8 @@ Every function follows the convention of :mod:`wsbench.flow`: a flow goes from s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
