@@ -371,3 +371,14 @@ def test_dataset_contract_catches_a_frame_in_two_splits_and_a_mask_of_another_si
     cv2.imwrite(str(masked.masks[0]), np.zeros((4, 4), np.uint8))
     with pytest.raises(UserError):
         contract.test_masks_only_where_declared(index)
+
+
+def test_belt_config_scaled_keeps_the_split_proportions():
+    """``wsbench data synth --videos N``: val and test scale with the train videos (16/24, 24/24), at least one."""
+    scaled = BeltConfig().scaled(videos=3, frames=4, size=(64, 48), seed=7)
+    assert (scaled.train_videos, scaled.val_videos, scaled.test_videos) == (3, 2, 3)
+    assert (scaled.frames, scaled.size, scaled.seed) == (4, (64, 48), 7)
+    assert BeltConfig().scaled(videos=1).val_videos == 1  # round(16 / 24) = 1, and never 0
+    assert BeltConfig().scaled() == BeltConfig()
+    with pytest.raises(UserError, match="without train videos"):
+        BeltConfig(train_videos=0).scaled(videos=2)

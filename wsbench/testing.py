@@ -88,7 +88,8 @@ class MethodContract:
         doc = type(method).__doc__
         assert doc and doc.strip()
         assert dataclasses.is_dataclass(method.Options)
-        assert getattr(method.Options, "__dataclass_params__").frozen
+        with pytest.raises(dataclasses.FrozenInstanceError):  # frozen: options are part of the run's key
+            method.options.changed = True
         for option in method_options(name):
             assert option.help, f"option {option.name} of {name} has no help text"
 
