@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsbench.losses import (classification_loss, merge, normalized_cams, ramp_weight, spatial_loss, temporal_loss,
-                            temporal_loss_terms, tile)
+from wsbench.losses import (
+    classification_loss,
+    merge,
+    normalized_cams,
+    ramp_weight,
+    spatial_loss,
+    temporal_loss,
+    temporal_loss_terms,
+    tile,
+)
 from wsbench.methods import Progress
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import UserError
 from ..registry import Registry, RegistryError
