@@ -87,9 +87,10 @@ def test_fusion_runs_for_every_method(video_folder):
     """Each method's maps go through the flow-warped fusion (an untrained net is enough to see it)."""
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
-    from wsbench.evaluate import fused_video_maps
+    from wsbench.maps import fused_video_maps
     from wsbench.methods import Fusion, create_method
-    from wsbench.train import Recipe, build_model
+    from wsbench.model import build_model
+    from wsbench.recipes import Recipe
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
     data = prepare(create_dataset("video-folder", root=video_folder), recipe.image_size)
@@ -300,7 +301,8 @@ def _random_run(tmp_path, fusion):
     from wsbench.inference import TrainedRun
     from wsbench.methods import create_method
     from wsbench.runs import RunRecord
-    from wsbench.train import Recipe, build_model
+    from wsbench.model import build_model
+    from wsbench.recipes import Recipe
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
     torch.manual_seed(0)
@@ -350,7 +352,7 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     """The ring buffer gives the same masks as fusing the whole video at once."""
     from wsbench.data.cache import frame_arrays
     from wsbench.data.torch_data import FOREGROUND
-    from wsbench.evaluate import batch_maps, fuse_maps, uses_raw_maps
+    from wsbench.maps import batch_maps, fuse_maps, uses_raw_maps
     from wsbench.flow import estimate_video_flows, resize_flow
     from wsbench.inference import label_mask
     from wsbench.methods import Fusion

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from tests.conftest import write_video_folder
 from tests.test_methods import MethodContract
 from wsbench.cli import cli, dataset_options
-from wsbench.evaluate import fuse_maps
+from wsbench.maps import fuse_maps
 from wsbench.methods import Fusion
 
 REPO = Path(__file__).resolve().parents[1]

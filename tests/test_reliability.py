@@ -31,7 +31,8 @@ from wsbench.cli import cli
 from wsbench.data.io import read_image, read_mask
 from wsbench.errors import UserError
 from wsbench.registry import RegistryError
-from wsbench.runs import atomic_write_json, iter_runs
+from wsbench.files import atomic_write_json
+from wsbench.runs import iter_runs
 
 from .conftest import write_video_folder
 

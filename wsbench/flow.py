@@ -42,8 +42,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .files import load_torch
-from .runs import atomic_write_bytes
+from .files import atomic_write_bytes, load_torch
 from .registry import Registry
 
 if TYPE_CHECKING:  # torch loads on first use, so listing flow estimators stays fast
@@ -744,8 +743,7 @@ class FlowFiles:
         A flow file rewritten in place changes it, so caches and classifiers built from the old
         files are not reused.
         """
-        from .data.io import file_stat
-        from .runs import config_hash
+        from .files import config_hash, file_stat
 
         stats = []
         for video in index.videos:

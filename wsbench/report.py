@@ -38,7 +38,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .bootstrap import RESAMPLES, SEED, iou_interval
-from .runs import RunRecord, config_hash
+from .files import config_hash
+from .runs import RunRecord
 
 __all__ = [
     "ABLATION_COLUMNS",

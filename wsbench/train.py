@@ -4,7 +4,8 @@ It owns: data loading (single frames or clips with flows), augmentation on the b
 schedule, the optimiser and learning-rate schedule, AMP (bf16) and a channels_last model on CUDA and under DDP,
 a checkpoint after every epoch, resume, a per-step CSV log of every loss term, and stopping with
 a clear message on a non-finite loss. It has no method-specific branch: the method named by
-``Method.classifier()`` supplies the loss terms.
+``Method.classifier()`` supplies the loss terms. Which classifier a run needs, and whether another
+run trained it already, is :mod:`wsbench.classifiers`.
 
 Determinism: the model is initialised from the seed; each epoch's shuffling and augmentation use
 generators seeded from (seed, epoch), and the checkpoint holds the global RNG states (Python,
@@ -13,17 +14,14 @@ NumPy, torch), so a resumed run continues exactly as an uninterrupted one (on th
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import dataclasses
-import fcntl
 import io
 import math
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,14 +36,11 @@ from .device import default_workers, to_device
 from .errors import UserError
 from .progress import show_progress
 from .methods import Batch, LossTerm, Method, Progress
-from .model import CamNet
-from .files import disk_errors, load_torch
+from .model import CamNet, build_model
+from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
 from .recipes import Recipe
-from .runs import atomic_write_bytes, atomic_write_json, config_hash
-from .schema import AnyValue, Number, Record, load_json
 
-__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights", "loss_weight",
-           "obtain_classifier", "train_classifier"]
+__all__ = ["TrainingDiverged", "augment", "loss_weight", "train_classifier"]
 
 
 class TrainingDiverged(UserError):
@@ -67,135 +62,6 @@ def loss_weight(maximum: float, step: int, steps_per_epoch: int, total_steps: in
     if span <= 0:
         return maximum
     return maximum * min(1.0, (step - steps_per_epoch) / span)
-
-
-def build_model(recipe: Recipe, classes: tuple[str, ...], head: str = "classmap") -> CamNet:
-    """The classifier a recipe trains (random init unless ``recipe.pretrained``).
-
-    Args:
-        recipe: the training recipe.
-        classes: class names in head order.
-        head: the trainer method's :attr:`~wsbench.methods.Method.head`.
-    """
-    return CamNet(recipe.backbone, classes, recipe.output_stride, recipe.pool, recipe.pretrained, head=head)
-
-
-# -- the classifier cache ---------------------------------------------------------------------
-def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int) -> dict[str, Any]:
-    """What determines a trained classifier; its hash names the cache folder.
-
-    The data enter as the frame cache's name (the data set's content fingerprint) and, for clip
-    training on ``.flo`` files, the files' content fingerprint.
-    """
-    from .flow import flow_fingerprint
-
-    from .methods import create_trainer
-
-    name, options = method.classifier()
-    fields = dataclasses.asdict(recipe)
-    key = {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
-           "image_size": list(recipe.image_size), "seed": seed}
-    if create_trainer(method).clip_length() == 1:  # the trainer's: tccam --no-temporal trains as puzzlecam
-        fields.pop("flow")  # single-frame training never reads flow
-        fields.pop("flow_root")
-    else:
-        content = flow_fingerprint(recipe.flow, recipe.flow_options(), data.index)
-        if content is not None:  # .flo files: their content, not only where they are
-            key["flow_data"] = content
-    return key
-
-
-def classifier_dir(runs_dir: Path, key: dict[str, Any]) -> Path:
-    """``RUNS_DIR/classifiers/<hash>``."""
-    return Path(runs_dir) / "classifiers" / config_hash(key)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive lock so two runs never train the same classifier at once (the second waits)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, runs_dir: Path,
-                      device: torch.device, resume: bool = False, workers: int | None = None,
-                      compile_model: bool = False, progress: bool = True) -> tuple[CamNet, dict[str, Any]]:
-    """The trained classifier of ``method``: from the cache if another run trained it, else trained now.
-
-    Args:
-        method: the method whose maps are wanted (its ``classifier()`` names the recipe).
-        recipe: training recipe.
-        data: prepared data.
-        seed: training seed.
-        runs_dir: runs directory holding ``classifiers/``.
-        device: where to train.
-        resume: continue an interrupted training from its last checkpoint.
-        workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
-        compile_model: wrap the model in ``torch.compile``.
-        progress: show a progress bar.
-
-    Returns:
-        ``(model in eval mode, info)`` where info has ``key``, ``path``, ``train_seconds``,
-        ``trained_now``.
-
-    Raises:
-        UserError: an interrupted training exists and ``resume`` is false.
-    """
-    from . import methods
-
-    key = classifier_key(method, recipe, data, seed)
-    folder = classifier_dir(runs_dir, key)
-    trainer = methods.create_trainer(method)
-    # under torchrun rank 0 holds the lock and decides; the other ranks follow its decision
-    lock = _locked(folder.parent / f"{folder.name}.lock") if distributed.is_main() else contextlib.nullcontext()
-    with lock:
-        trained_now = False
-        todo = "done"
-        if distributed.is_main() and not (folder / "final.pt").exists():
-            todo = "train"
-            if (folder / "checkpoint.pt").exists() and not resume:
-                state = load_torch(folder / "checkpoint.pt")
-                todo = (f"{folder}: an interrupted training of this classifier stopped after epoch "
-                        f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
-        todo = distributed.broadcast(todo)
-        if todo not in ("train", "done"):
-            raise UserError(todo)
-        if todo == "train":
-            train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
-                             compile_model=compile_model, progress=progress, key=key)
-            trained_now = True
-        info = load_json(folder / "train.json", Record({"train_seconds": Number(finite=True)},
-                                                        required=("train_seconds",), extra=AnyValue()),
-                         "classifier training record", hint=f"delete {folder} to train the classifier again")
-    model = build_model(recipe, classes_for(recipe.background_removal), trainer.head)
-    load_weights(model, folder / "final.pt")
-    model.to(device).eval()
-    # relative to the runs directory, which can then be copied or moved
-    return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
-                   "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"], "options": key["options"]}
-
-
-def load_weights(model: CamNet, path: Path) -> None:
-    """Load a stored classifier's ``final.pt`` into ``model``.
-
-    Raises:
-        UserError: a missing, unreadable or corrupt file, or weights of another architecture,
-            naming the file and how to get it again.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: classifier weights missing; delete {path.parent} to train it again")
-    state = load_torch(path)  # weights only: a file with Python objects is refused, never run
-    try:
-        model.load_state_dict(state)
-    except Exception as err:  # not a state dict, or weights of another architecture
-        raise UserError(f"{path}: unreadable classifier weights ({type(err).__name__}); delete {path.parent} to "
-                        "train it again") from None
 
 
 # -- training ---------------------------------------------------------------------------------

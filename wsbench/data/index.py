@@ -16,7 +16,8 @@ from typing import Iterable, Mapping, Sequence
 
 from ..errors import UserError
 from ..schema import ListOf, Record, Str, load_json
-from .io import FrameSource, file_stat
+from ..files import file_stat
+from .io import FrameSource
 
 __all__ = ["LABELS", "SPLITS", "Video", "VideoIndex", "assign_splits", "read_splits_file"]
 
