@@ -9,6 +9,7 @@ draws the same table.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,16 @@ def test_loading_a_finished_run_does_not_import_the_trainer():
                 reachable.add(target)
                 todo.append(target)
     assert not reachable & {"wsbench.train", "wsbench.pipeline", "wsbench.classifiers"}
+
+
+def test_contributing_draws_the_same_layers():
+    text = (PACKAGE.parent / "CONTRIBUTING.md").read_text()
+    block = text.split("## Layers", 1)[1].split("```", 2)[1]
+    rows = [re.split(r"\s{2,}", line.strip())[0] for line in block.splitlines() if line.strip() not in ("", "↓")]
+    drawn = [sorted("wsbench." + name.strip().rstrip("/") for name in row.split(" · ")) for row in rows]
+    table = [sorted(units) for units in LAYERS.values()]
+    table = [[u for u in units if u != "wsbench"] for units in table]  # the package's own __init__ is not drawn
+    assert drawn == table
 
 
 def test_the_check_catches_a_wrong_way_import():

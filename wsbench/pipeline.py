@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .classifiers import obtain_classifier
 from .data import DATASETS, LABELS, create_dataset
 from .data.cache import PreparedData, prepare
 from .device import default_workers, resolve_device
 from .errors import UserError
-from .flow import FLOWS, flow_fingerprint
-from .methods import Fusion, Method, create_method, has_raw_maps
-from .classifiers import obtain_classifier
 from .files import atomic_write_json, config_hash
+from .flow import FLOWS, flow_fingerprint
 from .maps import parse_scales
+from .methods import Fusion, Method, create_method, has_raw_maps
 from .recipes import Recipe, choose_recipe
 from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs
 

@@ -251,6 +251,101 @@ class _Losses(nn.Module):
         return self.method.training_losses(self.model, batch, progress)  # type: ignore[arg-type]
 
 
+def _new_model(method: Method, recipe: Recipe, classes: tuple[str, ...], device: torch.device) -> CamNet:
+    """The classifier to train, initialised from the global RNG (seeded just before), on ``device``."""
+    model = build_model(recipe, classes, method.head).to(device)
+    if device.type == "cuda" or distributed.world_size() > 1:
+        # the batches are channels_last on every device, so their weight gradients are too; under DDP the
+        # parameters must match them, or every step copies across layouts ("Grad strides do not match
+        # bucket view strides"). A single CPU process keeps its contiguous weights (unchanged numerics).
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _optimizer(model: CamNet, recipe: Recipe,
+               total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The recipe's optimiser (SGD: the head at 10× the learning rate) and its learning-rate schedule."""
+    head = list(model.head.parameters())
+    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    optimizer: torch.optim.Optimizer
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD([{"params": body}, {"params": head, "lr": recipe.lr * 10}], lr=recipe.lr,
+                                    momentum=0.9, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
+
+
+def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LambdaLR) -> tuple[int, float]:
+    """Restore an interrupted training from ``ckpt`` if there is one: ``(first epoch to train, seconds so far)``."""
+    if not ckpt.exists():
+        return 0, 0.0
+    state = load_torch(ckpt)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if "rng" in state:
+        _set_rng_states(state["rng"])
+    return state["epoch"] + 1, state["elapsed"]
+
+
+def _loss_module(method: Method, model: nn.Module, device: torch.device, compile_model: bool) -> nn.Module:
+    """The method's losses as one module (compiled if asked), wrapped in DDP under torchrun."""
+    losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
+    if distributed.world_size() > 1:
+        losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
+    return losses
+
+
+def _restart_log(path: Path, start_epoch: int) -> None:
+    """A fresh training starts a new ``log.csv``; a resumed one drops the rows of the epochs it redoes."""
+    if not path.exists():
+        return
+    if start_epoch == 0:
+        path.unlink()
+    else:
+        with disk_errors(path.parent):
+            _truncate_log(path, start_epoch)
+
+
+def _append_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Add an epoch's rows to ``log.csv`` (with the header when the file is new)."""
+    if not rows:
+        return
+    new = not path.exists()
+    with disk_errors(path.parent), open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _epoch_loader(dataset: FrameDataset | ClipDataset, per_batch: int, seed: int, epoch: int, workers: int,
+                  device: torch.device) -> DataLoader:
+    """This rank's batches of one epoch, shuffled by a generator seeded from (seed, epoch)."""
+    world = distributed.world_size()
+    # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
+    gen = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
+    sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
+    return DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def _check_finite(values: dict[str, float], epoch: int, step: int, ckpt: Path, saved: int) -> None:
+    """Stop on a NaN/inf total loss, naming every term and the last good checkpoint.
+
+    Raises:
+        TrainingDiverged: the total loss is not finite.
+    """
+    if math.isfinite(values["total"]):
+        return
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "total")
+    last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
+    raise TrainingDiverged(f"loss became {values['total']} at epoch {epoch + 1}, step {step} ({terms}); "
+                           f"last good checkpoint: {last}; lower --lr or the loss weights")
+
+
 def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, folder: Path,
                      device: torch.device, workers: int | None = None, compile_model: bool = False,
                      progress: bool = True, key: dict[str, Any] | None = None) -> CamNet:
@@ -276,12 +371,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         folder.mkdir(parents=True, exist_ok=True)
     classes = classes_for(recipe.background_removal)
     _seed_all(seed)
-    model = build_model(recipe, classes, method.head).to(device)
-    if device.type == "cuda" or world > 1:
-        # the batches are channels_last on every device, so their weight gradients are too; under DDP the
-        # parameters must match them, or every step copies across layouts ("Grad strides do not match
-        # bucket view strides"). A single CPU process keeps its contiguous weights (unchanged numerics).
-        model = model.to(memory_format=torch.channels_last)
+    model = _new_model(method, recipe, classes, device)
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
     per_batch = max(1, recipe.batch_size // clip_len)
@@ -291,50 +381,24 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     steps_per_epoch = len(dataset) // per_batch if len(dataset) > per_batch else 1
     total_steps = steps_per_epoch * recipe.epochs
 
-    head = list(model.head.parameters())
-    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
-    if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD([{"params": body}, {"params": head, "lr": recipe.lr * 10}], lr=recipe.lr,
-                                    momentum=0.9, weight_decay=recipe.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
-
-    start_epoch, elapsed = 0, 0.0
+    optimizer, scheduler = _optimizer(model, recipe, total_steps)
     ckpt = folder / "checkpoint.pt"
-    if ckpt.exists():
-        state = load_torch(ckpt)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
-        if "rng" in state:
-            _set_rng_states(state["rng"])
+    start_epoch, elapsed = _resume(ckpt, model, optimizer, scheduler)
     if world > 1 and device.type == "cuda":  # batch-norm statistics over the global batch, as on one GPU
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
-    if world > 1:
-        losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
+    losses = _loss_module(method, model, device, compile_model)
     autocast = device_autocast(device)
 
     log_path = folder / "log.csv"
-    if main and log_path.exists():
-        if start_epoch == 0:
-            log_path.unlink()
-        else:
-            with disk_errors(folder):
-                _truncate_log(log_path, start_epoch)
+    if main:
+        _restart_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     first_step, loop_started = step, time.perf_counter()
     estimate_after = min(5, total_steps - step)  # steps timed before the estimate is printed
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
-        # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
-        gen = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
-        sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
-        loader = DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
-                            collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
+        loader = _epoch_loader(dataset, per_batch, seed, epoch, workers, device)
         aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
         model.train()
         rows = []
@@ -352,11 +416,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
                                                                                  for t in terms.values()]))
             values = dict(zip(["total", *terms], logged.tolist()))
-            if not math.isfinite(values["total"]):
-                values = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "total")
-                last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
-                raise TrainingDiverged(f"loss became {float(logged[0])} at epoch {epoch + 1}, step {step} ({values}); "
-                                       f"last good checkpoint: {last}; lower --lr or the loss weights")
+            _check_finite(values, epoch, step, ckpt, saved)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -374,13 +434,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         saved = epoch
         if not main:
             continue
-        if rows:
-            new = not log_path.exists()
-            with disk_errors(folder), open(log_path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-                if new:
-                    writer.writeheader()
-                writer.writerows(rows)
+        _append_log(log_path, rows)
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     if main:
