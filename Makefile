@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wsbench-installed
 RUNS   ?= runs/demo
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 ## test-fast: the edit-test loop, without the slow end-to-end tests (pytest -m "not slow")
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## lint: ruff (pyflakes, bugbear, isort, pyupgrade, pycodestyle) and mypy, as configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check wsbench tests
+	$(BIN)/mypy
 
 ## bench: the performance benchmark, one table + ratios (under 10 min on 2 CPU cores; BENCH_ARGS=--quick)
 bench: $(STAMP)

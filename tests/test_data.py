@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from tests.conftest import write_mp4_folder, write_video_folder
-from wsbench.data import create_dataset
+from wsbench.data import DATASETS, create_dataset
 from wsbench.data.cache import prepare
 from wsbench.data.index import assign_splits
 from wsbench.data.io import natural_key
+from wsbench.data.synthetic import BeltConfig
 from wsbench.data.torch_data import ClipDataset, FrameDataset
 from wsbench.errors import UserError
+from wsbench.testing import DatasetContract
 
 
 def test_natural_sort():
@@ -97,8 +100,8 @@ def test_non_image_files_are_skipped_with_a_warning(tmp_path):
     assert len(index.videos[0]) == 2
 
 
-def test_zerowaste_layout(tmp_path):
-    root = tmp_path / "zw"
+def write_zerowaste(root: Path) -> Path:
+    """A tiny ZeroWaste-w tree: 5 before videos and 5 after stills' groups of 30x20 frames, one GT mask."""
     rng = np.random.default_rng(0)
     for label, vids in (("before", ("01", "02", "03", "04", "05")), ("after", ("07", "08", "09", "10", "11"))):
         (root / label).mkdir(parents=True)
@@ -108,6 +111,11 @@ def test_zerowaste_layout(tmp_path):
                 cv2.imwrite(str(root / label / f"{vid}_frame_{n:06d}.PNG"), img)
     (root / "segmentation_gt/before").mkdir(parents=True)
     cv2.imwrite(str(root / "segmentation_gt/before/02_frame_000120.PNG"), np.zeros((20, 30), np.uint8))
+    return root
+
+
+def test_zerowaste_layout(tmp_path):
+    root = write_zerowaste(tmp_path / "zw")
     index = create_dataset("zerowaste-w", root=root)
     assert index.static_after
     v = next(v for v in index.videos if v.key == "before/02")
@@ -145,7 +153,7 @@ def test_frame_and_clip_datasets(video_folder, tmp_path):
     assert flows.shape == (30, 2, 2, 6, 8)
     clips = ClipDataset(data, "train", flows, clip_len=3)
     starts = {c[0] for c in clips.items}
-    s0 = next(s for s, v in zip(data.slices, index.videos) if v.split == "train")
+    s0 = next(s for s, v in zip(data.slices, index.videos, strict=True) if v.split == "train")
     assert {s0.start, s0.start + 2} <= starts  # 5 frames: [0,3) and the last window [2,5)
     for t0, _, _ in clips.items:  # no clip crosses two videos
         assert any(s.start <= t0 and t0 + 3 <= s.stop for s in data.slices)
@@ -278,8 +286,8 @@ def test_video_file_errors_name_the_problem(tmp_path):
 @pytest.mark.slow
 def test_video_file_options_on_the_command_line(tmp_path):
     root = write_mp4_folder(tmp_path / "mp4", frames=16)
-    shown = _wsbench_cli("data", "show", str(root), "--dataset", "video-folder", "--dataset-option", "segment_seconds=0.8",
-                     "--out", str(tmp_path / "sheet.png"))
+    shown = _wsbench_cli("data", "show", str(root), "--dataset", "video-folder",
+                         "--dataset-option", "segment_seconds=0.8", "--out", str(tmp_path / "sheet.png"))
     assert shown.returncode == 0, shown.stderr
     assert (tmp_path / "sheet.png").is_file()
     runs = tmp_path / "runs"
@@ -302,3 +310,75 @@ def _wsbench_cli(*args: str):
 
     result = CliRunner().invoke(cli, list(args))
     return types.SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+# -- the data set contract, over every built-in data set ------------------------------------------
+def _tiny_belt_config():
+    return BeltConfig(train_videos=2, val_videos=1, test_videos=1, frames=3, size=(32, 32))
+
+
+def _write_seruso(root: Path) -> Path:
+    from tests.test_seruso import write_seruso
+
+    return write_seruso(root)
+
+
+#: a tiny example of every built-in data set: (writer of its root or None, frame size (w, h))
+EXAMPLES = {
+    "video-folder": (write_video_folder, (48, 40)),
+    "zerowaste-w": (write_zerowaste, (30, 20)),
+    "seruso": (_write_seruso, (48, 40)),
+    "ws2": (_write_seruso, (48, 40)),
+    "synthetic-belt": (None, (32, 32)),  # generated, with the tiny config above
+}
+BUILTIN_DATASETS = [e.name for e in DATASETS.entries() if e.source == "built-in"]
+
+
+def test_every_builtin_data_set_has_a_contract_example():
+    assert sorted(EXAMPLES) == sorted(BUILTIN_DATASETS), "add a tiny example of the new data set to EXAMPLES"
+
+
+class TestBuiltinDatasets(DatasetContract):
+    """Every built-in data set keeps :class:`wsbench.testing.DatasetContract` on a tiny example."""
+
+    @pytest.fixture(params=BUILTIN_DATASETS)
+    def spec(self, request, monkeypatch):
+        if request.param == "synthetic-belt":  # the built-in belt takes 40 s to generate; a tiny one
+            import wsbench.data.synthetic as synthetic
+
+            monkeypatch.setattr(synthetic, "BeltConfig", _tiny_belt_config)
+        return request.param, {}
+
+    def write_example(self, name, folder):
+        writer = EXAMPLES[name][0]
+        return writer(folder) if writer else None
+
+    def expected_frame_size(self, name):
+        return EXAMPLES[name][1]
+
+
+def test_dataset_contract_catches_a_frame_in_two_splits_and_a_mask_of_another_size(tmp_path):
+    """The contract's checks can fail: one frame file in a train and a test video; a mask too small."""
+    index = create_dataset("video-folder", root=write_video_folder(tmp_path / "vf"))
+    train = next(v for v in index.videos if v.split == "train")
+    test = next(v for v in index.videos if v.split == "test")
+    contract = DatasetContract()
+    contract.test_splits_are_disjoint_by_video(index)
+    test.frames.paths[0] = train.frames.paths[0]
+    with pytest.raises(AssertionError, match="is a frame of a"):
+        contract.test_splits_are_disjoint_by_video(index)
+    masked = next(v for v in index.videos if v.has_masks)
+    cv2.imwrite(str(masked.masks[0]), np.zeros((4, 4), np.uint8))
+    with pytest.raises(UserError):
+        contract.test_masks_only_where_declared(index)
+
+
+def test_belt_config_scaled_keeps_the_split_proportions():
+    """``wsbench data synth --videos N``: val and test scale with the train videos (16/24, 24/24), at least one."""
+    scaled = BeltConfig().scaled(videos=3, frames=4, size=(64, 48), seed=7)
+    assert (scaled.train_videos, scaled.val_videos, scaled.test_videos) == (3, 2, 3)
+    assert (scaled.frames, scaled.size, scaled.seed) == (4, (64, 48), 7)
+    assert BeltConfig().scaled(videos=1).val_videos == 1  # round(16 / 24) = 1, and never 0
+    assert BeltConfig().scaled() == BeltConfig()
+    with pytest.raises(UserError, match="without train videos"):
+        BeltConfig(train_videos=0).scaled(videos=2)

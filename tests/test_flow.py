@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 
 from wsbench.errors import UserError
 from wsbench.flow import (
+    FLOWS,
     RAFT_WEIGHTS_ENV,
     FlowEstimator,
     create_flow,
@@ -22,6 +25,7 @@ from wsbench.flow import (
     write_flo,
 )
 from wsbench.registry import UnknownEntryError
+from wsbench.testing import FlowContract
 
 SHIFT_X, SHIFT_Y = 3, 2
 
@@ -383,3 +387,53 @@ def test_raft_weights_from_env_and_hub_cache(empty_hub, random_raft_weights, mon
     assert create_flow("raft").weights_path == cached
     with pytest.raises(UserError, match="do not fit raft_large"):
         create_flow("raft", model="raft_large", weights=cached)
+
+
+# -- the flow contract, over every built-in estimator ---------------------------------------------
+BUILTIN_FLOWS = [e.name for e in FLOWS.entries() if e.source == "built-in"]
+
+
+class TestBuiltinFlows(FlowContract):
+    """Every built-in flow estimator keeps :class:`wsbench.testing.FlowContract`.
+
+    RAFT uses the real weights where torchvision's download left them; without them it runs on
+    random weights (``accurate = False``: only the form of its output is checked).
+    """
+
+    @pytest.fixture(params=BUILTIN_FLOWS)
+    def spec(self, request):
+        return request.param, {}
+
+    @pytest.fixture
+    def estimator(self, spec, request):
+        name, options = spec
+        if name == "raft":
+            if not raft_cache_path("raft_small").is_file() and not os.environ.get(RAFT_WEIGHTS_ENV):
+                self.accurate = False
+                options = {"weights": request.getfixturevalue("random_raft_weights"), "num_flow_updates": 2}
+            request.getfixturevalue("one_torch_thread")
+        return create_flow(name, **options)
+
+
+def test_flow_contract_catches_a_wrong_sign_and_a_drifting_estimator() -> None:
+    """The contract's checks can fail: a negated DIS breaks the convention, a constant one zero flow."""
+    dis = create_flow("dis")
+
+    class Backwards:
+        """DIS with the sign flipped (the flow dst -> src)."""
+
+        def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+            return -dis(src, dst)
+
+    class Drifting:
+        """DIS plus one pixel everywhere."""
+
+        def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+            return dis(src, dst) + 1
+
+    contract = FlowContract()
+    contract.test_known_shift_forward_and_backward(dis)
+    with pytest.raises(AssertionError, match="flow src -> dst"):
+        contract.test_known_shift_forward_and_backward(Backwards())
+    with pytest.raises(AssertionError):
+        contract.test_identical_frames_give_zero_flow(Drifting())

@@ -22,10 +22,10 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import write_video_folder
-from tests.test_methods import MethodContract
 from wsbench.cli import cli, dataset_options
 from wsbench.maps import fuse_maps
 from wsbench.methods import Fusion
+from wsbench.testing import DatasetContract, MethodContract
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"
@@ -320,3 +320,17 @@ def test_plugin_source_shown_by_list(tmp_path, monkeypatch):
     finally:
         METHODS.reset_plugins()
         sys.modules.pop("wsb_listed_plugin", None)
+
+
+class TestFramesCsvPluginContract(DatasetContract):
+    """The installed frames-csv plugin keeps the data set contract that every built-in keeps."""
+
+    name = "frames-csv"
+    frame_size = (48, 40)
+
+    @pytest.fixture(autouse=True)
+    def _installed(self, frames_csv_plugin):
+        assert frames_csv_plugin.entry("frames-csv").source == "wsbench-frames-csv 0.1.0"
+
+    def write_example(self, name, folder):
+        return _frames_csv(folder)

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from wsbench.cli import cli
+from wsbench.files import config_hash
 from wsbench.methods import create_method
 from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
-from wsbench.files import config_hash
 from wsbench.runs import create_run, finish_run, iter_runs
 
 
@@ -277,8 +277,8 @@ label = "GradCAM with background"
 def test_paper_spec_covers_the_three_tables():
     from pathlib import Path
 
-    from wsbench.suite import load_spec
     from wsbench.recipes import Recipe
+    from wsbench.suite import load_spec
 
     spec = load_spec(Path(__file__).parent.parent / "benchmarks" / "paper.toml")
     assert spec.tables == ["comparison", "ablation", "background"]

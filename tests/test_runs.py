@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -78,7 +79,9 @@ def test_resolve_runs_dir(monkeypatch, tmp_path):
     assert str(runs.resolve_runs_dir()) == "runs"
     monkeypatch.setenv("WSBENCH_RUNS_DIR", str(tmp_path))
     assert runs.resolve_runs_dir() == tmp_path
-    assert runs.resolve_runs_dir("x") == runs.resolve_runs_dir("x")
+    # an explicit path wins over the environment variable, and is taken as given (a str or a Path)
+    assert runs.resolve_runs_dir("x") == Path("x")
+    assert runs.resolve_runs_dir(tmp_path / "own") == tmp_path / "own"
 
 
 def test_environment_records_versions():

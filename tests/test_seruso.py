@@ -10,8 +10,9 @@ import shutil
 import stat
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -548,11 +549,10 @@ def test_raw_fusion_hand_counted():
 
 def test_raw_maps_hook_multiscale_and_refusals(seruso_tree):
     from wsbench.methods import Fusion, create_method, has_raw_maps
-    from wsbench.model import cam_from_class_maps
+    from wsbench.model import build_model, cam_from_class_maps
     from wsbench.pipeline import RunSpec, resolve
-    from wsbench.report import column_label
-    from wsbench.model import build_model
     from wsbench.recipes import Recipe
+    from wsbench.report import column_label
 
     torch.manual_seed(0)
     model = build_model(Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32)),

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -122,4 +123,5 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
     model.to(device).eval()
     # relative to the runs directory, which can then be copied or moved
     return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
-                   "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"], "options": key["options"]}
+                   "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"],
+                   "options": key["options"]}

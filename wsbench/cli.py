@@ -7,7 +7,6 @@ line and exit with status 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import sys
 from pathlib import Path
@@ -107,8 +106,10 @@ def main() -> None:
 
 
 def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    if value:  # the library's progress bars all honour it, also those deep inside (caches, flows)
-        os.environ["WSBENCH_PROGRESS"] = "0"
+    if value:  # every bar of the library (caches, flows, inference) off while this command runs
+        from .progress import progress_bars
+
+        ctx.with_resource(progress_bars(False))
     return value
 
 
@@ -553,22 +554,9 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> Non
     from .files import check_output
 
     check_output(out, "--out", "dir")
-    config = _belt_config(BeltConfig, videos, frames, size, seed)
+    config = BeltConfig().scaled(videos=videos, frames=frames, size=_image_size(size), seed=seed)
     path = generate_belt(out, config)
     click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
-
-
-def _belt_config(cls, videos, frames, size, seed):
-    changes: dict[str, Any] = {"seed": seed}
-    if videos is not None:
-        base = cls()
-        changes.update(train_videos=videos, val_videos=max(1, round(videos * base.val_videos / base.train_videos)),
-                       test_videos=max(1, round(videos * base.test_videos / base.train_videos)))
-    if frames is not None:
-        changes["frames"] = frames
-    if size is not None:
-        changes["size"] = _image_size(size)
-    return dataclasses.replace(cls(), **changes)
 
 
 @data_cmd.command("show")
@@ -654,7 +642,7 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
     check_output(out, "--out", "dir", empty=True)  # before loading; the run's inputs are checked once known
     trained = load_run(run, _runs_dir(runs_dir), device)
     summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
-                                   cache_dir=_cache_dir(cache_dir), progress=not quiet)
+                                   cache_dir=_cache_dir(cache_dir))
     frames = sum(sum(c.values()) for c in summary["frames"].values())
     click.echo(f"wrote {frames} images and masks of run {trained.run_id} (threshold {trained.threshold:.2f}) "
                f"to {out}")
@@ -691,7 +679,7 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
                    fps=fps)
     check_segment_options(input_path, out, **options)  # before the run is loaded
     trained = load_run(run, _runs_dir(runs_dir), device)
-    summary = segment_file(trained, input_path, out, save_overlays=save_overlays, progress=not quiet, **options)
+    summary = segment_file(trained, input_path, out, save_overlays=save_overlays, **options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
                + (f", overlay video {overlay_video}" if overlay_video else ""))
 
@@ -715,28 +703,15 @@ def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_
     video gets none); 'wsbench run --flow files --flow-root OUT' reads them back. A non-empty OUT
     is refused unless --overwrite.
     """
-    from tqdm.auto import tqdm
-
     from .data import create_dataset
     from .files import check_output
-    from .flow import create_flow, flo_path, write_flo
-    from .progress import show_progress
+    from .flow import create_flow, write_flo_tree
 
     check_output(out, "--out", "dir", inputs=[data_root], empty=not overwrite)
     index = create_dataset(dataset, root=data_root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir))
     if index.root:
         check_output(out, "--out", "dir", inputs=[index.root], empty=not overwrite)
-    estimator = create_flow(flow)
-    written = 0
-    for video in tqdm(index.videos, desc=f"flow ({flow})", unit="video", disable=not show_progress()):
-        previous = None
-        for n, frame in enumerate(video.frames):
-            if previous is not None:
-                path = flo_path(out, index, video, n - 1)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_flo(path, estimator(previous[None], frame[None])[0])
-                written += 1
-            previous = frame
+    written = write_flo_tree(index, create_flow(flow), out, desc=f"flow ({flow})")
     click.echo(f"wrote {written} .flo files under {out}  (use: --flow files --flow-root {out})")
 
 
@@ -754,7 +729,7 @@ def data_fetch(name: str, out: Path, quiet: bool) -> None:
     from .files import check_output
 
     check_output(out, "--out", "dir")
-    root = fetch_dataset(name, out, progress=not quiet, echo=click.echo)
+    root = fetch_dataset(name, out, echo=click.echo)
     click.echo(f"done; use: --dataset {PUBLIC_DATASETS[name].dataset} --data-root {root}")
 
 

@@ -21,7 +21,7 @@ maps (:meth:`Method.raw_maps`) exactly as they do, for fusion on raw maps (``--f
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -184,7 +184,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
                flip: bool = False, raw: bool = False) -> torch.Tensor:
-    """The method's maps (``raw``: its raw maps) of every frame of video ``pos``, before fusion, on the CPU: (T, h, w)."""
+    """The method's maps (``raw``: its raw maps) of every frame of video ``pos`` before fusion: (T, h, w), CPU."""
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):

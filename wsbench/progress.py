@@ -1,18 +1,65 @@
-"""The one switch for progress bars: ``--quiet``/``-q`` and ``$WSBENCH_PROGRESS=0`` turn every bar off."""
+"""The one switch for progress bars: every bar in wsbench asks :func:`show_progress`.
+
+The switch starts as ``$WSBENCH_PROGRESS`` says (``0``: off, anything else or unset: on), read when
+a bar asks, so the variable is a user's default and is never written by wsbench. Code changes it
+for a block with :func:`progress_bars` (what ``--quiet``/``-q`` of every command does, for that
+command only) or from then on with :func:`set_progress` (e.g. in a notebook)::
+
+    with progress_bars(False):
+        execute(spec, "runs")          # no bar, however deep (frame and flow caches, inference)
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-__all__ = ["PROGRESS_ENV", "show_progress"]
+__all__ = ["PROGRESS_ENV", "progress_bars", "progress_enabled", "set_progress", "show_progress"]
 
 PROGRESS_ENV = "WSBENCH_PROGRESS"
 
+#: the switch as code set it; ``None``: ``$WSBENCH_PROGRESS`` decides
+_setting: bool | None = None
+
+
+def progress_enabled() -> bool:
+    """Whether progress bars are on: as last set by code, else as ``$WSBENCH_PROGRESS`` says."""
+    if _setting is not None:
+        return _setting
+    return os.environ.get(PROGRESS_ENV, "1") != "0"
+
+
+def set_progress(enabled: bool | None) -> None:
+    """Turn every progress bar on or off from now on.
+
+    Args:
+        enabled: ``True`` or ``False``; ``None`` hands the decision back to ``$WSBENCH_PROGRESS``.
+    """
+    global _setting
+    _setting = enabled
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """Turn every progress bar on or off inside a ``with`` block; the switch is restored after it.
+
+    Args:
+        enabled: whether bars are drawn inside the block.
+    """
+    before = _setting
+    set_progress(enabled)
+    try:
+        yield
+    finally:
+        set_progress(before)
+
 
 def show_progress(requested: bool = True) -> bool:
-    """Whether to draw a progress bar: the caller asks for one and ``$WSBENCH_PROGRESS`` is not ``0``.
+    """Whether to draw a progress bar: the switch is on and the caller asks for one.
 
-    Every ``-q`` option sets ``$WSBENCH_PROGRESS=0``, so bars drawn deep inside the library
-    (frame and flow caches, map inference) obey it as well as the command's own.
+    Args:
+        requested: the caller's own wish (a function's ``progress=False`` argument); it can only
+            turn a bar off, never on against the switch.
     """
-    return requested and os.environ.get(PROGRESS_ENV, "1") != "0"
+    return requested and progress_enabled()

@@ -23,8 +23,9 @@ import secrets
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import UserError
 from .files import atomic_write_json

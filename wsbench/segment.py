@@ -29,8 +29,9 @@ import collections
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -146,8 +147,8 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     """
     from .data.cache import FLOW_STRIDE, frame_arrays
     from .data.torch_data import FOREGROUND, ORIGINAL
-    from .maps import batch_maps, fuse_maps, uses_raw_maps
     from .flow import create_flow, resize_flow
+    from .maps import batch_maps, fuse_maps, uses_raw_maps
     from .methods import METHODS
 
     if batch_size < 1:

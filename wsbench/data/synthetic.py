@@ -149,6 +149,35 @@ class BeltConfig:
         """Videos per class over all splits."""
         return self.train_videos + self.val_videos + self.test_videos
 
+    def scaled(self, videos: int | None = None, frames: int | None = None, size: tuple[int, int] | None = None,
+               seed: int | None = None) -> BeltConfig:
+        """This config with other video counts, frames per video, frame size or seed.
+
+        Args:
+            videos: train videos per class; the validation and test counts keep this config's
+                proportions to it (at least one each). ``None`` keeps all three.
+            frames: frames per video (``None``: unchanged).
+            size: frame size ``(width, height)`` (``None``: unchanged).
+            seed: generator seed (``None``: unchanged).
+
+        Returns:
+            The new config (validated like any other).
+        """
+        changes: dict[str, Any] = {}
+        if videos is not None:
+            if self.train_videos < 1:
+                raise UserError("belt config: cannot scale the video counts of a config without train videos")
+            changes.update(train_videos=videos,
+                           val_videos=max(1, round(videos * self.val_videos / self.train_videos)),
+                           test_videos=max(1, round(videos * self.test_videos / self.train_videos)))
+        if frames is not None:
+            changes["frames"] = frames
+        if size is not None:
+            changes["size"] = size
+        if seed is not None:
+            changes["seed"] = seed
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-compatible dict (pairs become lists).
 
