@@ -116,7 +116,7 @@ def worker_flow(out: Path, data_root: str, cache_dir: str, size: int, names: lis
 def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device: str, rounds: int = 3) -> None:
     """Map frames/s of ``cam`` and ``gradcam`` on the same (cam) classifier, warm, alternating.
 
-    Both go through the evaluator's :func:`~wsbench.evaluate.video_maps` (native CAM under
+    Both go through the evaluator's :func:`~wsbench.maps.video_maps` (native CAM under
     ``torch.inference_mode``; GradCAM with autograd) over every scored frame; each method is warmed up
     on one video, then timed ``rounds`` times alternating with the other, and its best round is kept
     (on a shared machine the minimum is the least disturbed measurement).
@@ -126,10 +126,11 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
     from wsbench.data.torch_data import FOREGROUND, classes_for
-    from wsbench.evaluate import video_maps
+    from wsbench.maps import video_maps
     from wsbench.methods import METHODS as REGISTRY
     from wsbench.methods import create_method
-    from wsbench.train import Recipe, build_model
+    from wsbench.model import build_model
+    from wsbench.recipes import Recipe
 
     (folder,) = [p.parent for p in Path(runs_dir, "classifiers").glob("*/train.json")
                  if json.loads(p.read_text())["key"]["method"] == "cam"]
@@ -170,7 +171,8 @@ def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
     from wsbench.methods import create_method
-    from wsbench.train import Recipe, train_classifier
+    from wsbench.recipes import Recipe
+    from wsbench.train import train_classifier
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(96, 96), epochs=1, batch_size=32,
                     lr=2e-3)

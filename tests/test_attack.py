@@ -235,7 +235,7 @@ def test_checkpoint_rng_states_are_plain_and_restore_exactly():
 # -- 4. atomic writes respect the umask ---------------------------------------------------------
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_atomic_writes_respect_the_umask(tmp_path, mask):
-    from wsbench.runs import atomic_write_json
+    from wsbench.files import atomic_write_json
 
     old = os.umask(mask)
     try:
@@ -464,7 +464,7 @@ def test_video_frames_above_the_pixel_limit(tmp_path, monkeypatch):
 
 
 def test_image_size_is_bounded():
-    from wsbench.train import Recipe
+    from wsbench.recipes import Recipe
 
     for size in ((8, 8), (100000, 512), (512, 5000)):
         with pytest.raises(UserError, match="--image-size must be 16 to 4096 pixels a side"):

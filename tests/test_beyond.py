@@ -87,9 +87,10 @@ def test_fusion_runs_for_every_method(video_folder):
     """Each method's maps go through the flow-warped fusion (an untrained net is enough to see it)."""
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
-    from wsbench.evaluate import fused_video_maps
+    from wsbench.maps import fused_video_maps
     from wsbench.methods import Fusion, create_method
-    from wsbench.train import Recipe, build_model
+    from wsbench.model import build_model
+    from wsbench.recipes import Recipe
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
     data = prepare(create_dataset("video-folder", root=video_folder), recipe.image_size)
@@ -120,11 +121,10 @@ def test_fusion_benchmark_spec_pairs_every_method_with_fusion():
 
 
 def test_column_label_shows_fusion_other_than_the_methods_own():
-    from wsbench.report import column_label
-
     from dataclasses import asdict
 
     from wsbench.methods import Fusion, create_method, method_info
+    from wsbench.report import column_label
 
     opts = asdict(create_method("f2f").options)
     cam, f2f_info = method_info(create_method("cam")), method_info(create_method("f2f"))
@@ -303,8 +303,9 @@ def test_segment_errors_are_one_line(tmp_path):
 def _random_run(tmp_path, fusion):
     from wsbench.inference import TrainedRun
     from wsbench.methods import create_method
+    from wsbench.model import build_model
+    from wsbench.recipes import Recipe
     from wsbench.runs import RunRecord
-    from wsbench.train import Recipe, build_model
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
     torch.manual_seed(0)
@@ -354,9 +355,9 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     """The ring buffer gives the same masks as fusing the whole video at once."""
     from wsbench.data.cache import frame_arrays
     from wsbench.data.torch_data import FOREGROUND
-    from wsbench.evaluate import batch_maps, fuse_maps, uses_raw_maps
     from wsbench.flow import estimate_video_flows, resize_flow
     from wsbench.inference import label_mask
+    from wsbench.maps import batch_maps, fuse_maps, uses_raw_maps
     from wsbench.methods import Fusion
     from wsbench.segment import segment_stream, stream_background
 

@@ -82,7 +82,9 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_belt, tmp_path):
 
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
     from wsbench.data.torch_data import classes_for
-    from wsbench.train import Recipe, _seed_all, build_model
+    from wsbench.model import build_model
+    from wsbench.recipes import Recipe
+    from wsbench.train import _seed_all
 
     _seed_all(0)
     w0 = build_model(Recipe(backbone="wsbench_resnet_tiny_gn", output_stride=8), classes_for(True)).state_dict()

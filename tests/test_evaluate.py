@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsbench.evaluate import IoUSweep, fuse_maps
+from wsbench.evaluate import IoUSweep
+from wsbench.maps import fuse_maps
 from wsbench.methods import Fusion
 
 

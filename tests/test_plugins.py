@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from tests.conftest import write_video_folder
 from wsbench.cli import cli, dataset_options
-from wsbench.evaluate import fuse_maps
+from wsbench.maps import fuse_maps
 from wsbench.methods import Fusion
 from wsbench.testing import DatasetContract, MethodContract
 

@@ -74,8 +74,8 @@ def test_loss_weights_are_part_of_their_methods_classifier_key_only():
     from types import SimpleNamespace
 
     from wsbench.methods import create_method
-    from wsbench.runs import config_hash
-    from wsbench.train import classifier_key
+    from wsbench.files import config_hash
+    from wsbench.classifiers import classifier_key
 
     recipe = RECIPES["cpu"].recipe()
     data = SimpleNamespace(path=Path("cache") / "belt-0123" / "frames", index=None)  # what the key reads

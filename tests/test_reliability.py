@@ -18,8 +18,8 @@ import subprocess
 import sys
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -30,8 +30,9 @@ from click.testing import CliRunner
 from wsbench.cli import cli
 from wsbench.data.io import read_image, read_mask
 from wsbench.errors import UserError
+from wsbench.files import atomic_write_json
 from wsbench.registry import RegistryError
-from wsbench.runs import atomic_write_json, iter_runs
+from wsbench.runs import iter_runs
 
 from .conftest import write_video_folder
 

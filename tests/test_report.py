@@ -15,10 +15,11 @@ from click.testing import CliRunner
 
 from wsbench.cli import cli
 from wsbench.errors import UserError
+from wsbench.files import config_hash
 from wsbench.methods import create_method, method_info
 from wsbench.recipes import MOVED_TO_METHODS
 from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
-from wsbench.runs import config_hash, create_run, finish_run, iter_runs
+from wsbench.runs import create_run, finish_run, iter_runs
 
 
 def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=None, background_removal=True,
@@ -287,8 +288,8 @@ label = "GradCAM with background"
 def test_paper_spec_covers_the_three_tables():
     from pathlib import Path
 
+    from wsbench.recipes import Recipe
     from wsbench.suite import load_spec
-    from wsbench.train import Recipe
 
     spec = load_spec(Path(__file__).parent.parent / "benchmarks" / "paper.toml")
     assert spec.tables == ["comparison", "ablation", "background"]

@@ -8,28 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from wsbench import runs
+from wsbench import files, runs
 
 
 def test_atomic_write_json_replaces_whole_file(tmp_path):
     path = tmp_path / "a" / "x.json"
-    runs.atomic_write_json(path, {"b": 1, "a": [1, 2]})
+    files.atomic_write_json(path, {"b": 1, "a": [1, 2]})
     assert json.loads(path.read_text()) == {"a": [1, 2], "b": 1}
-    runs.atomic_write_json(path, {"c": 3})
+    files.atomic_write_json(path, {"c": 3})
     assert json.loads(path.read_text()) == {"c": 3}
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temp files left
 
 
 def test_failed_write_keeps_old_content(tmp_path, monkeypatch):
     path = tmp_path / "x.json"
-    runs.atomic_write_json(path, {"ok": True})
+    files.atomic_write_json(path, {"ok": True})
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
-        runs.atomic_write_json(path, {"ok": False})
+        files.atomic_write_json(path, {"ok": False})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"ok": True}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
@@ -37,13 +37,13 @@ def test_failed_write_keeps_old_content(tmp_path, monkeypatch):
 
 def test_unserialisable_object_leaves_nothing(tmp_path):
     with pytest.raises(TypeError):
-        runs.atomic_write_json(tmp_path / "x.json", {"f": object()})
+        files.atomic_write_json(tmp_path / "x.json", {"f": object()})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_config_hash_ignores_key_order():
-    assert runs.config_hash({"a": 1, "b": {"c": 2, "d": 3}}) == runs.config_hash({"b": {"d": 3, "c": 2}, "a": 1})
-    assert runs.config_hash({"a": 1}) != runs.config_hash({"a": 2})
+    assert files.config_hash({"a": 1, "b": {"c": 2, "d": 3}}) == files.config_hash({"b": {"d": 3, "c": 2}, "a": 1})
+    assert files.config_hash({"a": 1}) != files.config_hash({"a": 2})
 
 
 def test_run_ids_are_unique():

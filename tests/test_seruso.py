@@ -10,8 +10,9 @@ import shutil
 import stat
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ from wsbench.data import create_dataset
 from wsbench.errors import UserError
 from wsbench.evaluate import frame_iou, wsws_mask
 from wsbench.flow import FlowFiles, read_flo, write_flo
-from wsbench.multiscale import multiscale_maps, parse_scales
+from wsbench.maps import multiscale_maps, parse_scales
 
 TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
         "--batch-size", "8"]
@@ -519,7 +520,7 @@ def _authors_lateral(raw: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def test_raw_fusion_matches_the_authors_formula():
-    from wsbench.evaluate import fuse_maps
+    from wsbench.maps import fuse_maps
     from wsbench.methods import Fusion
 
     torch.manual_seed(0)
@@ -535,7 +536,7 @@ def test_raw_fusion_matches_the_authors_formula():
 
 
 def test_raw_fusion_hand_counted():
-    from wsbench.evaluate import fuse_maps
+    from wsbench.maps import fuse_maps
     from wsbench.methods import Fusion
 
     raw = torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 2.0, 0.0]], [[0.0, 0.0, 4.0]]])
@@ -549,10 +550,10 @@ def test_raw_fusion_hand_counted():
 
 def test_raw_maps_hook_multiscale_and_refusals(seruso_tree):
     from wsbench.methods import Fusion, create_method, has_raw_maps
-    from wsbench.model import cam_from_class_maps
+    from wsbench.model import build_model, cam_from_class_maps
     from wsbench.pipeline import RunSpec, resolve
+    from wsbench.recipes import Recipe
     from wsbench.report import column_label
-    from wsbench.train import Recipe, build_model
 
     torch.manual_seed(0)
     model = build_model(Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32)),

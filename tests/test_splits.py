@@ -10,7 +10,7 @@ import pytest
 from wsbench.data import create_dataset
 from wsbench.data.index import Video, assign_splits
 from wsbench.errors import UserError
-from wsbench.runs import config_hash
+from wsbench.files import config_hash
 
 
 def _pairs(n: int) -> list[Video]:
@@ -70,7 +70,8 @@ def test_belt_is_resplit_with_a_split_seed(small_belt):
 
 
 def test_config_hash_of_a_run_without_split_seed_is_unchanged(small_belt, video_folder):
-    from wsbench.pipeline import RunSpec, recorded_split_seed, resolve
+    from wsbench.pipeline import RunSpec, resolve
+    from wsbench.runs import recorded_split_seed
 
     # the configuration every run had before split seeds existed: these keys, split_seed 0
     legacy_keys = ("method", "method_options", "dataset", "data_root", "split_seed", "seed", "recipe", "fusion")

@@ -141,8 +141,9 @@ def test_a_rerun_of_the_same_configuration_and_seed_is_one_sample(tmp_path):
 
 
 def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
+    from wsbench.files import atomic_write_json
     from wsbench.report import comparison
-    from wsbench.runs import atomic_write_json, iter_runs
+    from wsbench.runs import iter_runs
 
     from .test_report import fake_run
 
@@ -200,12 +201,13 @@ def test_suite_reruns_when_the_data_under_the_same_path_changed(tmp_path, monkey
 
 
 def test_flow_cache_and_classifier_follow_the_flo_contents(tmp_path):
+    from wsbench.classifiers import classifier_key
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
     from wsbench.flow import flo_path, write_flo
     from wsbench.methods import create_method
     from wsbench.pipeline import data_fingerprint
-    from wsbench.train import Recipe, classifier_key
+    from wsbench.recipes import Recipe
 
     data = write_video_folder(tmp_path / "data", videos=2, frames=3)
     index = create_dataset("video-folder", root=data)
@@ -289,8 +291,9 @@ def test_dataset_option_nested_too_deeply_is_one_line():
 
 
 def test_runs_on_data_changed_in_between_are_another_row(tmp_path):
+    from wsbench.files import atomic_write_json
     from wsbench.report import comparison
-    from wsbench.runs import atomic_write_json, iter_runs
+    from wsbench.runs import iter_runs
 
     from .test_report import fake_run
 
@@ -306,7 +309,7 @@ def test_runs_on_data_changed_in_between_are_another_row(tmp_path):
 
 
 def _set_config(record, **values):
-    from wsbench.runs import atomic_write_json
+    from wsbench.files import atomic_write_json
 
     for name in ("config.json", "result.json"):
         doc = json.loads((record.path / name).read_text())

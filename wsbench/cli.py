@@ -408,7 +408,7 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
     if out is None:
         echo(text.rstrip("\n"))
     else:
-        from .runs import atomic_write_text
+        from .files import atomic_write_text
 
         atomic_write_text(out, text)
         echo(f"wrote {out}")

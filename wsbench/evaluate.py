@@ -1,6 +1,8 @@
 """The evaluator, the same for every method: maps → masks → IoU, with the threshold chosen on val.
 
-For every *before* frame with a GT mask in the validation and test splits:
+The maps come from :mod:`wsbench.maps` (the method's maps, multi-scale/flip, fusion over
+neighbours); this module only scores them. For every *before* frame with a GT mask in the
+validation and test splits:
 
 1. the method's map (optionally fused over neighbouring frames with the cached flow) is upsampled
    bilinearly to the frame's original size;
@@ -43,7 +45,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -53,19 +55,15 @@ from .data.cache import PreparedData
 from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
 from .device import autocast, to_device
-from .flow import resize_flow, warp, warp_chain
-from .methods import METHODS, Fusion, Method
+from .flow import resize_flow, warp
+from .maps import fused_video_maps
+from .methods import Fusion, Method
 from .model import CamNet
-from .multiscale import multiscale_maps
 from .progress import show_progress
 from .texts import FIXED_THRESHOLD, threshold_text
 
-if TYPE_CHECKING:
-    from .inference import TrainedRun
-
-__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps",
-           "classification_accuracy", "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
-           "threshold_text", "uses_raw_maps", "video_maps", "wsws_mask"]
+__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "classification_accuracy",
+           "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "threshold_text", "wsws_mask"]
 
 BINS = 100
 
@@ -206,133 +204,6 @@ class StabilitySweep:
         union = self.union[::-1].cumsum()[::-1].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return inter / union
-
-
-def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.Tensor | None,
-              fusion: Fusion) -> torch.Tensor:
-    """Temporal fusion of one video's maps: neighbours t±1…t±k brought into t and aggregated.
-
-    Args:
-        maps: (T, h, w) maps of consecutive frames.
-        to_next, to_prev: (T, 2, h', w') flows from each frame to the next / previous one
-            (``None`` is fine when ``fusion.warp`` is false: they are not used).
-        fusion: number of neighbours, aggregation (``max`` or ``mean``), whether neighbours are
-            warped with the flow, whether only previous frames take part (``causal``), and what is
-            fused (``on``: with ``"raw"``, ``maps`` are raw maps and each fused frame is divided by
-            its maximum + 1e-5 afterwards, as the authors' POF-CAM inference does).
-
-    Returns:
-        (T, h, w) fused maps; each frame's own map always takes part, a warped neighbour only where
-        it is valid (its sample point lies inside the neighbour frame), an unwarped one everywhere.
-    """
-    t, h, w = maps.shape
-    if fusion.warp:
-        to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
-    m = maps.float()[:, None]
-    total, count, best = m.clone(), torch.ones_like(m), m.clone()
-    for k in range(1, min(fusion.neighbours, t - 1) + 1):
-        if fusion.warp:
-            # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
-            fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
-            # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
-            bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
-        else:
-            fwd, v_fwd = m[k:], torch.ones_like(m[k:])
-            bwd, v_bwd = m[:t - k], torch.ones_like(m[:t - k])
-        sides = [(slice(k, t), bwd, v_bwd)] + ([] if fusion.causal else [(slice(0, t - k), fwd, v_fwd)])
-        for sl, warped, valid in sides:
-            total[sl] += warped * valid
-            count[sl] += valid
-            best[sl] = torch.maximum(best[sl], torch.where(valid > 0, warped, best[sl]))
-    fused = (best if fusion.mode == "max" else total / count)[:, 0]
-    if fusion.on == "raw":
-        fused = fused / (fused.flatten(1).amax(dim=1).view(-1, 1, 1) + 1e-5)
-    return fused
-
-
-def uses_raw_maps(fusion: Fusion | None) -> bool:
-    """Whether the maps to fuse are the method's raw maps (fusion over neighbours ``on="raw"``)."""
-    return fusion is not None and fusion.neighbours > 0 and fusion.on == "raw"
-
-
-def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
-               device: torch.device, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
-               flip: bool = False, raw: bool = False) -> torch.Tensor:
-    """The method's maps of a batch of frames at training resolution.
-
-    Args:
-        method, model: the method and its classifier (eval mode).
-        frames: (B, h, w, 3) uint8 frames at the training resolution.
-        fg: (B, h, w) 0/1 foreground masks at the same resolution.
-        variant: network input, ``FOREGROUND`` or ``ORIGINAL`` (see :mod:`wsbench.data.torch_data`).
-        device: where to compute.
-        needs_grad: the method's maps need autograd (its registry entry's ``needs_grad``).
-        scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
-        raw: the method's raw maps instead (:meth:`~wsbench.methods.Method.raw_maps`, for
-            :func:`uses_raw_maps` fusion).
-
-    Returns:
-        (B, h', w') float maps on the CPU, before fusion. Maps that need no gradients are forward
-        passes under ``torch.inference_mode`` (bf16 autocast on CUDA); GradCAM-family maps run with
-        autograd in fp32.
-    """
-    images = make_input(frames, fg, variant)
-    x = model.normalize(to_device(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2), device))
-    x = x.contiguous(memory_format=torch.channels_last)
-    if needs_grad:
-        maps = multiscale_maps(method, model, x, scales, flip, raw)
-    else:
-        with torch.inference_mode(), autocast(device):
-            maps = multiscale_maps(method, model, x, scales, flip, raw)
-    return maps.detach().float().cpu()
-
-
-def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
-               batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
-               flip: bool = False, raw: bool = False) -> torch.Tensor:
-    """The method's maps (``raw``: its raw maps) of every frame of video ``pos``, before fusion, on the CPU: (T, h, w)."""
-    s = data.slices[pos]
-    out = []
-    for start in range(s.start, s.stop, batch_size):
-        stop = min(start + batch_size, s.stop)
-        out.append(batch_maps(method, model, data.frames[start:stop], data.fg[start:stop], variant, device,
-                              needs_grad, scales, flip, raw))
-    return torch.cat(out)
-
-
-def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, device: torch.device,
-                     background_removal: bool = True, fusion: Fusion | None = None, flows: np.ndarray | None = None,
-                     batch_size: int = 32, scales: tuple[float, ...] = (1.0,), flip: bool = False) -> torch.Tensor:
-    """The maps that get scored: the method's maps of every frame of video ``pos``, fused if asked.
-
-    Args:
-        method: the method.
-        model: its trained classifier, in eval mode.
-        data: prepared data.
-        pos: position of the video in ``data.index.videos``.
-        device: where to compute maps.
-        background_removal: feed background-removed frames (as in training) or originals.
-        fusion: temporal fusion at inference (``None`` or 0 neighbours: none).
-        flows: the cached flows ``data.flows(...)``, needed when fusing with warping.
-        batch_size: frames per forward pass.
-        scales, flip: multi-scale / flip inference (:func:`~wsbench.multiscale.multiscale_maps`).
-
-    Returns:
-        (T, h, w) maps on the CPU at the method's resolution.
-    """
-    needs_grad = METHODS.entry(method.name).meta.needs_grad
-    variant = FOREGROUND if background_removal else ORIGINAL
-    maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip,
-                      uses_raw_maps(fusion))
-    if fusion is not None and fusion.neighbours > 0:
-        if not fusion.warp:
-            return fuse_maps(maps, None, None, fusion)
-        if flows is None:
-            raise ValueError("fusion with warping needs the cached flows")
-        s = data.slices[pos]
-        clip = torch.from_numpy(np.asarray(flows[s.start:s.stop], dtype=np.float32))
-        maps = fuse_maps(maps, clip[:, 0], clip[:, 1], fusion)
-    return maps
 
 
 def _stability_scores(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -552,41 +423,4 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
                 truth = torch.tensor([label == "before" for _, _, label in chunk])
                 correct += int((pred_before == truth).sum())
             out[name][split] = round(correct / len(items), 6) if items else None
-    return out
-
-
-
-def example_masks(trained: TrainedRun, data: PreparedData, frames: list[tuple[str, int]],
-                  batch_size: int = 32) -> list[dict[str, Any]]:
-    """A run's masks of chosen frames next to their GT, exactly as the evaluator scored them (for figures).
-
-    Args:
-        trained: the finished run (:func:`wsbench.inference.load_run`): its method, classifier,
-            input variant, multi-scale/flip inference, fusion and val-chosen threshold.
-        data: the run's prepared data (:func:`wsbench.inference.open_data`).
-        frames: ``(video key, frame index)`` pairs, e.g. ``("before/vid3", 12)``; frames without GT get
-            an empty ``gt``.
-        batch_size: frames per forward pass.
-
-    Returns:
-        Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
-        "iou" (float or None)}`` at the frame's original size.
-    """
-    flows = trained.flows(data)
-    threshold = trained.threshold
-    positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
-    out, cached = [], {}
-    for key, i in frames:
-        pos = positions[key]
-        if pos not in cached:
-            cached[pos] = trained.video_maps(data, pos, flows, batch_size)
-        video = data.index.videos[pos]
-        w, h = data.slices[pos].frame_size
-        scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-        pred = predict_mask(scores, data.fg_full(pos, i), threshold)
-        mask_path = video.masks[i] if video.masks else None
-        gt = read_mask(mask_path, (w, h)) if mask_path is not None else np.zeros((h, w), bool)
-        union = int((gt | pred).sum())
-        out.append({"video": key, "frame": i, "image": video.frames.read(i), "gt": gt, "pred": pred,
-                    "iou": (int((gt & pred).sum()) / union if union else None) if mask_path is not None else None})
     return out

@@ -31,10 +31,9 @@ import numpy as np
 from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
-from .files import check_output, write_image
+from .files import atomic_write_json, check_output, write_image
 from .progress import show_progress
 from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
-from .runs import atomic_write_json
 
 __all__ = ["export_maps", "export_pseudo_labels"]
 

@@ -3,7 +3,7 @@
 - :func:`qualitative` — the paper's Fig. 7: for a few test frames, the frame, its GT mask and each
   method's mask overlaid. Masks are recomputed from each run's stored classifier
   (``RUNS_DIR/classifiers/<hash>/final.pt``) with the run's own threshold (chosen on val) and
-  fusion, through :func:`wsbench.evaluate.example_masks`, so they are exactly what was scored and
+  fusion, through :func:`example_masks`, so they are exactly what was scored and
   runs stay small; nothing is trained.
 - :func:`ablation_bars` — the ablation table as bars with ± std over seeds as error bars.
 - :func:`threshold_sweeps` — each method's validation IoU over the threshold grid (mean over seeds),
@@ -15,14 +15,18 @@ from __future__ import annotations
 import textwrap
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from .errors import UserError
 from .runs import RunRecord
 
-__all__ = ["ablation_bars", "pick_examples", "qualitative", "threshold_sweeps", "write_figures"]
+if TYPE_CHECKING:
+    from .data.cache import PreparedData
+    from .inference import TrainedRun
+
+__all__ = ["ablation_bars", "example_masks", "pick_examples", "qualitative", "threshold_sweeps", "write_figures"]
 
 
 def _pyplot():
@@ -130,6 +134,47 @@ def pick_examples(index: Any, count: int) -> list[tuple[str, int]]:
     return picks
 
 
+def example_masks(trained: TrainedRun, data: PreparedData, frames: list[tuple[str, int]],
+                  batch_size: int = 32) -> list[dict[str, Any]]:
+    """A run's masks of chosen frames next to their GT, exactly as the evaluator scored them (for figures).
+
+    Args:
+        trained: the finished run (:func:`wsbench.inference.load_run`): its method, classifier,
+            input variant, multi-scale/flip inference, fusion and val-chosen threshold.
+        data: the run's prepared data (:func:`wsbench.inference.open_data`).
+        frames: ``(video key, frame index)`` pairs, e.g. ``("before/vid3", 12)``; frames without GT get
+            an empty ``gt``.
+        batch_size: frames per forward pass.
+
+    Returns:
+        Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
+        "iou" (float or None)}`` at the frame's original size.
+    """
+    import cv2
+
+    from .data.io import read_mask
+    from .evaluate import predict_mask
+
+    flows = trained.flows(data)
+    threshold = trained.threshold
+    positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
+    out, cached = [], {}
+    for key, i in frames:
+        pos = positions[key]
+        if pos not in cached:
+            cached[pos] = trained.video_maps(data, pos, flows, batch_size)
+        video = data.index.videos[pos]
+        w, h = data.slices[pos].frame_size
+        scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        pred = predict_mask(scores, data.fg_full(pos, i), threshold)
+        mask_path = video.masks[i] if video.masks else None
+        gt = read_mask(mask_path, (w, h)) if mask_path is not None else np.zeros((h, w), bool)
+        union = int((gt | pred).sum())
+        out.append({"video": key, "frame": i, "image": video.frames.read(i), "gt": gt, "pred": pred,
+                    "iou": (int((gt & pred).sum()) / union if union else None) if mask_path is not None else None})
+    return out
+
+
 def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
                 cache_dir: str | None = None, device: str = "auto") -> list[Path]:
     """The paper's Fig. 7 per data set: rows test frames; columns frame, GT, each method's mask.
@@ -150,7 +195,7 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     """
     import cv2
 
-    from .evaluate import example_masks, threshold_text
+    from .evaluate import threshold_text
     from .inference import load_run, open_data
     from .report import method_columns
 

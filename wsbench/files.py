@@ -11,24 +11,34 @@
 - :func:`umask` and :func:`chmod_as_new`: temporary files (``mkstemp``, ``mkdtemp``) are private;
   what is renamed into place gets the permissions of a file created normally.
 - :func:`reserve_space`: disk space for a memory-mapped cache is reserved before it is filled.
+- :func:`atomic_write` (``_bytes``, ``_text``, ``_json``): every record and cache file is written to a
+  temporary file in the same folder and renamed into place, so a reader never sees half a file.
+- :func:`config_hash` and :func:`file_stat`: stable short hashes of JSON-able mappings and the
+  ``[name, size, mtime]`` that content fingerprints are made of.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import hashlib
+import json
 import os
 import pickle
 import re
 import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .errors import UserError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "check_output", "chmod_as_new", "disk_error", "disk_errors",
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "atomic_write", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_text", "check_output", "chmod_as_new", "config_hash", "disk_error", "disk_errors", "file_stat",
            "load_torch", "reserve_space", "umask", "video_writer", "write_image"]
 
 #: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
@@ -264,3 +274,76 @@ def _size(n: int) -> str:
         n /= 1024
     return f"{n} B"
 
+
+# -- atomic writes ----------------------------------------------------------------------------
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Write ``path`` atomically: ``write(handle)`` fills a temporary file in the same folder,
+    which is synced and renamed into place with the mode a new file gets (the umask's).
+
+    Nothing is left behind on failure; a full, read-only or forbidden folder is a
+    :class:`~wsbench.errors.UserError` naming it.
+    """
+    path = Path(path)
+    tmp = None
+    with disk_errors(path.parent):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            chmod_as_new(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# -- hashing ----------------------------------------------------------------------------------
+def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
+    """Stable short hash of a JSON-able mapping (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+def file_stat(path: str | Path) -> list:
+    """``[name, size, mtime_ns]`` of a file (following symlinks), or ``[name, None, None]`` if missing.
+
+    What content fingerprints are made of: cheap, and changed by any edit of the file.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return [path.name, None, None]
+    return [path.name, st.st_size, st.st_mtime_ns]

@@ -17,11 +17,13 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .evaluate import predict_mask
+from .files import atomic_write_json, atomic_write_text
+from .maps import fused_video_maps
 from .methods import Fusion, Method, create_method, create_trainer
-from .model import CamNet
-from .recipes import recorded_fields
-from .runs import RunRecord, atomic_write_json, atomic_write_text, resolve_runs_dir
-from .train import Recipe
+from .model import CamNet, build_model, load_weights
+from .recipes import Recipe, recorded_fields
+from .runs import RunRecord, cam_inference, recorded_split_seed, resolve_runs_dir
 
 __all__ = ["CLASSES", "PALETTE", "TrainedRun", "label_mask", "load_run", "open_data", "overlay", "run_summary",
            "write_classes"]
@@ -82,10 +84,8 @@ class TrainedRun:
             batch_size: frames per forward pass.
 
         Returns:
-            (T, h, w) maps on the CPU, as :func:`wsbench.evaluate.fused_video_maps` gives them.
+            (T, h, w) maps on the CPU, as :func:`wsbench.maps.fused_video_maps` gives them.
         """
-        from .evaluate import fused_video_maps
-
         if flows is None:
             flows = self.flows(data)
         return fused_video_maps(self.method, self.model, data, pos, self.device, self.recipe.background_removal,
@@ -108,8 +108,6 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     """
     from .data.torch_data import classes_for
     from .device import resolve_device
-    from .pipeline import cam_inference
-    from .train import build_model, load_weights
 
     path = Path(run)
     if not (path / "config.json").is_file():
@@ -168,25 +166,20 @@ def _classifier_weights(record: RunRecord) -> Path:
 def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
     """The run's data set, prepared (cached) at its training resolution, as :func:`wsbench.pipeline.execute` saw it.
 
+    The data set is opened with the recorded root, options and split seed; frames and foreground
+    are prepared with the run's recipe (resolution, background threshold and morphology).
+
     Returns:
         A :class:`~wsbench.data.cache.PreparedData`.
     """
+    from .data import create_dataset
     from .data.cache import prepare
-    from .pipeline import RunSpec, recorded_split_seed, resolve
 
     config = trained.record.config
-    fusion = config.get("fusion")
-    spec = RunSpec(method=config["method"], dataset=config["dataset"], data_root=config.get("data_root"),
-                   dataset_options=config.get("dataset_options") or {},
-                   method_options=config.get("method_options", {}), recipe=recorded_fields(config["recipe"]),
-                   seed=config.get("seed", 0), split_seed=recorded_split_seed(config),
-                   fuse_neighbours=fusion["neighbours"] if fusion else 0,
-                   fuse_mode=fusion["mode"] if fusion else "max",
-                   fuse_on=fusion.get("on", "maps") if fusion else "maps",
-                   cache_dir=str(cache_dir) if cache_dir else None)
-    resolved = resolve(spec)
-    return prepare(resolved.index, resolved.recipe.image_size, cache_dir, resolved.recipe.bg_threshold,
-                   bg_morph=resolved.recipe.bg_morph)
+    index = create_dataset(config["dataset"], root=config.get("data_root"), split_seed=recorded_split_seed(config),
+                           cache_dir=str(cache_dir) if cache_dir else None, **(config.get("dataset_options") or {}))
+    recipe = trained.recipe
+    return prepare(index, recipe.image_size, cache_dir, recipe.bg_threshold, bg_morph=recipe.bg_morph)
 
 
 def label_mask(scores: np.ndarray | None, foreground: np.ndarray, threshold: float) -> np.ndarray:
@@ -201,8 +194,6 @@ def label_mask(scores: np.ndarray | None, foreground: np.ndarray, threshold: flo
     Returns:
         (H, W) uint8: 0 background, 1 legal (foreground, not illegal), 2 illegal.
     """
-    from .evaluate import predict_mask
-
     out = foreground.astype(np.uint8) * LEGAL
     if scores is not None:
         out[predict_mask(scores, foreground, threshold)] = ILLEGAL

@@ -27,8 +27,9 @@ from torch import nn
 from . import backbones  # noqa: F401  (registers wsbench's small backbones in timm)
 from .errors import UserError
 from .files import load_torch
+from .recipes import Recipe
 
-__all__ = ["HEADS", "CamNet", "cam_from_class_maps", "load_pretrained"]
+__all__ = ["HEADS", "CamNet", "build_model", "cam_from_class_maps", "load_pretrained", "load_weights"]
 
 
 HEADS = ("classmap", "linear")
@@ -168,3 +169,32 @@ def load_pretrained(model: nn.Module, path: Path, name: str = "backbone") -> Non
         raise UserError(f"--pretrained {path}: weights do not fit backbone {name!r} "
                         f"({len(missing)} of {len(own)} tensors missing or of another shape, e.g. {missing[0]!r})")
     model.load_state_dict(usable, strict=True)
+
+
+def build_model(recipe: Recipe, classes: tuple[str, ...], head: str = "classmap") -> CamNet:
+    """The classifier a recipe trains (random init unless ``recipe.pretrained``).
+
+    Args:
+        recipe: the training recipe.
+        classes: class names in head order.
+        head: the trainer method's :attr:`~wsbench.methods.Method.head`.
+    """
+    return CamNet(recipe.backbone, classes, recipe.output_stride, recipe.pool, recipe.pretrained, head=head)
+
+
+def load_weights(model: CamNet, path: Path) -> None:
+    """Load a stored classifier's ``final.pt`` into ``model``.
+
+    Raises:
+        UserError: a missing, unreadable or corrupt file, or weights of another architecture,
+            naming the file and how to get it again.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: classifier weights missing; delete {path.parent} to train it again")
+    state = load_torch(path)  # weights only: a file with Python objects is refused, never run
+    try:
+        model.load_state_dict(state)
+    except Exception as err:  # not a state dict, or weights of another architecture
+        raise UserError(f"{path}: unreadable classifier weights ({type(err).__name__}); delete {path.parent} to "
+                        "train it again") from None

@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .classifiers import obtain_classifier
 from .data import DATASETS, LABELS, create_dataset
 from .data.cache import PreparedData, prepare
 from .device import default_workers, resolve_device
 from .errors import UserError
+from .files import atomic_write_json, config_hash
 from .flow import FLOWS, flow_fingerprint
+from .maps import parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
-from .multiscale import parse_scales
 from .recipes import Recipe, choose_recipe, named_recipe
-from .runs import RunRecord, config_hash, create_run, environment, finish_run, iter_runs
+from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs
 from .texts import static_after_refusal
-from .train import obtain_classifier
 
-__all__ = ["RunSpec", "cam_inference", "data_fingerprint", "data_warnings", "execute", "incompatibility",
-           "recorded_split_seed", "resolve", "same_run"]
+__all__ = ["RunSpec", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve", "same_run"]
 
 
 @dataclasses.dataclass
@@ -252,22 +252,6 @@ def incompatibility(method: Method, static_after: bool, dataset: str) -> str | N
     return None
 
 
-def recorded_split_seed(config: dict[str, Any]) -> int | None:
-    """The ``RunSpec.split_seed`` that reproduces a recorded run's split.
-
-    ``None`` (the data set's default split) when the config records seed 0 without ``resplit``;
-    ``resolve`` records that default as 0, and for seeded layouts seed 0 is their default.
-    """
-    seed = config.get("split_seed") or 0
-    return seed if seed or config.get("resplit") else None
-
-
-def cam_inference(config: dict[str, Any]) -> dict[str, Any]:
-    """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
-    cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
-    return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
-
-
 def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress: bool = True) -> RunRecord | None:
     """Run one method on one data set and write its run record.
 
@@ -364,7 +348,6 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:
     """Accuracy depends only on the classifier, so methods that share one compute it once."""
     from .evaluate import classification_accuracy
-    from .runs import atomic_write_json
     from .schema import Number, Optional, Record, load_json
 
     path = folder / "accuracy.json"

@@ -45,8 +45,9 @@ import pandas as pd
 
 from .bootstrap import RESAMPLES, SEED, iou_interval
 from .errors import UserError
+from .files import config_hash
 from .recipes import MOVED_TO_METHODS
-from .runs import RunRecord, config_hash
+from .runs import RunRecord
 from .texts import static_after_refusal, threshold_text
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Run records: run ids, config hashing, atomic writes, and reading a runs directory.
+"""Run records: run ids, writing and reading a runs directory (atomic writes and hashing: :mod:`wsbench.files`).
 
 Layout of a runs directory::
 
@@ -14,22 +14,21 @@ a reader never sees half a file and a crash never corrupts a finished result.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
 import secrets
 import subprocess
 import sys
-import tempfile
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping
+from typing import Any
 
 from .errors import UserError
+from .files import atomic_write_json
 from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, Optional, Record, Str
 
 __all__ = [
@@ -37,16 +36,13 @@ __all__ = [
     "RESULT_SCHEMA",
     "RecordError",
     "RunRecord",
-    "atomic_write",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "config_hash",
+    "cam_inference",
     "create_run",
     "environment",
     "finish_run",
     "iter_runs",
     "new_run_id",
+    "recorded_split_seed",
     "resolve_runs_dir",
 ]
 
@@ -60,69 +56,7 @@ def resolve_runs_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get(RUNS_ENV) or "runs")
 
 
-# -- atomic writes ----------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
-    """Write ``path`` atomically: ``write(handle)`` fills a temporary file in the same folder,
-    which is synced and renamed into place with the mode a new file gets (the umask's).
-
-    Nothing is left behind on failure; a full, read-only or forbidden folder is a
-    :class:`~wsbench.errors.UserError` naming it.
-    """
-    from .files import chmod_as_new, disk_errors
-
-    path = Path(path)
-    tmp = None
-    with disk_errors(path.parent):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            chmod_as_new(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            raise
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-# -- hashing and ids --------------------------------------------------------------------------
-def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
-    """Stable short hash of a JSON-able mapping (key order does not matter)."""
-    blob = json.dumps(config, sort_keys=True, default=_json_default, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
-
-
+# -- ids ------------------------------------------------------------------------------------
 def new_run_id(method: str, dataset: str) -> str:
     """A unique, sortable run id: ``<UTC time>-<method>-<dataset>-<random>``."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -281,6 +215,22 @@ def finish_run(record: RunRecord, result: Mapping[str, Any]) -> RunRecord:
     atomic_write_json(record.path / RESULT_FILE, dict(result))
     record.result = dict(result)
     return record
+
+
+def recorded_split_seed(config: dict[str, Any]) -> int | None:
+    """The ``RunSpec.split_seed`` that reproduces a recorded run's split.
+
+    ``None`` (the data set's default split) when the config records seed 0 without ``resplit``;
+    ``resolve`` records that default as 0, and for seeded layouts seed 0 is their default.
+    """
+    seed = config.get("split_seed") or 0
+    return seed if seed or config.get("resplit") else None
+
+
+def cam_inference(config: dict[str, Any]) -> dict[str, Any]:
+    """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
+    cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
+    return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
 
 
 def iter_runs(runs_dir: str | os.PathLike, finished: bool | None = True) -> Iterator[RunRecord]:

@@ -18,7 +18,7 @@ video's length:
    fly (DIS for runs that read precomputed ``.flo`` files), at the cached flows' resolution (none
    for unwarped fusion), and frame t is emitted once frame t+k has been read (k frames of latency;
    none for causal fusion), fused over the window t−k … t+k held in a ring buffer. The result
-   equals :func:`wsbench.evaluate.fuse_maps` on the whole video.
+   equals :func:`wsbench.maps.fuse_maps` on the whole video.
 4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
    :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
 """
@@ -29,8 +29,9 @@ import collections
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,10 +41,9 @@ from .data import background as bg
 from .data.io import ImageFiles, image_files
 from .data.video import VideoFile, is_video_file
 from .errors import UserError
-from .files import video_writer, write_image
+from .files import atomic_write_json, video_writer, write_image
 from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
 from .progress import show_progress
-from .runs import atomic_write_json
 
 __all__ = ["SegmentedFrame", "check_segment_options", "open_source", "segment_file", "segment_stream",
            "stream_background"]
@@ -147,8 +147,8 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     """
     from .data.cache import FLOW_STRIDE, frame_arrays
     from .data.torch_data import FOREGROUND, ORIGINAL
-    from .evaluate import batch_maps, fuse_maps, uses_raw_maps
     from .flow import create_flow, resize_flow
+    from .maps import batch_maps, fuse_maps, uses_raw_maps
     from .methods import METHODS
 
     if batch_size < 1:

@@ -4,7 +4,8 @@ It owns: data loading (single frames or clips with flows), augmentation on the b
 schedule, the optimiser and learning-rate schedule, AMP (bf16) and a channels_last model on CUDA and under DDP,
 a checkpoint after every epoch, resume, a per-step CSV log of every loss term, and stopping with
 a clear message on a non-finite loss. It has no method-specific branch: the method named by
-``Method.classifier()`` supplies the loss terms.
+``Method.classifier()`` supplies the loss terms. Which classifier a run needs, and whether another
+run trained it already, is :mod:`wsbench.classifiers`.
 
 Determinism: the model is initialised from the seed; each epoch's shuffling and augmentation use
 generators seeded from (seed, epoch), and the checkpoint holds the global RNG states (Python,
@@ -13,17 +14,14 @@ NumPy, torch), so a resumed run continues exactly as an uninterrupted one (on th
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import dataclasses
-import fcntl
 import io
 import math
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,150 +36,17 @@ from .device import default_workers, to_device
 from .errors import UserError
 from .progress import show_progress
 from .methods import Batch, LossTerm, Method, Progress
-from .model import CamNet
-from .files import disk_errors, load_torch
+from .model import CamNet, build_model
+from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
 from .recipes import Recipe
-from .runs import atomic_write_bytes, atomic_write_json, config_hash
-from .schema import AnyValue, Number, Record, load_json
 
-__all__ = ["Recipe", "TrainingDiverged", "build_model", "classifier_dir", "load_weights",
-           "obtain_classifier", "train_classifier"]
+__all__ = ["TrainingDiverged", "augment", "train_classifier"]
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def build_model(recipe: Recipe, classes: tuple[str, ...], head: str = "classmap") -> CamNet:
-    """The classifier a recipe trains (random init unless ``recipe.pretrained``).
-
-    Args:
-        recipe: the training recipe.
-        classes: class names in head order.
-        head: the trainer method's :attr:`~wsbench.methods.Method.head`.
-    """
-    return CamNet(recipe.backbone, classes, recipe.output_stride, recipe.pool, recipe.pretrained, head=head)
-
-
-# -- the classifier cache ---------------------------------------------------------------------
-def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int) -> dict[str, Any]:
-    """What determines a trained classifier; its hash names the cache folder.
-
-    The data enter as the frame cache's name (the data set's content fingerprint) and, for clip
-    training on ``.flo`` files, the files' content fingerprint.
-    """
-    from .flow import flow_fingerprint
-
-    from .methods import create_trainer
-
-    name, options = method.classifier()
-    fields = dataclasses.asdict(recipe)
-    key = {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
-           "image_size": list(recipe.image_size), "seed": seed}
-    if create_trainer(method).clip_length() == 1:  # the trainer's: tccam --no-temporal trains as puzzlecam
-        fields.pop("flow")  # single-frame training never reads flow
-        fields.pop("flow_root")
-    else:
-        content = flow_fingerprint(recipe.flow, recipe.flow_options(), data.index)
-        if content is not None:  # .flo files: their content, not only where they are
-            key["flow_data"] = content
-    return key
-
-
-def classifier_dir(runs_dir: Path, key: dict[str, Any]) -> Path:
-    """``RUNS_DIR/classifiers/<hash>``."""
-    return Path(runs_dir) / "classifiers" / config_hash(key)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive lock so two runs never train the same classifier at once (the second waits)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, runs_dir: Path,
-                      device: torch.device, resume: bool = False, workers: int | None = None,
-                      compile_model: bool = False, progress: bool = True) -> tuple[CamNet, dict[str, Any]]:
-    """The trained classifier of ``method``: from the cache if another run trained it, else trained now.
-
-    Args:
-        method: the method whose maps are wanted (its ``classifier()`` names the recipe).
-        recipe: training recipe.
-        data: prepared data.
-        seed: training seed.
-        runs_dir: runs directory holding ``classifiers/``.
-        device: where to train.
-        resume: continue an interrupted training from its last checkpoint.
-        workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
-        compile_model: wrap the model in ``torch.compile``.
-        progress: show a progress bar.
-
-    Returns:
-        ``(model in eval mode, info)`` where info has ``key``, ``path``, ``train_seconds``,
-        ``trained_now``.
-
-    Raises:
-        UserError: an interrupted training exists and ``resume`` is false.
-    """
-    from . import methods
-
-    key = classifier_key(method, recipe, data, seed)
-    folder = classifier_dir(runs_dir, key)
-    trainer = methods.create_trainer(method)
-    # under torchrun rank 0 holds the lock and decides; the other ranks follow its decision
-    lock = _locked(folder.parent / f"{folder.name}.lock") if distributed.is_main() else contextlib.nullcontext()
-    with lock:
-        trained_now = False
-        todo = "done"
-        if distributed.is_main() and not (folder / "final.pt").exists():
-            todo = "train"
-            if (folder / "checkpoint.pt").exists() and not resume:
-                state = load_torch(folder / "checkpoint.pt")
-                todo = (f"{folder}: an interrupted training of this classifier stopped after epoch "
-                        f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
-        todo = distributed.broadcast(todo)
-        if todo not in ("train", "done"):
-            raise UserError(todo)
-        if todo == "train":
-            train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
-                             compile_model=compile_model, progress=progress, key=key)
-            trained_now = True
-        info = load_json(folder / "train.json", Record({"train_seconds": Number(finite=True)},
-                                                        required=("train_seconds",), extra=AnyValue()),
-                         "classifier training record", hint=f"delete {folder} to train the classifier again")
-    model = build_model(recipe, classes_for(recipe.background_removal), trainer.head)
-    load_weights(model, folder / "final.pt")
-    model.to(device).eval()
-    # relative to the runs directory, which can then be copied or moved
-    return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
-                   "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"], "options": key["options"]}
-
-
-def load_weights(model: CamNet, path: Path) -> None:
-    """Load a stored classifier's ``final.pt`` into ``model``.
-
-    Raises:
-        UserError: a missing, unreadable or corrupt file, or weights of another architecture,
-            naming the file and how to get it again.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: classifier weights missing; delete {path.parent} to train it again")
-    state = load_torch(path)  # weights only: a file with Python objects is refused, never run
-    try:
-        model.load_state_dict(state)
-    except Exception as err:  # not a state dict, or weights of another architecture
-        raise UserError(f"{path}: unreadable classifier weights ({type(err).__name__}); delete {path.parent} to "
-                        "train it again") from None
-
-
-# -- training ---------------------------------------------------------------------------------
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -368,6 +233,101 @@ class _Losses(nn.Module):
         return self.method.training_losses(self.model, batch, progress)  # type: ignore[arg-type]
 
 
+def _new_model(method: Method, recipe: Recipe, classes: tuple[str, ...], device: torch.device) -> CamNet:
+    """The classifier to train, initialised from the global RNG (seeded just before), on ``device``."""
+    model = build_model(recipe, classes, method.head).to(device)
+    if device.type == "cuda" or distributed.world_size() > 1:
+        # the batches are channels_last on every device, so their weight gradients are too; under DDP the
+        # parameters must match them, or every step copies across layouts ("Grad strides do not match
+        # bucket view strides"). A single CPU process keeps its contiguous weights (unchanged numerics).
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _optimizer(model: CamNet, recipe: Recipe,
+               total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The recipe's optimiser (SGD: the head at 10× the learning rate) and its learning-rate schedule."""
+    head = list(model.head.parameters())
+    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    optimizer: torch.optim.Optimizer
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD([{"params": body}, {"params": head, "lr": recipe.lr * 10}], lr=recipe.lr,
+                                    momentum=0.9, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
+
+
+def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LambdaLR) -> tuple[int, float]:
+    """Restore an interrupted training from ``ckpt`` if there is one: ``(first epoch to train, seconds so far)``."""
+    if not ckpt.exists():
+        return 0, 0.0
+    state = load_torch(ckpt)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if "rng" in state:
+        _set_rng_states(state["rng"])
+    return state["epoch"] + 1, state["elapsed"]
+
+
+def _loss_module(method: Method, model: nn.Module, device: torch.device, compile_model: bool) -> nn.Module:
+    """The method's losses as one module (compiled if asked), wrapped in DDP under torchrun."""
+    losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
+    if distributed.world_size() > 1:
+        losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
+    return losses
+
+
+def _restart_log(path: Path, start_epoch: int) -> None:
+    """A fresh training starts a new ``log.csv``; a resumed one drops the rows of the epochs it redoes."""
+    if not path.exists():
+        return
+    if start_epoch == 0:
+        path.unlink()
+    else:
+        with disk_errors(path.parent):
+            _truncate_log(path, start_epoch)
+
+
+def _append_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Add an epoch's rows to ``log.csv`` (with the header when the file is new)."""
+    if not rows:
+        return
+    new = not path.exists()
+    with disk_errors(path.parent), open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _epoch_loader(dataset: FrameDataset | ClipDataset, per_batch: int, seed: int, epoch: int, workers: int,
+                  device: torch.device) -> DataLoader:
+    """This rank's batches of one epoch, shuffled by a generator seeded from (seed, epoch)."""
+    world = distributed.world_size()
+    # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
+    gen = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
+    sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
+    return DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def _check_finite(values: dict[str, float], epoch: int, step: int, ckpt: Path, saved: int) -> None:
+    """Stop on a NaN/inf total loss, naming every term and the last good checkpoint.
+
+    Raises:
+        TrainingDiverged: the total loss is not finite.
+    """
+    if math.isfinite(values["total"]):
+        return
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "total")
+    last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
+    raise TrainingDiverged(f"loss became {values['total']} at epoch {epoch + 1}, step {step} ({terms}); "
+                           f"last good checkpoint: {last}; lower --lr or the loss weights")
+
+
 def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, folder: Path,
                      device: torch.device, workers: int | None = None, compile_model: bool = False,
                      progress: bool = True, key: dict[str, Any] | None = None) -> CamNet:
@@ -393,12 +353,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         folder.mkdir(parents=True, exist_ok=True)
     classes = classes_for(recipe.background_removal)
     _seed_all(seed)
-    model = build_model(recipe, classes, method.head).to(device)
-    if device.type == "cuda" or world > 1:
-        # the batches are channels_last on every device, so their weight gradients are too; under DDP the
-        # parameters must match them, or every step copies across layouts ("Grad strides do not match
-        # bucket view strides"). A single CPU process keeps its contiguous weights (unchanged numerics).
-        model = model.to(memory_format=torch.channels_last)
+    model = _new_model(method, recipe, classes, device)
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
     per_batch = max(1, recipe.batch_size // clip_len)
@@ -408,50 +363,24 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     steps_per_epoch = len(dataset) // per_batch if len(dataset) > per_batch else 1
     total_steps = steps_per_epoch * recipe.epochs
 
-    head = list(model.head.parameters())
-    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
-    if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD([{"params": body}, {"params": head, "lr": recipe.lr * 10}], lr=recipe.lr,
-                                    momentum=0.9, weight_decay=recipe.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
-
-    start_epoch, elapsed = 0, 0.0
+    optimizer, scheduler = _optimizer(model, recipe, total_steps)
     ckpt = folder / "checkpoint.pt"
-    if ckpt.exists():
-        state = load_torch(ckpt)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
-        if "rng" in state:
-            _set_rng_states(state["rng"])
+    start_epoch, elapsed = _resume(ckpt, model, optimizer, scheduler)
     if world > 1 and device.type == "cuda":  # batch-norm statistics over the global batch, as on one GPU
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
-    if world > 1:
-        losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
+    losses = _loss_module(method, model, device, compile_model)
     autocast = device_autocast(device)
 
     log_path = folder / "log.csv"
-    if main and log_path.exists():
-        if start_epoch == 0:
-            log_path.unlink()
-        else:
-            with disk_errors(folder):
-                _truncate_log(log_path, start_epoch)
+    if main:
+        _restart_log(log_path, start_epoch)
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     first_step, loop_started = step, time.perf_counter()
     estimate_after = min(5, total_steps - step)  # steps timed before the estimate is printed
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
-        # wrapped to 64 bits, so every --seed works; identical for seeds below 2**64 / 100_003
-        gen = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
-        sampler = distributed.ShardSampler(len(dataset), per_batch // world, gen, distributed.rank(), world)
-        loader = DataLoader(dataset, batch_size=per_batch // world, sampler=sampler, num_workers=workers,
-                            collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
+        loader = _epoch_loader(dataset, per_batch, seed, epoch, workers, device)
         aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
         model.train()
         rows = []
@@ -467,11 +396,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
                                                                                  for t in terms.values()]))
             values = dict(zip(["total", *terms], logged.tolist()))
-            if not math.isfinite(values["total"]):
-                values = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k != "total")
-                last = f"{ckpt} (epoch {saved + 1})" if saved >= 0 else "none"
-                raise TrainingDiverged(f"loss became {float(logged[0])} at epoch {epoch + 1}, step {step} ({values}); "
-                                       f"last good checkpoint: {last}; lower --lr or the loss weights")
+            _check_finite(values, epoch, step, ckpt, saved)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -489,13 +414,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         saved = epoch
         if not main:
             continue
-        if rows:
-            new = not log_path.exists()
-            with disk_errors(folder), open(log_path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-                if new:
-                    writer.writeheader()
-                writer.writerows(rows)
+        _append_log(log_path, rows)
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     if main:

@@ -38,9 +38,8 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-from ..files import chmod_as_new, reserve_space, write_image
+from ..files import atomic_write_json, chmod_as_new, config_hash, reserve_space, write_image
 from ..progress import show_progress
-from ..runs import atomic_write_json, config_hash
 from ..schema import AnyValue, Int, ListOf, Record, load_json
 from . import background as bg
 from .index import Video, VideoIndex

@@ -11,12 +11,13 @@ import hashlib
 import json
 import random
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from ..errors import UserError
+from ..files import file_stat
 from ..schema import ListOf, Record, Str, load_json
-from .io import FrameSource, file_stat
+from .io import FrameSource
 
 __all__ = ["LABELS", "SPLITS", "Video", "VideoIndex", "assign_splits", "read_splits_file"]
 

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..files import file_stat
 
 __all__ = [
     "FrameSource",
@@ -42,7 +43,6 @@ __all__ = [
     "check_pixels",
     "declared_size",
     "check_frame_names",
-    "file_stat",
     "image_files",
     "is_image_file",
     "max_image_pixels",
@@ -239,19 +239,6 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
             bits = le(21, 4)
             return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
     return None
-
-
-def file_stat(path: str | Path) -> list:
-    """``[name, size, mtime_ns]`` of a file (following symlinks), or ``[name, None, None]`` if missing.
-
-    What content fingerprints are made of: cheap, and changed by any edit of the file.
-    """
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        return [path.name, None, None]
-    return [path.name, st.st_size, st.st_mtime_ns]
 
 
 def _decode(path: Path, flags: int, what: str) -> np.ndarray:

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from wsbench.errors import UserError
-from wsbench.files import disk_errors
+from wsbench.files import config_hash, disk_errors
 
 __all__ = ["GENERATOR_VERSION", "BeltConfig", "RenderedVideo", "generate_belt", "generator_tag", "render_pair"]
 
@@ -513,8 +513,6 @@ def _manifest(config: BeltConfig) -> dict[str, Any]:
 
 def generator_tag(config: BeltConfig) -> str:
     """Short name of a config and generator version, e.g. ``v1-3fa2c1d0`` (names cache folders)."""
-    from wsbench.runs import config_hash
-
     return f"v{GENERATOR_VERSION}-{config_hash(config.to_dict(), 8)}"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..runs import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .base import register_flow
 from .warping import resize_flow
 
@@ -178,8 +178,7 @@ class FlowFiles:
         A flow file rewritten in place changes it, so caches and classifiers built from the old
         files are not reused.
         """
-        from ..data.io import file_stat
-        from ..runs import config_hash
+        from ..files import config_hash, file_stat
 
         stats = []
         for video in index.videos:
