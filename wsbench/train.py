@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import distributed
+from . import distributed, tblog
 from .data.cache import PreparedData
 from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
 from .device import autocast as device_autocast
@@ -515,6 +515,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
                 if new:
                     writer.writeheader()
                 writer.writerows(rows)
+            tblog.log_rows(folder, rows)  # the same rows as TensorBoard scalars (optional extra)
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     if main:
