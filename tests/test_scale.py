@@ -119,6 +119,38 @@ def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(
     assert sum(r.result["classifier"]["trained_now"] for r in records) == 2  # gradcam's, shared with f2f
     again = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "par"), "-q", "--jobs", "2"])
     assert again.exit_code == 0 and again.output.count("done before") == 3, again.output
+    figures = _invoke(["figures", "--runs-dir", str(tmp_path / "par"), "--examples", "0"])
+    assert figures.exit_code == 0 and "training_curves.png" in figures.output, figures.output
+
+
+def test_training_curves_average_the_seeds_of_a_method(tmp_path, monkeypatch):
+    from wsbench import figures
+
+    class Run:
+        def __init__(self, seed: int, losses: list[float]):
+            self.path = tmp_path / f"run{seed}"
+            self.result = {"dataset": "belt", "seed": seed, "classifier": {"path": f"classifiers/c{seed}"}}
+            folder = tmp_path / "classifiers" / f"c{seed}"
+            folder.mkdir(parents=True)
+            lines = ["epoch,step,lr,alpha,total,cls"] + [f"0,{i},0.1,0.5,{v},{v / 2}" for i, v in enumerate(losses)]
+            (folder / "log.csv").write_text("\n".join(lines) + "\n")
+
+    runs = [Run(0, [1.0, 0.5, 0.25]), Run(1, [3.0, 1.5, 0.75, 0.1])]
+    monkeypatch.setattr("wsbench.report.method_columns", lambda records: [("CAM", list(records))])
+    drawn = []
+    plt = figures._pyplot()
+    real = plt.Axes.plot
+
+    def plot(ax, x, y, *args, **kwargs):
+        drawn.append((kwargs.get("label"), [float(v) for v in x], [float(v) for v in y]))
+        return real(ax, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "plot", plot)
+    assert figures.training_curves(runs, tmp_path / "curves.png") == tmp_path / "curves.png"
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert [label for label, _, _ in drawn] == ["CAM (n=2)"] * 3  # total, cls, alpha; not lr, epoch, step
+    assert ("CAM (n=2)", [0.0, 1.0, 2.0], [2.0, 1.0, 0.5]) in drawn  # total: mean of two seeds, common steps
+    assert ("CAM (n=2)", [0.0, 1.0, 2.0], [1.0, 0.5, 0.25]) in drawn  # cls
 
 
 @pytest.mark.slow

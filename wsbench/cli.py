@@ -479,7 +479,7 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
                 runs_dir: Path | None, cache_dir: Path | None, quiet: bool) -> None:
     """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
 
-    Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
+    Writes qualitative-<dataset>, ablation, threshold_sweep and training_curves (.png or .pdf) into --out. Nothing is
     trained: masks are recomputed from each run's stored classifier at its threshold (chosen on val,
     or the fixed one its result records).
     """

@@ -8,6 +8,8 @@
 - :func:`ablation_bars` — the ablation table as bars with ± std over seeds as error bars.
 - :func:`threshold_sweeps` — each method's validation IoU over the threshold grid (mean over seeds),
   with the chosen thresholds marked.
+- :func:`training_curves` — each logged loss term (and loss weight) over training steps from the
+  classifiers' ``log.csv``, mean ± std over seeds per method.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 from .errors import UserError
 from .runs import RunRecord
 
-__all__ = ["ablation_bars", "pick_examples", "qualitative", "threshold_sweeps", "write_figures"]
+__all__ = ["ablation_bars", "pick_examples", "qualitative", "threshold_sweeps", "training_curves",
+           "write_figures"]
 
 
 def _pyplot():
@@ -107,6 +110,78 @@ def threshold_sweeps(records: Iterable[RunRecord], out: Path) -> Path | None:
         ax.set_ylabel("val illegal IoU ×100")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
+    return _save(fig, out)
+
+
+def _training_log(record: RunRecord) -> dict[str, np.ndarray] | None:
+    """The columns of the run's classifier's ``log.csv`` as float arrays, or ``None`` if it has none."""
+    import csv
+
+    path = Path(record.path).parent / str(record.result.get("classifier", {}).get("path", "")) / "log.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text) if text not in (None, "") else np.nan
+        except ValueError:
+            return np.nan
+
+    return {name: np.array([number(r.get(name)) for r in rows]) for name in rows[0]}
+
+
+def training_curves(records: Iterable[RunRecord], out: Path) -> Path | None:
+    """Every logged training term over steps, one panel per term and data set, mean ± std over seeds per method.
+
+    The terms are the columns of the classifiers' ``log.csv`` (each loss term, the total and the loss
+    weights the step logged) except ``epoch``, ``step`` and ``lr``. Runs of one method column that share a
+    classifier (same seed) count once.
+
+    Returns:
+        ``out``, or ``None`` when no run's classifier has a ``log.csv``.
+    """
+    from .report import method_columns
+
+    curves: dict[tuple[str, str], list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for name, runs in method_columns(records):
+        by_dataset: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        for r in runs:
+            log = _training_log(r)
+            if log is not None:  # keyed by classifier: two runs explaining one classifier are one seed
+                by_dataset.setdefault(str(r.result["dataset"]), {})[str(r.result["classifier"].get("path"))] = log
+        for dataset, logs in by_dataset.items():
+            terms = sorted({t for log in logs.values() for t in log} - {"epoch", "step", "lr"})
+            for term in terms:
+                series = [log[term] for log in logs.values() if term in log]
+                n = min(len(s) for s in series)
+                stack = np.stack([s[:n] for s in series])
+                steps = next(iter(logs.values()))["step"][:n]
+                curves.setdefault((dataset, term), []).append((f"{name} (n={len(series)})", steps, stack))
+    if not curves:
+        return None
+    plt = _pyplot()
+    datasets = sorted({d for d, _ in curves})
+    terms = sorted({t for _, t in curves}, key=lambda t: (t != "total", t))
+    fig, axes = plt.subplots(len(datasets), len(terms), figsize=(3.2 * len(terms), 2.6 * len(datasets)),
+                             squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for j, term in enumerate(terms):
+            ax = axes[i][j]
+            for label, steps, stack in curves.get((dataset, term), []):
+                mean, std = np.nanmean(stack, axis=0), np.nanstd(stack, axis=0)
+                (line,) = ax.plot(steps, mean, lw=1, label=label)
+                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+            ax.set_title(f"{dataset}: {term}", fontsize=8)
+            ax.set_xlabel("step", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=5, frameon=False)
+    fig.suptitle("Training curves from log.csv: mean ± std over seeds (band)", fontsize=9, y=1.02)
     return _save(fig, out)
 
 
@@ -213,7 +288,7 @@ def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
 def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
                   metric: str = "iou_illegal", cache_dir: str | None = None, device: str = "auto",
                   overwrite: bool = False) -> list[Path]:
-    """All figures into ``out_dir``: ``qualitative-<dataset>``, ``ablation`` and ``threshold_sweep``.
+    """All figures into ``out_dir``: ``qualitative-<dataset>``, ``ablation``, ``threshold_sweep``, ``training_curves``.
 
     Args:
         records: finished runs (unfinished ones are ignored).
@@ -232,7 +307,7 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         raise UserError(f"figure format must be png or pdf, not {fmt!r}")
     records = [r for r in records if r.finished]
     out_dir = Path(out_dir)
-    names = ["ablation", "threshold_sweep"]
+    names = ["ablation", "threshold_sweep", "training_curves"]
     if examples > 0:
         names += [f"qualitative-{d}" for d in sorted({str(r.result["dataset"]) for r in records})]
     existing = [out_dir / f"{name}.{fmt}" for name in names if (out_dir / f"{name}.{fmt}").exists()]
@@ -241,7 +316,8 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         raise UserError(f"{existing[0]}: exists{more}; pass --overwrite to replace it")
     written = qualitative(records, out_dir, fmt, examples, cache_dir, device)
     for path in (ablation_bars(records, out_dir / f"ablation.{fmt}", metric),
-                 threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}")):
+                 threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}"),
+                 training_curves(records, out_dir / f"training_curves.{fmt}")):
         if path is not None:
             written.append(path)
     return written
