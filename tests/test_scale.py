@@ -322,6 +322,6 @@ def test_without_tensorboard_one_note_and_the_runs_work(tiny_belt, tmp_path, fre
     first, second = _tiny_run(tiny_belt, runs, "cam"), _tiny_run(tiny_belt, runs, "puzzlecam")
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     notes = [line for line in (first.stderr + second.stderr).splitlines() if "tensorboard is not installed" in line]
-    assert notes == ["note: tensorboard is not installed, so no TensorBoard logs are written "
-                     "(pip install 'wsbench[tensorboard]')"]
+    assert notes == [("note: tensorboard is not installed, so no TensorBoard logs are written "
+                      "(pip install 'wsbench[tensorboard]')")]
     assert len(list(iter_runs(runs))) == 2 and not list(runs.rglob("events.out.tfevents*"))

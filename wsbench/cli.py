@@ -370,6 +370,9 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                      progress=not kwargs["quiet"])
     if record is None:  # a torchrun rank other than 0: rank 0 reports
         return
+    from .figures import tensorboard_run
+
+    tensorboard_run(record, cache_dir)  # TensorBoard: the run's scores and example masks (optional extra)
     click.echo(_summary(record.result or {}, record.path.parent))
     click.echo(f"run record: {record.path}")
 

@@ -24,8 +24,8 @@ import numpy as np
 from .errors import UserError
 from .runs import RunRecord
 
-__all__ = ["ablation_bars", "pick_examples", "qualitative", "threshold_sweeps", "training_curves",
-           "write_figures"]
+__all__ = ["ablation_bars", "pick_examples", "qualitative", "tensorboard_run", "threshold_sweeps",
+           "training_curves", "write_figures"]
 
 
 def _pyplot():
@@ -283,6 +283,50 @@ def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
     if outline is not None:
         out[outline] = (0, 255, 0)
     return out.clip(0, 255).astype(np.uint8)
+
+
+def tensorboard_run(record: RunRecord | None, cache_dir: str | Path | None = None, device: str | None = None,
+                    examples: int = 3) -> None:
+    """TensorBoard for a finished run (:mod:`wsbench.tblog`): its metrics and ``examples`` test frames with masks.
+
+    Written into the run's folder at the classifier's last training step, beside its training
+    curves; does nothing without tensorboard (the trainer has printed the note) or for ``None``
+    (torchrun ranks other than 0) and unfinished runs.
+
+    Args:
+        record: the finished run.
+        cache_dir: the cache root the run used (for its frames).
+        device: device for the masks of the example frames (``None``: the one the run used).
+        examples: frames shown (0: metrics only).
+    """
+    import json
+
+    from . import tblog
+
+    if record is None or not record.finished or tblog.summary_writer(record.path) is None:
+        return
+    result = record.result
+    step = 0  # the classifier's last training step
+    train_json = Path(record.path).parent / str(result.get("classifier", {}).get("path", "")) / "train.json"
+    try:
+        step = max(0, int(json.loads(train_json.read_text()).get("steps", 1)) - 1)
+    except (OSError, ValueError, TypeError, AttributeError):  # no or an unreadable training record: step 0
+        step = 0
+    tblog.log_scores(record.path, result.get("metrics") or {}, step)
+    images = []
+    if examples > 0 and (result.get("metrics") or {}).get("iou_illegal") is not None:
+        import cv2
+
+        from .evaluate import example_masks
+        from .inference import load_run, open_data
+
+        trained = load_run(record.path, device=device or str(record.config.get("device", "auto")))
+        data = open_data(trained, cache_dir)
+        for shown in example_masks(trained, data, pick_examples(data.index, examples)):
+            edge = cv2.morphologyEx(shown["gt"].astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+            images.append((f"masks/{shown['video']}#{shown['frame']}",
+                           _overlay(shown["image"], shown["pred"], (230, 30, 30), edge)))
+    tblog.log_images(record.path, images, step)
 
 
 def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,

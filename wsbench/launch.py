@@ -23,8 +23,9 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .runs import RunRecord
 from .suite import PlannedRun, finished_line, suite_record
@@ -102,10 +103,13 @@ def _init_slot(setup: SlotSetup) -> None:
 def _run_one(run_spec: Any, runs_dir: Path) -> tuple[str, Any]:
     """Execute one run in a worker: ``("ok", record)`` or ``("error", one-line reason)``."""
     from .errors import UserError
+    from .figures import tensorboard_run
     from .pipeline import execute
 
     try:
-        return "ok", execute(run_spec, runs_dir, resume=True, progress=False)
+        record = execute(run_spec, runs_dir, resume=True, progress=False)
+        tensorboard_run(record, run_spec.cache_dir)
+        return "ok", record
     except UserError as err:
         return "error", str(err)
     except Exception as err:  # noqa: BLE001 - any failure of one run is reported, the others go on

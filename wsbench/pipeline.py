@@ -279,7 +279,6 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
     """
     from . import distributed
     from .evaluate import evaluate_maps
-    from .tblog import log_run
 
     started = time.perf_counter()
     runs_dir = Path(runs_dir)
@@ -354,9 +353,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         result["maps"] = {"dir": maps_dir.relative_to(Path(runs_dir)).as_posix(), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
                           "the maps of the validation and test before frames were written instead")
-    finished = finish_run(record, result)
-    log_run(finished, spec.cache_dir, str(device))  # TensorBoard: metrics and example masks (wsbench.tblog)
-    return finished
+    return finish_run(record, result)
 
 
 def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:

@@ -19,10 +19,10 @@ pickling, folders and requeue logic, no SLURM): for tests and for trying a spec 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 from .runs import atomic_write_json
@@ -91,6 +91,7 @@ class SuiteJob(_Base):  # type: ignore[misc]
 
     def __call__(self) -> list[str | None]:
         """Run (or resume) every run of the job; the run ids (``None`` on ranks other than 0)."""
+        from .figures import tensorboard_run
         from .pipeline import execute
 
         if self.distributed_tasks > 1:
@@ -98,6 +99,7 @@ class SuiteJob(_Base):  # type: ignore[misc]
         out = []
         for spec in self.run_specs:
             record = execute(spec, Path(self.runs_dir), resume=True, progress=False)
+            tensorboard_run(record, spec.cache_dir)
             out.append(None if record is None else record.run_id)
         return out
 

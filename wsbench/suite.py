@@ -305,6 +305,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     Returns:
         The finished run records of the suite (old and new), in spec order.
     """
+    from .figures import tensorboard_run
     from .pipeline import execute
 
     records = []
@@ -316,6 +317,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
             continue
         echo(f"{planned.label}: running")
         record = execute(planned.run_spec, runs_dir, resume=True, progress=progress)
+        tensorboard_run(record, planned.run_spec.cache_dir)
         echo(finished_line(planned.label, record))
         records.append(record)
     echo(f"suite {spec.name}: {len(records)} runs, {time.perf_counter() - started:.0f} s")
