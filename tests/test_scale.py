@@ -105,12 +105,22 @@ def _probe() -> tuple[int, str | None]:
     return torch.get_num_threads(), os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
+@pytest.fixture
+def torch_threads():
+    """``wsbench suite --threads`` sets this process's torch threads: restored afterwards."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(tiny_belt, tmp_path):
+def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(tiny_belt, tmp_path, torch_threads):
     spec = _spec(tmp_path, tiny_belt)
-    sequential = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "seq"), "-q"])
+    # one thread per run in both: on the CPU the thread count changes floating-point sums
+    sequential = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "seq"), "-q", "--threads", "1"])
     assert sequential.exit_code == 0, sequential.output
-    parallel = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "par"), "-q", "--jobs", "2"])
+    assert torch.get_num_threads() == 1
+    parallel = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "par"), "-q", "--jobs", "2", "--threads", "1"])
     assert parallel.exit_code == 0, parallel.output
     assert _tables(parallel.output) == _tables(sequential.output)
     assert "3 runs finished, 0 failed" in parallel.output and "(2 at once)" in parallel.output

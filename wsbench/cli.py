@@ -510,7 +510,9 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="runs at once on this machine, each in its own process: with CUDA one GPU each "
                    "(round-robin), on the CPU cores // N threads each")
-@click.option("--threads", type=click.IntRange(min=1), help="torch threads per run with --jobs [default: cores // N]")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="torch threads per run [default: cores // N with --jobs N, else torch's]; on the CPU the "
+                   "thread count changes floating-point sums, so compare suites run with the same")
 @click.option("--launcher", type=click.Choice(["local", "slurm", "submitit-local"]), default="local",
               show_default=True, help="local: this machine (--jobs); slurm: one SLURM job per run through submitit; "
                                       "submitit-local: the same jobs as local processes (no SLURM)")
@@ -549,7 +551,14 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
     overrides = {"device": device, "workers": workers, "data_roots": roots, "cache_dir": cache}
     if (status or no_wait) and launcher == "local":
         raise UserError("--status and --no-wait go with --launcher slurm (or submitit-local)")
+    if launcher != "local" and (jobs > 1 or threads is not None):
+        raise UserError(f"--jobs and --threads are for --launcher local; with --launcher {launcher} every run is "
+                        "its own job (resources: --gpus, --cpus, --tasks or the spec's [slurm] table)")
     if launcher == "local" and jobs == 1:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
         click.echo("")
         _print_tables(records, suite.tables)
