@@ -193,6 +193,11 @@ def test_slurm_options_come_from_the_spec_then_the_command_line(tmp_path, tiny_b
     bad = _spec(tmp_path, tiny_belt, '\n[slurm]\ngpu = 2\n', name="bad")
     result = _invoke(["suite", str(bad), "--launcher", "slurm", "--status"])
     assert result.exit_code == 1 and "slurm.gpu: unknown key" in result.stderr and str(bad) in result.stderr
+    good = _spec(tmp_path, tiny_belt, name="good")
+    mixed = _invoke(["suite", str(good), "--launcher", "slurm", "--jobs", "2"])
+    assert mixed.exit_code == 1 and "--jobs and --threads are for --launcher local" in mixed.stderr
+    local = _invoke(["suite", str(good), "--status"])
+    assert local.exit_code == 1 and "--status and --no-wait go with --launcher slurm" in local.stderr
 
 
 @pytest.mark.slow

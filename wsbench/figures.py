@@ -315,13 +315,17 @@ def tensorboard_run(record: RunRecord | None, cache_dir: str | Path | None = Non
     tblog.log_scores(record.path, result.get("metrics") or {}, step)
     images = []
     if examples > 0 and (result.get("metrics") or {}).get("iou_illegal") is not None:
+        import warnings
+
         import cv2
 
         from .evaluate import example_masks
         from .inference import load_run, open_data
 
-        trained = load_run(record.path, device=device or str(record.config.get("device", "auto")))
-        data = open_data(trained, cache_dir)
+        with warnings.catch_warnings():  # the run itself has just shown the data's warnings
+            warnings.simplefilter("ignore")
+            trained = load_run(record.path, device=device or str(record.config.get("device", "auto")))
+            data = open_data(trained, cache_dir)
         for shown in example_masks(trained, data, pick_examples(data.index, examples)):
             edge = cv2.morphologyEx(shown["gt"].astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
             images.append((f"masks/{shown['video']}#{shown['frame']}",
