@@ -28,6 +28,7 @@ from .errors import UserError
 from .runs import atomic_write_json
 from .suite import PlannedRun, SuiteSpec
 
+submitit: Any
 try:
     import submitit
 except ImportError:  # pragma: no cover - the optional extra
