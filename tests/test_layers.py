@@ -21,6 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "contracts for tests and plugins (nothing in wsbench imports them)": ("wsbench.testing",),
     "python -m wsbench": ("wsbench.__main__",),
     "command line": ("wsbench.cli",),
+    "suite launchers": ("wsbench.launch", "wsbench.slurm"),
     "suites": ("wsbench.suite",),
     "one run": ("wsbench.pipeline",),
     "products of runs": ("wsbench.classifiers", "wsbench.export", "wsbench.segment", "wsbench.figures"),
@@ -32,7 +33,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "data, losses, downloads": ("wsbench.data", "wsbench.losses", "wsbench.fetch"),
     "flow, networks": ("wsbench.flow", "wsbench.model"),
     "leaves": ("wsbench", "wsbench.files", "wsbench.registry", "wsbench.schema", "wsbench.progress",
-               "wsbench.recipes", "wsbench.texts", "wsbench.device", "wsbench.distributed", "wsbench.bootstrap", "wsbench.backbones"),
+               "wsbench.recipes", "wsbench.texts", "wsbench.tblog", "wsbench.device", "wsbench.distributed", "wsbench.bootstrap", "wsbench.backbones"),
     "errors": ("wsbench.errors",),
 }
 

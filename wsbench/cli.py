@@ -360,6 +360,9 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                      progress=not kwargs["quiet"])
     if record is None:  # a torchrun rank other than 0: rank 0 reports
         return
+    from .figures import tensorboard_run
+
+    tensorboard_run(record, cache_dir)  # TensorBoard: the run's scores and example masks (optional extra)
     click.echo(_summary(record.result or {}, record.path.parent))
     click.echo(f"run record: {record.path}")
 
@@ -470,7 +473,7 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
                 runs_dir: Path | None, cache_dir: Path | None, quiet: bool) -> None:
     """Figures from the finished runs: qualitative masks (paper Fig. 7), ablation bars, val threshold sweeps.
 
-    Writes qualitative-<dataset>, ablation and threshold_sweep (.png or .pdf) into --out. Nothing is
+    Writes qualitative-<dataset>, ablation, threshold_sweep and training_curves (.png or .pdf) into --out. Nothing is
     trained: masks are recomputed from each run's stored classifier at its threshold (chosen on val,
     or the fixed one its result records).
     """
@@ -497,15 +500,37 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @click.option("--data-root", "data_roots", multiple=True, metavar="DATASET=PATH",
               help="data folder of a dataset of the spec (replaces its data_root; repeatable)")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="runs at once on this machine, each in its own process: with CUDA one GPU each "
+                   "(round-robin), on the CPU cores // N threads each")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="torch threads per run [default: cores // N with --jobs N, else torch's]; on the CPU the "
+                   "thread count changes floating-point sums, so compare suites run with the same")
+@click.option("--launcher", type=click.Choice(["local", "slurm", "submitit-local"]), default="local",
+              show_default=True, help="local: this machine (--jobs); slurm: one SLURM job per run through submitit; "
+                                      "submitit-local: the same jobs as local processes (no SLURM)")
+@click.option("--status", is_flag=True, help="with --launcher slurm: each run's state (done, or its job's), submit nothing")
+@click.option("--no-wait", is_flag=True, help="with --launcher slurm: submit and return (tables: wsbench leaderboard)")
+@click.option("--partition", help="SLURM partition [default: the spec's [slurm] table, else the cluster's]")
+@click.option("--gpus", type=click.IntRange(min=0), help="GPUs per SLURM job [default: [slurm] gpus, else 1]")
+@click.option("--tasks", type=click.IntRange(min=1),
+              help="processes per SLURM job, one per GPU, joined by torch.distributed like torchrun [default: 1]")
+@click.option("--cpus", type=click.IntRange(min=1), help="CPUs per task of a SLURM job [default: 8]")
+@click.option("--mem-gb", type=click.FloatRange(min=0, min_open=True), help="memory per SLURM job [default: 32]")
+@click.option("--time-min", type=click.IntRange(min=1),
+              help="time limit of a SLURM job in minutes; a job reaching it is requeued and resumes [default: 240]")
 @quiet_option
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
-              cache_dir: Path | None, data_roots: tuple[str, ...], quiet: bool) -> None:
+              cache_dir: Path | None, data_roots: tuple[str, ...], jobs: int, threads: int | None, launcher: str,
+              status: bool, no_wait: bool, partition: str | None, gpus: int | None, tasks: int | None,
+              cpus: int | None, mem_gb: float | None, time_min: int | None, quiet: bool) -> None:
     """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs finished on unchanged data, then print its tables.
 
     A run is done when a finished run has its configuration hash and the same data fingerprint
-    (names, sizes and mtimes of its frames, masks and .flo files).
+    (names, sizes and mtimes of its frames, masks and .flo files). With --jobs or --launcher slurm a
+    failing run does not stop the others; the command then exits with status 1 naming them.
     """
-    from .suite import load_spec, run_suite
+    from .suite import load_spec, plan_suite, run_suite
 
     runs, cache = _runs_dir(runs_dir), _cache_dir(cache_dir)
     suite = load_spec(spec)
@@ -515,11 +540,54 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         if not sep or not dataset or not path:
             raise click.BadParameter(f"{item!r} is not DATASET=PATH", param_hint="--data-root")
         roots[dataset] = str(Path(path).expanduser())
-    records = run_suite(suite, runs, seeds=list(range(seeds)) if seeds else None,
-                        overrides={"device": device, "workers": workers, "data_roots": roots, "cache_dir": cache},
-                        progress=not quiet, echo=click.echo)
+    seed_list = list(range(seeds)) if seeds else None
+    overrides = {"device": device, "workers": workers, "data_roots": roots, "cache_dir": cache}
+    if (status or no_wait) and launcher == "local":
+        raise UserError("--status and --no-wait go with --launcher slurm (or submitit-local)")
+    if launcher != "local" and (jobs > 1 or threads is not None):
+        raise UserError(f"--jobs and --threads are for --launcher local; with --launcher {launcher} every run is "
+                        "its own job (resources: --gpus, --cpus, --tasks or the spec's [slurm] table)")
+    if launcher == "local" and jobs == 1:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
+        click.echo("")
+        _print_tables(records, suite.tables)
+        return
+    planned = plan_suite(suite, runs, seed_list, overrides)
+    failures: list[str] = []
+    if launcher == "local":
+        from .launch import run_parallel, slot_setups
+
+        records, failed = run_parallel(planned, runs, jobs, slot_setups(jobs, device, threads), echo=click.echo)
+        failures = [f"{f.label}: {f.message}" for f in failed]
+    else:
+        from .slurm import SlurmOptions, job_states, submit_suite, wait_for_jobs
+
+        if status:
+            for label, state in job_states(suite, planned, runs):
+                click.echo(f"{label}: {state}")
+            return
+        options = SlurmOptions(partition=partition, gpus=gpus, tasks=tasks, cpus=cpus, mem_gb=mem_gb,
+                               time_min=time_min)
+        cluster = "slurm" if launcher == "slurm" else "local"
+        submitted = submit_suite(suite, planned, runs, options, cluster, echo=click.echo)
+        if no_wait:
+            click.echo(f"submitted {len(submitted)} job(s); wsbench suite {spec} --launcher {launcher} --status "
+                       "shows their state, wsbench leaderboard the tables")
+            return
+        failures = wait_for_jobs(submitted, poll_s=10.0 if cluster == "slurm" else 0.5, echo=click.echo)
+        from .suite import suite_record
+
+        planned = plan_suite(suite, runs, seed_list, overrides)
+        records = [suite_record(p) for p in planned if p.done is not None]
+        failures += [f"{p.label}: not finished" for p in planned if p.done is None]
     click.echo("")
     _print_tables(records, suite.tables)
+    if failures:
+        raise UserError(f"{len(failures)} run(s) of {spec} failed: " + "; ".join(failures))
 
 
 # -- data -------------------------------------------------------------------------------------

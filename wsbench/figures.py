@@ -8,6 +8,8 @@
 - :func:`ablation_bars` — the ablation table as bars with ± std over seeds as error bars.
 - :func:`threshold_sweeps` — each method's validation IoU over the threshold grid (mean over seeds),
   with the chosen thresholds marked.
+- :func:`training_curves` — each logged loss term (and loss weight) over training steps from the
+  classifiers' ``log.csv``, mean ± std over seeds per method.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
     from .data.cache import PreparedData
     from .inference import TrainedRun
 
-__all__ = ["ablation_bars", "example_masks", "pick_examples", "qualitative", "threshold_sweeps", "write_figures"]
+__all__ = ["ablation_bars", "example_masks", "pick_examples", "qualitative", "tensorboard_run", "threshold_sweeps",
+           "training_curves", "write_figures"]
 
 
 def _pyplot():
@@ -111,6 +114,78 @@ def threshold_sweeps(records: Iterable[RunRecord], out: Path) -> Path | None:
         ax.set_ylabel("val illegal IoU ×100")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
+    return _save(fig, out)
+
+
+def _training_log(record: RunRecord) -> dict[str, np.ndarray] | None:
+    """The columns of the run's classifier's ``log.csv`` as float arrays, or ``None`` if it has none."""
+    import csv
+
+    path = Path(record.path).parent / str(record.result.get("classifier", {}).get("path", "")) / "log.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text) if text not in (None, "") else np.nan
+        except ValueError:
+            return np.nan
+
+    return {name: np.array([number(r.get(name)) for r in rows]) for name in rows[0]}
+
+
+def training_curves(records: Iterable[RunRecord], out: Path) -> Path | None:
+    """Every logged training term over steps, one panel per term and data set, mean ± std over seeds per method.
+
+    The terms are the columns of the classifiers' ``log.csv`` (each loss term, the total and the loss
+    weights the step logged) except ``epoch``, ``step`` and ``lr``. Runs of one method column that share a
+    classifier (same seed) count once.
+
+    Returns:
+        ``out``, or ``None`` when no run's classifier has a ``log.csv``.
+    """
+    from .report import method_columns
+
+    curves: dict[tuple[str, str], list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for name, runs in method_columns(records):
+        by_dataset: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        for r in runs:
+            log = _training_log(r)
+            if log is not None:  # keyed by classifier: two runs explaining one classifier are one seed
+                by_dataset.setdefault(str(r.result["dataset"]), {})[str(r.result["classifier"].get("path"))] = log
+        for dataset, logs in by_dataset.items():
+            terms = sorted({t for log in logs.values() for t in log} - {"epoch", "step", "lr"})
+            for term in terms:
+                series = [log[term] for log in logs.values() if term in log]
+                n = min(len(s) for s in series)
+                stack = np.stack([s[:n] for s in series])
+                steps = next(iter(logs.values()))["step"][:n]
+                curves.setdefault((dataset, term), []).append((f"{name} (n={len(series)})", steps, stack))
+    if not curves:
+        return None
+    plt = _pyplot()
+    datasets = sorted({d for d, _ in curves})
+    terms = sorted({t for _, t in curves}, key=lambda t: (t != "total", t))
+    fig, axes = plt.subplots(len(datasets), len(terms), figsize=(3.2 * len(terms), 2.6 * len(datasets)),
+                             squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for j, term in enumerate(terms):
+            ax = axes[i][j]
+            for label, steps, stack in curves.get((dataset, term), []):
+                mean, std = np.nanmean(stack, axis=0), np.nanstd(stack, axis=0)
+                (line,) = ax.plot(steps, mean, lw=1, label=label)
+                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+            ax.set_title(f"{dataset}: {term}", fontsize=8)
+            ax.set_xlabel("step", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=5, frameon=False)
+    fig.suptitle("Training curves from log.csv: mean ± std over seeds (band)", fontsize=9, y=1.02)
     return _save(fig, out)
 
 
@@ -255,10 +330,57 @@ def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
     return out.clip(0, 255).astype(np.uint8)
 
 
+def tensorboard_run(record: RunRecord | None, cache_dir: str | Path | None = None, device: str | None = None,
+                    examples: int = 3) -> None:
+    """TensorBoard for a finished run (:mod:`wsbench.tblog`): its metrics and ``examples`` test frames with masks.
+
+    Written into the run's folder at the classifier's last training step, beside its training
+    curves; does nothing without tensorboard (the trainer has printed the note) or for ``None``
+    (torchrun ranks other than 0) and unfinished runs.
+
+    Args:
+        record: the finished run.
+        cache_dir: the cache root the run used (for its frames).
+        device: device for the masks of the example frames (``None``: the one the run used).
+        examples: frames shown (0: metrics only).
+    """
+    import json
+
+    from . import tblog
+
+    if record is None or not record.finished or tblog.summary_writer(record.path) is None:
+        return
+    result = record.result
+    step = 0  # the classifier's last training step
+    train_json = Path(record.path).parent / str(result.get("classifier", {}).get("path", "")) / "train.json"
+    try:
+        step = max(0, int(json.loads(train_json.read_text()).get("steps", 1)) - 1)
+    except (OSError, ValueError, TypeError, AttributeError):  # no or an unreadable training record: step 0
+        step = 0
+    tblog.log_scores(record.path, result.get("metrics") or {}, step)
+    images = []
+    if examples > 0 and (result.get("metrics") or {}).get("iou_illegal") is not None:
+        import warnings
+
+        import cv2
+
+        from .inference import load_run, open_data
+
+        with warnings.catch_warnings():  # the run itself has just shown the data's warnings
+            warnings.simplefilter("ignore")
+            trained = load_run(record.path, device=device or str(record.config.get("device", "auto")))
+            data = open_data(trained, cache_dir)
+        for shown in example_masks(trained, data, pick_examples(data.index, examples)):
+            edge = cv2.morphologyEx(shown["gt"].astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+            images.append((f"masks/{shown['video']}#{shown['frame']}",
+                           _overlay(shown["image"], shown["pred"], (230, 30, 30), edge)))
+    tblog.log_images(record.path, images, step)
+
+
 def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,
                   metric: str = "iou_illegal", cache_dir: str | None = None, device: str = "auto",
                   overwrite: bool = False) -> list[Path]:
-    """All figures into ``out_dir``: ``qualitative-<dataset>``, ``ablation`` and ``threshold_sweep``.
+    """All figures into ``out_dir``: ``qualitative-<dataset>``, ``ablation``, ``threshold_sweep``, ``training_curves``.
 
     Args:
         records: finished runs (unfinished ones are ignored).
@@ -277,7 +399,7 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         raise UserError(f"figure format must be png or pdf, not {fmt!r}")
     records = [r for r in records if r.finished]
     out_dir = Path(out_dir)
-    names = ["ablation", "threshold_sweep"]
+    names = ["ablation", "threshold_sweep", "training_curves"]
     if examples > 0:
         names += [f"qualitative-{d}" for d in sorted({str(r.result["dataset"]) for r in records})]
     existing = [out_dir / f"{name}.{fmt}" for name in names if (out_dir / f"{name}.{fmt}").exists()]
@@ -286,7 +408,8 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         raise UserError(f"{existing[0]}: exists{more}; pass --overwrite to replace it")
     written = qualitative(records, out_dir, fmt, examples, cache_dir, device)
     for path in (ablation_bars(records, out_dir / f"ablation.{fmt}", metric),
-                 threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}")):
+                 threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}"),
+                 training_curves(records, out_dir / f"training_curves.{fmt}")):
         if path is not None:
             written.append(path)
     return written

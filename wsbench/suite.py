@@ -27,6 +27,14 @@ A spec (see ``benchmarks/*.toml``)::
     cam_scales = [0.2, 0.5, 1, 2, 4, 6]
     cam_flip = true
 
+    [slurm]                  # optional, for --launcher slurm (see wsbench.slurm; options override it)
+    partition = "gpu"        # also: account, qos, constraint
+    gpus = 1                 # GPUs per job; tasks = N starts N processes per job (one per GPU, DDP)
+    cpus = 8                 # CPUs per task
+    mem_gb = 32
+    time_min = 240           # a job stopped at its time limit or preempted is requeued and resumes
+    group = "run"            # one job per run, or "classifier": one per group sharing a classifier
+
 A run whose configuration hash and data fingerprint (file names, sizes and mtimes of frames,
 masks and ``.flo`` files, see :func:`wsbench.pipeline.data_fingerprint`) match a finished run in
 the runs directory is skipped, so re-running a suite trains and evaluates nothing again, while
@@ -52,7 +60,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SEED_MAX", "SuiteRun", "SuiteSpec", "load_spec", "run_suite", "spec_schema"]
+__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "finished_line", "load_spec", "plan_suite", "run_suite",
+           "spec_schema", "suite_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +92,7 @@ class SuiteSpec:
     description: str = ""
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
     split_seeds: list[int] | None = None
+    slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 #: seeds are 64-bit (what torch.manual_seed takes)
@@ -102,10 +112,14 @@ def spec_schema() -> Record:
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
     evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
+    slurm = Record({"partition": Str(), "account": Str(), "qos": Str(), "constraint": Str(), "gpus": Int(0),
+                    "cpus": Int(1), "mem_gb": Number(finite=True), "time_min": Int(1), "tasks": Int(1),
+                    "group": OneOf("run", "classifier"), "requeues": Int(0)})
     return Record({"name": Str(), "description": Str(), "datasets": ListOf(Str(), min_len=1),
                    "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
                    "tables": ListOf(OneOf(*TABLES)), "datasets_options": MapOf(dataset_options),
-                   "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1)},
+                   "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1),
+                   "slurm": slurm},
                   required=("runs",))
 
 
@@ -164,7 +178,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
                      recipe=_recipe_table(raw.get("recipe", {}), path, "recipe"),
                      dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
-                     evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds)
+                     evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
+                     slurm=dict(raw.get("slurm", {})))
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
@@ -215,9 +230,68 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    cam_flip=bool(spec.evaluation.get("cam_flip", False)))
 
 
+@dataclasses.dataclass
+class PlannedRun:
+    """One run of a suite, resolved: its place, its status line label, what to execute, and whether it is done.
+
+    ``group`` is the same for runs that share a trained classifier (data, split, seed, recipe and the
+    classifier's method), so a parallel launcher can keep them together.
+    """
+
+    index: int
+    label: str
+    run_spec: Any
+    suite_label: str | None
+    group: str
+    done: RunRecord | None = None
+
+
+def plan_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None,
+               overrides: dict[str, Any] | None = None) -> list[PlannedRun]:
+    """Every dataset × run × split seed × seed of ``spec`` in spec order, each with its finished run if one exists.
+
+    Args: as :func:`run_suite`.
+    """
+    import json
+
+    from .device import resolve_device
+    from .pipeline import resolve, same_run
+
+    overrides = overrides or {}
+    seeds = seeds if seeds is not None else spec.seeds
+    todo = list(_specs(spec, seeds, overrides))
+    finished = list(iter_runs(runs_dir))
+    planned = []
+    for i, (run, run_spec) in enumerate(todo, 1):
+        resolved = resolve(run_spec, resolve_device(run_spec.device).type)
+        config = resolved.config
+        done = [r for r in finished if same_run(r, config)]
+        label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
+        if run_spec.split_seed is not None:
+            label += f" split seed {run_spec.split_seed}"
+        group = json.dumps([run_spec.dataset, run_spec.data_root, run_spec.split_seed, run_spec.dataset_options,
+                            run_spec.seed, resolved.method.classifier(), dataclasses.asdict(resolved.recipe)],
+                           sort_keys=True, default=str)
+        planned.append(PlannedRun(i, label, run_spec, run.label, group, done[-1] if done else None))
+    return planned
+
+
+def suite_record(planned: PlannedRun) -> RunRecord:
+    """The finished record of a done run, named by this spec's label whatever an earlier suite called it."""
+    assert planned.done is not None
+    return dataclasses.replace(planned.done, config={**planned.done.config, "label": planned.suite_label})
+
+
+def finished_line(label: str, record: RunRecord) -> str:
+    """The status line of a run that just finished: its illegal IoU and wall time."""
+    m = (record.result or {}).get("metrics", {})
+    iou = m.get("iou_illegal")
+    return f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+
+
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
               progress: bool = True, echo: Callable[[str], None] = print) -> list[RunRecord]:
-    """Run every dataset × run × split seed × seed of ``spec`` that has no finished run yet.
+    """Run every dataset × run × split seed × seed of ``spec`` that has no finished run yet, one after the other.
 
     Args:
         spec: the suite.
@@ -231,30 +305,20 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     Returns:
         The finished run records of the suite (old and new), in spec order.
     """
-    from .device import resolve_device
-    from .pipeline import execute, resolve, same_run
+    from .figures import tensorboard_run
+    from .pipeline import execute
 
-    overrides = overrides or {}
-    seeds = seeds if seeds is not None else spec.seeds
     records = []
     started = time.perf_counter()
-    todo = list(_specs(spec, seeds, overrides))
-    for i, (run, run_spec) in enumerate(todo, 1):
-        config = resolve(run_spec, resolve_device(run_spec.device).type).config
-        done = [r for r in iter_runs(runs_dir) if same_run(r, config)]
-        label = f"[{i}/{len(todo)}] {run_spec.method} {run.options or ''} on {run_spec.dataset} seed {run_spec.seed}"
-        if run_spec.split_seed is not None:
-            label += f" split seed {run_spec.split_seed}"
-        if done:
-            echo(f"{label}: done before ({done[-1].run_id})")
-            # this spec's label names the run in its tables, whatever an earlier suite called it
-            records.append(dataclasses.replace(done[-1], config={**done[-1].config, "label": run.label}))
+    for planned in plan_suite(spec, runs_dir, seeds, overrides):
+        if planned.done is not None:
+            echo(f"{planned.label}: done before ({planned.done.run_id})")
+            records.append(suite_record(planned))
             continue
-        echo(f"{label}: running")
-        record = execute(run_spec, runs_dir, resume=True, progress=progress)
-        m = (record.result or {}).get("metrics", {})
-        iou = m.get("iou_illegal")
-        echo(f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)")
+        echo(f"{planned.label}: running")
+        record = execute(planned.run_spec, runs_dir, resume=True, progress=progress)
+        tensorboard_run(record, planned.run_spec.cache_dir)
+        echo(finished_line(planned.label, record))
         records.append(record)
     echo(f"suite {spec.name}: {len(records)} runs, {time.perf_counter() - started:.0f} s")
     return records

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import distributed
+from . import distributed, tblog
 from .data.cache import PreparedData
 from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
 from .device import autocast as device_autocast
@@ -415,6 +415,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         if not main:
             continue
         _append_log(log_path, rows)
+        tblog.log_rows(folder, rows)  # the same rows as TensorBoard scalars (optional extra)
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     if main:

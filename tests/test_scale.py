@@ -1,0 +1,342 @@
+"""Suites at scale: --jobs on one machine, the submitit/SLURM launcher (local executor), TensorBoard logs, curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from wsbench.cli import cli
+from wsbench.runs import iter_runs
+from wsbench.slurm import SuiteJob
+
+REPO = Path(__file__).resolve().parent.parent
+
+_SPEC = """
+name = "{name}"
+datasets = ["video-folder"]
+seeds = [0]
+tables = ["comparison", "background"]
+
+[recipe]
+backbone = "wsbench_resnet_tiny"
+output_stride = 8
+image_size = [32, 32]
+epochs = {epochs}
+batch_size = 8
+
+[datasets_options."video-folder"]
+data_root = "{root}"
+
+[[runs]]
+method = "cam"
+label = "Plain CAM"
+
+[[runs]]
+method = "gradcam"
+
+[[runs]]
+method = "f2f"
+"""
+
+#: a run whose training diverges (lr 1e30): it fails at execution time, after planning
+_DIVERGING = """
+[[runs]]
+method = "gradcam"
+recipe = { lr = 1e30, background_removal = false }
+label = "Diverging"
+"""
+
+
+def _spec(tmp_path: Path, belt: Path, extra: str = "", epochs: int = 1, name: str = "tiny") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(_SPEC.format(root=belt, epochs=epochs, name=name) + extra)
+    return path
+
+
+def _tables(output: str) -> str:
+    """The table text of a suite's output: from the first table caption on."""
+    return output[output.index("**Comparison"):]
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(cli, args, prog_name="wsbench")
+
+
+# -- --jobs -----------------------------------------------------------------------------------
+def test_slots_pin_one_gpu_each_round_robin(monkeypatch):
+    from wsbench import launch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    setups = launch.slot_setups(3, "cuda")
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in setups] == ["3", "5", "3"]
+    monkeypatch.setattr(launch, "_cores", lambda: 8)
+    cpu = launch.slot_setups(3, "cpu")
+    assert [s.threads for s in cpu] == [2, 2, 2] and all(s.env["OMP_NUM_THREADS"] == "2" for s in cpu)
+    assert "CUDA_VISIBLE_DEVICES" not in cpu[0].env
+    assert [s.threads for s in launch.slot_setups(16, "cpu")] == [1] * 16  # never 0 threads
+    assert launch.slot_setups(2, "cpu", threads=3)[0].threads == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(Exception, match="no CUDA device is visible"):
+        launch.slot_setups(2, "cuda")
+
+
+def test_a_slot_worker_runs_with_its_environment_and_threads():
+    import concurrent.futures
+    import multiprocessing
+
+    from wsbench.launch import SlotSetup, _init_slot
+
+    setup = SlotSetup({"OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "7"}, 1)
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_slot, initargs=(setup,)) as pool:
+        threads, visible = pool.submit(_probe).result(timeout=120)
+    assert threads == 1 and visible == "7"
+
+
+def _probe() -> tuple[int, str | None]:
+    return torch.get_num_threads(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+@pytest.fixture
+def torch_threads():
+    """``wsbench suite --threads`` sets this process's torch threads: restored afterwards."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(tiny_belt, tmp_path, torch_threads):
+    spec = _spec(tmp_path, tiny_belt)
+    # one thread per run in both: on the CPU the thread count changes floating-point sums
+    sequential = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "seq"), "-q", "--threads", "1"])
+    assert sequential.exit_code == 0, sequential.output
+    assert torch.get_num_threads() == 1
+    parallel = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "par"), "-q", "--jobs", "2", "--threads", "1"])
+    assert parallel.exit_code == 0, parallel.output
+    assert _tables(parallel.output) == _tables(sequential.output)
+    assert "3 runs finished, 0 failed" in parallel.output and "(2 at once)" in parallel.output
+    records = list(iter_runs(tmp_path / "par"))
+    assert len(records) == 3 and len(list((tmp_path / "par" / "classifiers").glob("*/final.pt"))) == 2
+    assert sum(r.result["classifier"]["trained_now"] for r in records) == 2  # gradcam's, shared with f2f
+    again = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "par"), "-q", "--jobs", "2"])
+    assert again.exit_code == 0 and again.output.count("done before") == 3, again.output
+    figures = _invoke(["figures", "--runs-dir", str(tmp_path / "par"), "--examples", "0"])
+    assert figures.exit_code == 0 and "training_curves.png" in figures.output, figures.output
+
+
+def test_training_curves_average_the_seeds_of_a_method(tmp_path, monkeypatch):
+    from wsbench import figures
+
+    class Run:
+        def __init__(self, seed: int, losses: list[float]):
+            self.path = tmp_path / f"run{seed}"
+            self.result = {"dataset": "belt", "seed": seed, "classifier": {"path": f"classifiers/c{seed}"}}
+            folder = tmp_path / "classifiers" / f"c{seed}"
+            folder.mkdir(parents=True)
+            lines = ["epoch,step,lr,alpha,total,cls"] + [f"0,{i},0.1,0.5,{v},{v / 2}" for i, v in enumerate(losses)]
+            (folder / "log.csv").write_text("\n".join(lines) + "\n")
+
+    runs = [Run(0, [1.0, 0.5, 0.25]), Run(1, [3.0, 1.5, 0.75, 0.1])]
+    monkeypatch.setattr("wsbench.report.method_columns", lambda records: [("CAM", list(records))])
+    drawn = []
+    plt = figures._pyplot()
+    real = plt.Axes.plot
+
+    def plot(ax, x, y, *args, **kwargs):
+        drawn.append((kwargs.get("label"), [float(v) for v in x], [float(v) for v in y]))
+        return real(ax, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "plot", plot)
+    assert figures.training_curves(runs, tmp_path / "curves.png") == tmp_path / "curves.png"
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert [label for label, _, _ in drawn] == ["CAM (n=2)"] * 3  # total, cls, alpha; not lr, epoch, step
+    assert ("CAM (n=2)", [0.0, 1.0, 2.0], [2.0, 1.0, 0.5]) in drawn  # total: mean of two seeds, common steps
+    assert ("CAM (n=2)", [0.0, 1.0, 2.0], [1.0, 0.5, 0.25]) in drawn  # cls
+
+
+@pytest.mark.slow
+def test_a_failing_run_does_not_stop_the_others(tiny_belt, tmp_path):
+    spec = _spec(tmp_path, tiny_belt, _DIVERGING)
+    result = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "runs"), "-q", "--jobs", "2"])
+    assert result.exit_code == 1, result.output
+    assert "[4/4] gradcam" in result.output and "FAILED: loss became" in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert "1 run(s) of" in last and "[4/4] gradcam" in last and "loss became" in last
+    assert "Plain CAM" in result.output  # the others' tables are printed
+    assert sorted(r.result["method"] for r in iter_runs(tmp_path / "runs")) == ["cam", "f2f", "gradcam"]
+
+
+# -- submitit: SLURM without a cluster ------------------------------------------------------
+@pytest.fixture
+def job_env(monkeypatch):
+    """Local submitit jobs import this checkout (and this test module) first."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_slurm_options_come_from_the_spec_then_the_command_line(tmp_path, tiny_belt):
+    from wsbench.slurm import SlurmOptions
+    from wsbench.suite import load_spec
+
+    spec = load_spec(_spec(tmp_path, tiny_belt, '\n[slurm]\npartition = "gpu"\ngpus = 2\ntasks = 2\ntime_min = 60\n'))
+    merged = SlurmOptions(time_min=30, cpus=4).merged(spec.slurm)
+    assert merged["partition"] == "gpu" and merged["gpus"] == 2 and merged["tasks"] == 2
+    assert merged["time_min"] == 30 and merged["cpus"] == 4 and merged["mem_gb"] == 32.0
+    bad = _spec(tmp_path, tiny_belt, '\n[slurm]\ngpu = 2\n', name="bad")
+    result = _invoke(["suite", str(bad), "--launcher", "slurm", "--status"])
+    assert result.exit_code == 1 and "slurm.gpu: unknown key" in result.stderr and str(bad) in result.stderr
+    good = _spec(tmp_path, tiny_belt, name="good")
+    mixed = _invoke(["suite", str(good), "--launcher", "slurm", "--jobs", "2"])
+    assert mixed.exit_code == 1 and "--jobs and --threads are for --launcher local" in mixed.stderr
+    local = _invoke(["suite", str(good), "--status"])
+    assert local.exit_code == 1 and "--status and --no-wait go with --launcher slurm" in local.stderr
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_the_suite_and_reports_status(tiny_belt, tmp_path, job_env):
+    spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"
+    status = _invoke(["suite", str(spec), "--runs-dir", str(runs), "--launcher", "submitit-local", "--status"])
+    assert status.exit_code == 0 and status.output.count(": not submitted") == 3, status.output
+    result = _invoke(["suite", str(spec), "--runs-dir", str(runs), "-q", "--launcher", "submitit-local"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("submitted as job") == 3 and "Plain CAM" in result.output
+    jobs = json.loads((runs / "jobs" / "tiny.json").read_text())
+    assert jobs["cluster"] == "local" and sorted(i for e in jobs["jobs"] for i in e["runs"]) == [1, 2, 3]
+    status = _invoke(["suite", str(spec), "--runs-dir", str(runs), "--launcher", "submitit-local", "--status"])
+    assert status.exit_code == 0 and status.output.count(": done (") == 3, status.output
+    sequential = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "seq"), "-q"])
+    assert _tables(result.output) == _tables(sequential.output)
+
+
+class PausingJob(SuiteJob):
+    """:class:`wsbench.slurm.SuiteJob` whose first attempt pauses in epoch 2 (after the first epoch's
+    checkpoint), writing ``PAUSED`` into the runs directory; pickled by reference into the job."""
+
+    def __call__(self):
+        marker = Path(self.runs_dir) / "PAUSED"
+        if not marker.exists():
+            from wsbench.methods import create_method
+
+            cls = type(create_method("cam"))
+            original = cls.training_losses
+
+            def pausing(method, model, batch, progress):
+                if progress.step == progress.steps_per_epoch + 1:
+                    marker.write_text(str(os.getpid()))
+                    time.sleep(300)  # preempted here
+                return original(method, model, batch, progress)
+
+            cls.training_losses = pausing
+        return super().__call__()
+
+
+def _outcome(runs: Path) -> tuple[dict, dict]:
+    (record,) = iter_runs(runs)
+    r = record.result
+    scores = {k: r[k] for k in ("metrics", "baselines", "curves", "counts", "accuracy_by_input")}
+    return scores, torch.load(runs / r["classifier"]["path"] / "final.pt", weights_only=True)
+
+
+@pytest.mark.slow
+def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tiny_belt, tmp_path, job_env,
+                                                                              monkeypatch):
+    from wsbench import slurm
+    from wsbench.suite import load_spec, plan_suite
+
+    monkeypatch.setattr(slurm, "SuiteJob", PausingJob)
+    spec_path = tmp_path / "one.toml"
+    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=3, name="one").split("[[runs]]")[0]
+                         + '[[runs]]\nmethod = "cam"\n')
+    spec, runs = load_spec(spec_path), tmp_path / "runs"
+    (job,) = slurm.submit_suite(spec, plan_suite(spec, runs), runs, slurm.SlurmOptions(gpus=0), cluster="local",
+                                echo=lambda line: None)
+    try:
+        deadline = time.monotonic() + 240
+        while not (runs / "PAUSED").exists():
+            assert time.monotonic() < deadline and not job.done(), job.stderr()
+            time.sleep(0.2)
+        (folder,) = (runs / "classifiers").glob("*/")
+        assert torch.load(folder / "checkpoint.pt", weights_only=False)["epoch"] == 0
+        assert not (folder / "final.pt").exists()
+        # SLURM signals the job's task (USR2) when preempting it or near its time limit; submitit's handler
+        # calls checkpoint() and requeues, and the local controller restarts the task. (LocalJob._interrupt
+        # signals the controller instead, which in submitit 1.5.4 has no handler for it and just dies.)
+        os.kill(int((runs / "PAUSED").read_text()), signal.SIGUSR2)
+        assert slurm.wait_for_jobs([job], poll_s=0.5, echo=lambda line: None) == []
+        log = job.stdout() + (job.stderr() or "")
+        assert "this job is preempted" in log and "Requeued" in log, log
+    finally:
+        job.cancel()  # the controller kills its task (nothing left sleeping if the test failed)
+    assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
+    uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(tiny_belt), "-q",
+                             "--runs-dir", str(tmp_path / "uninterrupted"), "--backbone", "wsbench_resnet_tiny",
+                             "--output-stride", "8", "--image-size", "32", "--epochs", "3", "--batch-size", "8"])
+    assert uninterrupted.exit_code == 0, uninterrupted.output
+    (scores, weights), (other_scores, other_weights) = _outcome(tmp_path / "uninterrupted"), _outcome(runs)
+    assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
+    assert weights.keys() == other_weights.keys() and all(torch.equal(weights[k], other_weights[k]) for k in weights)
+
+
+# -- TensorBoard ------------------------------------------------------------------------------
+def _tiny_run(belt: Path, runs: Path, method: str = "cam"):
+    return _invoke(["run", "-m", method, "-d", "video-folder", "--data-root", str(belt), "-q", "--runs-dir",
+                    str(runs), "--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32",
+                    "--epochs", "2", "--batch-size", "8"])
+
+
+@pytest.fixture
+def fresh_tblog(monkeypatch):
+    from wsbench import tblog
+
+    monkeypatch.setattr(tblog, "_WRITERS", {})
+    monkeypatch.setattr(tblog, "_NOTED", False)
+    return tblog
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_every_logged_column_metrics_and_masks(tiny_belt, tmp_path, fresh_tblog):
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = tmp_path / "runs"
+    result = _tiny_run(tiny_belt, runs, "puzzlecam")
+    assert result.exit_code == 0, result.output
+    (folder,) = (runs / "classifiers").glob("*/")
+    with open(folder / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [c for c in rows[0] if c not in ("epoch", "step")]
+    assert {"lr", "alpha", "total"} <= set(columns) and len(columns) > 4  # puzzlecam's own loss terms too
+    train = EventAccumulator(str(folder))
+    train.Reload()
+    assert sorted(train.Tags()["scalars"]) == sorted(f"train/{c}" for c in columns)
+    lr = train.Scalars("train/lr")
+    assert [e.step for e in lr] == [int(r["step"]) for r in rows]
+    assert [e.value for e in lr] == pytest.approx([float(r["lr"]) for r in rows], rel=1e-6)
+    (record,) = iter_runs(runs)
+    run = EventAccumulator(str(record.path), size_guidance={"images": 0})
+    run.Reload()
+    assert {"eval/iou_illegal", "eval/accuracy", "eval/miou"} <= set(run.Tags()["scalars"])
+    assert run.Scalars("eval/iou_illegal")[0].value == pytest.approx(record.result["metrics"]["iou_illegal"])
+    assert run.Scalars("eval/accuracy")[0].step == len(rows) - 1
+    assert 1 <= len(run.Tags()["images"]) <= 3
+
+
+@pytest.mark.slow
+def test_without_tensorboard_one_note_and_the_runs_work(tiny_belt, tmp_path, fresh_tblog, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    runs = tmp_path / "runs"
+    first, second = _tiny_run(tiny_belt, runs, "cam"), _tiny_run(tiny_belt, runs, "puzzlecam")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    notes = [line for line in (first.stderr + second.stderr).splitlines() if "tensorboard is not installed" in line]
+    assert notes == [("note: tensorboard is not installed, so no TensorBoard logs are written "
+                      "(pip install 'wsbench[tensorboard]')")]
+    assert len(list(iter_runs(runs))) == 2 and not list(runs.rglob("events.out.tfevents*"))

@@ -1,0 +1,190 @@
+"""``wsbench suite SPEC --jobs N``: up to N runs of a suite at once on one machine.
+
+Each of the N *slots* is a worker process (``spawn``, so no CUDA or thread state is inherited)
+that runs whole *classifier groups* (:attr:`wsbench.suite.PlannedRun.group`) one run after the
+other through :func:`wsbench.pipeline.execute`, exactly as the sequential suite does: the first run
+of a group trains the shared classifier and the others reuse it instead of waiting on its lock
+(the lock in :func:`wsbench.train.obtain_classifier` still guards two groups that meet, and other
+suites or ``wsbench run`` processes writing to the same runs directory).
+
+Devices: with ``--device cuda`` (or ``auto`` with GPUs present) slot ``i`` sees only GPU
+``i mod G`` (``CUDA_VISIBLE_DEVICES``, round-robin over the visible GPUs, so N > G shares GPUs);
+on the CPU the cores are divided between the slots (``torch.set_num_threads`` and
+``OMP_NUM_THREADS`` = cores // N, at least 1). A run that fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .runs import RunRecord
+from .suite import PlannedRun, finished_line, suite_record
+
+__all__ = ["Failure", "SlotSetup", "run_parallel", "slot_setups"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A suite run that did not finish: its status label and the one-line reason."""
+
+    label: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotSetup:
+    """What one worker process sees: extra environment variables and its torch thread count."""
+
+    env: dict[str, str]
+    threads: int | None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def slot_setups(jobs: int, device: str, threads: int | None = None) -> list[SlotSetup]:
+    """Per slot: the GPU it is pinned to (CUDA) or its share of the CPU cores.
+
+    Args:
+        jobs: number of slots.
+        device: the suite's ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+        threads: torch threads per slot (``None``: cores // jobs, at least 1).
+
+    Raises:
+        UserError: ``--device cuda`` without a visible GPU.
+    """
+    from .errors import UserError
+
+    per_slot = threads if threads is not None else max(1, _cores() // jobs)
+    cpu_env = {"OMP_NUM_THREADS": str(per_slot), "MKL_NUM_THREADS": str(per_slot)}
+    if device == "cpu" or device.startswith("cuda:"):  # cuda:N: every slot on that one GPU
+        return [SlotSetup(dict(cpu_env), per_slot) for _ in range(jobs)]
+    gpus = _visible_gpus()
+    if not gpus:
+        if device == "cuda":
+            raise UserError("--device cuda: no CUDA device is visible (CUDA_VISIBLE_DEVICES, nvidia-smi)")
+        return [SlotSetup(dict(cpu_env), per_slot) for _ in range(jobs)]
+    return [SlotSetup({**cpu_env, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}, per_slot) for i in range(jobs)]
+
+
+def _init_slot(setup: SlotSetup) -> None:
+    """Worker start: apply the slot's environment before torch picks a device or thread count."""
+    os.environ.update(setup.env)
+    if setup.threads is not None:
+        import torch
+
+        torch.set_num_threads(setup.threads)
+
+
+def _run_one(run_spec: Any, runs_dir: Path) -> tuple[str, Any]:
+    """Execute one run in a worker: ``("ok", record)`` or ``("error", one-line reason)``."""
+    from .errors import UserError
+    from .figures import tensorboard_run
+    from .pipeline import execute
+
+    try:
+        record = execute(run_spec, runs_dir, resume=True, progress=False)
+        tensorboard_run(record, run_spec.cache_dir)
+        return "ok", record
+    except UserError as err:
+        return "error", str(err)
+    except Exception as err:  # noqa: BLE001 - any failure of one run is reported, the others go on
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        return "error", f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
+
+
+def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: list[SlotSetup],
+                 echo: Callable[[str], None] = print) -> tuple[list[RunRecord], list[Failure]]:
+    """Run the runs of ``planned`` that are not done yet in ``jobs`` worker processes.
+
+    Args:
+        planned: :func:`wsbench.suite.plan_suite` of the suite.
+        runs_dir: runs directory (shared by every worker).
+        jobs: slots (worker processes) at most.
+        setups: one :class:`SlotSetup` per slot (:func:`slot_setups`).
+        echo: where status lines go (from this process only).
+
+    Returns:
+        ``(records, failures)``: the finished records in spec order (done ones included) and the
+        runs that failed.
+    """
+    started = time.perf_counter()
+    records: dict[int, RunRecord] = {}
+    for item in planned:
+        if item.done is not None:
+            echo(f"{item.label}: done before ({item.done.run_id})")
+            records[item.index] = suite_record(item)
+    groups: dict[str, list[PlannedRun]] = {}
+    for item in planned:
+        if item.done is None:
+            groups.setdefault(item.group, []).append(item)
+    # the largest groups first, so that the longest chains of one slot start earliest
+    work: queue.Queue[list[PlannedRun]] = queue.Queue()
+    for group in sorted(groups.values(), key=lambda g: -len(g)):
+        work.put(group)
+    failures: dict[int, Failure] = {}
+    lock = threading.Lock()
+    context = multiprocessing.get_context("spawn")
+
+    def slot(setup: SlotSetup) -> None:
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
+                                                      initargs=(setup,))
+        try:
+            while True:
+                try:
+                    group = work.get_nowait()
+                except queue.Empty:
+                    return
+                for item in group:
+                    with lock:
+                        echo(f"{item.label}: running")
+                    try:
+                        status, value = pool.submit(_run_one, item.run_spec, runs_dir).result()
+                    except concurrent.futures.process.BrokenProcessPool:  # the worker died (killed, segfault)
+                        status, value = "error", "the worker process died (killed or crashed)"
+                        pool.shutdown(wait=False)
+                        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
+                                                                      initargs=(setup,))
+                    with lock:
+                        if status == "ok":
+                            records[item.index] = value
+                            echo(finished_line(item.label, value))
+                        else:
+                            failures[item.index] = Failure(item.label, value)
+                            echo(f"{item.label}: FAILED: {value}")
+        finally:
+            pool.shutdown(wait=True)
+
+    threads = [threading.Thread(target=slot, args=(setups[i],), daemon=True) for i in range(min(jobs, len(groups)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = [records[i.index] for i in planned if i.index in records]
+    echo(f"{len(ordered)} runs finished, {len(failures)} failed, {time.perf_counter() - started:.0f} s "
+         f"({len(threads)} at once)")
+    return ordered, [failures[i] for i in sorted(failures)]
