@@ -21,6 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "contracts for tests and plugins (nothing in wsbench imports them)": ("wsbench.testing",),
     "python -m wsbench": ("wsbench.__main__",),
     "command line": ("wsbench.cli",),
+    "public Python API": ("wsbench.api",),
     "suite launchers": ("wsbench.launch", "wsbench.slurm"),
     "suites": ("wsbench.suite",),
     "one run": ("wsbench.pipeline",),

@@ -1,0 +1,274 @@
+"""wsbench as a library: the stable Python API that ``wsbench`` commands are a thin layer over.
+
+Everything a notebook needs, by name::
+
+    import wsbench.api as wb
+
+    wb.list_methods()                                   # ['cam', 'f2f', 'gradcam', 'puzzlecam', 'tccam']
+    record = wb.run("cam", "synthetic-belt", runs_dir="runs/nb", recipe="smoke")
+    record.result["metrics"]["iou_illegal"]             # test illegal IoU at the val-chosen threshold
+    finished = wb.open_run(record.path)
+    maps, masks = finished.maps("before/v012"), finished.masks("before/v012")
+    wb.table("comparison", runs_dir="runs/nb")          # a pandas DataFrame
+
+Names in ``__all__`` keep their meaning between releases; every other module is internal. Importing
+this module (and the ``list_*`` functions) does not import torch; running and opening runs does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from .data.cache import PreparedData
+    from .inference import TrainedRun
+    from .report import Table
+    from .runs import RunRecord
+    from .segment import SegmentedFrame
+
+__all__ = ["FinishedRun", "list_datasets", "list_flows", "list_methods", "list_recipes", "open_run", "run",
+           "runs", "table", "table_frame"]
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Registered CAM methods (built-in and plugins) whose name matches ``pattern`` (shell wildcards)."""
+    from .methods import list_methods as _list
+
+    return _list(pattern)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered data sets whose name matches ``pattern``."""
+    from .data import list_datasets as _list
+
+    return _list(pattern)
+
+
+def list_flows(pattern: str = "*") -> list[str]:
+    """Registered optical-flow estimators whose name matches ``pattern``."""
+    from .flow import list_flows as _list
+
+    return _list(pattern)
+
+
+def list_recipes() -> list[str]:
+    """Names of the training recipes (``paper``, ``cpu``, ``smoke``); see :mod:`wsbench.recipes`."""
+    from .recipes import RECIPES
+
+    return list(RECIPES)
+
+
+def run(method: str, dataset: str = "synthetic-belt", *, runs_dir: str | Path = "runs", data_root: str | None = None,
+        options: dict[str, Any] | None = None, recipe: str | None = None,
+        recipe_options: dict[str, Any] | None = None, seed: int = 0, split_seed: int | None = None,
+        dataset_options: dict[str, Any] | None = None, device: str = "auto", resume: bool = False,
+        progress: bool = False) -> RunRecord:
+    """Run one configuration (train or reuse its classifier, evaluate, record), as ``wsbench run`` does.
+
+    Args:
+        method: a registered method (:func:`list_methods`).
+        dataset: a registered data set (:func:`list_datasets`).
+        runs_dir: where the run record and shared classifiers go.
+        data_root: the data set's folder (``None`` for generated data sets).
+        options: the method's own options by field name (``{"beta_max": 4.0}``).
+        recipe: a named recipe (:func:`list_recipes`; ``None``: the data set's default).
+        recipe_options: recipe fields over the named recipe's (``{"epochs": 3}``).
+        seed: training seed.
+        split_seed: re-split by video (``None``: the data set's own split).
+        dataset_options: the data set's own keyword options.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        resume: continue an interrupted run of the same configuration.
+        progress: draw progress bars.
+
+    Returns:
+        The finished :class:`~wsbench.runs.RunRecord` (``record.result`` holds the metrics).
+
+    Raises:
+        UserError: unknown names, bad options or bad data, in one line.
+    """
+    from .errors import UserError
+    from .pipeline import RunSpec, execute
+    from .progress import progress_bars
+
+    spec = RunSpec(method=method, dataset=dataset, data_root=data_root, method_options=dict(options or {}),
+                   recipe=dict(recipe_options or {}), recipe_name=recipe, seed=seed, split_seed=split_seed,
+                   dataset_options=dict(dataset_options or {}), device=device)
+    with progress_bars(progress):
+        record = execute(spec, runs_dir, resume=resume, progress=progress)
+    if record is None:  # only on the non-zero ranks of a torchrun launch
+        raise UserError("this process is not rank 0 of a torchrun launch: the run record is written by rank 0")
+    return record
+
+
+def runs(runs_dir: str | Path = "runs") -> list[RunRecord]:
+    """The finished runs in ``runs_dir`` (read-only records: ``.config``, ``.result``, ``.path``)."""
+    from .runs import iter_runs
+
+    return list(iter_runs(runs_dir))
+
+
+@dataclasses.dataclass
+class FinishedRun:
+    """A finished run opened for inference: maps and masks of its own data set's frames, or of new frames.
+
+    Attributes:
+        trained: the loaded run (classifier, method, fusion, the val-chosen ``threshold``).
+        cache_dir: where the run's data set is (re)prepared; ``None``: the default cache.
+    """
+
+    trained: TrainedRun
+    cache_dir: str | Path | None = None
+
+    @property
+    def record(self) -> RunRecord:
+        """The run record (config and result)."""
+        return self.trained.record
+
+    @property
+    def threshold(self) -> float:
+        """The threshold that turns maps into masks (chosen on validation, or fixed; see the result)."""
+        return self.trained.threshold
+
+    @cached_property
+    def data(self) -> PreparedData:
+        """The run's data set prepared at its training resolution, as the run saw it."""
+        from .inference import open_data
+
+        return open_data(self.trained, self.cache_dir)
+
+    @property
+    def videos(self) -> list[str]:
+        """Videos of the run's data set as ``"<label>/<id>"`` keys (``"before/v003"``), all splits, index order."""
+        return [v.key for v in self.data.index.videos]
+
+    def _position(self, video: str) -> int:
+        from .errors import UserError
+
+        for pos, v in enumerate(self.data.index.videos):
+            if v.key == video:
+                return pos
+        raise UserError(f"run {self.trained.run_id}: its data set has no video {video!r} (give '<label>/<id>', see .videos)")
+
+    def maps(self, video: str) -> np.ndarray | None:
+        """The run's scored maps of one video at frame size, exactly as the evaluator scored them.
+
+        Args:
+            video: a video key ``"before/<id>"`` or ``"after/<id>"`` (:attr:`videos`).
+
+        Returns:
+            (T, H, W) float32 maps in [0, 1] of the illegal class (the *before* class), or ``None``
+            for an *after* video: it has no illegal objects by definition, so no map is scored.
+        """
+        import cv2
+        import numpy as np
+
+        pos = self._position(video)
+        if self.data.index.videos[pos].label != "before":
+            return None
+        small = self.trained.video_maps(self.data, pos).numpy()
+        w, h = self.data.slices[pos].frame_size
+        return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in small])
+
+    def masks(self, video: str) -> np.ndarray:
+        """One video's masks in the three-label domain, as ``wsbench export`` writes them.
+
+        Returns:
+            (T, H, W) uint8: 0 background, 1 legal, 2 illegal (the map reaches :attr:`threshold` on
+            the foreground).
+        """
+        import numpy as np
+
+        from .inference import label_mask
+
+        pos = self._position(video)
+        maps = self.maps(video)
+        count = len(self.data.index.videos[pos].frames)
+        return np.stack([label_mask(None if maps is None else maps[i], self.data.fg_full(pos, i), self.threshold)
+                         for i in range(count)])
+
+    def segment(self, frames: Iterable[np.ndarray], batch_size: int = 8) -> Iterator[SegmentedFrame]:
+        """Masks of new frames (one camera's stream, RGB uint8, temporal order), as ``wsbench segment`` makes them.
+
+        The stream's background is the median of its first frames, so ``frames`` is read twice when
+        it is a list; pass a list (or anything re-iterable), not a one-shot generator.
+
+        Yields:
+            :class:`~wsbench.segment.SegmentedFrame` (``.index``, ``.frame``, ``.mask``) in input order.
+        """
+        from .segment import segment_stream, stream_background
+
+        background = stream_background(iter(frames))
+        return segment_stream(self.trained, iter(frames), background, batch_size)
+
+
+def open_run(run: str | Path, runs_dir: str | Path | None = None, device: str = "auto",
+             cache_dir: str | Path | None = None) -> FinishedRun:
+    """Open a finished run to get its maps and masks.
+
+    Args:
+        run: a run id in ``runs_dir``, or a run folder.
+        runs_dir: the runs directory (default: ``$WSBENCH_RUNS_DIR`` or ``./runs``).
+        device: where maps are computed.
+        cache_dir: where the run's data set is prepared (default cache when ``None``).
+
+    Raises:
+        UserError: no such run, an unfinished run, or missing classifier weights.
+    """
+    from .inference import load_run
+
+    return FinishedRun(load_run(run, runs_dir, device), cache_dir)
+
+
+def table_frame(table: Table) -> pd.DataFrame:
+    """One built table as a DataFrame: rows and columns as printed, cells as ``mean`` (``NaN``: n/a or not run).
+
+    ``frame.attrs`` keeps the rest: ``std`` and ``n`` (DataFrames of the same shape), ``caption``
+    and ``footnotes``.
+    """
+    import pandas as pd
+
+    index = [name for name, _ in table.rows]
+
+    def grid(field: str) -> pd.DataFrame:
+        return pd.DataFrame([[getattr(c, field) for c in cells] for _, cells in table.rows], index=index,
+                            columns=table.columns, dtype=float)
+
+    frame = grid("mean")
+    frame.index.name = table.corner
+    frame.attrs.update(name=table.name, caption=table.caption, footnotes=list(table.footnotes),
+                       std=grid("std"), n=grid("n"))
+    return frame
+
+
+def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str = "iou_illegal",
+          ci: bool = False) -> pd.DataFrame:
+    """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``) as a DataFrame.
+
+    Built from the stored run records only (nothing is trained or evaluated), like the command.
+
+    Args:
+        name: which table.
+        runs_dir: the runs directory.
+        metric: the comparison/ablation metric (``iou_illegal``, ``miou``, ``oracle``, ``stability``,
+            ``iou_illegal_wsws``).
+        ci: add 95 % bootstrap intervals over test videos (in ``frame.attrs['ci']`` as text).
+
+    Returns:
+        See :func:`table_frame`.
+    """
+    from .methods import complete_method_info
+    from .report import build_tables
+    from .runs import iter_runs
+
+    built = build_tables(complete_method_info(iter_runs(runs_dir)), [name], metric, ci)[0]
+    frame = table_frame(built)
+    if ci:
+        frame.attrs["ci"] = [[c.text for c in cells] for _, cells in built.rows]
+    return frame
