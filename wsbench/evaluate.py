@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from .inference import TrainedRun
 
 __all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "batch_maps",
-           "classification_accuracy", "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins",
+           "classification_accuracy", "evaluate_maps", "example_masks", "frame_iou", "fuse_maps", "fused_video_maps", "predict_mask", "score_bins", "split_iou",
            "threshold_text", "uses_raw_maps", "video_maps", "wsws_mask"]
 
 BINS = 100
@@ -612,3 +612,34 @@ def example_masks(trained: TrainedRun, data: PreparedData, frames: list[tuple[st
         out.append({"video": key, "frame": i, "image": video.frames.read(i), "gt": gt, "pred": pred,
                     "iou": (int((gt & pred).sum()) / union if union else None) if mask_path is not None else None})
     return out
+
+
+def split_iou(data: PreparedData, maps: dict[int, torch.Tensor], threshold: float) -> dict[str, Any]:
+    """IoU of given maps cut at a fixed threshold, over the frames of the given videos that have GT masks.
+
+    What ``wsbench distill`` records as the quality of its pseudo-labels on the train split: the
+    source run's maps (as :func:`wsbench.inference.label_mask` cuts them into pseudo-labels) scored
+    like the test split, so an evaluation only; the result never feeds training.
+
+    Args:
+        data: prepared data.
+        maps: ``{position in data.index.videos: (T, h, w) maps in [0, 1]}`` of *before* videos.
+        threshold: the threshold (a grid value, e.g. the run's val-chosen one).
+
+    Returns:
+        ``{"iou_illegal", "miou", "frames", "threshold"}``; IoU and mIoU are ``None`` without masked frames.
+    """
+    sweep = IoUSweep()
+    for pos, video_maps_ in maps.items():
+        video = data.index.videos[pos]
+        w, h = data.slices[pos].frame_size
+        for i, mask_path in enumerate(video.masks or []):
+            if mask_path is None:
+                continue
+            scores = cv2.resize(video_maps_[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
+    k = int(round(threshold * BINS))
+    num = lambda x: None if not np.isfinite(x) else round(float(x), 6)  # noqa: E731
+    return {"iou_illegal": num(sweep.iou()[k]) if sweep.frames else None,
+            "miou": num(sweep.miou()[k]) if sweep.frames else None,
+            "frames": sweep.frames, "threshold": threshold}
