@@ -546,7 +546,11 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
                         overrides={"device": device, "workers": workers, "data_roots": roots, "cache_dir": cache},
                         progress=not quiet, echo=click.echo)
     click.echo("")
-    _print_tables(records, suite.tables)
+    names = [t for t in suite.tables if t != "stages"]
+    if names:
+        _print_tables(records, names)
+    if "stages" in suite.tables:
+        _print_stages(records, "markdown", None)
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from .methods import METHODS, Method
 from .runs import RunRecord, atomic_write, config_hash, create_run, environment, finish_run, iter_runs
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
-           "distill", "distill_recipe", "distilled_record", "ignore_band_labels", "is_distilled", "load_distilled", "pseudo_labels"]
+           "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels", "is_distilled", "load_distilled", "pseudo_labels"]
 
 #: label of pixels that are not trained on (the ignore band)
 IGNORE = 255
@@ -194,9 +194,12 @@ class SegmenterNet(nn.Module):
         state = {k.removeprefix("encoder."): v for k, v in state.items()}
         encoder = self.net.encoder
         target = encoder.model if hasattr(encoder, "model") else encoder  # timm encoders wrap a timm model
-        result = target.load_state_dict(state, strict=False)
-        if len(result.missing_keys) == len(target.state_dict()):
+        if not set(state) & set(target.state_dict()):
             raise UserError(f"--pretrained {path}: none of its keys fit the encoder {type(target).__name__}")
+        try:
+            target.load_state_dict(state, strict=False)  # a classifier's head (fc.*) is not part of the encoder
+        except RuntimeError as err:
+            raise UserError(f"--pretrained {path}: does not fit the encoder ({str(err).splitlines()[-1].strip()})") from None
 
 
 class SegmenterMaps(Method):
@@ -466,6 +469,42 @@ def load_distilled(record: RunRecord, device: str = "auto") -> DistilledRun:
                         image_size=(int(size[0]), int(size[1])), device=torch_device)
 
 
+def _environment() -> dict[str, Any]:
+    """:func:`wsbench.runs.environment` plus the segmentation_models_pytorch version."""
+    import importlib.metadata as md
+
+    env = environment()
+    try:
+        env["packages"]["segmentation-models-pytorch"] = md.version("segmentation-models-pytorch")
+    except md.PackageNotFoundError:
+        env["packages"]["segmentation-models-pytorch"] = None
+    return env
+
+
+def distill_hash(source: RunRecord, recipe: DistillRecipe, seed: int) -> str:
+    """The configuration hash of distilling ``source`` with ``recipe`` and ``seed`` (the source run's id
+    and configuration hash, the recipe with its image size resolved, the seed)."""
+    size = recipe.image_size or tuple(source.config["recipe"]["image_size"])
+    return config_hash({"source_run": source.run_id, "source_config_hash": (source.result or {}).get("config_hash"),
+                        "recipe": dict(recipe.as_config(), image_size=list(size)), "seed": seed})
+
+
+def distill_once(source: RunRecord, runs_dir: str | Path, recipe: DistillRecipe, seed: int = 0,
+                 device: str = "auto", cache_dir: str | Path | None = None,
+                 progress: bool = True) -> tuple[RunRecord, bool]:
+    """:func:`distill` unless a finished distilled run of the same configuration exists (suites).
+
+    Returns:
+        ``(record, ran)``: the finished record and whether it was made now (an interrupted one is resumed).
+    """
+    wanted = distill_hash(source, recipe, seed)
+    done = [r for r in iter_runs(runs_dir) if is_distilled(r) and r.config.get("config_hash") == wanted]
+    if done:
+        return done[-1], False
+    return distill(source.path, runs_dir, recipe, seed, device, resume=True, cache_dir=cache_dir,
+                   progress=progress), True
+
+
 def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: int = 0, device: str = "auto",
             resume: bool = False, cache_dir: str | Path | None = None, progress: bool = True) -> RunRecord:
     """Train a segmenter on a finished run's train-split pseudo-labels, score it and record the run.
@@ -515,16 +554,14 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
                                                                      bg_morph=rec.bg_morph)
     method_name = f"{src_result.get('method', src_config['method'])}-distill"
     recipe_config = dict(recipe.as_config(), image_size=list(size))
-    semantic = {"source_run": trained.run_id, "source_config_hash": src_result.get("config_hash"),
-                "recipe": recipe_config, "seed": seed}
     config = {
         "method": method_name, "method_options": {}, "dataset": src_config["dataset"],
         "data_root": src_config.get("data_root"), "split_seed": src_config.get("split_seed", 0), "seed": seed, "recipe": recipe_config, "fusion": None,
         "distill": {"source_run": trained.run_id, "source_config_hash": src_result.get("config_hash"),
                     "source_method": src_result.get("method", src_config["method"]),
                     "source_threshold": trained.threshold},
-        "config_hash": config_hash(semantic), "data_fingerprint": src_config.get("data_fingerprint"),
-        "environment": environment(),
+        "config_hash": distill_hash(trained.record, recipe, seed), "data_fingerprint": src_config.get("data_fingerprint"),
+        "environment": _environment(),
     }
     for key in ("dataset_options", "resplit", "dataset_info"):  # as the source recorded them (tables group by them)
         if key in src_config:

@@ -66,6 +66,7 @@ class SuiteRun:
     fuse_mode: str = "max"
     fuse_on: str = "maps"
     label: str | None = None
+    distill: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,7 @@ class SuiteSpec:
     description: str = ""
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
     split_seeds: list[int] | None = None
+    distill: dict[str, Any] | None = None
 
 
 #: seeds are 64-bit (what torch.manual_seed takes)
@@ -98,15 +100,34 @@ def spec_schema() -> Record:
     recipe.fields["name"] = Str()  # a named recipe (wsbench list recipes), the other keys over it
     run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
                   "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "fuse_on": OneOf("maps", "raw"),
-                  "label": Optional(Str())},
+                  "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
     evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
     return Record({"name": Str(), "description": Str(), "datasets": ListOf(Str(), min_len=1),
                    "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
-                   "tables": ListOf(OneOf(*TABLES)), "datasets_options": MapOf(dataset_options),
-                   "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1)},
+                   "tables": ListOf(OneOf(*TABLES, "stages")), "datasets_options": MapOf(dataset_options),
+                   "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1),
+                   "distill": _distill_schema()},
                   required=("runs",))
+
+
+def _distill_schema() -> Record:
+    """``[distill]`` (every run) or a run's ``distill = {...}``: a distill stage after the run (``wsbench distill``);
+    ``recipe`` names a distill recipe, the other keys are its fields; ``enabled = false`` skips a run's stage."""
+    return Record({"recipe": Str(), "enabled": Bool(), "architecture": Str(), "encoder": Str(),
+                   "encoder_depth": Int(1, 5), "decoder_channels": ListOf(Int(1)), "pretrained": Str(),
+                   "epochs": Int(1), "batch_size": Int(1), "lr": Number(finite=True),
+                   "weight_decay": Number(finite=True), "image_size": ListOf(Int(1), min_len=2),
+                   "ignore_band": ListOf(Number(finite=True), min_len=2), "dice_weight": Number(finite=True)})
+
+
+def _distill_options(spec: SuiteSpec, run: SuiteRun) -> dict[str, Any] | None:
+    """The distill stage of a run (the spec's ``[distill]`` under the run's own), or ``None``."""
+    if spec.distill is None and run.distill is None:
+        return None
+    options = {**(spec.distill or {}), **(run.distill or {})}
+    return None if options.pop("enabled", True) is False else options
 
 
 def _options_schema(method: str) -> Record | None:
@@ -164,7 +185,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
                      recipe=_recipe_table(raw.get("recipe", {}), path, "recipe"),
                      dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
-                     evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds)
+                     evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
+                     distill=raw.get("distill"))
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
@@ -239,6 +261,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     records = []
     started = time.perf_counter()
     todo = list(_specs(spec, seeds, overrides))
+    stages: list[tuple[SuiteRun, RunRecord]] = []  # (run, its record) that get a distill stage after all runs
     for i, (run, run_spec) in enumerate(todo, 1):
         config = resolve(run_spec, resolve_device(run_spec.device).type).config
         done = [r for r in iter_runs(runs_dir) if same_run(r, config)]
@@ -249,12 +272,35 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
             echo(f"{label}: done before ({done[-1].run_id})")
             # this spec's label names the run in its tables, whatever an earlier suite called it
             records.append(dataclasses.replace(done[-1], config={**done[-1].config, "label": run.label}))
+            if _distill_options(spec, run) is not None:
+                stages.append((run, done[-1]))
             continue
         echo(f"{label}: running")
         record = execute(run_spec, runs_dir, resume=True, progress=progress)
+        if _distill_options(spec, run) is not None:
+            stages.append((run, record))
         m = (record.result or {}).get("metrics", {})
         iou = m.get("iou_illegal")
         echo(f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)")
         records.append(record)
+    for run, record in stages:
+        records.append(_distill_stage(spec, run, record, runs_dir, overrides, progress, echo))
     echo(f"suite {spec.name}: {len(records)} runs, {time.perf_counter() - started:.0f} s")
     return records
+
+
+def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: Path, overrides: dict[str, Any],
+                   progress: bool, echo: Callable[[str], None]) -> RunRecord:
+    """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists)."""
+    from .distill import distill_once, distill_recipe
+
+    options = dict(_distill_options(spec, run) or {})
+    recipe = distill_recipe(options.pop("recipe", "cpu"), **options)
+    seed = int(source.config.get("seed", 0))
+    label = f"distill {source.run_id} seed {seed}"
+    record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
+                               overrides.get("cache_dir"), progress)
+    iou = (record.result or {}).get("metrics", {}).get("iou_illegal")
+    echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+                         if ran else f"done before ({record.run_id})"))
+    return record
