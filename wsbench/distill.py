@@ -32,7 +32,7 @@ import dataclasses
 import io
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -40,7 +40,15 @@ from torch import nn
 
 from .errors import UserError
 from .methods import METHODS, Method
-from .runs import RunRecord, atomic_write, config_hash, create_run, environment, finish_run, iter_runs
+from .runs import (
+    RunRecord,
+    atomic_write,
+    config_hash,
+    create_run,
+    environment,
+    finish_run,
+    iter_runs,
+)
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
            "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels", "is_distilled", "load_distilled", "pseudo_labels"]
@@ -157,6 +165,8 @@ class SegmenterNet(nn.Module):
     """
 
     classes = ("after", "before", "background")
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, recipe: DistillRecipe) -> None:
         super().__init__()
@@ -227,17 +237,18 @@ class SegmenterMaps(Method):
 
     def fusion(self) -> None:
         """No temporal fusion: one forward pass per frame."""
-        return None
+        return
 
 
 def _evaluator_name(source_method: str) -> str:
     """The source method's name when the registry says its maps need no autograd, else ``cam``."""
+    from .registry import RegistryError
+
     try:
-        if not METHODS.entry(source_method).meta.needs_grad:
-            return source_method
-    except Exception:  # a plugin method no longer installed: any built-in without autograd does
-        pass
-    return "cam"
+        needs_grad = METHODS.entry(source_method).meta.needs_grad
+    except RegistryError:  # a plugin method no longer installed: any built-in without autograd does
+        return "cam"
+    return "cam" if needs_grad else source_method
 
 
 # -- pseudo-labels ------------------------------------------------------------------------------
@@ -591,7 +602,9 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     net.eval()
     _save(record.path / "segmenter.pt", net.state_dict())
 
-    evaluation = evaluate_maps(SegmenterMaps(_evaluator_name(config["distill"]["source_method"])), net, size_data,
+    # the evaluator asks of a model only what SegmenterNet has: eval(), normalize(), classes and forward
+    evaluation = evaluate_maps(SegmenterMaps(_evaluator_name(config["distill"]["source_method"])), cast(Any, net),
+                               size_data,
                                torch_device, background_removal=False, fusion=None, flow=rec.flow,
                                progress=progress, flow_options=rec.flow_options())
     pixels = np.bincount(labels.ravel(), minlength=IGNORE + 1)

@@ -10,7 +10,8 @@ distilled); nothing is computed again, and no torch is imported.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -58,7 +59,7 @@ def stages_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     for record in chosen:
         result = record.result or {}
         info = result["distill"]
-        scale = lambda x: None if x is None else 100 * float(x)  # noqa: E731
+        scale = lambda x: None if x is None else 100 * float(x)
         rows.append({
             "method": _label(result, len(recipes)), "dataset": result.get("dataset"), "seed": result.get("seed"),
             "source_seed": info.get("source_seed"),
