@@ -227,6 +227,14 @@ def test_leaderboard_stages_and_paper_tables(source, distilled):
     assert result.exit_code == 0 and "distill" not in result.output  # distilled runs have their own table
 
 
+@pytest.mark.slow
+def test_export_refuses_a_distilled_run(source, distilled, tmp_path):
+    runs, _, _ = source
+    result = CliRunner().invoke(cli, ["export", "--run", distilled.name, "--runs-dir", str(runs), "--out",
+                                      str(tmp_path / "x")])
+    assert result.exit_code != 0 and "is a distilled run" in result.output and "Traceback" not in result.output
+
+
 def _fake(runs: Path, seed: int, cam: float, pseudo: float, seg: float, method: str = "cam") -> None:
     from wsbench.runs import create_run, finish_run
 

@@ -509,7 +509,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 
     runs_dir = _runs_dir(runs_dir)
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
-    written = write_figures(iter_runs(runs_dir), out, fmt, examples, metric, _cache_dir(cache_dir), device,
+    records = (r for r in iter_runs(runs_dir) if "distill" not in r.config)  # distilled runs: --table stages
+    written = write_figures(records, out, fmt, examples, metric, _cache_dir(cache_dir), device,
                             overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
 
@@ -550,6 +551,8 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
     if names:
         _print_tables(records, names)
     if "stages" in suite.tables:
+        if names:
+            click.echo("")
         _print_stages(records, "markdown", None)
 
 
@@ -676,6 +679,11 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
     from .inference import load_run
 
     check_output(out, "--out", "dir", empty=True)  # before loading; the run's inputs are checked once known
+    from .distill import distilled_record
+
+    if distilled_record(run, _runs_dir(runs_dir)) is not None:
+        raise UserError(f"{run}: is a distilled run (a segmenter); export its source run, or segment videos "
+                        "with wsbench segment --run")
     trained = load_run(run, _runs_dir(runs_dir), device)
     summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
                                    cache_dir=_cache_dir(cache_dir), progress=not quiet)
