@@ -314,7 +314,7 @@ def test_tensorboard_logs_every_logged_column_metrics_and_masks(tiny_belt, tmp_p
     with open(folder / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
     columns = [c for c in rows[0] if c not in ("epoch", "step")]
-    assert {"lr", "alpha", "total"} <= set(columns) and len(columns) > 4  # puzzlecam's own loss terms too
+    assert {"lr", "weight:spatial", "total"} <= set(columns) and len(columns) > 4  # puzzlecam's own loss terms too
     train = EventAccumulator(str(folder))
     train.Reload()
     assert sorted(train.Tags()["scalars"]) == sorted(f"train/{c}" for c in columns)

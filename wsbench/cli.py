@@ -394,6 +394,7 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
     from .methods import complete_method_info
     from .report import build_tables, long_form, render
 
+    records = [r for r in records if "distill" not in r.config]  # distilled runs: --table stages
     records = complete_method_info(records)  # runs recorded before config.json kept method_info
     if not any(r.finished for r in records):
         echo("no finished runs")
@@ -418,10 +419,11 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 
 
 @cli.command("leaderboard")
-@click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long"]),
+@click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long", "stages"]),
               default="all", show_default=True,
-              help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, or long: one row "
-                   "per run, metric and split (csv, json or markdown; not latex)")
+              help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, long: one row "
+                   "per run, metric and split (csv, json or markdown; not latex), or stages: CAM → pseudo-labels → "
+                   "distilled segmenter (wsbench distill)")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
@@ -446,8 +448,27 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
     runs = _runs_dir(runs_dir)
     if out is not None:
         check_output(out, "--out", inputs=_run_folders(runs), overwrite=overwrite)
+    if table == "stages":
+        _print_stages(iter_runs(runs), fmt, out)
+        return
     names = list(TABLES) if table == "all" else [table]
     _print_tables(iter_runs(runs), names, fmt, metric, out, ci=ci)
+
+
+def _print_stages(records, fmt: str, out: Path | None) -> None:
+    """``--table stages`` (wsbench.stages): distilled runs only."""
+    from .stages import stages_table
+
+    if fmt == "latex":
+        raise UserError("--table stages: use --format markdown, csv or json")
+    text = stages_table(records, fmt)
+    if out is None:
+        click.echo(text.rstrip("\n"))
+    else:
+        from .runs import atomic_write_text
+
+        atomic_write_text(out, text)
+        click.echo(f"wrote {out}")
 
 
 def _run_folders(runs_dir: Path) -> list[Path]:
@@ -484,7 +505,7 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 
     runs_dir = _runs_dir(runs_dir)
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
-    records = complete_method_info(iter_runs(runs_dir))  # runs recorded before config.json kept method_info
+    records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)  # distilled: --table stages
     written = write_figures(records, out, fmt, examples, metric, _cache_dir(cache_dir), device,
                             overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
@@ -554,15 +575,18 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
             torch.set_num_threads(threads)
         records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
         click.echo("")
-        _print_tables(records, suite.tables)
+        _print_suite_tables(records, suite.tables)
         return
     planned = plan_suite(suite, runs, seed_list, overrides)
     failures: list[str] = []
     if launcher == "local":
         from .launch import run_parallel, slot_setups
+        from .suite import distill_stages
 
         records, failed = run_parallel(planned, runs, jobs, slot_setups(jobs, device, threads), echo=click.echo)
         failures = [f"{f.label}: {f.message}" for f in failed]
+        finished = [(p, p.done) for p in plan_suite(suite, runs, seed_list, overrides) if p.done is not None]
+        records = list(records) + distill_stages(suite, finished, runs, overrides, not quiet, click.echo)
     else:
         from .slurm import SlurmOptions, job_states, submit_suite, wait_for_jobs
 
@@ -584,10 +608,24 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         planned = plan_suite(suite, runs, seed_list, overrides)
         records = [suite_record(p) for p in planned if p.done is not None]
         failures += [f"{p.label}: not finished" for p in planned if p.done is None]
+        if suite.distill is not None or any(r.distill is not None for r in suite.runs):
+            click.echo("note: distill stages are not submitted as jobs; run wsbench suite SPEC without --launcher "
+                       "(its finished runs are skipped) to distill them")
     click.echo("")
-    _print_tables(records, suite.tables)
+    _print_suite_tables(records, suite.tables)
     if failures:
         raise UserError(f"{len(failures)} run(s) of {spec} failed: " + "; ".join(failures))
+
+
+def _print_suite_tables(records, tables: list[str]) -> None:
+    """A suite's tables; ``stages`` (the distill stages) after the others."""
+    names = [t for t in tables if t != "stages"]
+    if names:
+        _print_tables(records, names)
+    if "stages" in tables:
+        if names:
+            click.echo("")
+        _print_stages(records, "markdown", None)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -700,12 +738,76 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
     from .inference import load_run
 
     check_output(out, "--out", "dir", empty=True)  # before loading; the run's inputs are checked once known
+    from .distill import distilled_record
+
+    if distilled_record(run, _runs_dir(runs_dir)) is not None:
+        raise UserError(f"{run}: is a distilled run (a segmenter); export its source run, or segment videos "
+                        "with wsbench segment --run")
     trained = load_run(run, _runs_dir(runs_dir), device)
     summary = export_pseudo_labels(trained, out, SPLITS if split == "all" else (split,),
                                    cache_dir=_cache_dir(cache_dir))
     frames = sum(sum(c.values()) for c in summary["frames"].values())
     click.echo(f"wrote {frames} images and masks of run {trained.run_id} (threshold {trained.threshold:.2f}) "
                f"to {out}")
+
+
+@cli.command("distill")
+@click.option("--run", "run", required=True, help="finished CAM run: its id in RUNS_DIR or its directory")
+@click.option("--recipe", default="cpu", show_default=True,
+              help="named distill recipe: cpu (from scratch on 2 CPU cores in minutes) or smoke (seconds)")
+@click.option("--architecture", help="smp architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, ... [recipe: Unet]")
+@click.option("--encoder", help="smp encoder; tu-<timm model> for any timm backbone [recipe: tu-resnet18]")
+@click.option("--encoder-depth", type=click.IntRange(1, 5), help="encoder stages used [recipe: 3]")
+@click.option("--decoder-channels", help="decoder widths, one per encoder stage, e.g. 64,32,16 [recipe]")
+@click.option("--pretrained", type=click.Path(path_type=Path), help="local .pt state dict for the encoder")
+@click.option("--epochs", type=click.IntRange(min=1), help="training epochs [recipe: 6]")
+@click.option("--batch-size", type=click.IntRange(min=1), help="frames per step [recipe: 32]")
+@click.option("--lr", type=float, help="peak learning rate (AdamW, one-cycle) [recipe: 0.003]")
+@click.option("--image-size", help="N or WxH [default: the source run's resolution]")
+@click.option("--ignore-band", metavar="LOW,HIGH",
+              help="foreground pixels whose map lies in [LOW, HIGH) are not trained on, e.g. 0.3,0.7")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="training seed")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--resume", is_flag=True, help="continue the interrupted distill run with the same options")
+@click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
+@quiet_option
+def distill_cmd(run: str, recipe: str, seed: int, device: str, resume: bool, runs_dir: Path | None,
+                cache_dir: Path | None, quiet: bool, **options: Any) -> None:
+    """Train a segmentation network on the run's train-split pseudo-labels and score it like any run.
+
+    The labels are exactly what wsbench export writes (0 background, 1 legal, 2 illegal); the
+    segmenter (segmentation_models_pytorch) sees original frames, so deploying it needs no
+    background model or flow. The result is a new run in RUNS_DIR, scored by the same evaluator.
+    """
+    from .distill import distill, distill_recipe
+
+    def numbers(name: str, value: str | None, kind: type) -> tuple | None:
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v) for v in value.split(","))
+        except ValueError:
+            raise UserError(f"--{name} {value}: expected comma-separated numbers") from None
+
+    band = numbers("ignore-band", options.pop("ignore_band"), float)
+    if band is not None and len(band) != 2:
+        raise UserError(f"--ignore-band: expected LOW,HIGH, got {len(band)} value(s)")
+    options["ignore_band"] = band
+    options["decoder_channels"] = numbers("decoder-channels", options.pop("decoder_channels"), int)
+    options["image_size"] = _image_size(options.pop("image_size"))
+    if options["pretrained"] is not None:
+        options["pretrained"] = str(options["pretrained"].resolve())
+    resolved = distill_recipe(recipe, **options)
+    record = distill(run, _runs_dir(runs_dir), resolved, seed=seed, device=device, resume=resume,
+                     cache_dir=_cache_dir(cache_dir), progress=not quiet)
+    res = record.result or {}
+    info, metrics = res["distill"], res["metrics"]
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    click.echo(f"distilled run {record.run_id} from {info['source_run']}: test IoU {fmt(metrics['iou_illegal'])} "
+               f"(source CAM {fmt(info['source_iou_illegal'])}, its train pseudo-labels "
+               f"{fmt(info['pseudo_labels_train']['iou_illegal'])}); maps "
+               f"{res['timings']['maps_frames_per_second']} frames/s")
 
 
 @cli.command("segment")
@@ -738,7 +840,10 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     options = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames, batch_size=batch_size,
                    fps=fps)
     check_segment_options(input_path, out, **options)  # before the run is loaded
-    trained = load_run(run, _runs_dir(runs_dir), device)
+    from .distill import distilled_record, load_distilled
+
+    distilled = distilled_record(run, _runs_dir(runs_dir))
+    trained = load_distilled(distilled, device) if distilled else load_run(run, _runs_dir(runs_dir), device)
     summary = segment_file(trained, input_path, out, save_overlays=save_overlays, **options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
                + (f", overlay video {overlay_video}" if overlay_video else ""))

@@ -63,7 +63,8 @@ from .progress import show_progress
 from .texts import FIXED_THRESHOLD, threshold_text
 
 __all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "classification_accuracy",
-           "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "threshold_text", "wsws_mask"]
+           "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "split_iou", "threshold_text",
+           "wsws_mask"]
 
 BINS = 100
 
@@ -424,3 +425,34 @@ def classification_accuracy(model: CamNet, data: PreparedData, device: torch.dev
                 correct += int((pred_before == truth).sum())
             out[name][split] = round(correct / len(items), 6) if items else None
     return out
+
+
+def split_iou(data: PreparedData, maps: dict[int, torch.Tensor], threshold: float) -> dict[str, Any]:
+    """IoU of given maps cut at a fixed threshold, over the frames of the given videos that have GT masks.
+
+    What ``wsbench distill`` records as the quality of its pseudo-labels on the train split: the
+    source run's maps (as :func:`wsbench.inference.label_mask` cuts them into pseudo-labels) scored
+    like the test split, so an evaluation only; the result never feeds training.
+
+    Args:
+        data: prepared data.
+        maps: ``{position in data.index.videos: (T, h, w) maps in [0, 1]}`` of *before* videos.
+        threshold: the threshold (a grid value, e.g. the run's val-chosen one).
+
+    Returns:
+        ``{"iou_illegal", "miou", "frames", "threshold"}``; IoU and mIoU are ``None`` without masked frames.
+    """
+    sweep = IoUSweep()
+    for pos, video_maps_ in maps.items():
+        video = data.index.videos[pos]
+        w, h = data.slices[pos].frame_size
+        for i, mask_path in enumerate(video.masks or []):
+            if mask_path is None:
+                continue
+            scores = cv2.resize(video_maps_[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            sweep.add(scores, data.fg_full(pos, i), read_mask(mask_path, (w, h)))
+    k = int(round(threshold * BINS))
+    num = lambda x: None if not np.isfinite(x) else round(float(x), 6)  # noqa: E731
+    return {"iou_illegal": num(sweep.iou()[k]) if sweep.frames else None,
+            "miou": num(sweep.miou()[k]) if sweep.frames else None,
+            "frames": sweep.frames, "threshold": threshold}

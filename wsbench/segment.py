@@ -46,7 +46,7 @@ from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, wr
 from .progress import show_progress
 
 __all__ = ["SegmentedFrame", "check_segment_options", "open_source", "segment_file", "segment_stream",
-           "stream_background"]
+           "segmenter_stream", "stream_background"]
 
 #: the highest overlay video frame rate accepted
 MAX_FPS = 1000.0
@@ -218,6 +218,46 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
                 start += 1
 
 
+def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int = 8) -> Iterator[SegmentedFrame]:
+    """Masks of a stream of frames from a distilled segmenter: one forward pass per frame, no flow, no background.
+
+    Frames are resized to the segmenter's resolution, its class probabilities upsampled bilinearly
+    to frame size and cut by :meth:`~wsbench.distill.DistilledRun.label_masks` (illegal where its
+    probability reaches the run's val-chosen threshold, else the likelier of belt and legal).
+
+    Args:
+        trained: a :class:`~wsbench.distill.DistilledRun`.
+        frames: RGB uint8 frames of one size, in temporal order.
+        batch_size: frames per forward pass.
+
+    Yields:
+        :class:`SegmentedFrame` in input order.
+    """
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    source = iter(frames)
+    size: tuple[int, int] | None = None
+    index = 0
+    while True:
+        batch = list(itertools.islice(source, batch_size))
+        if not batch:
+            return
+        for frame in batch:
+            got = (frame.shape[1], frame.shape[0])
+            if size is not None and got != size:
+                raise UserError(f"frame {index} is {got[0]}x{got[1]}, the first frame {size[0]}x{size[1]}; "
+                                "frames of one video must share a size")
+            size = got
+        assert size is not None
+        small = np.stack([cv2.resize(f, trained.image_size, interpolation=cv2.INTER_AREA) for f in batch])
+        probs = trained.probabilities(small)
+        full = torch.nn.functional.interpolate(probs, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+        masks = trained.label_masks(full.numpy())
+        for frame, mask in zip(batch, masks):
+            yield SegmentedFrame(index, frame, mask)
+            index += 1
+
+
 def check_segment_options(source: str | Path, out: str | Path, overlay_video: str | Path | None = None,
                           overwrite: bool = False, bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
                           fps: float | None = None) -> None:
@@ -281,13 +321,18 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     mask_dir.mkdir(parents=True, exist_ok=True)
     if save_overlays:
         (out / "overlay").mkdir(exist_ok=True)
-    background = stream_background(iter(frames), bg_frames)
+    from .distill import DistilledRun
+
+    distilled = isinstance(trained, DistilledRun)  # a segmenter: no background model, no flow
+    background = None if distilled else stream_background(iter(frames), bg_frames)
     rate = fps or getattr(frames, "fps", None) or 10.0
     writer = None
     counts = np.zeros(len(CLASSES), np.int64)
     n = 0
     try:
-        for item in tqdm(segment_stream(trained, iter(frames), background, batch_size), total=len(frames),
+        stream = (segmenter_stream(trained, iter(frames), batch_size) if distilled
+                  else segment_stream(trained, iter(frames), background, batch_size))
+        for item in tqdm(stream, total=len(frames),
                          desc="segment", unit="frame", leave=False, disable=not show_progress(progress)):
             name = frames.names[item.index]
             write_image(mask_dir / f"{name}.png", item.mask)
@@ -309,7 +354,8 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     if writer is not None and not (Path(overlay_video).is_file() and Path(overlay_video).stat().st_size > 0):
         raise UserError(f"{overlay_video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
     write_classes(out)
-    summary = {**run_summary(trained), "input": str(source), "frames": n, "bg_frames": bg_frames,
+    summary = {**(trained.summary() if distilled else run_summary(trained)), "input": str(source), "frames": n,
+               "bg_frames": None if distilled else bg_frames,
                "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
                "pixels": {name: int(c) for name, c in zip(CLASSES, counts)}}
     atomic_write_json(out / "segment.json", summary)

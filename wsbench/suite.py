@@ -60,8 +60,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "finished_line", "load_spec", "plan_suite", "run_suite",
-           "spec_schema", "suite_record"]
+__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "distill_stages", "finished_line", "load_spec",
+           "plan_suite", "run_suite", "spec_schema", "suite_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,7 @@ class SuiteRun:
     fuse_mode: str = "max"
     fuse_on: str = "maps"
     label: str | None = None
+    distill: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,7 @@ class SuiteSpec:
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
     split_seeds: list[int] | None = None
     slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
+    distill: dict[str, Any] | None = None
 
 
 #: seeds are 64-bit (what torch.manual_seed takes)
@@ -108,7 +110,7 @@ def spec_schema() -> Record:
     recipe.fields["name"] = Str()  # a named recipe (wsbench list recipes), the other keys over it
     run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
                   "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "fuse_on": OneOf("maps", "raw"),
-                  "label": Optional(Str())},
+                  "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
     evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
@@ -117,10 +119,28 @@ def spec_schema() -> Record:
                     "group": OneOf("run", "classifier"), "requeues": Int(0)})
     return Record({"name": Str(), "description": Str(), "datasets": ListOf(Str(), min_len=1),
                    "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
-                   "tables": ListOf(OneOf(*TABLES)), "datasets_options": MapOf(dataset_options),
+                   "tables": ListOf(OneOf(*TABLES, "stages")), "datasets_options": MapOf(dataset_options),
                    "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1),
-                   "slurm": slurm},
+                   "slurm": slurm, "distill": _distill_schema()},
                   required=("runs",))
+
+
+def _distill_schema() -> Record:
+    """``[distill]`` (every run) or a run's ``distill = {...}``: a distill stage after the run (``wsbench distill``);
+    ``recipe`` names a distill recipe, the other keys are its fields; ``enabled = false`` skips a run's stage."""
+    return Record({"recipe": Str(), "enabled": Bool(), "architecture": Str(), "encoder": Str(),
+                   "encoder_depth": Int(1, 5), "decoder_channels": ListOf(Int(1)), "pretrained": Str(),
+                   "epochs": Int(1), "batch_size": Int(1), "lr": Number(finite=True),
+                   "weight_decay": Number(finite=True), "image_size": ListOf(Int(1), min_len=2),
+                   "ignore_band": ListOf(Number(finite=True), min_len=2), "dice_weight": Number(finite=True)})
+
+
+def _distill_options(spec: SuiteSpec, run: SuiteRun) -> dict[str, Any] | None:
+    """The distill stage of a run (the spec's ``[distill]`` under the run's own), or ``None``."""
+    if spec.distill is None and run.distill is None:
+        return None
+    options = {**(spec.distill or {}), **(run.distill or {})}
+    return None if options.pop("enabled", True) is False else options
 
 
 def _options_schema(method: str) -> Record | None:
@@ -179,7 +199,7 @@ def load_spec(path: str | Path) -> SuiteSpec:
                      dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
                      evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
-                     slurm=dict(raw.get("slurm", {})))
+                     slurm=dict(raw.get("slurm", {})), distill=raw.get("distill"))
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
@@ -244,6 +264,7 @@ class PlannedRun:
     suite_label: str | None
     group: str
     done: RunRecord | None = None
+    run: SuiteRun | None = None
 
 
 def plan_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None,
@@ -272,7 +293,7 @@ def plan_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None,
         group = json.dumps([run_spec.dataset, run_spec.data_root, run_spec.split_seed, run_spec.dataset_options,
                             run_spec.seed, resolved.method.classifier(), dataclasses.asdict(resolved.recipe)],
                            sort_keys=True, default=str)
-        planned.append(PlannedRun(i, label, run_spec, run.label, group, done[-1] if done else None))
+        planned.append(PlannedRun(i, label, run_spec, run.label, group, done[-1] if done else None, run))
     return planned
 
 
@@ -310,15 +331,54 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
 
     records = []
     started = time.perf_counter()
+    finished = []
     for planned in plan_suite(spec, runs_dir, seeds, overrides):
         if planned.done is not None:
             echo(f"{planned.label}: done before ({planned.done.run_id})")
             records.append(suite_record(planned))
+            finished.append((planned, planned.done))
             continue
         echo(f"{planned.label}: running")
         record = execute(planned.run_spec, runs_dir, resume=True, progress=progress)
         tensorboard_run(record, planned.run_spec.cache_dir)
         echo(finished_line(planned.label, record))
+        finished.append((planned, record))
         records.append(record)
+    records += distill_stages(spec, finished, runs_dir, overrides, progress, echo)
     echo(f"suite {spec.name}: {len(records)} runs, {time.perf_counter() - started:.0f} s")
     return records
+
+
+def distill_stages(spec: SuiteSpec, finished: list[tuple[PlannedRun, RunRecord]], runs_dir: Path,
+                   overrides: dict[str, Any] | None = None, progress: bool = True,
+                   echo: Callable[[str], None] = print) -> list[RunRecord]:
+    """The distill stages the spec asks for, one after another, once the planned runs are finished.
+
+    Args:
+        spec: the suite.
+        finished: each planned run (:func:`plan_suite`) with its finished record.
+        runs_dir, overrides, progress, echo: as :func:`run_suite`.
+
+    Returns:
+        The distilled runs' records (finished now or before).
+    """
+    return [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, progress, echo)
+            for planned, record in finished
+            if planned.run is not None and _distill_options(spec, planned.run) is not None]
+
+
+def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: Path, overrides: dict[str, Any],
+                   progress: bool, echo: Callable[[str], None]) -> RunRecord:
+    """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists)."""
+    from .distill import distill_once, distill_recipe
+
+    options = dict(_distill_options(spec, run) or {})
+    recipe = distill_recipe(options.pop("recipe", "cpu"), **options)
+    seed = int(source.config.get("seed", 0))
+    label = f"distill {source.run_id} seed {seed}"
+    record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
+                               overrides.get("cache_dir"), progress)
+    iou = (record.result or {}).get("metrics", {}).get("iou_illegal")
+    echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+                         if ran else f"done before ({record.run_id})"))
+    return record
