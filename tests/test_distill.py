@@ -296,3 +296,25 @@ def test_suite_spec_distill_stage(tmp_path):
     spec = load_spec(Path(__file__).parent.parent / "benchmarks" / "two-stage.toml")
     assert {r.method for r in spec.runs} == {"cam", "puzzlecam", "tccam"} and spec.seeds == [0, 1, 2]
     assert all(_distill_options(spec, r) is not None for r in spec.runs) and "stages" in spec.tables
+
+
+def test_distill_help_shows_the_cpu_recipe_defaults():
+    """The [recipe: ...] hints of wsbench distill --help are the cpu distill recipe's values."""
+    import re
+
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+    from wsbench.distill import DISTILL_RECIPES
+
+    assert CliRunner().invoke(cli, ["distill", "--help"]).exit_code == 0
+    shown = {}
+    for param in cli.commands["distill"].params:
+        hint = re.search(r"\[recipe: ([^\]]+)\]", getattr(param, "help", None) or "")
+        if hint:
+            shown[param.opts[0][2:]] = hint.group(1)
+    cpu = DISTILL_RECIPES["cpu"]
+    expected = {"architecture": cpu.architecture, "encoder": cpu.encoder, "encoder-depth": str(cpu.encoder_depth),
+                "decoder-channels": ",".join(map(str, cpu.decoder_channels)), "epochs": str(cpu.epochs),
+                "batch-size": str(cpu.batch_size), "lr": str(cpu.lr)}
+    assert {k: shown.get(k) for k in expected} == expected

@@ -81,11 +81,11 @@ class DistillRecipe:
     """
 
     architecture: str = "Unet"
-    encoder: str = "tu-resnet18"
+    encoder: str = "tu-resnet10t"
     encoder_depth: int = 3
-    decoder_channels: tuple[int, ...] = (64, 32, 16)
+    decoder_channels: tuple[int, ...] = (32, 16, 8)
     pretrained: str | None = None
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
