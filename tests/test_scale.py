@@ -133,6 +133,19 @@ def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(
     assert figures.exit_code == 0 and "training_curves.png" in figures.output, figures.output
 
 
+@pytest.mark.slow
+def test_jobs_build_each_cache_once_before_the_slots_start(tiny_belt, tmp_path, torch_threads):
+    """Frames and flows are prepared in the parent first: no run of a --jobs suite builds a cache itself."""
+    spec = _spec(tmp_path, tiny_belt)
+    out = _invoke(["suite", str(spec), "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "fresh"),
+                   "-q", "--jobs", "2", "--threads", "1"])
+    assert out.exit_code == 0, out.output
+    assert "caches ready for" in out.output
+    records = list(iter_runs(tmp_path / "runs"))
+    assert len(records) == 3
+    assert [(r.result["timings"]["cache"], r.result["timings"]["flow"]) for r in records] == [(0.0, 0.0)] * 3
+
+
 def test_training_curves_average_the_seeds_of_a_method(tmp_path, monkeypatch):
     from wsbench import figures
 

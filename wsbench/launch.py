@@ -30,7 +30,7 @@ from typing import Any
 from .runs import RunRecord
 from .suite import PlannedRun, finished_line, suite_record
 
-__all__ = ["Failure", "SlotSetup", "run_parallel", "slot_setups"]
+__all__ = ["Failure", "SlotSetup", "run_parallel", "slot_setups", "warm_caches"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +117,48 @@ def _run_one(run_spec: Any, runs_dir: Path) -> tuple[str, Any]:
         return "error", f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
 
 
+def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) -> int:
+    """Build the frame and flow caches the runs still to do will read, once, in this process.
+
+    Without it the first runs of every slot build the same caches at the same time (each build
+    is atomic, so the result is right, but the work is done once per slot).
+
+    Args:
+        planned: :func:`wsbench.suite.plan_suite` of the suite.
+        echo: where the status line goes.
+
+    Returns:
+        The number of distinct caches looked at (built now or found).
+    """
+    from .data.cache import prepare
+    from .device import resolve_device
+    from .methods import create_trainer
+    from .pipeline import resolve
+
+    seen: set[tuple[Any, ...]] = set()
+    started = time.perf_counter()
+    for item in planned:
+        if item.done is not None:
+            continue
+        spec = item.run_spec
+        resolved = resolve(spec, resolve_device(spec.device).type)
+        recipe, fusion = resolved.recipe, resolved.fusion
+        flows = create_trainer(resolved.method).clip_length() > 1 or bool(
+            fusion is not None and fusion.neighbours > 0 and fusion.warp)
+        key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), recipe.bg_threshold,
+               recipe.bg_morph, spec.cache_dir, (recipe.flow, repr(recipe.flow_options())) if flows else None)
+        if key in seen:
+            continue
+        seen.add(key)
+        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
+                       bg_morph=recipe.bg_morph)
+        if flows:
+            data.flows(recipe.flow, **recipe.flow_options())
+    if seen:
+        echo(f"caches ready for {len(seen)} data/flow configuration(s) ({time.perf_counter() - started:.0f} s)")
+    return len(seen)
+
+
 def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: list[SlotSetup],
                  echo: Callable[[str], None] = print) -> tuple[list[RunRecord], list[Failure]]:
     """Run the runs of ``planned`` that are not done yet in ``jobs`` worker processes.
@@ -138,6 +180,7 @@ def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: l
         if item.done is not None:
             echo(f"{item.label}: done before ({item.done.run_id})")
             records[item.index] = suite_record(item)
+    warm_caches(planned, echo)
     groups: dict[str, list[PlannedRun]] = {}
     for item in planned:
         if item.done is None:
