@@ -1,4 +1,5 @@
-"""The second stage: ``wsbench distill``, its run record, resume, the ignore band, the stages table, segmenting with it."""
+"""The second stage: ``wsbench distill``, its run record, resume, the ignore band, the stages table, segmenting
+with it."""
 
 from __future__ import annotations
 
@@ -168,7 +169,8 @@ def test_distill_refuses_bad_inputs(source, distilled, tmp_path):
     result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs), "--encoder",
                                       "tu-no_such_model", "--recipe", "smoke", "-q"])
     assert result.exit_code != 0 and "tu-no_such_model" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs), "--ignore-band", "0.5"])
+    result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs),
+                                      "--ignore-band", "0.5"])
     assert result.exit_code != 0 and "LOW,HIGH" in result.output
 
 
@@ -183,7 +185,8 @@ def test_pretrained_encoder_from_a_local_file(tmp_path):
     torch.save(donor.net.encoder.model.state_dict(), path)
     net = SegmenterNet(recipe)
     net.load_encoder(path)
-    assert all(torch.equal(a, b) for a, b in zip(net.net.encoder.parameters(), donor.net.encoder.parameters()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(net.net.encoder.parameters(), donor.net.encoder.parameters(), strict=True))
     torch.save({"unrelated.weight": torch.zeros(2)}, path)
     with pytest.raises(UserError, match="none of its keys"):
         SegmenterNet(recipe).load_encoder(path)

@@ -9,8 +9,6 @@ see about 55 px. Use it like any timm model: ``--backbone wsbench_resnet_tiny``.
 
 from __future__ import annotations
 
-from typing import Optional, Type
-
 import torch
 from timm.models import register_model
 from timm.models.resnet import BasicBlock, ResNet
@@ -28,9 +26,9 @@ class PointwiseBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None,
-                 act_layer: Type[nn.Module] = nn.ReLU, norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-                 drop_path: Optional[nn.Module] = None, device=None, dtype=None, **_: object) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 act_layer: type[nn.Module] = nn.ReLU, norm_layer: type[nn.Module] = nn.BatchNorm2d,
+                 drop_path: nn.Module | None = None, device=None, dtype=None, **_: object) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False, **dd)

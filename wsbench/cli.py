@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -114,7 +115,8 @@ def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 
 
 #: ``--quiet/-q`` of every command with progress bars
-quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="no progress bars (and for run: no recipe note or time estimate)")
+quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet,
+                            help="no progress bars (and for run: no recipe note or time estimate)")
 #: ``--overwrite`` of every command that writes a named output file
 overwrite_option = click.option("--overwrite", is_flag=True, help="replace existing output files")
 
@@ -276,7 +278,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)),
                      help="named recipe (wsbench list recipes); the options below override its fields [default: "
-                          "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of paper]"),
+                          "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of "
+                          "paper]"),
         *(_recipe_option(o) for o in recipe_options()),
     ]
     for option in reversed(options):
@@ -309,7 +312,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @cli.command("run", cls=_RunCommand)
 @click.option("--method", "-m", required=True, help="method name (wsbench list methods)")
-@click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
+@click.option("--dataset", "-d", default="synthetic-belt", show_default=True,
+              help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="training seed (0 .. 2^64-1)")
 @click.option("--split-seed", type=_SEED, help=SPLIT_SEED_HELP)
@@ -505,7 +509,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 
     runs_dir = _runs_dir(runs_dir)
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
-    records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)  # distilled: --table stages
+    # distilled runs are in --table stages
+    records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)
     written = write_figures(records, out, fmt, examples, metric, _cache_dir(cache_dir), device,
                             overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
@@ -530,7 +535,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--launcher", type=click.Choice(["local", "slurm", "submitit-local"]), default="local",
               show_default=True, help="local: this machine (--jobs); slurm: one SLURM job per run through submitit; "
                                       "submitit-local: the same jobs as local processes (no SLURM)")
-@click.option("--status", is_flag=True, help="with --launcher slurm: each run's state (done, or its job's), submit nothing")
+@click.option("--status", is_flag=True,
+              help="with --launcher slurm: each run's state (done, or its job's), submit nothing")
 @click.option("--no-wait", is_flag=True, help="with --launcher slurm: submit and return (tables: wsbench leaderboard)")
 @click.option("--partition", help="SLURM partition [default: the spec's [slurm] table, else the cluster's]")
 @click.option("--gpus", type=click.IntRange(min=0), help="GPUs per SLURM job [default: [slurm] gpus, else 1]")
@@ -647,7 +653,8 @@ _BELT = BeltConfig()
 @click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
 def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> None:
-    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in belt."""
+    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in
+    belt."""
     from .data.synthetic import generate_belt
     from .files import check_output
 
@@ -710,7 +717,8 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
         except RecursionError:
-            raise click.BadParameter(f"the value of {key} is nested too deeply", param_hint="--dataset-option") from None
+            raise click.BadParameter(f"the value of {key} is nested too deeply",
+                                     param_hint="--dataset-option") from None
     return out
 
 

@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .methods import METHODS, Method
 from .files import atomic_write, config_hash
+from .methods import METHODS, Method
 from .runs import (
     RunRecord,
     create_run,
@@ -50,7 +50,8 @@ from .runs import (
 )
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
-           "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels", "is_distilled", "load_distilled", "pseudo_labels"]
+           "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels",
+           "is_distilled", "load_distilled", "pseudo_labels"]
 
 #: label of pixels that are not trained on (the ignore band)
 IGNORE = 255
@@ -208,7 +209,8 @@ class SegmenterNet(nn.Module):
         try:
             target.load_state_dict(state, strict=False)  # a classifier's head (fc.*) is not part of the encoder
         except RuntimeError as err:
-            raise UserError(f"--pretrained {path}: does not fit the encoder ({str(err).splitlines()[-1].strip()})") from None
+            last = str(err).splitlines()[-1].strip()
+            raise UserError(f"--pretrained {path}: does not fit the encoder ({last})") from None
 
 
 class SegmenterMaps(Method):
@@ -272,7 +274,8 @@ def ignore_band_labels(labels: np.ndarray, scores: np.ndarray, foreground: np.nd
 
 
 def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, float] | None,
-                  batch_size: int = 32, progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, torch.Tensor]]:
+                  batch_size: int = 32,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, torch.Tensor]]:
     """The train split's pseudo-labels at the segmenter's resolution.
 
     Args:
@@ -566,11 +569,13 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     recipe_config = dict(recipe.as_config(), image_size=list(size))
     config = {
         "method": method_name, "method_options": {}, "dataset": src_config["dataset"],
-        "data_root": src_config.get("data_root"), "split_seed": src_config.get("split_seed", 0), "seed": seed, "recipe": recipe_config, "fusion": None,
+        "data_root": src_config.get("data_root"), "split_seed": src_config.get("split_seed", 0), "seed": seed,
+        "recipe": recipe_config, "fusion": None,
         "distill": {"source_run": trained.run_id, "source_config_hash": src_result.get("config_hash"),
                     "source_method": src_result.get("method", src_config["method"]),
                     "source_threshold": trained.threshold},
-        "config_hash": distill_hash(trained.record, recipe, seed), "data_fingerprint": src_config.get("data_fingerprint"),
+        "config_hash": distill_hash(trained.record, recipe, seed),
+        "data_fingerprint": src_config.get("data_fingerprint"),
         "environment": _environment(),
     }
     for key in ("dataset_options", "resplit", "dataset_info"):  # as the source recorded them (tables group by them)
@@ -578,8 +583,8 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
             config[key] = src_config[key]
     run_id = None
     if resume:
-        unfinished = [r for r in iter_runs(runs_dir, finished=False) if r.config.get("config_hash") == config["config_hash"]
-                      and is_distilled(r)]
+        unfinished = [r for r in iter_runs(runs_dir, finished=False)
+                      if r.config.get("config_hash") == config["config_hash"] and is_distilled(r)]
         run_id = unfinished[-1].run_id if unfinished else None
     record = create_run(runs_dir, config, run_id=run_id)
 

@@ -361,7 +361,8 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         "threshold_source": source,
         "val_iou_illegal": num(val_iou[k]) if val.frames else None,
         "oracle_iou_illegal": num(np.nanmax(test_iou)) if test.frames and np.isfinite(test_iou).any() else None,
-        "oracle_threshold": (int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any() else None,
+        "oracle_threshold": ((int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any()
+                             else None),
         "stability": num(stability.stability()[k]) if stability.pairs else None,
     }
     baselines = {}
@@ -381,10 +382,12 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
                    "test_iou_illegal": [num(x) for x in test_iou] if test.frames else [],
                    "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
         "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
-                   "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k))))
+                   "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k)),
+                                                 strict=True))
                                    for key, v in test_videos.items()}},
         "fusion": fusion.as_config() if fusion else None,
-        "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
+        "timings": {"maps": round(seconds, 3),
+                    "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
     }
 
 

@@ -32,8 +32,8 @@ from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
 from .files import atomic_write_json, check_output, write_image
-from .progress import show_progress
 from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
+from .progress import show_progress
 
 __all__ = ["export_maps", "export_pseudo_labels"]
 
@@ -104,7 +104,7 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
                    "masks": "masks/<split>/<same name>.png, uint8 values = indices of classes"},
         "classes": list(CLASSES),
         "frames": counts,
-        "pixels": {name: int(n) for name, n in zip(CLASSES, pixels)},
+        "pixels": {name: int(n) for name, n in zip(CLASSES, pixels, strict=True)},
         "note": "pseudo-labels from a weakly supervised run (no GT used); after frames have no illegal pixels",
     }
     atomic_write_json(out / "export.json", summary)

@@ -22,15 +22,15 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 from .files import chmod_as_new, disk_error
@@ -81,7 +81,7 @@ def _open(url: str, headers: dict[str, str] | None = None):
         return urllib.request.urlopen(request, timeout=_TIMEOUT)  # noqa: S310 (https or a test server)
     except urllib.error.HTTPError:
         raise
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as err:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise UserError(f"cannot reach {url}: {reason}; check the network and run the same command again "
                         "(downloads resume)") from None
@@ -208,7 +208,7 @@ def _download(url: str, target: Path, size: int | None, md5: str | None, progres
                         while chunk := response.read(_CHUNK):
                             fh.write(chunk)
                             bar.update(len(chunk))
-                    except (OSError, socket.timeout) as err:
+                    except (TimeoutError, OSError) as err:
                         one_line = disk_error(err, part.parent) if isinstance(err, OSError) else None
                         if one_line is not None:  # the disk, not the network
                             raise one_line from None

@@ -15,9 +15,9 @@
 from __future__ import annotations
 
 import textwrap
-
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -97,16 +97,17 @@ def threshold_sweeps(records: Iterable[RunRecord], out: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
+    for ax, dataset in zip(axes[0], datasets, strict=True):
         for name, runs in columns:
-            runs = [r for r in runs if r.result["dataset"] == dataset and r.result.get("curves", {}).get("val_iou_illegal")]
+            runs = [r for r in runs
+                    if r.result["dataset"] == dataset and r.result.get("curves", {}).get("val_iou_illegal")]
             if not runs:
                 continue
             thresholds = np.asarray(runs[0].result["curves"]["thresholds"], float)
-            curves = np.array([[np.nan if v is None else v for v in r.result["curves"]["val_iou_illegal"]] for r in runs],
-                              float)
+            curves = np.array([[np.nan if v is None else v for v in r.result["curves"]["val_iou_illegal"]]
+                               for r in runs], float)
             (line,) = ax.plot(thresholds, 100 * np.nanmean(curves, axis=0), label=f"{name} (n={len(runs)})", lw=1.2)
-            for r, curve in zip(runs, curves):
+            for r, curve in zip(runs, curves, strict=True):
                 t = r.result["metrics"]["threshold"]
                 ax.plot([t], [100 * curve[int(np.argmin(np.abs(thresholds - t)))]], "o", color=line.get_color(), ms=3)
         ax.set_title(f"{dataset}: validation sweep (dots: chosen thresholds)", fontsize=9)
@@ -309,12 +310,13 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
                 iou = "" if m["iou"] is None else f"IoU {100 * m['iou']:.1f}"
                 head = textwrap.fill(name, 22)  # long labels would run into the next column
                 shows.append((f"{head}\n{iou}" if i == 0 else iou, _overlay(image, m["pred"], (230, 30, 30), outline)))
-            for ax, (title, picture) in zip(axes[i], shows):
+            for ax, (title, picture) in zip(axes[i], shows, strict=True):
                 ax.imshow(picture)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(title, fontsize=7)
-        what = f"each run's {sources.pop()}" if len(sources) == 1 else f"each run's threshold ({'; '.join(sorted(sources))})"
+        what = (f"each run's {sources.pop()}" if len(sources) == 1
+                else f"each run's threshold ({'; '.join(sorted(sources))})")
         fig.suptitle(f"{dataset}: test frames, masks at {what}", fontsize=9)
         written.append(_save(fig, Path(out_dir) / f"qualitative-{dataset}.{fmt}"))
     return written

@@ -16,8 +16,8 @@ the logits. Two heads:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import timm
 import torch

@@ -25,7 +25,8 @@ import fnmatch
 import importlib.metadata
 import os
 import warnings
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Entry", "Registry", "RegistryError", "UnknownEntryError", "PluginWarning"]
 

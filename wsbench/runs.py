@@ -150,7 +150,7 @@ class RunRecord:
         return self.result is not None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "RunRecord":
+    def load(cls, path: str | os.PathLike) -> RunRecord:
         """Read a run directory.
 
         Raises:

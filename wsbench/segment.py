@@ -188,7 +188,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
             maps = batch_maps(trained.method, trained.model, np.stack([e.small for e, _ in batch]),
                               np.stack([m for _, m in batch]), variant, trained.device, needs_grad,
                               trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion))
-            for (entry, _), m in zip(batch, maps):
+            for (entry, _), m in zip(batch, maps, strict=True):
                 entry.maps = m
                 if estimator is not None and window:
                     prev = window[-1]
@@ -253,7 +253,7 @@ def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int
         probs = trained.probabilities(small)
         full = torch.nn.functional.interpolate(probs, size=(size[1], size[0]), mode="bilinear", align_corners=False)
         masks = trained.label_masks(full.numpy())
-        for frame, mask in zip(batch, masks):
+        for frame, mask in zip(batch, masks, strict=True):
             yield SegmentedFrame(index, frame, mask)
             index += 1
 
@@ -357,7 +357,7 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     summary = {**(trained.summary() if distilled else run_summary(trained)), "input": str(source), "frames": n,
                "bg_frames": None if distilled else bg_frames,
                "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
-               "pixels": {name: int(c) for name, c in zip(CLASSES, counts)}}
+               "pixels": {name: int(c) for name, c in zip(CLASSES, counts, strict=True)}}
     atomic_write_json(out / "segment.json", summary)
     return summary
 

@@ -47,13 +47,26 @@ import dataclasses
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 from .runs import RunRecord, iter_runs
-from .schema import (AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, decode_text,
-                     from_dataclass)
+from .schema import (
+    AnyValue,
+    Bool,
+    Int,
+    ListOf,
+    MapOf,
+    Number,
+    OneOf,
+    Optional,
+    Record,
+    Str,
+    decode_text,
+    from_dataclass,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,13 +116,14 @@ SEED_MAX = 2**64 - 1
 
 def spec_schema() -> Record:
     """The schema of a suite spec: every key, its type, which are required."""
-    from .report import TABLES
     from .recipes import Recipe
+    from .report import TABLES
 
     recipe = from_dataclass(Recipe)
     recipe.fields["name"] = Str()  # a named recipe (wsbench list recipes), the other keys over it
     run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
-                  "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "fuse_on": OneOf("maps", "raw"),
+                  "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"),
+                  "fuse_on": OneOf("maps", "raw"),
                   "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
@@ -203,7 +217,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
-    """A spec's ``recipe``: ``"NAME"`` is ``{name = "NAME"}``; a table's ``name`` is a named recipe, the rest its options.
+    """A spec's ``recipe``: ``"NAME"`` is ``{name = "NAME"}``; a table's ``name`` is a named recipe, the rest its
+    options.
 
     Raises:
         UserError: neither a string nor a table, or an unknown recipe name.

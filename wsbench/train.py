@@ -34,10 +34,10 @@ from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
 from .device import autocast as device_autocast
 from .device import default_workers, to_device
 from .errors import UserError
-from .progress import show_progress
+from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet, build_model
-from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
+from .progress import show_progress
 from .recipes import Recipe
 
 __all__ = ["TrainingDiverged", "augment", "train_classifier"]
@@ -395,7 +395,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             # logged values: the mean over ranks of each rank's share (the terms themselves alone)
             logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
                                                                                  for t in terms.values()]))
-            values = dict(zip(["total", *terms], logged.tolist()))
+            values = dict(zip(["total", *terms], logged.tolist(), strict=True))
             _check_finite(values, epoch, step, ckpt, saved)
             optimizer.zero_grad(set_to_none=True)
             total.backward()

@@ -27,8 +27,9 @@ import os
 import re
 import warnings
 import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np

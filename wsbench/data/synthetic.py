@@ -582,7 +582,7 @@ def generate_belt(out: str | os.PathLike, config: BeltConfig = BeltConfig(),
                         workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
                     stats = list(pool.map(_write_pair, [tmp] * len(vids), [config] * len(vids),
                                           range(len(vids)), vids))
-            for index, (vid, stat) in enumerate(zip(vids, stats)):
+            for index, (vid, stat) in enumerate(zip(vids, stats, strict=True)):
                 split = ("train", "val", "test")[int(np.searchsorted(bounds, index, side="right"))]
                 splits[split] += [f"before/{vid}", f"after/{vid}"]
                 manifest["videos"][vid] = {"split": split, **stat}
@@ -593,7 +593,7 @@ def generate_belt(out: str | os.PathLike, config: BeltConfig = BeltConfig(),
                 os.rename(tmp, root)
             except OSError:
                 if not _is_same(root, config):  # another process created ROOT meanwhile
-                    raise UserError(f"{root} appeared during generation and is not this data set")
+                    raise UserError(f"{root} appeared during generation and is not this data set") from None
                 shutil.rmtree(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
