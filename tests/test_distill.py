@@ -276,6 +276,15 @@ def test_stages_table_from_stored_records(tmp_path):
     assert "no finished distilled runs" in stages_table(iter_runs(tmp_path / "none"))
 
 
+def test_leaderboard_writes_the_stages_table_to_a_file(tmp_path):
+    runs = tmp_path / "runs"
+    _fake(runs, 0, 0.30, 0.40, 0.50)
+    out = tmp_path / "stages.md"
+    result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--table", "stages", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output and "| cam " in out.read_text()
+
+
 def test_stages_module_imports_no_torch():
     code = "import sys, wsbench.stages; assert 'torch' not in sys.modules, 'torch imported'"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -9,6 +9,8 @@ see about 55 px. Use it like any timm model: ``--backbone wsbench_resnet_tiny``.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from timm.models import register_model
 from timm.models.resnet import BasicBlock, ResNet
@@ -42,7 +44,7 @@ class PointwiseBlock(nn.Module):
 
     def zero_init_last(self) -> None:
         """Start as identity (timm calls this when ``zero_init_last=True``)."""
-        nn.init.zeros_(self.bn2.weight)
+        nn.init.zeros_(cast(torch.Tensor, self.bn2.weight))  # norm_layer is typed as any module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual 1×1 → 1×1."""
@@ -65,7 +67,7 @@ class _GroupNorm8(nn.GroupNorm):
 def _tiny(pretrained: bool, **kwargs) -> ResNet:
     if pretrained:
         raise ValueError("wsbench_resnet_tiny has no pretrained weights")
-    args = dict(block=(BasicBlock, PointwiseBlock, PointwiseBlock, PointwiseBlock), layers=(1, 1, 1, 1),
+    args: dict[str, Any] = dict(block=(BasicBlock, PointwiseBlock, PointwiseBlock, PointwiseBlock), layers=(1, 1, 1, 1),
                 channels=(32, 64, 128, 192), stem_width=16, stem_type="deep")
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's loader-only arguments
         kwargs.pop(key, None)

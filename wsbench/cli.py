@@ -31,6 +31,12 @@ _SEED = click.IntRange(0, SEED_MAX)
 
 
 # -- error handling ---------------------------------------------------------------------------
+class _UsageLine(click.ClickException):
+    """A usage error as one line, with the exit status of click's usage errors (2)."""
+
+    exit_code = click.UsageError.exit_code
+
+
 class _Group(click.Group):
     """Turns user errors into one-line messages (tracebacks only with ``--debug``)."""
 
@@ -44,16 +50,14 @@ class _Group(click.Group):
         except click.UsageError as err:  # one line too, instead of click's usage block
             if ctx.meta.get("wsbench.debug") or err.ctx is None:
                 raise
-            one_line = click.ClickException(f"{err.format_message()} (see '{err.ctx.command_path} -h')")
-            one_line.exit_code = err.exit_code
-            raise one_line from None
+            raise _UsageLine(f"{err.format_message()} (see '{err.ctx.command_path} -h')") from None
         except OSError as err:  # a full, read-only or forbidden folder: one line naming it
             from .files import disk_error
 
-            one_line = disk_error(err)
-            if one_line is None or ctx.meta.get("wsbench.debug"):
+            disk = disk_error(err)
+            if disk is None or ctx.meta.get("wsbench.debug"):
                 raise
-            raise click.ClickException(str(one_line)) from None
+            raise click.ClickException(str(disk)) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted; run the same command with --resume to continue", err=True)
             sys.exit(130)
@@ -469,7 +473,7 @@ def _print_stages(records, fmt: str, out: Path | None) -> None:
     if out is None:
         click.echo(text.rstrip("\n"))
     else:
-        from .runs import atomic_write_text
+        from .files import atomic_write_text
 
         atomic_write_text(out, text)
         click.echo(f"wrote {out}")
@@ -845,8 +849,8 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     from .inference import load_run
     from .segment import check_segment_options, segment_file
 
-    options = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames, batch_size=batch_size,
-                   fps=fps)
+    options: dict[str, Any] = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames,
+                                   batch_size=batch_size, fps=fps)
     check_segment_options(input_path, out, **options)  # before the run is loaded
     from .distill import distilled_record, load_distilled
 

@@ -108,9 +108,9 @@ def zenodo_record(record: str) -> dict[str, Any]:
 
 
 def _restricted(record: dict[str, Any]) -> bool:
-    access = record.get("access") if isinstance(record.get("access"), dict) else {}
-    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-    return access.get("files") == "restricted" or metadata.get("access_right") in ("restricted", "closed")
+    access, metadata = record.get("access"), record.get("metadata")
+    return ((isinstance(access, dict) and access.get("files") == "restricted")
+            or (isinstance(metadata, dict) and metadata.get("access_right") in ("restricted", "closed")))
 
 
 def _files(record: dict[str, Any], where: str = "the record") -> list[dict[str, Any]]:

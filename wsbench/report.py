@@ -227,7 +227,8 @@ def _data_identity(config: dict[str, Any], result: dict[str, Any], content_of: d
     ident = {k: config.get(k) for k in _DATA}
     ident["dataset"] = result.get("dataset") or config.get("dataset")
     fingerprint = config.get("data_fingerprint")
-    ident["data_content"] = config.get("data_content") or content_of.get(fingerprint, fingerprint)
+    ident["data_content"] = config.get("data_content") or (content_of.get(fingerprint, fingerprint) if fingerprint
+                                                           else fingerprint)
     return ident
 
 
@@ -443,7 +444,8 @@ class _Intervals:
         if cell.mean is None or self.metric != "iou_illegal":
             return
         counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
-        interval = iou_interval(counts) if all(counts) else None
+        present = [c for c in counts if c]
+        interval = iou_interval(present) if len(present) == len(counts) else None
         if interval is None:
             self.missing.append(column)
             return
@@ -477,14 +479,14 @@ def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
 
 def _highlight(cells: list[Cell], higher_better: bool = True, second: bool = True) -> None:
     """Mark the best (and, with ``second``, among three or more values the second best) cells, ties alike."""
-    values = sorted({round(c.mean, 2) for c in cells if c.mean is not None}, reverse=higher_better)
-    numeric = [c for c in cells if c.mean is not None]
+    numeric = [(c, round(c.mean, 2)) for c in cells if c.mean is not None]
+    values = sorted({value for _, value in numeric}, reverse=higher_better)
     if not values:
         return
-    for c in numeric:
-        if round(c.mean, 2) == values[0]:
+    for c, value in numeric:
+        if value == values[0]:
             c.mark = "best"
-        elif second and len(numeric) >= 3 and len(values) > 1 and round(c.mean, 2) == values[1]:
+        elif second and len(numeric) >= 3 and len(values) > 1 and value == values[1]:
             c.mark = "second"
 
 

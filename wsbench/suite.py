@@ -245,7 +245,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
         if dataset in overrides.get("data_roots", {}):
             ds_opts["data_root"] = overrides["data_roots"][dataset]
         own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
-        split_seeds = spec.split_seeds or [ds_opts.get("split_seed")]
+        split_seeds: list[Any] = spec.split_seeds or [ds_opts.get("split_seed")]
         for run in spec.runs:
             for split_seed, seed in itertools.product(split_seeds, seeds):
                 recipe = dict(spec.recipe)
@@ -322,7 +322,7 @@ def finished_line(label: str, record: RunRecord) -> str:
     """The status line of a run that just finished: its illegal IoU and wall time."""
     m = (record.result or {}).get("metrics", {})
     iou = m.get("iou_illegal")
-    return f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+    return f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.finished_result['timings']['total']:.0f} s)"
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -355,6 +355,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
             continue
         echo(f"{planned.label}: running")
         record = execute(planned.run_spec, runs_dir, resume=True, progress=progress)
+        if record is None:  # a torchrun rank other than 0 only trains: rank 0 records and reports
+            continue
         tensorboard_run(record, planned.run_spec.cache_dir)
         echo(finished_line(planned.label, record))
         finished.append((planned, record))
@@ -394,6 +396,7 @@ def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: 
     record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
                                overrides.get("cache_dir"), progress)
     iou = (record.result or {}).get("metrics", {}).get("iou_illegal")
-    echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+    echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} "
+                         f"({record.finished_result['timings']['total']:.0f} s)"
                          if ran else f"done before ({record.run_id})"))
     return record
