@@ -125,7 +125,7 @@ def test_resume_gives_identical_weights(source, monkeypatch):
 
     runs, cache, run_dir = source
     recipe = d.distill_recipe("smoke", epochs=2, image_size=(32, 32))
-    whole = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, progress=False)
+    whole = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache)
 
     real_save, first_epoch = d._save, {}
 
@@ -137,9 +137,9 @@ def test_resume_gives_identical_weights(source, monkeypatch):
 
     monkeypatch.setattr(d, "_save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, progress=False)
+        d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache)
     monkeypatch.setattr(d, "_save", real_save)
-    resumed = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, resume=True, progress=False)
+    resumed = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, resume=True)
     assert resumed.run_id != whole.run_id and resumed.config["config_hash"] == whole.config["config_hash"]
     a, b = load_torch(whole.path / "segmenter.pt"), load_torch(resumed.path / "segmenter.pt")
     assert a.keys() == b.keys()
@@ -155,7 +155,7 @@ def test_distill_refuses_bad_inputs(source, distilled, tmp_path):
 
     runs, cache, run_dir = source
     with pytest.raises(UserError, match="is a distilled run"):
-        distill(distilled, runs, distill_recipe("smoke"), cache_dir=cache, progress=False)
+        distill(distilled, runs, distill_recipe("smoke"), cache_dir=cache)
     with pytest.raises(UserError, match="multiples of 8"):
         distill_recipe("smoke", image_size=(36, 32))
     with pytest.raises(UserError, match="ignore-band"):
@@ -165,7 +165,7 @@ def test_distill_refuses_bad_inputs(source, distilled, tmp_path):
     bad = tmp_path / "enc.pt"
     bad.write_bytes(b"not a torch file")
     with pytest.raises(UserError, match=str(bad)):
-        distill(run_dir, runs, distill_recipe("smoke", pretrained=str(bad)), cache_dir=cache, progress=False)
+        distill(run_dir, runs, distill_recipe("smoke", pretrained=str(bad)), cache_dir=cache)
     result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs), "--encoder",
                                       "tu-no_such_model", "--recipe", "smoke", "-q"])
     assert result.exit_code != 0 and "tu-no_such_model" in result.output and "Traceback" not in result.output

@@ -596,7 +596,7 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         records, failed = run_parallel(planned, runs, jobs, slot_setups(jobs, device, threads), echo=click.echo)
         failures = [f"{f.label}: {f.message}" for f in failed]
         finished = [(p, p.done) for p in plan_suite(suite, runs, seed_list, overrides) if p.done is not None]
-        records = list(records) + distill_stages(suite, finished, runs, overrides, not quiet, click.echo)
+        records = list(records) + distill_stages(suite, finished, runs, overrides, click.echo)
     else:
         from .slurm import SlurmOptions, job_states, submit_suite, wait_for_jobs
 
@@ -812,7 +812,7 @@ def distill_cmd(run: str, recipe: str, seed: int, device: str, resume: bool, run
         options["pretrained"] = str(options["pretrained"].resolve())
     resolved = distill_recipe(recipe, **options)
     record = distill(run, _runs_dir(runs_dir), resolved, seed=seed, device=device, resume=resume,
-                     cache_dir=_cache_dir(cache_dir), progress=not quiet)
+                     cache_dir=_cache_dir(cache_dir))
     res = record.result or {}
     info, metrics = res["distill"], res["metrics"]
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731

@@ -274,8 +274,7 @@ def ignore_band_labels(labels: np.ndarray, scores: np.ndarray, foreground: np.nd
 
 
 def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, float] | None,
-                  batch_size: int = 32,
-                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, torch.Tensor]]:
+                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, dict[int, torch.Tensor]]:
     """The train split's pseudo-labels at the segmenter's resolution.
 
     Args:
@@ -284,7 +283,6 @@ def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, fl
         size_data: the same data set prepared at the segmenter's resolution (frames, foreground).
         band: the ignore band, or ``None``.
         batch_size: frames per forward pass of the source run.
-        progress: show a progress bar.
 
     Returns:
         ``(frame indices into size_data.frames, (N, h, w) uint8 labels, {video position: maps of the
@@ -301,7 +299,7 @@ def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, fl
     index, labels, maps_of = [], [], {}
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split == "train"]
     for pos, video in tqdm(videos, desc="pseudo-labels", unit="video", leave=False,
-                           disable=not show_progress(progress)):
+                           disable=not show_progress()):
         maps = trained.video_maps(data, pos, flows, batch_size) if video.label == "before" else None
         if maps is not None:
             maps_of[pos] = maps
@@ -327,7 +325,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 
 def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: DistillRecipe, seed: int,
-           device: torch.device, checkpoint: Path, resume: bool, progress: bool) -> float:
+           device: torch.device, checkpoint: Path, resume: bool) -> float:
     """Train ``net`` in place; returns the seconds spent training in this process."""
     import segmentation_models_pytorch as smp
     from tqdm.auto import tqdm
@@ -360,7 +358,7 @@ def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: Di
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000003 + epoch)).numpy()
         flips = torch.rand(n, generator=torch.Generator().manual_seed(seed * 1000003 + epoch + 7919)).numpy() < 0.5
         for b in tqdm(range(steps), desc=f"distill epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                      disable=not show_progress(progress)):
+                      disable=not show_progress()):
             idx = np.sort(order[b * recipe.batch_size:(b + 1) * recipe.batch_size])
             x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2)
             y = torch.from_numpy(labels[idx].astype(np.int64))
@@ -503,8 +501,7 @@ def distill_hash(source: RunRecord, recipe: DistillRecipe, seed: int) -> str:
 
 
 def distill_once(source: RunRecord, runs_dir: str | Path, recipe: DistillRecipe, seed: int = 0,
-                 device: str = "auto", cache_dir: str | Path | None = None,
-                 progress: bool = True) -> tuple[RunRecord, bool]:
+                 device: str = "auto", cache_dir: str | Path | None = None) -> tuple[RunRecord, bool]:
     """:func:`distill` unless a finished distilled run of the same configuration exists (suites).
 
     Returns:
@@ -514,12 +511,11 @@ def distill_once(source: RunRecord, runs_dir: str | Path, recipe: DistillRecipe,
     done = [r for r in iter_runs(runs_dir) if is_distilled(r) and r.config.get("config_hash") == wanted]
     if done:
         return done[-1], False
-    return distill(source.path, runs_dir, recipe, seed, device, resume=True, cache_dir=cache_dir,
-                   progress=progress), True
+    return distill(source.path, runs_dir, recipe, seed, device, resume=True, cache_dir=cache_dir), True
 
 
 def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: int = 0, device: str = "auto",
-            resume: bool = False, cache_dir: str | Path | None = None, progress: bool = True) -> RunRecord:
+            resume: bool = False, cache_dir: str | Path | None = None) -> RunRecord:
     """Train a segmenter on a finished run's train-split pseudo-labels, score it and record the run.
 
     Args:
@@ -530,7 +526,6 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: continue the latest unfinished distilled run with the same configuration.
         cache_dir: cache root of the frame, foreground and flow caches.
-        progress: show progress bars.
 
     Returns:
         The finished record.
@@ -589,7 +584,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     record = create_run(runs_dir, config, run_id=run_id)
 
     t0 = time.perf_counter()
-    index, labels, train_maps = pseudo_labels(trained, data, size_data, recipe.ignore_band, progress=progress)
+    index, labels, train_maps = pseudo_labels(trained, data, size_data, recipe.ignore_band)
     label_seconds = time.perf_counter() - t0
     train_quality = split_iou(data, train_maps, trained.threshold)  # an evaluation: never feeds training
     del train_maps
@@ -602,7 +597,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     net.to(torch_device)
     frames = np.asarray(size_data.frames[index])
     train_seconds = _train(net, frames, labels, recipe, seed, torch_device, record.path / "checkpoint.pt",
-                           resume=run_id is not None, progress=progress)
+                           resume=run_id is not None)
     net.eval()
     _save(record.path / "segmenter.pt", net.state_dict())
 
@@ -610,7 +605,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     evaluation = evaluate_maps(SegmenterMaps(_evaluator_name(config["distill"]["source_method"])), cast(Any, net),
                                size_data,
                                torch_device, background_removal=False, fusion=None, flow=rec.flow,
-                               progress=progress, flow_options=rec.flow_options())
+                               flow_options=rec.flow_options())
     pixels = np.bincount(labels.ravel(), minlength=IGNORE + 1)
     src_metrics = src_result.get("metrics", {})
     result = {

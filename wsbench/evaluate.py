@@ -225,7 +225,7 @@ class _Split:
 
 def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
-                  batch_size: int = 32, progress: bool = True, flow_options: dict[str, Any] | None = None,
+                  batch_size: int = 32, flow_options: dict[str, Any] | None = None,
                   cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False) -> dict[str, Any]:
     """Score a method's maps on the validation and test *before* frames that have GT masks.
 
@@ -238,7 +238,6 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         fusion: temporal fusion at inference; ``None`` uses ``method.fusion()``.
         flow: flow estimator whose cached flows fusion uses.
         batch_size: frames per forward pass.
-        progress: show a progress bar.
         flow_options: options of the flow estimator (e.g. ``root`` of the ``files`` estimator).
         cam_scales: input scales of multi-scale inference (``(1.0,)``: single scale).
         cam_flip: also average the maps of the mirrored frames.
@@ -262,7 +261,7 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
             if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
     model.eval()
     for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False,
-                           disable=not show_progress(progress)):
+                           disable=not show_progress()):
         split = splits[video.split]
         started = time.perf_counter()
         maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,

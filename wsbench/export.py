@@ -43,8 +43,7 @@ def _safe(name: str) -> str:
 
 
 def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str, ...] = SPLITS,
-                         cache_dir: str | Path | None = None, batch_size: int = 32,
-                         progress: bool = True) -> dict[str, Any]:
+                         cache_dir: str | Path | None = None, batch_size: int = 32) -> dict[str, Any]:
     """Write images, three-label masks and a class list for every frame of ``splits``.
 
     Args:
@@ -53,7 +52,6 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
         splits: which splits of the run's data set.
         cache_dir: cache root of the frame, foreground and flow caches.
         batch_size: frames per forward pass.
-        progress: show a progress bar.
 
     Returns:
         The content of ``export.json``.
@@ -75,7 +73,7 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
     pixels = np.zeros(len(CLASSES), np.int64)
     written: set[str] = set()
     for pos, video in tqdm(videos, desc="export", unit="video", leave=False,
-                           disable=not show_progress(progress)):
+                           disable=not show_progress()):
         maps = None
         if video.label == "before":
             maps = trained.video_maps(data, pos, flows, batch_size)

@@ -176,7 +176,7 @@ def _check_link(url: str, what: str) -> None:
         raise UserError(f"{what} is {url!r}; only http(s) links are accepted")
 
 
-def _download(url: str, target: Path, size: int | None, md5: str | None, progress: bool) -> None:
+def _download(url: str, target: Path, size: int | None, md5: str | None) -> None:
     """Download ``url`` to ``target`` through ``target.part``, resuming it; verify the MD5."""
     from tqdm.auto import tqdm
 
@@ -203,7 +203,7 @@ def _download(url: str, target: Path, size: int | None, md5: str | None, progres
                 total = size if size is not None else (have + int(response.headers.get("Content-Length", 0)) or None)
                 with open(part, "ab" if have else "wb") as fh, tqdm(
                         total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=target.name, disable=not show_progress(progress), leave=False) as bar:
+                        desc=target.name, disable=not show_progress(), leave=False) as bar:
                     try:
                         while chunk := response.read(_CHUNK):
                             fh.write(chunk)
@@ -261,14 +261,12 @@ def _data_root(name: str, folder: Path) -> Path:
     return folder
 
 
-def fetch_dataset(name: str, out: str | os.PathLike, progress: bool = True,
-                  echo: Callable[[str], Any] = print) -> Path:
+def fetch_dataset(name: str, out: str | os.PathLike, echo: Callable[[str], Any] = print) -> Path:
     """Download, verify and extract a public data set.
 
     Args:
         name: a key of :data:`PUBLIC_DATASETS` (``ws2``, ``zerowaste-w``).
         out: parent folder; the data set ends up in ``out/<name>``.
-        progress: progress bars.
         echo: where one-line status messages go.
 
     Returns:
@@ -299,7 +297,7 @@ def fetch_dataset(name: str, out: str | os.PathLike, progress: bool = True,
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             echo(f"downloading {f['key']}" + (f" ({f['size'] / 2**20:.1f} MiB)" if f.get("size") else ""))
-            _download(f["url"], path, f.get("size"), f.get("md5"), progress)
+            _download(f["url"], path, f.get("size"), f.get("md5"))
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.extracting.", dir=out))
     try:
         chmod_as_new(tmp, folder=True)  # becomes the data set's folder: not mkdtemp's 0700

@@ -291,7 +291,7 @@ def check_segment_options(source: str | Path, out: str | Path, overlay_video: st
 def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: str | Path,
                  overlay_video: str | Path | None = None, save_overlays: bool = False,
                  bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
-                 fps: float | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                 fps: float | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Segment a video file or frame folder, writing masks (and overlays) as frames are done.
 
     Args:
@@ -306,7 +306,6 @@ def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: st
         bg_frames: frames the median background is taken over.
         batch_size: frames per forward pass.
         fps: overlay video frame rate (default: the input video's, 10 for a frame folder).
-        progress: show a progress bar.
         overwrite: replace an existing overlay video.
 
     Returns:
@@ -340,7 +339,7 @@ def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: st
     n = 0
     try:
         for item in tqdm(stream, total=len(frames),
-                         desc="segment", unit="frame", leave=False, disable=not show_progress(progress)):
+                         desc="segment", unit="frame", leave=False, disable=not show_progress()):
             name = frames.names[item.index]
             write_image(mask_dir / f"{name}.png", item.mask)
             counts += np.bincount(item.mask.ravel(), minlength=len(CLASSES))

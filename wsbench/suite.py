@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .progress import no_bars_unless
 from .runs import RunRecord, iter_runs
 from .schema import (
     AnyValue,
@@ -335,7 +336,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         seeds: replaces the spec's seeds.
         overrides: ``{"recipe": {...}, "device": ..., "workers": ..., "cache_dir": ...,
             "data_roots": {dataset: path}}`` (data roots replace the spec's ``data_root``).
-        progress: progress bars.
+        progress: progress bars and the runs' recipe notes and time estimates (see
+            :func:`wsbench.pipeline.execute`).
         echo: where one-line status messages go.
 
     Returns:
@@ -361,31 +363,32 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         echo(finished_line(planned.label, record))
         finished.append((planned, record))
         records.append(record)
-    records += distill_stages(spec, finished, runs_dir, overrides, progress, echo)
+    with no_bars_unless(progress):
+        records += distill_stages(spec, finished, runs_dir, overrides, echo)
     echo(f"suite {spec.name}: {len(records)} runs, {time.perf_counter() - started:.0f} s")
     return records
 
 
 def distill_stages(spec: SuiteSpec, finished: list[tuple[PlannedRun, RunRecord]], runs_dir: Path,
-                   overrides: dict[str, Any] | None = None, progress: bool = True,
+                   overrides: dict[str, Any] | None = None,
                    echo: Callable[[str], None] = print) -> list[RunRecord]:
     """The distill stages the spec asks for, one after another, once the planned runs are finished.
 
     Args:
         spec: the suite.
         finished: each planned run (:func:`plan_suite`) with its finished record.
-        runs_dir, overrides, progress, echo: as :func:`run_suite`.
+        runs_dir, overrides, echo: as :func:`run_suite`.
 
     Returns:
         The distilled runs' records (finished now or before).
     """
-    return [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, progress, echo)
+    return [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, echo)
             for planned, record in finished
             if planned.run is not None and _distill_options(spec, planned.run) is not None]
 
 
 def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: Path, overrides: dict[str, Any],
-                   progress: bool, echo: Callable[[str], None]) -> RunRecord:
+                   echo: Callable[[str], None]) -> RunRecord:
     """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists)."""
     from .distill import distill_once, distill_recipe
 
@@ -394,7 +397,7 @@ def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: 
     seed = int(source.config.get("seed", 0))
     label = f"distill {source.run_id} seed {seed}"
     record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
-                               overrides.get("cache_dir"), progress)
+                               overrides.get("cache_dir"))
     iou = (record.result or {}).get("metrics", {}).get("iou_illegal")
     echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} "
                          f"({record.finished_result['timings']['total']:.0f} s)"
