@@ -1,4 +1,5 @@
-"""The second stage: ``wsbench distill``, its run record, resume, the ignore band, the stages table, segmenting with it."""
+"""The second stage: ``wsbench distill``, its run record, resume, the ignore band, the stages table, segmenting
+with it."""
 
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def test_resume_gives_identical_weights(source, monkeypatch):
 
     runs, cache, run_dir = source
     recipe = d.distill_recipe("smoke", epochs=2, image_size=(32, 32))
-    whole = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, progress=False)
+    whole = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache)
 
     real_save, first_epoch = d._save, {}
 
@@ -136,9 +137,9 @@ def test_resume_gives_identical_weights(source, monkeypatch):
 
     monkeypatch.setattr(d, "_save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, progress=False)
+        d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache)
     monkeypatch.setattr(d, "_save", real_save)
-    resumed = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, resume=True, progress=False)
+    resumed = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, resume=True)
     assert resumed.run_id != whole.run_id and resumed.config["config_hash"] == whole.config["config_hash"]
     a, b = load_torch(whole.path / "segmenter.pt"), load_torch(resumed.path / "segmenter.pt")
     assert a.keys() == b.keys()
@@ -154,7 +155,7 @@ def test_distill_refuses_bad_inputs(source, distilled, tmp_path):
 
     runs, cache, run_dir = source
     with pytest.raises(UserError, match="is a distilled run"):
-        distill(distilled, runs, distill_recipe("smoke"), cache_dir=cache, progress=False)
+        distill(distilled, runs, distill_recipe("smoke"), cache_dir=cache)
     with pytest.raises(UserError, match="multiples of 8"):
         distill_recipe("smoke", image_size=(36, 32))
     with pytest.raises(UserError, match="ignore-band"):
@@ -164,11 +165,12 @@ def test_distill_refuses_bad_inputs(source, distilled, tmp_path):
     bad = tmp_path / "enc.pt"
     bad.write_bytes(b"not a torch file")
     with pytest.raises(UserError, match=str(bad)):
-        distill(run_dir, runs, distill_recipe("smoke", pretrained=str(bad)), cache_dir=cache, progress=False)
+        distill(run_dir, runs, distill_recipe("smoke", pretrained=str(bad)), cache_dir=cache)
     result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs), "--encoder",
                                       "tu-no_such_model", "--recipe", "smoke", "-q"])
     assert result.exit_code != 0 and "tu-no_such_model" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs), "--ignore-band", "0.5"])
+    result = CliRunner().invoke(cli, ["distill", "--run", run_dir.name, "--runs-dir", str(runs),
+                                      "--ignore-band", "0.5"])
     assert result.exit_code != 0 and "LOW,HIGH" in result.output
 
 
@@ -183,7 +185,8 @@ def test_pretrained_encoder_from_a_local_file(tmp_path):
     torch.save(donor.net.encoder.model.state_dict(), path)
     net = SegmenterNet(recipe)
     net.load_encoder(path)
-    assert all(torch.equal(a, b) for a, b in zip(net.net.encoder.parameters(), donor.net.encoder.parameters()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(net.net.encoder.parameters(), donor.net.encoder.parameters(), strict=True))
     torch.save({"unrelated.weight": torch.zeros(2)}, path)
     with pytest.raises(UserError, match="none of its keys"):
         SegmenterNet(recipe).load_encoder(path)
@@ -271,6 +274,15 @@ def test_stages_table_from_stored_records(tmp_path):
     csv = stages_table(iter_runs(runs), "csv")
     assert csv.splitlines()[0].startswith("dataset,method,runs,cam_mean,cam_std")
     assert "no finished distilled runs" in stages_table(iter_runs(tmp_path / "none"))
+
+
+def test_leaderboard_writes_the_stages_table_to_a_file(tmp_path):
+    runs = tmp_path / "runs"
+    _fake(runs, 0, 0.30, 0.40, 0.50)
+    out = tmp_path / "stages.md"
+    result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--table", "stages", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output and "| cam " in out.read_text()
 
 
 def test_stages_module_imports_no_torch():

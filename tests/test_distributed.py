@@ -48,7 +48,8 @@ def _run(launcher: list[str], data_root: Path, runs: Path, cache: Path) -> subpr
                WSBENCH_PROGRESS="0", OMP_NUM_THREADS="1")
     args = ["run", "--method", "tccam", "--dataset", "video-folder", "--data-root", str(data_root),
             "--backbone", "wsbench_resnet_tiny_gn", "--output-stride", "8", "--image-size", "64", "--epochs", "1",
-            "--weight-ramp", "constant", "--optimizer", "sgd", "--lr", "0.01", "--batch-size", "16", "--device", "cpu", "--quiet", "--runs-dir", str(runs), "--cache-dir", str(cache)]
+            "--weight-ramp", "constant", "--optimizer", "sgd", "--lr", "0.01", "--batch-size", "16", "--device", "cpu",
+            "--quiet", "--runs-dir", str(runs), "--cache-dir", str(cache)]
     return subprocess.run([sys.executable, *launcher, *args], env=env, capture_output=True, text=True, timeout=300)
 
 

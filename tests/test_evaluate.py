@@ -55,6 +55,12 @@ def test_fusion_max_brings_moving_blob_back():
     assert torch.allclose(fuse_maps(maps, to_next, to_prev, Fusion(2, "mean"))[1], maps[1])
 
 
+def test_fusion_with_warp_needs_both_flows():
+    maps = torch.zeros(3, 1, 5)
+    with pytest.raises(ValueError, match="needs the flows"):
+        fuse_maps(maps, torch.zeros(3, 2, 1, 5), None, Fusion(1, "max"))
+
+
 def test_fusion_without_compensation_spreads():
     maps = torch.zeros(3, 1, 5)
     maps[0, 0, 0] = maps[1, 0, 2] = maps[2, 0, 4] = 1.0

@@ -12,8 +12,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "wsbench"
 
 #: top to bottom; a module may import modules of lower layers only (never its own layer or above)
@@ -35,7 +33,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "data, losses, downloads": ("wsbench.data", "wsbench.losses", "wsbench.fetch"),
     "flow, networks": ("wsbench.flow", "wsbench.model"),
     "leaves": ("wsbench", "wsbench.files", "wsbench.registry", "wsbench.schema", "wsbench.progress",
-               "wsbench.recipes", "wsbench.texts", "wsbench.tblog", "wsbench.device", "wsbench.distributed", "wsbench.bootstrap", "wsbench.backbones"),
+               "wsbench.recipes", "wsbench.texts", "wsbench.tblog", "wsbench.device", "wsbench.distributed",
+               "wsbench.bootstrap", "wsbench.backbones"),
     "errors": ("wsbench.errors",),
 }
 

@@ -156,7 +156,7 @@ def test_weight_schedule(ramp):
     assert w[:10] == [0.0] * 10  # first epoch off
     assert w[10] == 0.0 and w[30] == pytest.approx(2.0)  # linear from end of epoch 1 ...
     assert w[50] == 4.0 and w[99] == 4.0  # ... to the max at mid-training
-    assert all(a <= b for a, b in zip(w, w[1:]))
+    assert all(a <= b for a, b in zip(w, w[1:], strict=False))
 
 
 def test_weight_schedule_short_training():

@@ -10,7 +10,14 @@ from click.testing import CliRunner
 from wsbench import progress
 from wsbench.cli import cli
 from wsbench.flow import flo
-from wsbench.progress import PROGRESS_ENV, progress_bars, progress_enabled, set_progress, show_progress
+from wsbench.progress import (
+    PROGRESS_ENV,
+    no_bars_unless,
+    progress_bars,
+    progress_enabled,
+    set_progress,
+    show_progress,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +48,19 @@ def test_progress_bars_is_scoped_and_restores_on_error(monkeypatch):
     with pytest.raises(RuntimeError), progress_bars(False):
         raise RuntimeError("boom")
     assert show_progress()
+
+
+def test_a_function_asked_for_no_bars_turns_them_off_inside_only(monkeypatch):
+    """``progress=False`` of execute/run_suite: off for the body; ``True`` never turns bars on against the switch."""
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    with no_bars_unless(False):
+        assert not show_progress()
+    assert show_progress()
+    with no_bars_unless(True):
+        assert show_progress()
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    with no_bars_unless(True):
+        assert not show_progress()
 
 
 def test_quiet_lasts_for_its_command_only(video_folder, tmp_path, monkeypatch):

@@ -73,9 +73,9 @@ def test_loss_weights_are_part_of_their_methods_classifier_key_only():
     """A different beta retrains tccam's classifier, never the ones cam, gradcam and puzzlecam share."""
     from types import SimpleNamespace
 
-    from wsbench.methods import create_method
-    from wsbench.files import config_hash
     from wsbench.classifiers import classifier_key
+    from wsbench.files import config_hash
+    from wsbench.methods import create_method
 
     recipe = RECIPES["cpu"].recipe()
     data = SimpleNamespace(path=Path("cache") / "belt-0123" / "frames", index=None)  # what the key reads
@@ -120,8 +120,8 @@ def test_list_recipes_and_datasets_show_recipes():
     assert "--backbone resnet50" in lines[0] and "--image-size 512x512" in lines[0] and "--epochs 25" in lines[0]
     assert lines[1].endswith("; tccam --beta-max 12.0]") and "tccam" not in lines[0] + lines[2]
     datasets = runner.invoke(cli, ["list", "datasets"]).output
-    assert "recipe: cpu]" in next(l for l in datasets.splitlines() if l.startswith("synthetic-belt"))
-    assert "recipe: paper]" in next(l for l in datasets.splitlines() if l.startswith("video-folder"))
+    assert "recipe: cpu]" in next(line for line in datasets.splitlines() if line.startswith("synthetic-belt"))
+    assert "recipe: paper]" in next(line for line in datasets.splitlines() if line.startswith("video-folder"))
 
 
 @pytest.mark.slow

@@ -319,7 +319,8 @@ CASES = [
     Case("unknown backbone", _with(write_video_folder), "unknown backbone 'resnet5O'",
          recipe=("--backbone", "resnet5O")),
     Case("backbone without an output stride option (a ViT)", _with(write_video_folder),
-         "backbone 'vit_tiny_patch16_224' does not support output_stride", recipe=("--backbone", "vit_tiny_patch16_224")),
+         "backbone 'vit_tiny_patch16_224' does not support output_stride",
+         recipe=("--backbone", "vit_tiny_patch16_224")),
     Case("option a method does not take", lambda d: ["run", "-m", "cam", "--spatial"],
          "option --spatial is not taken by method 'cam'", tiny=False, usage=True),
     Case("bad value of a method option", lambda d: ["run", "-m", "tccam", "--clip-len", "2"],
@@ -366,8 +367,8 @@ CASES = [
          recipe=("--bg-threshold", "nan")),
     Case("--weight-decay nan", _with(write_video_folder), "--weight-decay must be a number >= 0",
          recipe=("--weight-decay", "nan")),
-    Case("--seed beyond 64 bits", lambda d: ["run", "-m", "cam", "--seed", str(2**64)], "'--seed': 18446744073709551616 "
-         "is not in the range", tiny=False, usage=True),
+    Case("--seed beyond 64 bits", lambda d: ["run", "-m", "cam", "--seed", str(2**64)],
+         "'--seed': 18446744073709551616 is not in the range", tiny=False, usage=True),
     Case("--workers -1", lambda d: ["run", "-m", "cam", "--workers", "-1"], "'--workers': -1 is not in the range x>=0",
          tiny=False, usage=True),
     Case("--fuse-neighbours -3", lambda d: ["run", "-m", "cam", "--fuse-neighbours", "-3"],
@@ -380,7 +381,8 @@ CASES = [
     # suite specs of the wrong shape
     Case("suite spec: seeds = \"a\"", _spec('seeds = "a"\n' + _SPEC_TAIL), "seeds: expected a non-empty list",
          tiny=False),
-    Case("suite spec: datasets = \"video-folder\" (a string, not a list)", _spec('datasets = "video-folder"\n' + _SPEC_TAIL),
+    Case("suite spec: datasets = \"video-folder\" (a string, not a list)",
+         _spec('datasets = "video-folder"\n' + _SPEC_TAIL),
          "datasets: expected a non-empty list, each item a string, got a string", tiny=False),
     Case("suite spec: options = \"x\"", _spec(_SPEC_TAIL + 'options = "x"\n'), "runs[0].options: expected a table",
          tiny=False),
@@ -399,7 +401,8 @@ CASES = [
     Case("corrupt cached accuracy.json", _with(write_video_folder), "accuracy.json: not valid cached accuracy JSON",
          damage=_in_classifier("accuracy.json", b'{"original": ')),
     Case("train.json of the wrong types", _with(write_video_folder),
-         "train.json: train_seconds: expected a finite number", damage=_in_classifier("train.json", b'{"train_seconds": "1"}')),
+         "train.json: train_seconds: expected a finite number",
+         damage=_in_classifier("train.json", b'{"train_seconds": "1"}')),
     Case("corrupt final.pt", _with(write_video_folder), "final.pt: not a PyTorch weights file",
          damage=_in_classifier("final.pt", b"PK\x03\x04 not torch")),
     Case("cache meta.json of the wrong shape", _with(write_video_folder),
@@ -505,7 +508,8 @@ def test_bad_input_table(tmp_path, monkeypatch):
     (gtless,) = [i for i, c in enumerate(CASES) if c.input == "GT-less data set"]
     (record,) = iter_runs(tmp_path / f"case{gtless}" / "runs")
     assert record.result["metrics"]["iou_illegal"] is None and record.result["maps"]["frames"] > 0
-    assert len(list((record.path.parent / record.result["maps"]["dir"]).rglob("*.png"))) == record.result["maps"]["frames"]
+    maps_dir = record.path.parent / record.result["maps"]["dir"]
+    assert len(list(maps_dir.rglob("*.png"))) == record.result["maps"]["frames"]
 
     text = _render(rows)
     if os.environ.get("WSBENCH_WRITE_DOCS") == "1":

@@ -81,7 +81,7 @@ def runs(tmp_path):
 
 
 def _cells(table):
-    return {row: dict(zip(table.columns, cells)) for row, cells in table.rows}
+    return {row: dict(zip(table.columns, cells, strict=True)) for row, cells in table.rows}
 
 
 def test_long_form_columns_and_components(runs):

@@ -62,6 +62,14 @@ def test_create_finish_and_iterate(tmp_path):
     assert found.config["method"] == "cam"
 
 
+def test_finished_result_refuses_an_unfinished_run(tmp_path):
+    rec = runs.create_run(tmp_path, {"method": "cam", "dataset": "d"})
+    with pytest.raises(ValueError, match="unfinished run"):
+        _ = rec.finished_result
+    runs.finish_run(rec, {"ok": 1})
+    assert runs.RunRecord.load(rec.path).finished_result == {"ok": 1}
+
+
 def test_half_written_and_foreign_dirs_are_ignored(tmp_path):
     good = runs.create_run(tmp_path, {"method": "cam", "dataset": "d"})
     runs.finish_run(good, {"ok": 1})

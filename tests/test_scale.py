@@ -148,8 +148,9 @@ def test_jobs_build_each_cache_once_before_the_slots_start(tiny_belt, tmp_path, 
 
 def test_training_curves_average_the_seeds_of_a_method(tmp_path, monkeypatch):
     from wsbench import figures
+    from wsbench.runs import RunRecord
 
-    class Run:
+    class Run(RunRecord):  # a finished record holding only what the figure reads
         def __init__(self, seed: int, losses: list[float]):
             self.path = tmp_path / f"run{seed}"
             self.result = {"dataset": "belt", "seed": seed, "classifier": {"path": f"classifiers/c{seed}"}}

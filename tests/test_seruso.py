@@ -198,7 +198,8 @@ def test_data_flow_writes_a_tree_that_files_reads_back(video_folder, tmp_path):
     result = CliRunner().invoke(cli, ["data", "flow", "--dataset", "video-folder", "--data-root", str(video_folder),
                                       "--out", str(out), "--flow", "farneback"])
     assert result.exit_code == 0, result.output
-    assert (out / "before" / "vid0" / "frame_0000.flo").exists() and not (out / "before" / "vid0" / "frame_0004.flo").exists()
+    assert (out / "before" / "vid0" / "frame_0000.flo").exists()
+    assert not (out / "before" / "vid0" / "frame_0004.flo").exists()
     assert read_flo(out / "after" / "vid1" / "frame_0002.flo").shape == (40, 48, 2)
     index = create_dataset("video-folder", root=video_folder)
     forward, _ = FlowFiles(root=str(out)).video_flows(index, index.videos[0], (40, 48))
@@ -248,7 +249,8 @@ class _RandomMaps:
 
 
 def _authors_combination(method, images, scales, flip):
-    """The authors' combination restated: every scale's (and mirror's) map enlarged to the input, summed, max-normalised."""
+    """The authors' combination restated: every scale's (and mirror's) map enlarged to the input, summed,
+    max-normalised."""
     h, w = images.shape[-2:]
     total = 0
     for s in scales:
@@ -341,7 +343,8 @@ class _Server:
                 if self.path == "/api/records/14793518":
                     base = f"http://127.0.0.1:{self.server.server_address[1]}"
                     listed = files(base) if files else None
-                    body = json.dumps({"id": 14793518, "metadata": {"access_right": "restricted" if restricted else "open"},
+                    access = "restricted" if restricted else "open"
+                    body = json.dumps({"id": 14793518, "metadata": {"access_right": access},
                                        "files": listed if files else [] if restricted else [
                                            {"key": "WS2.zip", "size": len(payload),
                                             "checksum": "md5:" + (md5 or hashlib.md5(payload).hexdigest()),

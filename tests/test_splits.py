@@ -168,7 +168,8 @@ def test_resplit_run_records_its_split_and_per_video_counts(small_belt, tmp_path
     assert result.exit_code == 0, result.output
     (res,) = [json.loads(p.read_text()) for p in runs.glob("*/result.json")]
     config = res["config"]
-    assert config["split_seed"] == 2 and config["resplit"] is True and "split_seed=2" in config["dataset_info"]["splits"]
+    assert config["split_seed"] == 2 and config["resplit"] is True
+    assert "split_seed=2" in config["dataset_info"]["splits"]
     expected = {v.key for v in create_dataset("synthetic-belt", split_seed=2).split("test", "before")}
     videos = res["counts"]["test_videos"]
     assert set(videos) == expected and sum(v["frames"] for v in videos.values()) == res["counts"]["test_frames"]
@@ -200,7 +201,7 @@ def _restated(groups, resamples=1000, seed=0, level=0.95):
 
 
 def _as_counts(keys, inter, union):
-    return {k: {"intersection": int(i), "union": int(u)} for k, i, u in zip(keys, inter, union)}
+    return {k: {"intersection": int(i), "union": int(u)} for k, i, u in zip(keys, inter, union, strict=True)}
 
 
 def test_bootstrap_matches_an_independent_restatement():
@@ -218,7 +219,7 @@ def test_bootstrap_matches_an_independent_restatement():
             union = rng.integers(50, 500, len(keys))
             group.append((rng.integers(0, union + 1), union))
         groups.append(group)
-    runs = [_as_counts(keys, i, u) for keys, group in zip((split_a, split_b), groups) for i, u in group]
+    runs = [_as_counts(keys, i, u) for keys, group in zip((split_a, split_b), groups, strict=True) for i, u in group]
     # the same runs in another order and with their videos listed in another order: the same interval
     shuffled = [dict(reversed(list(r.items()))) for r in reversed(runs)]
     low, high = iou_interval(runs)
@@ -304,7 +305,7 @@ def test_cells_pool_seeds_and_split_seeds_with_intervals(split_runs):
 
     runs_dir, made = split_runs
     table = comparison(iter_runs(runs_dir), ci=True)
-    cells = dict(zip(table.columns, table.rows[0][1]))
+    cells = dict(zip(table.columns, table.rows[0][1], strict=True))
     cam = cells["CAM"]
     mine = [r for (method, _, _), r in made.items() if method == "cam"]
     ious = [r.result["metrics"]["iou_illegal"] for r in mine]
@@ -321,7 +322,8 @@ def test_cells_pool_seeds_and_split_seeds_with_intervals(split_runs):
     assert table.footnotes == ["No interval for PuzzleCAM [split=default]: a result.json without per-test-video counts "
                                "(counts.test_videos, written since split seeds exist)."]
     plain = comparison(iter_runs(runs_dir))
-    assert "[" not in dict(zip(plain.columns, plain.rows[0][1]))["CAM"].text and "resamples" not in plain.caption
+    assert "[" not in dict(zip(plain.columns, plain.rows[0][1], strict=True))["CAM"].text
+    assert "resamples" not in plain.caption
 
 
 def test_leaderboard_ci_in_every_format(split_runs):

@@ -133,7 +133,7 @@ def test_a_rerun_of_the_same_configuration_and_seed_is_one_sample(tmp_path):
     kept, ignored = latest_runs(iter_runs(runs))
     assert ignored == 2 and {r.run_id for r in reruns} <= {r.run_id for r in kept} and len(kept) == 4
     table = comparison(iter_runs(runs))
-    cell = dict(zip(table.columns, table.rows[0][1]))["CAM"]
+    cell = dict(zip(table.columns, table.rows[0][1], strict=True))["CAM"]
     assert cell.n == 2 and cell.mean == pytest.approx(35.0) and "over 2 seeds" in table.caption
     assert any("2 re-run(s)" in note for note in table.footnotes)
     assert any("2 re-run(s)" in note for note in ablation(iter_runs(runs)).footnotes)
@@ -158,7 +158,7 @@ def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
                 doc["baselines"]["all_foreground"]["iou_illegal"] = reference
             atomic_write_json(record.path / name, doc)
     table = comparison(iter_runs(runs))
-    rows = {name: dict(zip(table.columns, cells)) for name, cells in table.rows}
+    rows = {name: dict(zip(table.columns, cells, strict=True)) for name, cells in table.rows}
     assert set(rows) == {"video-folder [data_root=/data/a]", "video-folder [data_root=/data/b]"}
     assert rows["video-folder [data_root=/data/a]"]["all-foreground (reference)"].mean == pytest.approx(10)
     assert rows["video-folder [data_root=/data/b]"]["all-foreground (reference)"].mean == pytest.approx(40)
@@ -331,7 +331,7 @@ def test_split_seeds_pool_in_one_row_and_changed_data_is_never_a_rerun(tmp_path)
                     data_content="files")
     table = comparison(iter_runs(runs))
     assert [name for name, _ in table.rows] == ["synthetic-belt"]
-    cell = dict(zip(table.columns, table.rows[0][1]))["CAM"]
+    cell = dict(zip(table.columns, table.rows[0][1], strict=True))["CAM"]
     assert cell.n == 2 and cell.mean == pytest.approx(30.0)
     old = fake_run(runs, "puzzlecam", 0, 0.5)  # recorded before data_content existed, on split 1's files
     _set_config(old, split_seed=1, data_fingerprint="split1")

@@ -154,7 +154,8 @@ class FinishedRun:
         for pos, v in enumerate(self.data.index.videos):
             if v.key == video:
                 return pos
-        raise UserError(f"run {self.trained.run_id}: its data set has no video {video!r} (give '<label>/<id>', see .videos)")
+        raise UserError(f"run {self.trained.run_id}: its data set has no video {video!r} "
+                        "(give '<label>/<id>', see .videos)")
 
     def maps(self, video: str) -> np.ndarray | None:
         """The run's scored maps of one video at frame size, exactly as the evaluator scored them.

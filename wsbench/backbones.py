@@ -9,7 +9,7 @@ see about 55 px. Use it like any timm model: ``--backbone wsbench_resnet_tiny``.
 
 from __future__ import annotations
 
-from typing import Optional, Type
+from typing import Any, cast
 
 import torch
 from timm.models import register_model
@@ -28,9 +28,9 @@ class PointwiseBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None,
-                 act_layer: Type[nn.Module] = nn.ReLU, norm_layer: Type[nn.Module] = nn.BatchNorm2d,
-                 drop_path: Optional[nn.Module] = None, device=None, dtype=None, **_: object) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 act_layer: type[nn.Module] = nn.ReLU, norm_layer: type[nn.Module] = nn.BatchNorm2d,
+                 drop_path: nn.Module | None = None, device=None, dtype=None, **_: object) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False, **dd)
@@ -44,7 +44,7 @@ class PointwiseBlock(nn.Module):
 
     def zero_init_last(self) -> None:
         """Start as identity (timm calls this when ``zero_init_last=True``)."""
-        nn.init.zeros_(self.bn2.weight)
+        nn.init.zeros_(cast(torch.Tensor, self.bn2.weight))  # norm_layer is typed as any module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual 1×1 → 1×1."""
@@ -67,7 +67,7 @@ class _GroupNorm8(nn.GroupNorm):
 def _tiny(pretrained: bool, **kwargs) -> ResNet:
     if pretrained:
         raise ValueError("wsbench_resnet_tiny has no pretrained weights")
-    args = dict(block=(BasicBlock, PointwiseBlock, PointwiseBlock, PointwiseBlock), layers=(1, 1, 1, 1),
+    args: dict[str, Any] = dict(block=(BasicBlock, PointwiseBlock, PointwiseBlock, PointwiseBlock), layers=(1, 1, 1, 1),
                 channels=(32, 64, 128, 192), stem_width=16, stem_type="deep")
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's loader-only arguments
         kwargs.pop(key, None)

@@ -8,7 +8,7 @@ run's accumulated test IoU, Σ intersection / Σ union over all test frames.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,11 +29,12 @@ def iou_interval(runs: Sequence[Mapping[str, Mapping[str, int]]], resamples: int
     generator ``numpy.random.default_rng(seed)`` draws, group by group in the order of their
     sorted video keys, a ``(resamples, n)`` matrix of video indices uniformly with replacement from
     the group's ``n`` videos (in sorted key order), so every run of a group is scored on the same
-    draw and the interval does not depend on the order of the runs. In resample *b* each run's IoU is Σ intersection / Σ union over its drawn videos (a video
-    drawn twice counts twice), and the resample's value is the mean of the runs' IoUs. The interval
-    is numpy's (linear) percentiles ``(1 − level)/2`` and ``(1 + level)/2`` of the resample values;
-    resamples in which a run's union is empty (NaN) are left out. It reflects the choice of test
-    videos only, not training seeds or which videos a split put in test.
+    draw and the interval does not depend on the order of the runs. In resample *b* each run's IoU
+    is Σ intersection / Σ union over its drawn videos (a video drawn twice counts twice), and the
+    resample's value is the mean of the runs' IoUs. The interval is numpy's (linear) percentiles
+    ``(1 − level)/2`` and ``(1 + level)/2`` of the resample values; resamples in which a run's
+    union is empty (NaN) are left out. It reflects the choice of test videos only, not training
+    seeds or which videos a split put in test.
 
     Args:
         runs: per run, ``{video key: {"intersection": I, "union": U}}`` (``counts.test_videos``).

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -30,6 +31,12 @@ _SEED = click.IntRange(0, SEED_MAX)
 
 
 # -- error handling ---------------------------------------------------------------------------
+class _UsageLine(click.ClickException):
+    """A usage error as one line, with the exit status of click's usage errors (2)."""
+
+    exit_code = click.UsageError.exit_code
+
+
 class _Group(click.Group):
     """Turns user errors into one-line messages (tracebacks only with ``--debug``)."""
 
@@ -43,16 +50,14 @@ class _Group(click.Group):
         except click.UsageError as err:  # one line too, instead of click's usage block
             if ctx.meta.get("wsbench.debug") or err.ctx is None:
                 raise
-            one_line = click.ClickException(f"{err.format_message()} (see '{err.ctx.command_path} -h')")
-            one_line.exit_code = err.exit_code
-            raise one_line from None
+            raise _UsageLine(f"{err.format_message()} (see '{err.ctx.command_path} -h')") from None
         except OSError as err:  # a full, read-only or forbidden folder: one line naming it
             from .files import disk_error
 
-            one_line = disk_error(err)
-            if one_line is None or ctx.meta.get("wsbench.debug"):
+            disk = disk_error(err)
+            if disk is None or ctx.meta.get("wsbench.debug"):
                 raise
-            raise click.ClickException(str(one_line)) from None
+            raise click.ClickException(str(disk)) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted; run the same command with --resume to continue", err=True)
             sys.exit(130)
@@ -114,7 +119,8 @@ def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 
 
 #: ``--quiet/-q`` of every command with progress bars
-quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="no progress bars (and for run: no recipe note or time estimate)")
+quiet_option = click.option("--quiet", "-q", is_flag=True, callback=_set_quiet,
+                            help="no progress bars (and for run: no recipe note or time estimate)")
 #: ``--overwrite`` of every command that writes a named output file
 overwrite_option = click.option("--overwrite", is_flag=True, help="replace existing output files")
 
@@ -276,7 +282,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)),
                      help="named recipe (wsbench list recipes); the options below override its fields [default: "
-                          "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of paper]"),
+                          "the dataset's (wsbench list datasets); on a CPU without --pretrained, cpu instead of "
+                          "paper]"),
         *(_recipe_option(o) for o in recipe_options()),
     ]
     for option in reversed(options):
@@ -309,7 +316,8 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @cli.command("run", cls=_RunCommand)
 @click.option("--method", "-m", required=True, help="method name (wsbench list methods)")
-@click.option("--dataset", "-d", default="synthetic-belt", show_default=True, help="dataset name (wsbench list datasets)")
+@click.option("--dataset", "-d", default="synthetic-belt", show_default=True,
+              help="dataset name (wsbench list datasets)")
 @click.option("--data-root", type=click.Path(path_type=Path), help="dataset folder (not needed for synthetic-belt)")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="training seed (0 .. 2^64-1)")
 @click.option("--split-seed", type=_SEED, help=SPLIT_SEED_HELP)
@@ -465,7 +473,7 @@ def _print_stages(records, fmt: str, out: Path | None) -> None:
     if out is None:
         click.echo(text.rstrip("\n"))
     else:
-        from .runs import atomic_write_text
+        from .files import atomic_write_text
 
         atomic_write_text(out, text)
         click.echo(f"wrote {out}")
@@ -505,7 +513,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 
     runs_dir = _runs_dir(runs_dir)
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
-    records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)  # distilled: --table stages
+    # distilled runs are in --table stages
+    records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)
     written = write_figures(records, out, fmt, examples, metric, _cache_dir(cache_dir), device,
                             overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")
@@ -530,7 +539,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @click.option("--launcher", type=click.Choice(["local", "slurm", "submitit-local"]), default="local",
               show_default=True, help="local: this machine (--jobs); slurm: one SLURM job per run through submitit; "
                                       "submitit-local: the same jobs as local processes (no SLURM)")
-@click.option("--status", is_flag=True, help="with --launcher slurm: each run's state (done, or its job's), submit nothing")
+@click.option("--status", is_flag=True,
+              help="with --launcher slurm: each run's state (done, or its job's), submit nothing")
 @click.option("--no-wait", is_flag=True, help="with --launcher slurm: submit and return (tables: wsbench leaderboard)")
 @click.option("--partition", help="SLURM partition [default: the spec's [slurm] table, else the cluster's]")
 @click.option("--gpus", type=click.IntRange(min=0), help="GPUs per SLURM job [default: [slurm] gpus, else 1]")
@@ -586,7 +596,7 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         records, failed = run_parallel(planned, runs, jobs, slot_setups(jobs, device, threads), echo=click.echo)
         failures = [f"{f.label}: {f.message}" for f in failed]
         finished = [(p, p.done) for p in plan_suite(suite, runs, seed_list, overrides) if p.done is not None]
-        records = list(records) + distill_stages(suite, finished, runs, overrides, not quiet, click.echo)
+        records = list(records) + distill_stages(suite, finished, runs, overrides, click.echo)
     else:
         from .slurm import SlurmOptions, job_states, submit_suite, wait_for_jobs
 
@@ -647,7 +657,8 @@ _BELT = BeltConfig()
 @click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
 def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> None:
-    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in belt."""
+    """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in
+    belt."""
     from .data.synthetic import generate_belt
     from .files import check_output
 
@@ -710,7 +721,8 @@ def dataset_options(values: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = raw
         except RecursionError:
-            raise click.BadParameter(f"the value of {key} is nested too deeply", param_hint="--dataset-option") from None
+            raise click.BadParameter(f"the value of {key} is nested too deeply",
+                                     param_hint="--dataset-option") from None
     return out
 
 
@@ -800,7 +812,7 @@ def distill_cmd(run: str, recipe: str, seed: int, device: str, resume: bool, run
         options["pretrained"] = str(options["pretrained"].resolve())
     resolved = distill_recipe(recipe, **options)
     record = distill(run, _runs_dir(runs_dir), resolved, seed=seed, device=device, resume=resume,
-                     cache_dir=_cache_dir(cache_dir), progress=not quiet)
+                     cache_dir=_cache_dir(cache_dir))
     res = record.result or {}
     info, metrics = res["distill"], res["metrics"]
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
@@ -837,8 +849,8 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     from .inference import load_run
     from .segment import check_segment_options, segment_file
 
-    options = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames, batch_size=batch_size,
-                   fps=fps)
+    options: dict[str, Any] = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames,
+                                   batch_size=batch_size, fps=fps)
     check_segment_options(input_path, out, **options)  # before the run is loaded
     from .distill import distilled_record, load_distilled
 

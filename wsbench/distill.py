@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .methods import METHODS, Method
 from .files import atomic_write, config_hash
+from .methods import METHODS, Method
 from .runs import (
     RunRecord,
     create_run,
@@ -50,7 +50,8 @@ from .runs import (
 )
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
-           "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels", "is_distilled", "load_distilled", "pseudo_labels"]
+           "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels",
+           "is_distilled", "load_distilled", "pseudo_labels"]
 
 #: label of pixels that are not trained on (the ignore band)
 IGNORE = 255
@@ -208,7 +209,8 @@ class SegmenterNet(nn.Module):
         try:
             target.load_state_dict(state, strict=False)  # a classifier's head (fc.*) is not part of the encoder
         except RuntimeError as err:
-            raise UserError(f"--pretrained {path}: does not fit the encoder ({str(err).splitlines()[-1].strip()})") from None
+            last = str(err).splitlines()[-1].strip()
+            raise UserError(f"--pretrained {path}: does not fit the encoder ({last})") from None
 
 
 class SegmenterMaps(Method):
@@ -272,7 +274,7 @@ def ignore_band_labels(labels: np.ndarray, scores: np.ndarray, foreground: np.nd
 
 
 def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, float] | None,
-                  batch_size: int = 32, progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, torch.Tensor]]:
+                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, dict[int, torch.Tensor]]:
     """The train split's pseudo-labels at the segmenter's resolution.
 
     Args:
@@ -281,7 +283,6 @@ def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, fl
         size_data: the same data set prepared at the segmenter's resolution (frames, foreground).
         band: the ignore band, or ``None``.
         batch_size: frames per forward pass of the source run.
-        progress: show a progress bar.
 
     Returns:
         ``(frame indices into size_data.frames, (N, h, w) uint8 labels, {video position: maps of the
@@ -298,7 +299,7 @@ def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, fl
     index, labels, maps_of = [], [], {}
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split == "train"]
     for pos, video in tqdm(videos, desc="pseudo-labels", unit="video", leave=False,
-                           disable=not show_progress(progress)):
+                           disable=not show_progress()):
         maps = trained.video_maps(data, pos, flows, batch_size) if video.label == "before" else None
         if maps is not None:
             maps_of[pos] = maps
@@ -324,7 +325,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 
 def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: DistillRecipe, seed: int,
-           device: torch.device, checkpoint: Path, resume: bool, progress: bool) -> float:
+           device: torch.device, checkpoint: Path, resume: bool) -> float:
     """Train ``net`` in place; returns the seconds spent training in this process."""
     import segmentation_models_pytorch as smp
     from tqdm.auto import tqdm
@@ -357,7 +358,7 @@ def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: Di
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000003 + epoch)).numpy()
         flips = torch.rand(n, generator=torch.Generator().manual_seed(seed * 1000003 + epoch + 7919)).numpy() < 0.5
         for b in tqdm(range(steps), desc=f"distill epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                      disable=not show_progress(progress)):
+                      disable=not show_progress()):
             idx = np.sort(order[b * recipe.batch_size:(b + 1) * recipe.batch_size])
             x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2)
             y = torch.from_numpy(labels[idx].astype(np.int64))
@@ -500,8 +501,7 @@ def distill_hash(source: RunRecord, recipe: DistillRecipe, seed: int) -> str:
 
 
 def distill_once(source: RunRecord, runs_dir: str | Path, recipe: DistillRecipe, seed: int = 0,
-                 device: str = "auto", cache_dir: str | Path | None = None,
-                 progress: bool = True) -> tuple[RunRecord, bool]:
+                 device: str = "auto", cache_dir: str | Path | None = None) -> tuple[RunRecord, bool]:
     """:func:`distill` unless a finished distilled run of the same configuration exists (suites).
 
     Returns:
@@ -511,12 +511,11 @@ def distill_once(source: RunRecord, runs_dir: str | Path, recipe: DistillRecipe,
     done = [r for r in iter_runs(runs_dir) if is_distilled(r) and r.config.get("config_hash") == wanted]
     if done:
         return done[-1], False
-    return distill(source.path, runs_dir, recipe, seed, device, resume=True, cache_dir=cache_dir,
-                   progress=progress), True
+    return distill(source.path, runs_dir, recipe, seed, device, resume=True, cache_dir=cache_dir), True
 
 
 def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: int = 0, device: str = "auto",
-            resume: bool = False, cache_dir: str | Path | None = None, progress: bool = True) -> RunRecord:
+            resume: bool = False, cache_dir: str | Path | None = None) -> RunRecord:
     """Train a segmenter on a finished run's train-split pseudo-labels, score it and record the run.
 
     Args:
@@ -527,7 +526,6 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: continue the latest unfinished distilled run with the same configuration.
         cache_dir: cache root of the frame, foreground and flow caches.
-        progress: show progress bars.
 
     Returns:
         The finished record.
@@ -566,11 +564,13 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     recipe_config = dict(recipe.as_config(), image_size=list(size))
     config = {
         "method": method_name, "method_options": {}, "dataset": src_config["dataset"],
-        "data_root": src_config.get("data_root"), "split_seed": src_config.get("split_seed", 0), "seed": seed, "recipe": recipe_config, "fusion": None,
+        "data_root": src_config.get("data_root"), "split_seed": src_config.get("split_seed", 0), "seed": seed,
+        "recipe": recipe_config, "fusion": None,
         "distill": {"source_run": trained.run_id, "source_config_hash": src_result.get("config_hash"),
                     "source_method": src_result.get("method", src_config["method"]),
                     "source_threshold": trained.threshold},
-        "config_hash": distill_hash(trained.record, recipe, seed), "data_fingerprint": src_config.get("data_fingerprint"),
+        "config_hash": distill_hash(trained.record, recipe, seed),
+        "data_fingerprint": src_config.get("data_fingerprint"),
         "environment": _environment(),
     }
     for key in ("dataset_options", "resplit", "dataset_info"):  # as the source recorded them (tables group by them)
@@ -578,13 +578,13 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
             config[key] = src_config[key]
     run_id = None
     if resume:
-        unfinished = [r for r in iter_runs(runs_dir, finished=False) if r.config.get("config_hash") == config["config_hash"]
-                      and is_distilled(r)]
+        unfinished = [r for r in iter_runs(runs_dir, finished=False)
+                      if r.config.get("config_hash") == config["config_hash"] and is_distilled(r)]
         run_id = unfinished[-1].run_id if unfinished else None
     record = create_run(runs_dir, config, run_id=run_id)
 
     t0 = time.perf_counter()
-    index, labels, train_maps = pseudo_labels(trained, data, size_data, recipe.ignore_band, progress=progress)
+    index, labels, train_maps = pseudo_labels(trained, data, size_data, recipe.ignore_band)
     label_seconds = time.perf_counter() - t0
     train_quality = split_iou(data, train_maps, trained.threshold)  # an evaluation: never feeds training
     del train_maps
@@ -597,7 +597,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     net.to(torch_device)
     frames = np.asarray(size_data.frames[index])
     train_seconds = _train(net, frames, labels, recipe, seed, torch_device, record.path / "checkpoint.pt",
-                           resume=run_id is not None, progress=progress)
+                           resume=run_id is not None)
     net.eval()
     _save(record.path / "segmenter.pt", net.state_dict())
 
@@ -605,7 +605,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     evaluation = evaluate_maps(SegmenterMaps(_evaluator_name(config["distill"]["source_method"])), cast(Any, net),
                                size_data,
                                torch_device, background_removal=False, fusion=None, flow=rec.flow,
-                               progress=progress, flow_options=rec.flow_options())
+                               flow_options=rec.flow_options())
     pixels = np.bincount(labels.ravel(), minlength=IGNORE + 1)
     src_metrics = src_result.get("metrics", {})
     result = {

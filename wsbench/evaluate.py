@@ -225,7 +225,7 @@ class _Split:
 
 def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
-                  batch_size: int = 32, progress: bool = True, flow_options: dict[str, Any] | None = None,
+                  batch_size: int = 32, flow_options: dict[str, Any] | None = None,
                   cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False) -> dict[str, Any]:
     """Score a method's maps on the validation and test *before* frames that have GT masks.
 
@@ -238,7 +238,6 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         fusion: temporal fusion at inference; ``None`` uses ``method.fusion()``.
         flow: flow estimator whose cached flows fusion uses.
         batch_size: frames per forward pass.
-        progress: show a progress bar.
         flow_options: options of the flow estimator (e.g. ``root`` of the ``files`` estimator).
         cam_scales: input scales of multi-scale inference (``(1.0,)``: single scale).
         cam_flip: also average the maps of the mirrored frames.
@@ -262,7 +261,7 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
             if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
     model.eval()
     for pos, video in tqdm(todo, desc=f"{method.name} maps", unit="video", leave=False,
-                           disable=not show_progress(progress)):
+                           disable=not show_progress()):
         split = splits[video.split]
         started = time.perf_counter()
         maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
@@ -361,7 +360,8 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         "threshold_source": source,
         "val_iou_illegal": num(val_iou[k]) if val.frames else None,
         "oracle_iou_illegal": num(np.nanmax(test_iou)) if test.frames and np.isfinite(test_iou).any() else None,
-        "oracle_threshold": (int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any() else None,
+        "oracle_threshold": ((int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any()
+                             else None),
         "stability": num(stability.stability()[k]) if stability.pairs else None,
     }
     baselines = {}
@@ -381,10 +381,12 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
                    "test_iou_illegal": [num(x) for x in test_iou] if test.frames else [],
                    "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
         "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
-                   "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k))))
+                   "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k)),
+                                                 strict=True))
                                    for key, v in test_videos.items()}},
         "fusion": fusion.as_config() if fusion else None,
-        "timings": {"maps": round(seconds, 3), "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
+        "timings": {"maps": round(seconds, 3),
+                    "maps_frames_per_second": round(frames / seconds, 2) if seconds else None},
     }
 
 

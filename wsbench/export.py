@@ -32,8 +32,8 @@ from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
 from .files import atomic_write_json, check_output, write_image
-from .progress import show_progress
 from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
+from .progress import show_progress
 
 __all__ = ["export_maps", "export_pseudo_labels"]
 
@@ -43,8 +43,7 @@ def _safe(name: str) -> str:
 
 
 def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str, ...] = SPLITS,
-                         cache_dir: str | Path | None = None, batch_size: int = 32,
-                         progress: bool = True) -> dict[str, Any]:
+                         cache_dir: str | Path | None = None, batch_size: int = 32) -> dict[str, Any]:
     """Write images, three-label masks and a class list for every frame of ``splits``.
 
     Args:
@@ -53,7 +52,6 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
         splits: which splits of the run's data set.
         cache_dir: cache root of the frame, foreground and flow caches.
         batch_size: frames per forward pass.
-        progress: show a progress bar.
 
     Returns:
         The content of ``export.json``.
@@ -75,7 +73,7 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
     pixels = np.zeros(len(CLASSES), np.int64)
     written: set[str] = set()
     for pos, video in tqdm(videos, desc="export", unit="video", leave=False,
-                           disable=not show_progress(progress)):
+                           disable=not show_progress()):
         maps = None
         if video.label == "before":
             maps = trained.video_maps(data, pos, flows, batch_size)
@@ -104,7 +102,7 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
                    "masks": "masks/<split>/<same name>.png, uint8 values = indices of classes"},
         "classes": list(CLASSES),
         "frames": counts,
-        "pixels": {name: int(n) for name, n in zip(CLASSES, pixels)},
+        "pixels": {name: int(n) for name, n in zip(CLASSES, pixels, strict=True)},
         "note": "pseudo-labels from a weakly supervised run (no GT used); after frames have no illegal pixels",
     }
     atomic_write_json(out / "export.json", summary)

@@ -22,15 +22,15 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 from .files import chmod_as_new, disk_error
@@ -81,7 +81,7 @@ def _open(url: str, headers: dict[str, str] | None = None):
         return urllib.request.urlopen(request, timeout=_TIMEOUT)  # noqa: S310 (https or a test server)
     except urllib.error.HTTPError:
         raise
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as err:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise UserError(f"cannot reach {url}: {reason}; check the network and run the same command again "
                         "(downloads resume)") from None
@@ -108,9 +108,9 @@ def zenodo_record(record: str) -> dict[str, Any]:
 
 
 def _restricted(record: dict[str, Any]) -> bool:
-    access = record.get("access") if isinstance(record.get("access"), dict) else {}
-    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
-    return access.get("files") == "restricted" or metadata.get("access_right") in ("restricted", "closed")
+    access, metadata = record.get("access"), record.get("metadata")
+    return ((isinstance(access, dict) and access.get("files") == "restricted")
+            or (isinstance(metadata, dict) and metadata.get("access_right") in ("restricted", "closed")))
 
 
 def _files(record: dict[str, Any], where: str = "the record") -> list[dict[str, Any]]:
@@ -176,7 +176,7 @@ def _check_link(url: str, what: str) -> None:
         raise UserError(f"{what} is {url!r}; only http(s) links are accepted")
 
 
-def _download(url: str, target: Path, size: int | None, md5: str | None, progress: bool) -> None:
+def _download(url: str, target: Path, size: int | None, md5: str | None) -> None:
     """Download ``url`` to ``target`` through ``target.part``, resuming it; verify the MD5."""
     from tqdm.auto import tqdm
 
@@ -203,12 +203,12 @@ def _download(url: str, target: Path, size: int | None, md5: str | None, progres
                 total = size if size is not None else (have + int(response.headers.get("Content-Length", 0)) or None)
                 with open(part, "ab" if have else "wb") as fh, tqdm(
                         total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=target.name, disable=not show_progress(progress), leave=False) as bar:
+                        desc=target.name, disable=not show_progress(), leave=False) as bar:
                     try:
                         while chunk := response.read(_CHUNK):
                             fh.write(chunk)
                             bar.update(len(chunk))
-                    except (OSError, socket.timeout) as err:
+                    except (TimeoutError, OSError) as err:
                         one_line = disk_error(err, part.parent) if isinstance(err, OSError) else None
                         if one_line is not None:  # the disk, not the network
                             raise one_line from None
@@ -261,14 +261,12 @@ def _data_root(name: str, folder: Path) -> Path:
     return folder
 
 
-def fetch_dataset(name: str, out: str | os.PathLike, progress: bool = True,
-                  echo: Callable[[str], Any] = print) -> Path:
+def fetch_dataset(name: str, out: str | os.PathLike, echo: Callable[[str], Any] = print) -> Path:
     """Download, verify and extract a public data set.
 
     Args:
         name: a key of :data:`PUBLIC_DATASETS` (``ws2``, ``zerowaste-w``).
         out: parent folder; the data set ends up in ``out/<name>``.
-        progress: progress bars.
         echo: where one-line status messages go.
 
     Returns:
@@ -299,7 +297,7 @@ def fetch_dataset(name: str, out: str | os.PathLike, progress: bool = True,
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             echo(f"downloading {f['key']}" + (f" ({f['size'] / 2**20:.1f} MiB)" if f.get("size") else ""))
-            _download(f["url"], path, f.get("size"), f.get("md5"), progress)
+            _download(f["url"], path, f.get("size"), f.get("md5"))
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.extracting.", dir=out))
     try:
         chmod_as_new(tmp, folder=True)  # becomes the data set's folder: not mkdtemp's 0700

@@ -15,9 +15,9 @@
 from __future__ import annotations
 
 import textwrap
-
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,23 +91,25 @@ def threshold_sweeps(records: Iterable[RunRecord], out: Path) -> Path | None:
     from .report import method_columns
 
     columns = method_columns(records)
-    datasets = list(dict.fromkeys(r.result["dataset"] for _, runs in columns for r in runs
-                                  if r.result.get("curves", {}).get("val_iou_illegal")))
+    datasets = list(dict.fromkeys(r.finished_result["dataset"] for _, runs in columns for r in runs
+                                  if r.finished_result.get("curves", {}).get("val_iou_illegal")))
     if not datasets:
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
+    for ax, dataset in zip(axes[0], datasets, strict=True):
         for name, runs in columns:
-            runs = [r for r in runs if r.result["dataset"] == dataset and r.result.get("curves", {}).get("val_iou_illegal")]
+            runs = [r for r in runs
+                    if r.finished_result["dataset"] == dataset
+                    and r.finished_result.get("curves", {}).get("val_iou_illegal")]
             if not runs:
                 continue
-            thresholds = np.asarray(runs[0].result["curves"]["thresholds"], float)
-            curves = np.array([[np.nan if v is None else v for v in r.result["curves"]["val_iou_illegal"]] for r in runs],
-                              float)
+            thresholds = np.asarray(runs[0].finished_result["curves"]["thresholds"], np.float64)
+            curves = np.array([[np.nan if v is None else v for v in r.finished_result["curves"]["val_iou_illegal"]]
+                               for r in runs], np.float64)
             (line,) = ax.plot(thresholds, 100 * np.nanmean(curves, axis=0), label=f"{name} (n={len(runs)})", lw=1.2)
-            for r, curve in zip(runs, curves):
-                t = r.result["metrics"]["threshold"]
+            for r, curve in zip(runs, curves, strict=True):
+                t = r.finished_result["metrics"]["threshold"]
                 ax.plot([t], [100 * curve[int(np.argmin(np.abs(thresholds - t)))]], "o", color=line.get_color(), ms=3)
         ax.set_title(f"{dataset}: validation sweep (dots: chosen thresholds)", fontsize=9)
         ax.set_xlabel("threshold")
@@ -121,7 +123,7 @@ def _training_log(record: RunRecord) -> dict[str, np.ndarray] | None:
     """The columns of the run's classifier's ``log.csv`` as float arrays, or ``None`` if it has none."""
     import csv
 
-    path = Path(record.path).parent / str(record.result.get("classifier", {}).get("path", "")) / "log.csv"
+    path = Path(record.path).parent / str(record.finished_result.get("classifier", {}).get("path", "")) / "log.csv"
     if not path.is_file():
         return None
     with open(path, newline="") as handle:
@@ -156,7 +158,8 @@ def training_curves(records: Iterable[RunRecord], out: Path) -> Path | None:
         for r in runs:
             log = _training_log(r)
             if log is not None:  # keyed by classifier: two runs explaining one classifier are one seed
-                by_dataset.setdefault(str(r.result["dataset"]), {})[str(r.result["classifier"].get("path"))] = log
+                result = r.finished_result
+                by_dataset.setdefault(str(result["dataset"]), {})[str(result["classifier"].get("path"))] = log
         for dataset, logs in by_dataset.items():
             terms = sorted({t for log in logs.values() for t in log} - {"epoch", "step", "lr"})
             for term in terms:
@@ -275,7 +278,7 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     from .report import method_columns
 
     columns = method_columns(records)
-    datasets = list(dict.fromkeys(r.result["dataset"] for _, runs in columns for r in runs))
+    datasets = list(dict.fromkeys(r.finished_result["dataset"] for _, runs in columns for r in runs))
     if examples <= 0 or not datasets:
         return []
     plt = _pyplot()
@@ -285,7 +288,8 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
         sources: set[str] = set()  # where the shown runs' thresholds came from
         frames = None
         for name, runs in columns:
-            runs = sorted((r for r in runs if r.result["dataset"] == dataset), key=lambda r: r.result["seed"])
+            runs = sorted((r for r in runs if r.finished_result["dataset"] == dataset),
+                          key=lambda r: r.finished_result["seed"])
             if not runs:
                 continue
             trained = load_run(runs[0].path, device=device)
@@ -293,9 +297,9 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             frames = frames if frames is not None else pick_examples(data.index, examples)
             if not frames:
                 break
-            panels.append((f"{name} (seed {runs[0].result['seed']})", example_masks(trained, data, frames)))
-            sources.add(threshold_text(runs[0].result["metrics"].get("threshold_source")))
-        if not panels:
+            panels.append((f"{name} (seed {runs[0].finished_result['seed']})", example_masks(trained, data, frames)))
+            sources.add(threshold_text(runs[0].finished_result["metrics"].get("threshold_source")))
+        if not panels or frames is None:  # panels are made of frames
             continue
         rows, cols = len(frames), 2 + len(panels)
         fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows + 0.3), squeeze=False)
@@ -309,12 +313,13 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
                 iou = "" if m["iou"] is None else f"IoU {100 * m['iou']:.1f}"
                 head = textwrap.fill(name, 22)  # long labels would run into the next column
                 shows.append((f"{head}\n{iou}" if i == 0 else iou, _overlay(image, m["pred"], (230, 30, 30), outline)))
-            for ax, (title, picture) in zip(axes[i], shows):
+            for ax, (title, picture) in zip(axes[i], shows, strict=True):
                 ax.imshow(picture)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(title, fontsize=7)
-        what = f"each run's {sources.pop()}" if len(sources) == 1 else f"each run's threshold ({'; '.join(sorted(sources))})"
+        what = (f"each run's {sources.pop()}" if len(sources) == 1
+                else f"each run's threshold ({'; '.join(sorted(sources))})")
         fig.suptitle(f"{dataset}: test frames, masks at {what}", fontsize=9)
         written.append(_save(fig, Path(out_dir) / f"qualitative-{dataset}.{fmt}"))
     return written
@@ -348,7 +353,7 @@ def tensorboard_run(record: RunRecord | None, cache_dir: str | Path | None = Non
 
     from . import tblog
 
-    if record is None or not record.finished or tblog.summary_writer(record.path) is None:
+    if record is None or record.result is None or tblog.summary_writer(record.path) is None:  # None: unfinished
         return
     result = record.result
     step = 0  # the classifier's last training step
@@ -401,7 +406,7 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
     out_dir = Path(out_dir)
     names = ["ablation", "threshold_sweep", "training_curves"]
     if examples > 0:
-        names += [f"qualitative-{d}" for d in sorted({str(r.result["dataset"]) for r in records})]
+        names += [f"qualitative-{d}" for d in sorted({str(r.finished_result["dataset"]) for r in records})]
     existing = [out_dir / f"{name}.{fmt}" for name in names if (out_dir / f"{name}.{fmt}").exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} other figure(s))" if len(existing) > 1 else ""

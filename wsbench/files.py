@@ -29,7 +29,7 @@ import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -267,7 +267,7 @@ def reserve_space(files: list[Path], what: str) -> None:
             os.close(fd)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -302,7 +302,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
             raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     atomic_write(path, lambda f: f.write(data))
 
@@ -330,8 +330,8 @@ def _json_default(obj: Any) -> Any:
 
 
 # -- hashing ----------------------------------------------------------------------------------
-def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
-    """Stable short hash of a JSON-able mapping (key order does not matter)."""
+def config_hash(config: Mapping[str, Any] | Sequence[Any], length: int = 12) -> str:
+    """Stable short hash of a JSON-able mapping or list (key order does not matter)."""
     blob = json.dumps(config, sort_keys=True, default=_json_default, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 

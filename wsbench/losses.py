@@ -111,7 +111,7 @@ def temporal_loss_terms(
         pixels where no warped neighbour is valid (belt entering the view) count as 0, so zero
         padding is never a target.
     """
-    size = centre.shape[-2:]
+    size = (centre.shape[-2], centre.shape[-1])
     m_t, m_prev, m_next = normalized_cams(centre), normalized_cams(prev), normalized_cams(nxt)
     w_prev, v_prev = warp(m_prev, resize_flow(flow_to_prev.float(), size))
     w_next, v_next = warp(m_next, resize_flow(flow_to_next.float(), size))

@@ -120,16 +120,19 @@ def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.T
         it is valid (its sample point lies inside the neighbour frame), an unwarped one everywhere.
     """
     t, h, w = maps.shape
+    flows: tuple[torch.Tensor, torch.Tensor] | None = None  # (to next, to previous) at the maps' size
     if fusion.warp:
-        to_next, to_prev = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
+        if to_next is None or to_prev is None:
+            raise ValueError("fusion with warp needs the flows to the next and to the previous frames")
+        flows = resize_flow(to_next.float(), (h, w)), resize_flow(to_prev.float(), (h, w))
     m = maps.float()[:, None]
     total, count, best = m.clone(), torch.ones_like(m), m.clone()
     for k in range(1, min(fusion.neighbours, t - 1) + 1):
-        if fusion.warp:
+        if flows is not None:
             # frames 0..T-k-1 receive frame t+k, chained through t+1, ..., t+k-1
-            fwd, v_fwd = warp_chain(m[k:], [to_next[j:t - k + j] for j in range(k)])
+            fwd, v_fwd = warp_chain(m[k:], [flows[0][j:t - k + j] for j in range(k)])
             # frames k..T-1 receive frame t-k, chained through t-1, ..., t-k+1
-            bwd, v_bwd = warp_chain(m[:t - k], [to_prev[k - j:t - j] for j in range(k)])
+            bwd, v_bwd = warp_chain(m[:t - k], [flows[1][k - j:t - j] for j in range(k)])
         else:
             fwd, v_fwd = m[k:], torch.ones_like(m[k:])
             bwd, v_bwd = m[:t - k], torch.ones_like(m[:t - k])

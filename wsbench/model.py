@@ -16,8 +16,9 @@ the logits. Two heads:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import cast
 
 import timm
 import torch
@@ -50,6 +51,9 @@ class CamNet(nn.Module):
             (global average pooling + linear layer with bias, a standard image classifier).
     """
 
+    mean: torch.Tensor  # buffers (register_buffer): the backbone's input normalisation × 255
+    std: torch.Tensor
+
     def __init__(self, backbone: str = "resnet50", classes: Sequence[str] = ("before", "after", "background"),
                  output_stride: int = 16, pool: str = "gap", pretrained: str | None = None,
                  head: str = "classmap") -> None:
@@ -59,12 +63,13 @@ class CamNet(nn.Module):
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, not {head!r}")
         self.backbone = _create_backbone(backbone, output_stride, pretrained)
-        self.head: nn.Module
+        features = cast(int, self.backbone.num_features)  # every timm model has num_features
+        self.head: nn.Linear | nn.Conv2d
         if head == "linear":
-            self.head = nn.Linear(self.backbone.num_features, len(classes))
+            self.head = nn.Linear(features, len(classes))
             pool = "gap"
         else:
-            self.head = nn.Conv2d(self.backbone.num_features, len(classes), kernel_size=1, bias=False)
+            self.head = nn.Conv2d(features, len(classes), kernel_size=1, bias=False)
         self.head_type = head
         self.classes = tuple(classes)
         self.pool_type = pool

@@ -23,6 +23,7 @@ from .files import atomic_write_json, config_hash
 from .flow import FLOWS, flow_fingerprint
 from .maps import parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
+from .progress import no_bars_unless
 from .recipes import Recipe, choose_recipe, named_recipe
 from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs
 from .texts import static_after_refusal
@@ -260,12 +261,18 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         runs_dir: where run records and shared classifiers go.
         resume: continue the latest unfinished run with the same configuration (and its
             interrupted classifier training) instead of starting a new one.
-        progress: show progress bars.
+        progress: show progress bars, the recipe note and the training time estimate; ``False``:
+            none of them, however deep (:func:`wsbench.progress.no_bars_unless`).
 
     Returns:
         The finished run record (``result.json`` written); ``None`` on the ranks other than 0 of a
         torchrun launch, which only train (see :mod:`wsbench.distributed`).
     """
+    with no_bars_unless(progress):  # progress=False: no bar, however deep (caches, flows, inference)
+        return _execute(spec, runs_dir, resume, progress)
+
+
+def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) -> RunRecord | None:
     from . import distributed
     from .evaluate import evaluate_maps
 
@@ -300,8 +307,8 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         return None
     accuracy = _cached_accuracy(Path(runs_dir) / classifier["path"], model, data, device)
     evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
-                               fusion=resolved.fusion, flow=recipe.flow, progress=progress,
-                               flow_options=recipe.flow_options(), **cam_inference(config))
+                               fusion=resolved.fusion, flow=recipe.flow, flow_options=recipe.flow_options(),
+                               **cam_inference(config))
     own_input = "foreground" if recipe.background_removal else "original"
     metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
     result = {

@@ -15,7 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-__all__ = ["PROGRESS_ENV", "progress_bars", "progress_enabled", "set_progress", "show_progress"]
+__all__ = ["PROGRESS_ENV", "no_bars_unless", "progress_bars", "progress_enabled", "set_progress", "show_progress"]
 
 PROGRESS_ENV = "WSBENCH_PROGRESS"
 
@@ -53,6 +53,16 @@ def progress_bars(enabled: bool) -> Iterator[None]:
         yield
     finally:
         set_progress(before)
+
+
+def no_bars_unless(requested: bool) -> contextlib.AbstractContextManager[None]:
+    """What a function's ``progress=False`` does: ``progress_bars(False)`` for its body, else nothing.
+
+    Args:
+        requested: whether the caller wants bars; ``True`` leaves the switch as it is (never on
+            against ``$WSBENCH_PROGRESS`` or an enclosing ``progress_bars(False)``).
+    """
+    return contextlib.nullcontext() if requested else progress_bars(False)
 
 
 def show_progress(requested: bool = True) -> bool:

@@ -20,12 +20,14 @@ This module must stay light: it imports nothing heavier than the standard librar
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import fnmatch
 import importlib.metadata
 import os
 import warnings
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Entry", "Registry", "RegistryError", "UnknownEntryError", "PluginWarning"]
 
@@ -153,7 +155,7 @@ class Registry(Generic[M]):
         names = set(self._entries) | (set(self._discover()) - set(self._failed))
         return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
-    def entries(self, pattern: str = "*") -> list[Entry[M]]:
+    def entries(self, pattern: str = "*") -> builtins.list[Entry[M]]:
         """Entries matching ``pattern``; imports matching plugins (a failing one only warns)."""
         out = []
         for name in self.list(pattern):

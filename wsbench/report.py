@@ -39,7 +39,8 @@ import io
 import json
 import math
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -169,6 +170,11 @@ def ablation_components(config: dict[str, Any]) -> tuple[bool, bool] | None:
     return (bool(modules[0]), bool(modules[1])) if modules else None
 
 
+def _tick(components: tuple[bool, bool] | None, i: int) -> str:
+    """An ablation table's mark for module ``i`` (spatial 0, temporal 1); empty for other methods."""
+    return "" if components is None else ("✓" if components[i] else "✗")
+
+
 def _options_text(options: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
@@ -221,7 +227,8 @@ def _data_identity(config: dict[str, Any], result: dict[str, Any], content_of: d
     ident = {k: config.get(k) for k in _DATA}
     ident["dataset"] = result.get("dataset") or config.get("dataset")
     fingerprint = config.get("data_fingerprint")
-    ident["data_content"] = config.get("data_content") or content_of.get(fingerprint, fingerprint)
+    ident["data_content"] = config.get("data_content") or (content_of.get(fingerprint, fingerprint) if fingerprint
+                                                           else fingerprint)
     return ident
 
 
@@ -230,7 +237,8 @@ def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
 
     A configuration is everything in :data:`_SEMANTIC` (method, options, data set and its root and
     options, recipe, fusion, map inference) on one data set identity (its files' content); running
-    it again with the same seed and split seed repeats a sample, it does not add one. "Latest" is by the time ``result.json`` was written.
+    it again with the same seed and split seed repeats a sample, it does not add one. "Latest" is by the
+    time ``result.json`` was written.
 
     Returns:
         ``(kept records in their original order, number of finished runs ignored as re-runs)``.
@@ -285,7 +293,6 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
         options = config.get("method_options", {}) or {}
         info = _method_info({"method": method, **config})
         comps = ablation_components({"method": method, **config})
-        tick = lambda on: "" if comps is None else ("✓" if on else "✗")  # noqa: E731
         semantic = {k: config.get(k) for k in _SEMANTIC}
         base = {"run_id": record.run_id, "method": method,
                 "label": config.get("label") or column_label({"method": method, "config": config}),
@@ -299,7 +306,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "dataset": r.get("dataset") or config.get("dataset"), "seed": r.get("seed", config.get("seed")),
                 "config_hash": r.get("config_hash") or config.get("config_hash"),
                 "commit": (config.get("environment") or {}).get("git_commit"),
-                "spatial": tick(comps and comps[0]), "temporal": tick(comps and comps[1]),
+                "spatial": _tick(comps, 0), "temporal": _tick(comps, 1),
                 "variant": config_hash(semantic),
                 "static_after": bool((config.get("dataset_info") or {}).get("static_after", False)),
                 "background_removal": (config.get("recipe") or {}).get("background_removal", True),
@@ -337,7 +344,7 @@ def _recipe_tags(df: pd.DataFrame, ignore: tuple[str, ...] = ()) -> dict[str, st
     tags: dict[str, str] = {}
     runs = df.drop_duplicates("run_id")
     for _, group in runs.groupby("dataset", sort=False):
-        recipes = {v: json.loads(rec) for v, rec in zip(group.variant, group.recipe)}
+        recipes = {v: json.loads(rec) for v, rec in zip(group.variant, group.recipe, strict=True)}
         for key in ignore:
             for rec in recipes.values():
                 rec.pop(key, None)
@@ -437,7 +444,8 @@ class _Intervals:
         if cell.mean is None or self.metric != "iou_illegal":
             return
         counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
-        interval = iou_interval(counts) if all(counts) else None
+        present = [c for c in counts if c]
+        interval = iou_interval(present) if len(present) == len(counts) else None
         if interval is None:
             self.missing.append(column)
             return
@@ -471,14 +479,14 @@ def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
 
 def _highlight(cells: list[Cell], higher_better: bool = True, second: bool = True) -> None:
     """Mark the best (and, with ``second``, among three or more values the second best) cells, ties alike."""
-    values = sorted({round(c.mean, 2) for c in cells if c.mean is not None}, reverse=higher_better)
-    numeric = [c for c in cells if c.mean is not None]
+    numeric = [(c, round(c.mean, 2)) for c in cells if c.mean is not None]
+    values = sorted({value for _, value in numeric}, reverse=higher_better)
     if not values:
         return
-    for c in numeric:
-        if round(c.mean, 2) == values[0]:
+    for c, value in numeric:
+        if value == values[0]:
             c.mark = "best"
-        elif second and len(numeric) >= 3 and len(values) > 1 and round(c.mean, 2) == values[1]:
+        elif second and len(numeric) >= 3 and len(values) > 1 and value == values[1]:
             c.mark = "second"
 
 
@@ -666,12 +674,13 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
     # an ablation run: its options other than spatial/temporal and its fusion are the defaults
     plain = [fusion and _is_default({k: v for k, v in json.loads(o).items() if k not in ("spatial", "temporal")},
                                     {"default_options": json.loads(d)})
-             for o, d, fusion in zip(df.options_json, df.defaults_json, df.default_fusion)]
+             for o, d, fusion in zip(df.options_json, df.defaults_json, df.default_fusion, strict=True)]
     df = df[plain]
     if df.empty:
         return table
     tags = _recipe_tags(df)
-    df = df.assign(row=[d + (f" [{tags[v]}]" if tags.get(v) else "") for d, v in zip(df.dataset, df.variant)],
+    df = df.assign(row=[d + (f" [{tags[v]}]" if tags.get(v) else "")
+                        for d, v in zip(df.dataset, df.variant, strict=True)],
                    main=[not tags.get(v) for v in df.variant])
     df = df.sort_values("main", ascending=False, kind="stable")  # the data set's usual recipe first
     values = df[(df.metric == metric) & (df.split == "test")]
@@ -723,7 +732,8 @@ def background(records: Iterable[RunRecord]) -> Table:
     if df.empty:
         return table
     tags = _recipe_tags(df, ignore=("background_removal",))
-    df = df.assign(row=[d + (f" [{tags[v]}]" if tags.get(v) else "") for d, v in zip(df.dataset, df.variant)])
+    df = df.assign(row=[d + (f" [{tags[v]}]" if tags.get(v) else "")
+                        for d, v in zip(df.dataset, df.variant, strict=True)])
     for row_name, group in df.groupby("row", sort=False):
         for removal, text in ((False, "trained with background"), (True, "trained without background")):
             sel = group[group.background_removal == removal]
@@ -775,7 +785,7 @@ def _markdown(table: Table) -> str:
     headers = list(table.columns)
     if table.groups:
         spans = [g for g, n in table.groups for _ in range(n)]
-        headers = [f"{g.removeprefix('tested ')}: {c}" for g, c in zip(spans, headers)]
+        headers = [f"{g.removeprefix('tested ')}: {c}" for g, c in zip(spans, headers, strict=True)]
     body = [[name] + [fmt(c) for c in cells] for name, cells in table.rows]
     text = f"**{table.caption}**\n\n" + tabulate(body, headers=[table.corner] + headers, tablefmt="github",
                                                   disable_numparse=True)
@@ -785,7 +795,8 @@ def _markdown(table: Table) -> str:
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "✓": r"\checkmark{}",
-                  "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "–": "--", "<": r"\textless{}", ">": r"\textgreater{}"}
+                  "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "–": "--", "<": r"\textless{}",
+                  ">": r"\textgreater{}"}
 
 
 def latex_escape(text: str) -> str:
@@ -828,7 +839,7 @@ def _tidy(tables: list[Table]) -> list[dict[str, Any]]:
     for table in tables:
         spans = [g for g, n in (table.groups or []) for _ in range(n)] or [""] * len(table.columns)
         for name, cells in table.rows:
-            for group, column, cell in zip(spans, table.columns, cells):
+            for group, column, cell in zip(spans, table.columns, cells, strict=True):
                 rows.append({"table": table.name, "row": name, "column": f"{group}: {column}" if group else column,
                              "text": cell.text, "mean": None if cell.mean is None else round(cell.mean, 4),
                              "std": None if cell.std is None else round(cell.std, 4), "runs": cell.n,

@@ -84,7 +84,7 @@ def environment() -> dict[str, Any]:
     """Versions of Python and the packages that affect results, the platform and the git commit."""
     import importlib.metadata as md
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("wsbench", "torch", "torchvision", "timm", "grad-cam", "opencv-python-headless", "numpy"):
         try:
             versions[pkg] = md.version(pkg)
@@ -149,8 +149,19 @@ class RunRecord:
         """Whether ``result.json`` exists."""
         return self.result is not None
 
+    @property
+    def finished_result(self) -> dict[str, Any]:
+        """``result`` of a finished run (for code that reads finished runs only).
+
+        Raises:
+            ValueError: the run is unfinished (no ``result.json``).
+        """
+        if self.result is None:
+            raise ValueError(f"{self.path}: unfinished run (no {RESULT_FILE})")
+        return self.result
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "RunRecord":
+    def load(cls, path: str | os.PathLike) -> RunRecord:
         """Read a run directory.
 
         Raises:

@@ -31,7 +31,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -44,6 +44,9 @@ from .errors import UserError
 from .files import atomic_write_json, video_writer, write_image
 from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
 from .progress import show_progress
+
+if TYPE_CHECKING:
+    from .distill import DistilledRun
 
 __all__ = ["SegmentedFrame", "check_segment_options", "open_source", "segment_file", "segment_stream",
            "segmenter_stream", "stream_background"]
@@ -74,7 +77,7 @@ class _Entry:
     frame: np.ndarray
     small: np.ndarray
     fg: np.ndarray  # foreground at the analysis size
-    maps: torch.Tensor | None = None
+    maps: torch.Tensor
     to_next: torch.Tensor | None = None
     to_prev: torch.Tensor | None = None
 
@@ -157,13 +160,15 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     k = fusion.neighbours if fusion is not None else 0
     ahead = 0 if fusion is None or fusion.causal else k  # later frames a frame's fusion waits for
     # .flo files exist only for a data set's own frames: a new video gets DIS flow instead
-    estimator = create_flow("dis" if recipe.flow == "files" else recipe.flow) if k > 0 and fusion.warp else None
+    warp = fusion is not None and k > 0 and fusion.warp
+    estimator = create_flow("dis" if recipe.flow == "files" else recipe.flow) if warp else None
     w, h = recipe.image_size
     flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
     variant = FOREGROUND if recipe.background_removal else ORIGINAL
     needs_grad = METHODS.entry(trained.method.name).meta.needs_grad
 
     def flow(src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
+        assert estimator is not None  # called only when fusion warps
         f = torch.from_numpy(np.ascontiguousarray(estimator(src[None], dst[None]))).permute(0, 3, 1, 2)
         return resize_flow(f, flow_size)[0]
 
@@ -173,7 +178,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     source = iter(frames)
     done = False
     while not done:
-        batch = []
+        batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # frame, small, fg, fg small
         for frame in itertools.islice(source, batch_size):
             got = (frame.shape[1], frame.shape[0])
             if size is not None and got != size:
@@ -182,14 +187,14 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
             size = got
             small, fg_small, fg = frame_arrays(frame, background, recipe.image_size, recipe.bg_threshold,
                                                    recipe.bg_morph)
-            batch.append((_Entry(frame, small, fg), fg_small))
+            batch.append((frame, small, fg, fg_small))
         done = len(batch) < batch_size
         if batch:
-            maps = batch_maps(trained.method, trained.model, np.stack([e.small for e, _ in batch]),
-                              np.stack([m for _, m in batch]), variant, trained.device, needs_grad,
+            maps = batch_maps(trained.method, trained.model, np.stack([b[1] for b in batch]),
+                              np.stack([b[3] for b in batch]), variant, trained.device, needs_grad,
                               trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion))
-            for (entry, _), m in zip(batch, maps):
-                entry.maps = m
+            for (image, small, fg, _), m in zip(batch, maps, strict=True):
+                entry = _Entry(image, small, fg, m)
                 if estimator is not None and window:
                     prev = window[-1]
                     prev.to_next, entry.to_prev = flow(prev.small, entry.small), flow(entry.small, prev.small)
@@ -201,7 +206,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
             clip = [window[i - start] for i in range(lo, hi)]
             entry = clip[emitted - lo]
             fused = entry.maps
-            if k > 0:  # a lone frame too: fusion on raw maps normalises it
+            if fusion is not None and k > 0:  # a lone frame too: fusion on raw maps normalises it
                 zero = torch.zeros(2, *flow_size)
                 to_next = to_prev = None
                 if estimator is not None:
@@ -253,7 +258,7 @@ def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int
         probs = trained.probabilities(small)
         full = torch.nn.functional.interpolate(probs, size=(size[1], size[0]), mode="bilinear", align_corners=False)
         masks = trained.label_masks(full.numpy())
-        for frame, mask in zip(batch, masks):
+        for frame, mask in zip(batch, masks, strict=True):
             yield SegmentedFrame(index, frame, mask)
             index += 1
 
@@ -283,13 +288,14 @@ def check_segment_options(source: str | Path, out: str | Path, overlay_video: st
                      suffixes=VIDEO_SUFFIXES)
 
 
-def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overlay_video: str | Path | None = None,
-                 save_overlays: bool = False, bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
-                 fps: float | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: str | Path,
+                 overlay_video: str | Path | None = None, save_overlays: bool = False,
+                 bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
+                 fps: float | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Segment a video file or frame folder, writing masks (and overlays) as frames are done.
 
     Args:
-        trained: the run.
+        trained: the run (a CAM run, or a distilled segmenter: :func:`wsbench.distill.load_distilled`).
         source: video file or folder of frames.
         out: output folder: ``masks/<frame>.png`` (0 background, 1 legal, 2 illegal),
             ``classes.json``/``classes.txt``, ``segment.json``; ``overlay/<frame>.png`` too with
@@ -300,7 +306,6 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
         bg_frames: frames the median background is taken over.
         batch_size: frames per forward pass.
         fps: overlay video frame rate (default: the input video's, 10 for a frame folder).
-        progress: show a progress bar.
         overwrite: replace an existing overlay video.
 
     Returns:
@@ -324,16 +329,17 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     from .distill import DistilledRun
 
     distilled = isinstance(trained, DistilledRun)  # a segmenter: no background model, no flow
-    background = None if distilled else stream_background(iter(frames), bg_frames)
+    if isinstance(trained, DistilledRun):  # streams are generators: they start in the loop below
+        stream = segmenter_stream(trained, iter(frames), batch_size)
+    else:
+        stream = segment_stream(trained, iter(frames), stream_background(iter(frames), bg_frames), batch_size)
     rate = fps or getattr(frames, "fps", None) or 10.0
     writer = None
     counts = np.zeros(len(CLASSES), np.int64)
     n = 0
     try:
-        stream = (segmenter_stream(trained, iter(frames), batch_size) if distilled
-                  else segment_stream(trained, iter(frames), background, batch_size))
         for item in tqdm(stream, total=len(frames),
-                         desc="segment", unit="frame", leave=False, disable=not show_progress(progress)):
+                         desc="segment", unit="frame", leave=False, disable=not show_progress()):
             name = frames.names[item.index]
             write_image(mask_dir / f"{name}.png", item.mask)
             counts += np.bincount(item.mask.ravel(), minlength=len(CLASSES))
@@ -351,13 +357,15 @@ def segment_file(trained: TrainedRun, source: str | Path, out: str | Path, overl
     finally:
         if writer is not None:
             writer.release()
-    if writer is not None and not (Path(overlay_video).is_file() and Path(overlay_video).stat().st_size > 0):
+    if writer is not None and overlay_video is not None and not (Path(overlay_video).is_file()
+                                                                  and Path(overlay_video).stat().st_size > 0):
         raise UserError(f"{overlay_video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
     write_classes(out)
-    summary = {**(trained.summary() if distilled else run_summary(trained)), "input": str(source), "frames": n,
+    own = trained.summary() if isinstance(trained, DistilledRun) else run_summary(trained)
+    summary = {**own, "input": str(source), "frames": n,
                "bg_frames": None if distilled else bg_frames,
                "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
-               "pixels": {name: int(c) for name, c in zip(CLASSES, counts)}}
+               "pixels": {name: int(c) for name, c in zip(CLASSES, counts, strict=True)}}
     atomic_write_json(out / "segment.json", summary)
     return summary
 

@@ -75,7 +75,7 @@ class SlurmOptions:
 _Base: Any = submitit.helpers.Checkpointable if submitit is not None else object
 
 
-class SuiteJob(_Base):  # type: ignore[misc]
+class SuiteJob(_Base):
     """The callable of one job: execute its runs (in order) with ``resume=True``; requeued as it is.
 
     Args:

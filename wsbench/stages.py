@@ -46,6 +46,10 @@ def _label(result: dict[str, Any], recipes: int) -> str:
     return f"{info['source_method']} → {recipe.get('architecture')} {recipe.get('encoder')}"
 
 
+def _percent(x: Any) -> float | None:
+    return None if x is None else 100 * float(x)
+
+
 def stages_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per finished distilled run: its source method, dataset, seeds and the five stage numbers.
 
@@ -59,13 +63,12 @@ def stages_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     for record in chosen:
         result = record.result or {}
         info = result["distill"]
-        scale = lambda x: None if x is None else 100 * float(x)
         rows.append({
             "method": _label(result, len(recipes)), "dataset": result.get("dataset"), "seed": result.get("seed"),
             "source_seed": info.get("source_seed"),
-            "cam": scale(info.get("source_iou_illegal")),
-            "pseudo": scale((info.get("pseudo_labels_train") or {}).get("iou_illegal")),
-            "segmenter": scale((result.get("metrics") or {}).get("iou_illegal")),
+            "cam": _percent(info.get("source_iou_illegal")),
+            "pseudo": _percent((info.get("pseudo_labels_train") or {}).get("iou_illegal")),
+            "segmenter": _percent((result.get("metrics") or {}).get("iou_illegal")),
             "cam_fps": info.get("source_maps_frames_per_second"),
             "segmenter_fps": (result.get("timings") or {}).get("maps_frames_per_second"),
         })
@@ -113,7 +116,8 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
         counts = sorted(set(seeds.tolist()))
         runs_text = f"{counts[0]} run(s)" if len(counts) == 1 else f"{min(counts)}–{max(counts)} runs"
         table = pd.DataFrame([{"method": method, "runs": len(group),
-                               **{header: _cell(group[key], 1 if "fps" in key else 2) for key, header in STAGES_COLUMNS}}
+                               **{header: _cell(group[key], 1 if "fps" in key else 2)
+                                  for key, header in STAGES_COLUMNS}}
                               for method, group in part.groupby("method", sort=True)])
         lines.append(f"**Two stages on {dataset}: the CAM run's test IoU → its pseudo-labels' IoU on the train "
                      f"split (frames with GT masks; an evaluation only) → the segmenter trained on them, test IoU "

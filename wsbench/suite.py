@@ -47,13 +47,27 @@ import dataclasses
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
+from .progress import no_bars_unless
 from .runs import RunRecord, iter_runs
-from .schema import (AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, decode_text,
-                     from_dataclass)
+from .schema import (
+    AnyValue,
+    Bool,
+    Int,
+    ListOf,
+    MapOf,
+    Number,
+    OneOf,
+    Optional,
+    Record,
+    Str,
+    decode_text,
+    from_dataclass,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,13 +117,14 @@ SEED_MAX = 2**64 - 1
 
 def spec_schema() -> Record:
     """The schema of a suite spec: every key, its type, which are required."""
-    from .report import TABLES
     from .recipes import Recipe
+    from .report import TABLES
 
     recipe = from_dataclass(Recipe)
     recipe.fields["name"] = Str()  # a named recipe (wsbench list recipes), the other keys over it
     run = Record({"method": Str(), "options": MapOf(AnyValue()), "recipe": recipe,
-                  "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"), "fuse_on": OneOf("maps", "raw"),
+                  "fuse_neighbours": Optional(Int(0)), "fuse_mode": OneOf("max", "mean"),
+                  "fuse_on": OneOf("maps", "raw"),
                   "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
@@ -203,7 +218,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
-    """A spec's ``recipe``: ``"NAME"`` is ``{name = "NAME"}``; a table's ``name`` is a named recipe, the rest its options.
+    """A spec's ``recipe``: ``"NAME"`` is ``{name = "NAME"}``; a table's ``name`` is a named recipe, the rest its
+    options.
 
     Raises:
         UserError: neither a string nor a table, or an unknown recipe name.
@@ -230,7 +246,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
         if dataset in overrides.get("data_roots", {}):
             ds_opts["data_root"] = overrides["data_roots"][dataset]
         own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
-        split_seeds = spec.split_seeds or [ds_opts.get("split_seed")]
+        split_seeds: list[Any] = spec.split_seeds or [ds_opts.get("split_seed")]
         for run in spec.runs:
             for split_seed, seed in itertools.product(split_seeds, seeds):
                 recipe = dict(spec.recipe)
@@ -307,7 +323,7 @@ def finished_line(label: str, record: RunRecord) -> str:
     """The status line of a run that just finished: its illegal IoU and wall time."""
     m = (record.result or {}).get("metrics", {})
     iou = m.get("iou_illegal")
-    return f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+    return f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.finished_result['timings']['total']:.0f} s)"
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -320,7 +336,8 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
         seeds: replaces the spec's seeds.
         overrides: ``{"recipe": {...}, "device": ..., "workers": ..., "cache_dir": ...,
             "data_roots": {dataset: path}}`` (data roots replace the spec's ``data_root``).
-        progress: progress bars.
+        progress: progress bars and the runs' recipe notes and time estimates (see
+            :func:`wsbench.pipeline.execute`).
         echo: where one-line status messages go.
 
     Returns:
@@ -340,35 +357,38 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
             continue
         echo(f"{planned.label}: running")
         record = execute(planned.run_spec, runs_dir, resume=True, progress=progress)
+        if record is None:  # a torchrun rank other than 0 only trains: rank 0 records and reports
+            continue
         tensorboard_run(record, planned.run_spec.cache_dir)
         echo(finished_line(planned.label, record))
         finished.append((planned, record))
         records.append(record)
-    records += distill_stages(spec, finished, runs_dir, overrides, progress, echo)
+    with no_bars_unless(progress):
+        records += distill_stages(spec, finished, runs_dir, overrides, echo)
     echo(f"suite {spec.name}: {len(records)} runs, {time.perf_counter() - started:.0f} s")
     return records
 
 
 def distill_stages(spec: SuiteSpec, finished: list[tuple[PlannedRun, RunRecord]], runs_dir: Path,
-                   overrides: dict[str, Any] | None = None, progress: bool = True,
+                   overrides: dict[str, Any] | None = None,
                    echo: Callable[[str], None] = print) -> list[RunRecord]:
     """The distill stages the spec asks for, one after another, once the planned runs are finished.
 
     Args:
         spec: the suite.
         finished: each planned run (:func:`plan_suite`) with its finished record.
-        runs_dir, overrides, progress, echo: as :func:`run_suite`.
+        runs_dir, overrides, echo: as :func:`run_suite`.
 
     Returns:
         The distilled runs' records (finished now or before).
     """
-    return [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, progress, echo)
+    return [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, echo)
             for planned, record in finished
             if planned.run is not None and _distill_options(spec, planned.run) is not None]
 
 
 def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: Path, overrides: dict[str, Any],
-                   progress: bool, echo: Callable[[str], None]) -> RunRecord:
+                   echo: Callable[[str], None]) -> RunRecord:
     """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists)."""
     from .distill import distill_once, distill_recipe
 
@@ -377,8 +397,9 @@ def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: 
     seed = int(source.config.get("seed", 0))
     label = f"distill {source.run_id} seed {seed}"
     record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
-                               overrides.get("cache_dir"), progress)
+                               overrides.get("cache_dir"))
     iou = (record.result or {}).get("metrics", {}).get("iou_illegal")
-    echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} ({record.result['timings']['total']:.0f} s)"
+    echo(f"{label}: " + (f"IoU {iou if iou is None else f'{iou:.4f}'} "
+                         f"({record.finished_result['timings']['total']:.0f} s)"
                          if ran else f"done before ({record.run_id})"))
     return record

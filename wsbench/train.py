@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,10 +34,10 @@ from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
 from .device import autocast as device_autocast
 from .device import default_workers, to_device
 from .errors import UserError
-from .progress import show_progress
+from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet, build_model
-from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
+from .progress import show_progress
 from .recipes import Recipe
 
 __all__ = ["TrainingDiverged", "augment", "train_classifier"]
@@ -59,7 +59,9 @@ def _rng_states() -> dict[str, Any]:
     Tensors and plain values only, so the checkpoint loads with ``weights_only=True``.
     """
     version, mt, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)  # numpy's global generator is an MT19937: the legacy tuple
+    kind, keys, pos, has_gauss, cached = state
     states = {"python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
               "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                         "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
@@ -251,8 +253,8 @@ def _optimizer(model: CamNet, recipe: Recipe,
     body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
     optimizer: torch.optim.Optimizer
     if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD([{"params": body}, {"params": head, "lr": recipe.lr * 10}], lr=recipe.lr,
-                                    momentum=0.9, weight_decay=recipe.weight_decay)
+        groups: list[dict[str, Any]] = [{"params": body}, {"params": head, "lr": recipe.lr * 10}]
+        optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
@@ -274,7 +276,9 @@ def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
 
 def _loss_module(method: Method, model: nn.Module, device: torch.device, compile_model: bool) -> nn.Module:
     """The method's losses as one module (compiled if asked), wrapped in DDP under torchrun."""
-    losses: nn.Module = _Losses(method, torch.compile(model) if compile_model else model)
+    # compiling a module gives a module (torch._dynamo's OptimizedModule), though typed as any callable
+    compiled = cast(nn.Module, torch.compile(model)) if compile_model else model
+    losses: nn.Module = _Losses(method, compiled)
     if distributed.world_size() > 1:
         losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
     return losses
@@ -395,7 +399,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             # logged values: the mean over ranks of each rank's share (the terms themselves alone)
             logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
                                                                                  for t in terms.values()]))
-            values = dict(zip(["total", *terms], logged.tolist()))
+            values = dict(zip(["total", *terms], logged.tolist(), strict=True))
             _check_finite(values, epoch, step, ckpt, saved)
             optimizer.zero_grad(set_to_none=True)
             total.backward()

@@ -46,7 +46,8 @@ def synthetic_belt(root: Path | None = None, split_seed: int | None = None, cach
     from .synthetic import BeltConfig, generate_belt, generator_tag
 
     config = BeltConfig()
-    target = Path(root) if root is not None else resolve_cache_dir(cache_dir) / f"synthetic-belt-{generator_tag(config)}"
+    target = (Path(root) if root is not None
+              else resolve_cache_dir(cache_dir) / f"synthetic-belt-{generator_tag(config)}")
     index = read_video_folder(generate_belt(target, config), name="synthetic-belt")
     if split_seed is not None:
         shares = (config.train_videos, config.val_videos, config.test_videos)

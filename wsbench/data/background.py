@@ -5,9 +5,10 @@ A pixel whose grey level differs from it by more than ``threshold`` is foregroun
 rule). Optionally (``morph`` > 1) an opening then closing with a ``morph`` × ``morph`` square at
 the analysis resolution removes speckle and fills pin-holes; every object narrower than the square
 vanishes from the foreground, and since masks are ANDed with the foreground no method can find it
-again, so the default is a 3-pixel square (sensor noise only) and ``morph`` ≤ 1 turns it off. The foreground mask turns one frame into
-two training images: the objects on black (labelled before/after) and the belt with the objects
-blacked out (labelled background), the paper's three-class formulation.
+again, so the default is a 3-pixel square (sensor noise only) and ``morph`` ≤ 1 turns it off. The
+foreground mask turns one frame into two training images: the objects on black (labelled
+before/after) and the belt with the objects blacked out (labelled background), the paper's
+three-class formulation.
 
 The analysis runs at a capped resolution (``ANALYSIS_MAX_SIDE``) so that 2400×2400 frames cost no
 more than needed; masks are scaled back to frame size with nearest-neighbour for evaluation.
@@ -15,7 +16,7 @@ more than needed; masks are scaled back to frame size with nearest-neighbour for
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np

@@ -276,7 +276,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
         fg = np.lib.format.open_memmap(tmp / "fg.npy", mode="w+", dtype=np.uint8, shape=(n, h, w))
         reserve_space([tmp / "frames.npy", tmp / "fg.npy"], "the frame cache")
 
-        def one(pos: int) -> tuple[int, int]:
+        def one(pos: int, frames: np.ndarray = frames, fg: np.ndarray = fg) -> tuple[int, int]:
             return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
                                 image_size, threshold, morph)
 
@@ -289,7 +289,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
                 sizes[futures[fut]] = fut.result()
         frames.flush()
         fg.flush()
-        del frames, fg
+        del one, frames, fg  # closes the memmaps before the folder is renamed
         meta = {
             "version": _VERSION,
             "dataset": index.name,

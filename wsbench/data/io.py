@@ -27,8 +27,9 @@ import os
 import re
 import warnings
 import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -81,7 +82,8 @@ def image_files(folder: Path) -> list[Path]:
     Raises:
         UserError: two frames share a name (``f1.png`` and ``f1.jpg``).
     """
-    files, skipped = [], []
+    files: list[Path] = []
+    skipped: list[Path] = []
     for p in folder.iterdir():
         if p.is_file():
             (files if is_image_file(p) else skipped).append(p)
@@ -161,6 +163,7 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
         raise UserError(
             f"{path}: mask is {raw.shape[1]}x{raw.shape[0]} but its frame is {size[0]}x{size[1]}"
         )
+    level: float
     if raw.dtype == np.uint8:
         level = threshold
     elif raw.dtype == np.uint16:
@@ -300,7 +303,10 @@ class FrameSource(Protocol):
     :mod:`wsbench.data.video`.
     """
 
-    names: Sequence[str]  #: one name per frame (file stem), unique within the video
+    @property
+    def names(self) -> Sequence[str]:
+        """One name per frame (file stem), unique within the video."""
+        ...
 
     def __len__(self) -> int: ...
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..files import write_image
 from . import background as bg
 from .index import LABELS, SPLITS, Video, VideoIndex
-from ..files import write_image
 from .io import read_mask
 
 __all__ = ["contact_sheet", "counts_table"]

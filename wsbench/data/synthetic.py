@@ -409,7 +409,7 @@ def _camera_frame(rng: np.random.Generator, config: BeltConfig, camera: str, can
     light = config.after_light if camera == "after" else (1.0, 1.0, 1.0)
     gain = np.array(light, np.float32) * exposure
     jx, jy = np.clip(rng.normal(0, config.jitter, 2), -2 * config.jitter, 2 * config.jitter)
-    m = np.float32([[1, 0, _MARGIN + jx], [0, 1, _MARGIN + jy]])
+    m = np.array([[1, 0, _MARGIN + jx], [0, 1, _MARGIN + jy]], np.float32)
     img = cv2.warpAffine(canvas * gain, m, (w, h), flags=_INVERSE)
     if config.blur > 0:
         img = cv2.GaussianBlur(img, (0, 0), config.blur)
@@ -444,7 +444,7 @@ def render_pair(config: BeltConfig, index: int) -> tuple[RenderedVideo, Rendered
             "legal": np.zeros((t_n, h, w), bool)} for _ in range(2)]
     visible = [0, 0]
     for t in range(t_n):
-        shift = np.float32([[1, 0, travel - speed * t], [0, 1, 0]])  # belt moves along +x
+        shift = np.array([[1, 0, travel - speed * t], [0, 1, 0]], np.float32)  # belt moves along +x
         canvases = [cv2.warpAffine(s, shift, (cw, ch), flags=_INVERSE) for s in strips]
         ill = [np.zeros((ch, cw), bool) for _ in range(2)]
         leg = [np.zeros((ch, cw), bool) for _ in range(2)]
@@ -582,7 +582,7 @@ def generate_belt(out: str | os.PathLike, config: BeltConfig = BeltConfig(),
                         workers, mp_context=ctx, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
                     stats = list(pool.map(_write_pair, [tmp] * len(vids), [config] * len(vids),
                                           range(len(vids)), vids))
-            for index, (vid, stat) in enumerate(zip(vids, stats)):
+            for index, (vid, stat) in enumerate(zip(vids, stats, strict=True)):
                 split = ("train", "val", "test")[int(np.searchsorted(bounds, index, side="right"))]
                 splits[split] += [f"before/{vid}", f"after/{vid}"]
                 manifest["videos"][vid] = {"split": split, **stat}
@@ -593,7 +593,7 @@ def generate_belt(out: str | os.PathLike, config: BeltConfig = BeltConfig(),
                 os.rename(tmp, root)
             except OSError:
                 if not _is_same(root, config):  # another process created ROOT meanwhile
-                    raise UserError(f"{root} appeared during generation and is not this data set")
+                    raise UserError(f"{root} appeared during generation and is not this data set") from None
                 shutil.rmtree(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

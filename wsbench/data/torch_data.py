@@ -11,7 +11,7 @@ Items are uint8 tensors; normalisation and augmentation happen on the batch, on 
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

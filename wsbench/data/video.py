@@ -7,8 +7,8 @@ holds one frame at a time, so memory does not grow with the video's length.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

@@ -104,7 +104,8 @@ def read_video_folder(root: str | Path, split_seed: int = 0, name: str = "video-
     splits_path = root / "splits.json"
     splits = read_splits_file(splits_path) if splits_path.exists() else None
     videos = assign_splits(videos, splits, seed=split_seed, source=str(splits_path))
-    info = {"splits": "splits.json" if splits else f"seeded 80/20 by video (split_seed={split_seed})"}
+    info: dict[str, object] = {
+        "splits": "splits.json" if splits else f"seeded 80/20 by video (split_seed={split_seed})"}
     if any_files:  # only then, so the info of frame-folder data sets stays as it was
         info.update(segment_seconds=seconds, stride=step)
     return VideoIndex(name=name, root=root, videos=videos, info=info)

@@ -165,7 +165,7 @@ class Method:
     """
 
     Options: ClassVar[type] = NoOptions
-    target: ClassVar[str] = "before"
+    target: str = "before"  # a class attribute; the evaluator sets it on a copy for another class's maps
     head: ClassVar[str] = "classmap"
     name: str = ""
 

@@ -107,5 +107,7 @@ class TemporalConsistentCam(PuzzleCam):
             terms = puzzle_terms(model, images, labels, frame_maps, self.alpha(progress))
         else:
             terms = {"cls": LossTerm(classification_loss(model.pool(frame_maps), labels))}
+        if batch.flows is None:
+            raise ValueError("tccam trains on clips with their flows; this batch has none")
         terms["temporal"] = LossTerm(temporal_loss(clip_maps, batch.flows, batch.clip_labels), self.beta(progress))
         return terms
