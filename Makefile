@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 
 ## lint: ruff (pyflakes, bugbear, isort, pyupgrade, pycodestyle) and mypy, as configured in pyproject.toml
 lint: $(STAMP)
-	$(BIN)/ruff check wsbench tests
+	$(BIN)/ruff check wsbench tests benchmarks
 	$(BIN)/mypy
 
 ## bench: the performance benchmark, one table + ratios (under 10 min on 2 CPU cores; BENCH_ARGS=--quick)

@@ -146,7 +146,7 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
     frames = sum(data.slices[pos].length for pos in videos)
     methods = {name: (create_method(name), REGISTRY.entry(name).meta.needs_grad) for name in ("cam", "gradcam")}
     best = {name: float("inf") for name in methods}
-    for name, (method, grad) in methods.items():
+    for method, grad in methods.values():
         video_maps(method, model, data, videos[0], FOREGROUND, dev, needs_grad=grad)
     for _ in range(rounds):
         for name, (method, grad) in methods.items():

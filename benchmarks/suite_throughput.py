@@ -10,7 +10,8 @@ count changes floating-point sums and can move a chosen threshold). Prints the w
 their ratio, and whether the two suites printed identical tables.
 
 ``--quick`` runs the same runs on a small generated belt (4 train videos per class, 8 frames of
-64×64) with the ``smoke`` recipe, to check that the benchmark works (the numbers mean nothing). The full benchmark takes about as long as ``make demo`` twice.
+64×64) with the ``smoke`` recipe, to check that the benchmark works (the numbers mean nothing).
+The full benchmark takes about as long as ``make demo`` twice.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ SPEC = REPO / "benchmarks" / "paper.toml"
 
 def _suite(spec: Path, runs: Path, cache: Path, extra: list[str]) -> tuple[float, str]:
     """Run one suite in a subprocess; its wall time and its stdout."""
-    env = dict(os.environ, WSBENCH_PROGRESS="0", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, WSBENCH_PROGRESS="0", PYTHONPATH=path)
     command = [sys.executable, "-m", "wsbench", "suite", str(spec), "--seeds", "1", "--device", "cpu",
                "--runs-dir", str(runs), "--cache-dir", str(cache), "-q", *extra]
     started = time.perf_counter()
