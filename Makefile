@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/wsbench suite benchmarks/paper.toml --seeds 1 --runs-dir $(RUNS)
 	$(BIN)/wsbench figures --runs-dir $(RUNS) --overwrite
 
-## test: the test suite (tiny generated data, about 2.5 minutes on 2 idle cores)
+## test: the test suite (506 tests on tiny generated data; about 10 min on 2 busy cores, less when idle)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
