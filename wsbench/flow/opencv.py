@@ -39,15 +39,7 @@ class OpenCVFlow(abc.ABC):
         """The flow from one grayscale ``uint8`` frame ``(H, W)`` to another, ``float32`` ``(H, W, 2)``."""
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Flow from each ``src[i]`` to ``dst[i]``; see :class:`~wsbench.flow.FlowEstimator`.
-
-        Args:
-            src: RGB ``uint8`` frames ``(N, H, W, 3)``.
-            dst: RGB ``uint8`` frames of the same shape.
-
-        Returns:
-            ``float32`` flow ``(N, H, W, 2)``.
-        """
+        """Flow from each ``src[i]`` to ``dst[i]`` (arguments and result: :class:`~wsbench.flow.FlowEstimator`)."""
         check_pair(src, dst)
         out = np.empty(src.shape[:3] + (2,), np.float32)
         for i in range(len(src)):

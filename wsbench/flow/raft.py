@@ -140,15 +140,7 @@ class RaftFlow:
         self.net = net.eval().to(self.device)
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Flow from each ``src[i]`` to ``dst[i]`` in one batch; see :class:`FlowEstimator`.
-
-        Args:
-            src: RGB ``uint8`` frames ``(N, H, W, 3)``.
-            dst: RGB ``uint8`` frames of the same shape.
-
-        Returns:
-            ``float32`` flow ``(N, H, W, 2)``.
-        """
+        """Flow from each ``src[i]`` to ``dst[i]`` in one batch (arguments and result: :class:`FlowEstimator`)."""
         import torch
         import torch.nn.functional as F
 
