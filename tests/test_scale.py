@@ -230,6 +230,20 @@ def test_submitit_local_runs_the_suite_and_reports_status(tiny_belt, tmp_path, j
     assert _tables(result.output) == _tables(sequential.output)
 
 
+@pytest.mark.slow
+def test_a_failed_job_is_reported_from_its_json_outcome_not_a_pickle(tiny_belt, tmp_path, job_env):
+    """--status names a failed job's error, read from the JSON outcome the job wrote (no unpickling)."""
+    spec, runs = _spec(tmp_path, tiny_belt, _DIVERGING), tmp_path / "runs"
+    result = _invoke(["suite", str(spec), "--runs-dir", str(runs), "-q", "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and "run(s) of" in result.stderr, result.output
+    outcomes = [json.loads(p.read_text()) for p in (runs / "jobs" / "tiny").glob("*/wsbench-outcome.json")]
+    assert sorted(o["state"] for o in outcomes) == ["COMPLETED"] * 3 + ["FAILED"]
+    assert any("loss became" in (o.get("error") or "") for o in outcomes)
+    status = _invoke(["suite", str(spec), "--runs-dir", str(runs), "--launcher", "submitit-local", "--status"])
+    assert status.exit_code == 0 and status.output.count(": done (") == 3, status.output
+    assert "FAILED (job" in status.output and "loss became" in status.output, status.output
+
+
 class PausingJob(SuiteJob):
     """:class:`wsbench.slurm.SuiteJob` whose first attempt pauses in epoch 2 (after the first epoch's
     checkpoint), writing ``PAUSED`` into the runs directory; pickled by reference into the job."""

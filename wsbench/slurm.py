@@ -19,6 +19,7 @@ pickling, folders and requeue logic, no SLURM): for tests and for trying a spec 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,14 +99,32 @@ class SuiteJob(_Base):
         if self.distributed_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         out = []
-        for spec in self.run_specs:
-            record = execute(spec, Path(self.runs_dir), resume=True, progress=False)
-            tensorboard_run(record, spec.cache_dir)
-            out.append(None if record is None else record.run_id)
+        try:
+            for spec in self.run_specs:
+                record = execute(spec, Path(self.runs_dir), resume=True, progress=False)
+                tensorboard_run(record, spec.cache_dir)
+                out.append(None if record is None else record.run_id)
+        except Exception as err:
+            _write_outcome({"state": "FAILED", "error": str(err).strip().splitlines()[-1] if str(err).strip()
+                            else type(err).__name__})
+            raise
+        _write_outcome({"state": "COMPLETED", "runs": out})
         return out
 
     # checkpoint() is Checkpointable's: a DelayedSubmission of this same call, so a requeued job
     # runs __call__ again, and execute(resume=True) continues from the last epoch checkpoint.
+
+
+#: written by a job beside submitit's logs: its state and error as JSON, so that --status and the
+#: waiting command never unpickle a file from the shared jobs folder (submitit's result pickle)
+OUTCOME = "wsbench-outcome.json"
+
+
+def _write_outcome(outcome: dict[str, Any]) -> None:
+    """Record the job's outcome in its folder (rank 0 of the job only)."""
+    env = submitit.JobEnvironment()
+    if env.global_rank == 0:
+        atomic_write_json(env.paths.folder / OUTCOME, outcome)
 
 
 def jobs_file(runs_dir: Path, spec: SuiteSpec) -> Path:
@@ -141,17 +160,14 @@ def _job(folder: Path, cluster: str, job_id: str) -> Any:
 def _outcome(job: Any) -> tuple[str, str | None]:
     """``(state, error)`` of a job: SLURM's state (sacct) or the local one, and its error if it failed."""
     state = str(job.state).upper()
-    error = None
-    if job.paths.result_pickle.exists():
-        try:
-            kind, value = submitit.core.utils.pickle_load(job.paths.result_pickle)
-        except Exception as err:  # noqa: BLE001 - a half-written or unreadable result: say so
-            kind, value = "error", f"unreadable {job.paths.result_pickle} ({err})"
-        if kind == "success":
-            state = "COMPLETED"
-        else:
-            state, error = "FAILED", str(value).strip().splitlines()[-1] if str(value).strip() else "failed"
-    return state, error
+    path = job.paths.folder / OUTCOME
+    if not path.is_file():
+        return state, None
+    try:
+        outcome = json.loads(path.read_text())
+        return str(outcome["state"]), outcome.get("error")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return "FAILED", f"unreadable {path} ({err})"
 
 
 def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, options: SlurmOptions,
