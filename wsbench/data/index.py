@@ -38,6 +38,8 @@ class Video:
         split: ``"train"``, ``"val"`` or ``"test"``.
         flow_files: per frame, where the layout keeps a precomputed ``.flo`` file with the flow to
             the next frame (read by the ``files`` flow estimator); ``None`` where it keeps none.
+        recording: the recording this video is a segment of (``None``: the video is a recording
+            of its own). Splits keep a recording's segments together.
     """
 
     label: str
@@ -46,6 +48,7 @@ class Video:
     masks: list[Path | None] | None = None
     split: str = "train"
     flow_files: list[Path] | None = None
+    recording: str | None = None
 
     @property
     def key(self) -> str:
@@ -143,12 +146,15 @@ def assign_splits(
     Args:
         videos: all videos (their ``split`` is overwritten).
         splits: ``{split: [ids]}``; an id is ``"label/id"`` or a bare id (matching that id in
-            every label). Videos not listed are dropped with a warning.
+            every label); the id of a recording cut into segments stands for all of its
+            segments. Videos not listed are dropped with a warning.
         seed: seed of the split by video when ``splits`` is ``None``.
         val_fraction: share of each label's videos held out when ``splits`` is ``None`` (at least
             two once a label has four videos, one with two or three). Held-out videos are divided
             between val and test, masked ones first, so both get GT when at least two held-out
-            videos have masks.
+            videos have masks. The segments of one recording (``Video.recording``) move as one:
+            recordings are held out until the share is reached (at least two when there are
+            three), so near-duplicate frames of one recording never span two splits.
         source: name used in error messages for ``splits``.
         proportions: ``(train, val, test)`` weights of the seeded split instead of the
             ``val_fraction`` rule: each label's videos get ``round(n × val share)`` val and
@@ -163,14 +169,20 @@ def assign_splits(
         UserError: an id in ``splits`` that matches no video, or a video in two splits.
     """
     if splits is not None:
-        by_key = {v.key: v for v in videos}
+        by_key: dict[str, list[Video]] = {}
         by_id: dict[str, list[Video]] = {}
         for v in videos:
+            by_key.setdefault(v.key, []).append(v)
             by_id.setdefault(v.id, []).append(v)
+        by_recording: dict[str, list[Video]] = {}  # a recording's id names all of its segments
+        for v in videos:
+            if v.recording is not None:
+                for name in (f"{v.label}/{v.recording}", v.recording):
+                    by_recording.setdefault(name, []).append(v)
         seen: dict[str, str] = {}
         for split, ids in splits.items():
             for vid in ids:
-                matched = [by_key[vid]] if vid in by_key else by_id.get(vid, [])
+                matched = by_key.get(vid) or by_id.get(vid) or by_recording.get(vid, [])
                 if not matched:
                     raise UserError(f"{source}: {split} lists video {vid!r}, which is not in the data set")
                 for v in matched:
@@ -188,21 +200,37 @@ def assign_splits(
     if proportions is not None:
         return _assign_proportions(videos, rng, proportions)
     for label in LABELS:
-        group = sorted((v for v in videos if v.label == label), key=lambda v: v.key)
-        rng.shuffle(group)
+        units = _recordings(v for v in videos if v.label == label)
+        rng.shuffle(units)
+        n_videos = sum(len(u) for u in units)
         # at least one video each for val and test once there are four; one held out from two
-        n_held = max(int(round(len(group) * val_fraction)), 2 if len(group) >= 4 else min(len(group) // 2, 1))
-        held, train = group[:n_held], group[n_held:]
-        for v in train:
-            v.split = "train"
-        held.sort(key=lambda v: not v.has_masks)  # masked first, so val and test both get GT
-        for i, v in enumerate(held):
-            v.split = "val" if i % 2 == 0 else "test"
-        if held and not any(v.has_masks for v in held if v.split == "test"):
-            masked_val = [v for v in held if v.split == "val" and v.has_masks]
-            if masked_val:  # a single masked held-out video goes to test, not val
-                masked_val[0].split = "test"
+        n_held = max(int(round(n_videos * val_fraction)), 2 if n_videos >= 4 else min(n_videos // 2, 1))
+        held: list[list[Video]] = []
+        for unit in units[:-1]:  # a recording stays in train
+            if sum(len(u) for u in held) >= n_held and len(held) >= min(2, n_held):
+                break
+            held.append(unit)
+        for unit in units[len(held):]:
+            for v in unit:
+                v.split = "train"
+        held.sort(key=lambda u: not any(v.has_masks for v in u))  # masked first, so val and test both get GT
+        for i, unit in enumerate(held):
+            for v in unit:
+                v.split = "val" if i % 2 == 0 else "test"
+        if held and not any(v.has_masks for u in held for v in u if v.split == "test"):
+            masked_val = [u for u in held if u[0].split == "val" and any(v.has_masks for v in u)]
+            if masked_val:  # a single masked held-out recording goes to test, not val
+                for v in masked_val[0]:
+                    v.split = "test"
     return list(videos)
+
+
+def _recordings(videos: Iterable[Video]) -> list[list[Video]]:
+    """Videos grouped by recording (a video without one is its own), ordered by their first key."""
+    groups: dict[str, list[Video]] = {}
+    for v in sorted(videos, key=lambda v: v.key):
+        groups.setdefault(v.recording if v.recording is not None else f"\0{v.id}", []).append(v)
+    return sorted(groups.values(), key=lambda u: u[0].key)
 
 
 def _assign_proportions(videos: Sequence[Video], rng: random.Random,

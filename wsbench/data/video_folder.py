@@ -17,8 +17,9 @@ length (ids ``<recording>-000``, ``<recording>-001``, ...): the form for cameras
 recording each. A last segment shorter than half the length is dropped. Frame names keep the
 file's frame numbers, so mask names do not depend on segmentation. ``stride`` keeps every n-th
 frame of a video file (masks of frames it skips are not used). Adjacent segments of one recording
-look alike: list them in ``splits.json`` by recording if they must not be divided between train
-and test.
+look alike, so they are never divided between splits: ``splits.json`` lists a recording by its
+name (all its segments) or its segments one by one, and the seeded split holds out whole
+recordings.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def recording_videos(path: Path, label: str, segment_seconds: float | None = Non
         if kept * 2 < per_segment:
             break
         frames = VideoFile(path, stride=stride, max_frames=kept, start=first * stride)
-        videos.append(Video(label=label, id=f"{path.stem}-{k:03d}", frames=frames))
+        videos.append(Video(label=label, id=f"{path.stem}-{k:03d}", frames=frames, recording=path.stem))
     return videos
 
 
