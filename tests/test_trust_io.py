@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -49,3 +48,111 @@ def test_segments_of_one_recording_never_span_two_splits(tmp_path):
     (root / "splits.json").write_text(json.dumps({"train": ["vid0", "vid7"]}))
     with pytest.raises(UserError, match="'vid7', which is not in the data set"):
         create_dataset("video-folder", root=root, segment_seconds=1.0)
+
+
+# -- label images: palette PNGs by index, low-bit grayscale by value -------------------------------
+def _png(width: int, height: int, depth: int, colour: int, rows: bytes, chunks: tuple[tuple[bytes, bytes], ...] = ()
+         ) -> bytes:
+    """A PNG written by hand (filter type 0 on every row) with extra chunks before IDAT."""
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([depth, colour, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + b"".join(chunk(k, b) for k, b in chunks)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _packed_rows(labels, depth: int) -> bytes:
+    """Rows of ``labels`` packed at ``depth`` bits a pixel, each row after its filter byte."""
+    import numpy as np
+
+    per = 8 // depth
+    out = bytearray()
+    for row in labels:
+        out.append(0)
+        padded = list(row) + [0] * (-len(row) % per)
+        for i in range(0, len(padded), per):
+            byte = 0
+            for v in padded[i:i + per]:
+                byte = (byte << depth) | int(v)
+            out.append(byte)
+    return bytes(out) if depth < 8 else b"".join(b"\x00" + np.asarray(r, np.uint8).tobytes() for r in labels)
+
+
+def test_label_images_are_read_as_labels_whatever_their_png_mode(tmp_path):
+    import numpy as np
+
+    from wsbench.data.io import read_mask
+
+    obj = np.zeros((6, 10), np.uint8)
+    obj[1:4, 2:7] = 1
+    dark = bytes([255, 255, 255, 20, 0, 30])  # index 0 white, index 1 a dark purple
+    cases = {
+        "palette-dark.png": _png(10, 6, 8, 3, _packed_rows(obj, 8), ((b"PLTE", dark),)),
+        "palette-1bit.png": _png(10, 6, 1, 3, _packed_rows(obj, 1), ((b"PLTE", dark),)),
+        "palette-alpha.png": _png(10, 6, 8, 3, _packed_rows(obj, 8),
+                                  ((b"PLTE", dark), (b"tRNS", bytes([0, 0])))),  # both indices transparent
+        "palette-classes.png": _png(10, 6, 8, 3, _packed_rows(obj * 7, 8),
+                                    ((b"PLTE", bytes(3 * 256)),)),  # all-black palette, index 7 = object
+        "gray-2bit.png": _png(10, 6, 2, 0, _packed_rows(obj, 2)),
+        "gray-4bit.png": _png(10, 6, 4, 0, _packed_rows(obj, 4)),
+        "gray-4bit-grey.png": _png(10, 6, 4, 0, _packed_rows(obj * 15, 4)),  # a grey-level mask, not labels
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert np.array_equal(read_mask(tmp_path / name, (10, 6)), obj.astype(bool)), name
+    with pytest.raises(UserError, match="palette-dark.png: mask is 10x6 but its frame is 6x10"):
+        read_mask(tmp_path / "palette-dark.png", (6, 10))
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16)  # every palette index decodes to itself
+    (tmp_path / "ramp.png").write_bytes(_png(16, 16, 8, 3, _packed_rows(every, 8),
+                                             ((b"PLTE", bytes(range(256)) * 3),)))
+    assert np.array_equal(read_mask(tmp_path / "ramp.png"), every > 0)
+
+
+# -- the pixel limit holds for every format -------------------------------------------------------
+def test_pixel_limit_holds_for_tiff_and_other_formats_are_refused(tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    from wsbench.data.io import declared_size, read_image, read_mask
+
+    for order in ("little", "big"):
+        head = b"II*\x00" if order == "little" else b"MM\x00*"
+        n = lambda v, k, o=order: v.to_bytes(k, o)  # noqa: E731
+        entries = [(256, 4, 16000), (257, 3, 16000), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 100),
+                   (277, 3, 1), (278, 4, 16000), (279, 4, 256_000_000)]
+        ifd = n(len(entries), 2) + b"".join(n(t, 2) + n(k, 2) + n(1, 4) + (n(v, 2) + b"\0\0" if k == 3 else n(v, 4))
+                                            for t, k, v in entries) + n(0, 4)
+        bomb = tmp_path / f"bomb-{order}.tif"
+        bomb.write_bytes(head + n(8, 4) + ifd + bytes(64))
+        assert declared_size(bomb.read_bytes()) == (16000, 16000)
+        decoded: list = []
+        monkeypatch.setattr(cv2, "imdecode", lambda *a, seen=decoded: seen.append(a) or None)
+        for read in (read_image, read_mask):
+            with pytest.raises(UserError, match=rf"bomb-{order}.tif: declares 16000x16000 pixels \(256 megapixels\)"):
+                read(bomb)
+        assert not decoded
+        monkeypatch.undo()
+    image = np.zeros((40, 48, 3), np.uint8)
+    for ext in (".tiff", ".bmp"):
+        cv2.imwrite(str(tmp_path / f"frame{ext}"), image)
+        assert read_image(tmp_path / f"frame{ext}").shape == (40, 48, 3)
+        monkeypatch.setenv("WSBENCH_MAX_IMAGE_PIXELS", "1000")
+        with pytest.raises(UserError, match=f"frame{ext}: declares 48x40 pixels"):
+            read_image(tmp_path / f"frame{ext}")
+        monkeypatch.delenv("WSBENCH_MAX_IMAGE_PIXELS")
+    refused = []
+    for ext in (".ppm", ".pfm", ".hdr", ".sr", ".exr", ".jp2"):  # formats OpenCV decodes by their content
+        try:
+            ok, buf = cv2.imencode(ext, image if ext != ".pfm" else image.astype(np.float32))
+        except cv2.error:  # an encoder this OpenCV build lacks
+            continue
+        assert cv2.imdecode(buf, cv2.IMREAD_COLOR) is not None
+        path = tmp_path / f"other{ext.replace('.', '-')}.png"  # named like a frame
+        path.write_bytes(buf.tobytes())
+        with pytest.raises(UserError, match=f"{path.name}: not a readable image .unsupported format"):
+            read_image(path)
+        refused.append(ext)
+    assert ".ppm" in refused and ".sr" in refused

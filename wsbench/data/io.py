@@ -11,10 +11,15 @@ PNG is reported by wsbench alone. A JPEG that libjpeg can still decode despite d
 used as decoded (libjpeg prints its own "Corrupt JPEG data" warning).
 
 Size limit: a small file can declare a huge image (a 60 kB PNG of 16000×16000 pixels decodes to
-768 MB, several GB on the way). The size a PNG, JPEG, BMP or WebP file declares is read from its
-header and an image above :func:`max_image_pixels` (64 megapixels unless ``$WSBENCH_MAX_IMAGE_PIXELS``
-says otherwise) is refused before it is decoded; video frames are held to the same limit. Other
-formats (TIFF) keep OpenCV's own limit (``$OPENCV_IO_MAX_IMAGE_PIXELS``, 2³⁰ pixels).
+768 MB, several GB on the way). The size a PNG, JPEG, BMP, WebP or TIFF file declares is read from
+its header and an image above :func:`max_image_pixels` (64 megapixels unless
+``$WSBENCH_MAX_IMAGE_PIXELS`` says otherwise) is refused before it is decoded; video frames are
+held to the same limit. A file in any other format OpenCV would decode by its content (GIF, PNM,
+EXR, JPEG 2000, ... whatever its name) is refused as unsupported, so no format escapes the limit.
+
+Labels: a palette (indexed) PNG mask is read by palette index, whatever the colours (index 0 is
+the background), and a grayscale PNG of 1, 2 or 4 bits by its stored values, so a 0/1 label image
+is a label image in every PNG mode.
 
 Orientation: an EXIF orientation tag is ignored for frames and masks alike, so both are used on
 the pixel grid as stored (as video decoders deliver frames) and a mask always lines up with its
@@ -139,8 +144,9 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
 
     A pixel is the object when any colour channel reaches ``threshold`` (of 255; 16-bit masks are
     compared at the same fraction of 65535), so white, grey and coloured masks all work and JPEG
-    noise is ignored. A mask whose only values are 0 and 1 is a label image: 1 is the object. An
-    EXIF orientation tag is ignored (as for frames).
+    noise is ignored. A mask whose only values are 0 and 1 is a label image: 1 is the object. A
+    palette (indexed) PNG is read by index: every index but 0 is the object, whatever its colour.
+    An EXIF orientation tag is ignored (as for frames).
 
     Args:
         path: PNG (or JPEG, TIFF, ...) file; an alpha channel is ignored.
@@ -156,7 +162,16 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
         UserError: unreadable file or wrong size.
     """
     path = Path(path)
-    raw = _decode(path, cv2.IMREAD_UNCHANGED, "mask image")
+    data = _read_bytes(path)
+    depth, colour = _png_mode(data)
+    if colour == 3:  # indexed: decode the palette indices, not their colours
+        raw = _decode(path, cv2.IMREAD_GRAYSCALE, "mask image", _palette_as_indices(data))
+        if size is not None and (raw.shape[1], raw.shape[0]) != tuple(size):
+            raise UserError(f"{path}: mask is {raw.shape[1]}x{raw.shape[0]} but its frame is {size[0]}x{size[1]}")
+        return raw > 0
+    raw = _decode(path, cv2.IMREAD_UNCHANGED, "mask image", data)
+    if colour == 0 and depth < 8 and raw.dtype == np.uint8 and raw.max() == 255 // (2 ** depth - 1):
+        return raw > 0  # a 0/1 label image of 1, 2 or 4 bits, which libpng scaled to 0..255
     if raw.ndim == 3:
         raw = raw[..., :3].max(axis=2) if raw.shape[2] >= 3 else raw[..., 0]
     if size is not None and (raw.shape[1], raw.shape[0]) != tuple(size):
@@ -204,7 +219,8 @@ def check_pixels(source: str | os.PathLike, width: int, height: int) -> None:
 def declared_size(data: bytes) -> tuple[int, int] | None:
     """The ``(width, height)`` an image file's header declares, without decoding it.
 
-    Reads PNG (IHDR), JPEG (the SOF marker), BMP and WebP (VP8, VP8L, VP8X) headers.
+    Reads PNG (IHDR), JPEG (the SOF marker), BMP, WebP (VP8, VP8L, VP8X) and TIFF (first image
+    file directory) headers.
 
     Returns:
         The size, or ``None`` for other formats and headers too short to say.
@@ -230,8 +246,12 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
             pos += 2 + be(pos + 2, 2)
         return None
     if data.startswith(b"BM") and len(data) >= 26:
+        if le(14, 4) == 12:  # OS/2 core header: 16-bit sizes
+            return le(18, 2), le(20, 2)
         return abs(int.from_bytes(data[18:22], "little", signed=True)), \
             abs(int.from_bytes(data[22:26], "little", signed=True))
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(data)
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP" and len(data) >= 30:
         kind = data[12:16]
         if kind == b"VP8X":
@@ -244,11 +264,60 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _decode(path: Path, flags: int, what: str) -> np.ndarray:
-    data = _read_bytes(path)
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """Width and length of a classic TIFF's first image (what OpenCV decodes)."""
+    order = "little" if data[:2] == b"II" else "big"
+    num = lambda i, n: int.from_bytes(data[i:i + n], order)  # noqa: E731
+    ifd = num(4, 4)
+    if len(data) < ifd + 2:
+        return None
+    sizes = {}
+    for k in range(num(ifd, 2)):
+        entry = ifd + 2 + 12 * k
+        if len(data) < entry + 12:
+            return None
+        tag, kind = num(entry, 2), num(entry + 2, 2)
+        if tag in (256, 257) and kind in (3, 4):  # ImageWidth, ImageLength as SHORT or LONG
+            sizes[tag] = num(entry + 8, 2 if kind == 3 else 4)
+    return (sizes[256], sizes[257]) if len(sizes) == 2 else None
+
+
+def _png_mode(data: bytes) -> tuple[int, int]:
+    """A PNG's (bit depth, colour type) from its IHDR, ``(0, -1)`` for other files."""
+    if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 26:
+        return data[24], data[25]
+    return 0, -1
+
+
+def _palette_as_indices(data: bytes) -> bytes:
+    """The PNG with its palette replaced by a grey ramp (entry i = grey i) and transparency dropped,
+    so that decoding gives each pixel's palette index. A damaged palette chunk is left as it is,
+    for the decoder's check to report."""
+    out = [data[:len(_PNG_SIGNATURE)]]
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind, end = data[pos + 4:pos + 8], pos + 12 + length
+        chunk = data[pos:end]
+        intact = end <= len(data) and zlib.crc32(data[pos + 4:end - 4]) == int.from_bytes(data[end - 4:end], "big")
+        if kind == b"PLTE" and intact and length % 3 == 0:
+            body = b"PLTE" + bytes(i for i in range(length // 3) for _ in range(3))
+            chunk = data[pos:pos + 4] + body + zlib.crc32(body).to_bytes(4, "big")
+        elif kind == b"tRNS" and intact:
+            chunk = b""
+        out.append(chunk)
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def _decode(path: Path, flags: int, what: str, data: bytes | None = None) -> np.ndarray:
+    data = _read_bytes(path) if data is None else data
     size = declared_size(data)
-    if size is not None:
-        check_pixels(path, *size)
+    if size is None:  # a format whose size we cannot check, or a damaged header
+        raise UserError(f"{path}: not a readable {what} (unsupported format or damaged header; "
+                        "wsbench reads PNG, JPEG, BMP, WebP and TIFF)")
+    check_pixels(path, *size)
     problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
     if problem:
         raise UserError(f"{path}: not a readable {what} ({problem})")
