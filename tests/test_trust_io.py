@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,34 @@ def test_pixel_limit_holds_for_tiff_and_other_formats_are_refused(tmp_path, monk
             read_image(path)
         refused.append(ext)
     assert ".ppm" in refused and ".sr" in refused
+
+
+# -- .flo files must fit their frames -------------------------------------------------------------
+def test_flow_files_of_the_wrong_size_are_refused_naming_the_file(tmp_path):
+    import numpy as np
+
+    from wsbench.flow import FlowFiles, flo_path, write_flo
+
+    from .conftest import write_video_folder
+
+    data = write_video_folder(tmp_path / "data", videos=1, frames=3)  # 48x40 frames
+    index = create_dataset("video-folder", root=data)
+    video = index.videos[0]
+    root = tmp_path / "flo"
+
+    def write_all(height: int, width: int) -> Path:
+        for n in range(len(video) - 1):
+            path = flo_path(root, index, video, n)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_flo(path, np.full((height, width, 2), 1.0, np.float32))
+        return flo_path(root, index, video, 0)
+
+    for height, width in ((40, 48), (20, 24), (80, 96), (7, 8), (13, 16)):  # the frame's shape at any scale
+        write_all(height, width)
+        forward, _ = FlowFiles(str(root)).video_flows(index, video, (20, 24))
+        assert forward.shape == (3, 20, 24, 2) and np.isfinite(forward).all()
+    for height, width in ((1, 1), (48, 40), (40, 40), (4, 5)):  # 1x1, transposed, square, below 1/8
+        first = write_all(height, width)
+        with pytest.raises(UserError, match=f"{first}' is {width}x{height} but its frame is 48x40") as err:
+            FlowFiles(str(root)).video_flows(index, video, (20, 24))
+        assert "\n" not in str(err.value)

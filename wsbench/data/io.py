@@ -266,8 +266,8 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
 
 def _tiff_size(data: bytes) -> tuple[int, int] | None:
     """Width and length of a classic TIFF's first image (what OpenCV decodes)."""
-    order = "little" if data[:2] == b"II" else "big"
-    num = lambda i, n: int.from_bytes(data[i:i + n], order)  # noqa: E731
+    big = data[:2] == b"MM"
+    num = lambda i, n: int.from_bytes(data[i:i + n], "big" if big else "little")  # noqa: E731
     ifd = num(4, 4)
     if len(data) < ifd + 2:
         return None
@@ -315,8 +315,7 @@ def _decode(path: Path, flags: int, what: str, data: bytes | None = None) -> np.
     data = _read_bytes(path) if data is None else data
     size = declared_size(data)
     if size is None:  # a format whose size we cannot check, or a damaged header
-        raise UserError(f"{path}: not a readable {what} (unsupported format or damaged header; "
-                        "wsbench reads PNG, JPEG, BMP, WebP and TIFF)")
+        raise UserError(f"{path}: not a readable {what} ({_UNSUPPORTED})")
     check_pixels(path, *size)
     problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
     if problem:
@@ -331,6 +330,7 @@ def _decode(path: Path, flags: int, what: str, data: bytes | None = None) -> np.
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_UNSUPPORTED = "unsupported format or damaged header; wsbench reads PNG, JPEG, BMP, WebP and TIFF"
 
 
 def _png_problem(data: bytes) -> str | None:
@@ -413,6 +413,18 @@ class ImageFiles:
     def __iter__(self) -> Iterator[np.ndarray]:
         for path in self.paths:
             yield read_image(path)
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """``(width, height)`` of frame ``index`` from its file's header, without decoding it.
+
+        Raises:
+            UserError: the file is unreadable or its format unsupported.
+        """
+        path = self.paths[index]
+        size = declared_size(_read_bytes(path))
+        if size is None:
+            raise UserError(f"{path}: not a readable image ({_UNSUPPORTED})")
+        return size
 
     def fingerprint(self) -> list:
         """(name, size, mtime) per file: what the caches are keyed on."""

@@ -55,8 +55,8 @@ class VideoFile:
         try:
             self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-            check_pixels(self.path, int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                         int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            self.size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            check_pixels(self.path, *self.size)
         finally:
             capture.release()
         if count <= 0:  # some containers do not store the count: decode once to count
@@ -124,6 +124,10 @@ class VideoFile:
         if not ok:
             raise UserError(f"{self.path}: cannot decode frame {self.start + index * self.stride} (truncated file?)")
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """``(width, height)`` of frame ``index`` (every frame of a video file has the file's size)."""
+        return self.size
 
     def fingerprint(self) -> list:
         """(name, size, mtime, stride, frames, start): what the caches are keyed on."""

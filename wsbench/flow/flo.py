@@ -16,7 +16,7 @@ from .base import register_flow
 from .warping import resize_flow
 
 __all__ = ["FLO_MAGIC", "FLO_UNKNOWN", "read_flo", "valid_flow", "write_flo", "flo_path", "FlowFiles",
-           "write_flo_tree"]
+           "check_flow_size", "write_flo_tree"]
 
 FLO_MAGIC = 202021.25
 #: Middlebury's "unknown flow" marker: a component at or above this magnitude means no flow
@@ -204,7 +204,8 @@ class FlowFiles:
             at the resized pixels such a pixel touches (the flow cache counts them in a warning).
 
         Raises:
-            UserError: a missing or malformed ``.flo`` file, named in the message.
+            UserError: a missing or malformed ``.flo`` file, or one whose size does not fit its
+                frame (:func:`check_flow_size`), named in the message.
         """
         import torch
 
@@ -215,8 +216,10 @@ class FlowFiles:
             if not path.is_file():
                 raise UserError(f"{path}: flow file missing (the flow from frame {video.frames.names[n]} of "
                                 f"{video.key} to the next frame)")
+            raw = read_flo(path)
+            check_flow_size(path, raw.shape[1::-1], _frame_size(video.frames, n))
             # NaN (unknown) spreads to every resized pixel it touches: those pixels are invalid too
-            flow = torch.from_numpy(read_flo(path)).permute(2, 0, 1)[None]
+            flow = torch.from_numpy(raw).permute(2, 0, 1)[None]
             forward[n] = resize_flow(flow, size)[0].permute(1, 2, 0).numpy()
         backward = np.zeros_like(forward)
         backward[1:] = -forward[:-1]
@@ -224,6 +227,38 @@ class FlowFiles:
 
     def __repr__(self) -> str:
         return f"FlowFiles(root={str(self.root) if self.root else None!r})"
+
+
+def check_flow_size(path: str | os.PathLike, flow_size: tuple[int, int], frame_size: tuple[int, int]) -> None:
+    """Refuse a flow file that cannot be its frame's flow at some resolution.
+
+    A flow may be stored at another resolution than its frame (the authors' flows are; they are
+    resized with ``u``, ``v`` rescaled), but at one scale for both sides (within a pixel of
+    rounding) and at least an eighth of the frame's sides (the coarsest resolution flow networks
+    estimate at): a transposed or a 1×1 flow would otherwise be stretched over the frame silently.
+
+    Args:
+        path: the ``.flo`` file (named in the error).
+        flow_size: its ``(width, height)``.
+        frame_size: the frame's ``(width, height)``.
+
+    Raises:
+        UserError: one line naming the file, both sizes and the rule.
+    """
+    (fw, fh), (w, h) = flow_size, frame_size
+    same_scale = abs(fw / w - fh / h) <= 1 / fw + 1 / fh
+    if not same_scale or fw * 8 < w or fh * 8 < h:
+        raise UserError(f"flow file {str(path)!r} is {fw}x{fh} but its frame is {w}x{h}: a flow must have the "
+                        "frame's size or the same shape at another scale (at least 1/8 of each side)")
+
+
+def _frame_size(frames: Any, index: int) -> tuple[int, int]:
+    """``(width, height)`` of one frame: from the frame source's header when it can tell, else decoded."""
+    if hasattr(frames, "frame_size"):
+        width, height = frames.frame_size(index)
+        return width, height
+    height, width = frames.read(index).shape[:2]
+    return width, height
 
 
 def write_flo_tree(index: Any, estimator: Any, out: str | os.PathLike, desc: str = "flow") -> int:
