@@ -188,3 +188,55 @@ def test_flow_files_of_the_wrong_size_are_refused_naming_the_file(tmp_path):
         with pytest.raises(UserError, match=f"{first}' is {width}x{height} but its frame is 48x40") as err:
             FlowFiles(str(root)).video_flows(index, video, (20, 24))
         assert "\n" not in str(err.value)
+
+
+# -- distill with few steps -----------------------------------------------------------------------
+def test_segmenter_schedule_handles_any_number_of_steps():
+    import math
+
+    import torch
+
+    from wsbench.distill import one_cycle
+
+    def rates(total: int, make) -> list[float]:
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+        sched = make(opt, total)
+        out = []
+        for _ in range(total):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    for total in range(1, 6):  # OneCycleLR's own warm-up ends at or before step 0: it divides by zero
+        seen = rates(total, lambda opt, t: one_cycle(opt, 3e-3, t))
+        assert len(seen) == total and all(math.isfinite(r) and 0 < r <= 3e-3 * (1 + 1e-9) for r in seen)
+        assert max(seen) == pytest.approx(3e-3)  # the peak is reached, not only the cycle's start and end
+    for total in (6, 7, 40):  # from six steps on: exactly OneCycleLR(pct_start=0.2)
+        reference = rates(total, lambda opt, t: torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=t,
+                                                                                    pct_start=0.2))
+        assert rates(total, lambda opt, t: one_cycle(opt, 3e-3, t)) == reference
+
+
+@pytest.mark.slow
+def test_suite_with_a_smoke_distill_stage_on_few_frames_prints_its_tables(tmp_path):
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+    from wsbench.runs import iter_runs
+
+    from .conftest import write_video_folder
+
+    data = write_video_folder(tmp_path / "data", frames=10)  # 40 train frames: 5 steps of the smoke batch of 8
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'name = "few"\ndatasets = ["video-folder"]\nseeds = [0]\ntables = ["comparison", "stages"]\n'
+                    '[recipe]\nbackbone = "wsbench_resnet_tiny"\noutput_stride = 8\nimage_size = [32, 32]\n'
+                    f'epochs = 1\nbatch_size = 8\n[datasets_options."video-folder"]\ndata_root = "{data}"\n'
+                    '[distill]\nrecipe = "smoke"\n[[runs]]\nmethod = "cam"\n')
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "--cache-dir",
+                                      str(tmp_path / "cache"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "**Comparison" in result.output and "**Two stages on video-folder" in result.output
+    assert len(list(iter_runs(runs, finished=False))) == 0  # nothing unfinished left behind
+    assert len(list(iter_runs(runs))) == 2

@@ -51,7 +51,7 @@ from .runs import (
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
            "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels",
-           "is_distilled", "load_distilled", "pseudo_labels"]
+           "is_distilled", "load_distilled", "one_cycle", "pseudo_labels"]
 
 #: label of pixels that are not trained on (the ignore band)
 IGNORE = 255
@@ -324,6 +324,29 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
+def one_cycle(opt: torch.optim.Optimizer, max_lr: float, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The segmenter's learning-rate schedule: one cycle with a 20 % warm-up, for any number of steps.
+
+    At 20 % ``OneCycleLR``'s warm-up ends exactly at the first step with five steps (it divides by
+    zero) and before it with fewer (it skips the warm-up), as a smoke recipe on a small data set
+    gives: with three to five steps the warm-up ends at the second step instead, and one or two
+    steps run at ``max_lr`` (no cycle fits). From six steps on it is ``OneCycleLR(pct_start=0.2)``
+    exactly.
+
+    Args:
+        opt: the optimiser.
+        max_lr: the peak learning rate.
+        total_steps: optimiser steps of the whole training (at least 1).
+
+    Returns:
+        The scheduler, stepped once after every optimiser step.
+    """
+    if total_steps <= 2:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    pct_start = 0.2 if 0.2 * total_steps > 1 else 2 / total_steps
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start)
+
+
 def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: DistillRecipe, seed: int,
            device: torch.device, checkpoint: Path, resume: bool) -> float:
     """Train ``net`` in place; returns the seconds spent training in this process."""
@@ -337,8 +360,7 @@ def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: Di
     n = len(frames)
     steps = (n + recipe.batch_size - 1) // recipe.batch_size
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps * recipe.epochs,
-                                                pct_start=0.2)
+    sched = one_cycle(opt, recipe.lr, steps * recipe.epochs)
     start = 0
     if resume and checkpoint.is_file():
         state = load_torch(checkpoint)
