@@ -240,3 +240,100 @@ def test_suite_with_a_smoke_distill_stage_on_few_frames_prints_its_tables(tmp_pa
     assert "**Comparison" in result.output and "**Two stages on video-folder" in result.output
     assert len(list(iter_runs(runs, finished=False))) == 0  # nothing unfinished left behind
     assert len(list(iter_runs(runs))) == 2
+
+
+# -- junk weights files: one line naming the file, whatever the bytes -----------------------------
+def _junk_weights(real: bytes, count: int = 300) -> list[tuple[str, bytes]]:
+    """``count`` deterministic junk files: random bytes, text, truncations and bit flips of ``real`` (a
+    torch zip file), zips with wrong or damaged members, and valid torch files holding no state dict."""
+    import io
+    import random
+    import zipfile
+
+    import torch
+
+    rng = random.Random(25)
+    cases: list[tuple[str, bytes]] = [("empty", b""), ("passwd", b"root:x:0:0:root:/root:/bin/bash\n" * 20),
+                                      ("text", b"weights? no.\n"), ("pickle-ish", b"\x80\x02]q\x00.")]
+    for value in ([1, 2], 3, "x", None, {}, {"a": 1}, {1: torch.zeros(1)}, {"model": [torch.zeros(1)]},
+                  {"state_dict": {"w": "not a tensor"}}, {"epoch": "one", "model": {}}):
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        cases.append((f"holds-{type(value).__name__}", buffer.getvalue()))
+    with zipfile.ZipFile(io.BytesIO(real)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    for drop in sorted(members):  # each member missing, then each member garbled
+        for garble in (False, True):
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as archive:
+                for name, data in members.items():
+                    if name != drop:
+                        archive.writestr(name, data)
+                    elif garble:
+                        archive.writestr(name, data[: len(data) // 2] + b"\xff" * 8)
+            cases.append((f"{'garbled' if garble else 'without'}-{drop.rsplit('/', 1)[-1]}", buffer.getvalue()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes/readme.txt", "a zip, but not of torch")
+    cases.append(("zip-of-other-members", buffer.getvalue()))
+    while len(cases) < count:
+        kind = len(cases) % 3
+        if kind == 0:
+            cases.append(("random", rng.randbytes(rng.randint(1, 4000))))
+        elif kind == 1:
+            cases.append(("truncated", real[: rng.randint(1, len(real) - 1)]))
+        else:
+            flipped = bytearray(real)
+            for _ in range(rng.randint(1, 6)):
+                flipped[rng.randrange(len(flipped))] ^= rng.randint(1, 255)
+            cases.append(("flipped", bytes(flipped)))
+    return cases[:count]
+
+
+def test_junk_weights_files_are_one_line_naming_the_file(tmp_path):
+    import io
+
+    import torch
+
+    from wsbench.distill import DISTILL_RECIPES, SegmenterNet
+    from wsbench.model import CamNet, load_pretrained, load_weights
+    from wsbench.train import _resume
+
+    model = CamNet("wsbench_resnet_tiny", output_stride=8)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": 0, "elapsed": 1.5}, buffer)
+    real = buffer.getvalue()
+    (tmp_path / "real.pt").write_bytes(real)  # each junk file goes through one loader in turn, the odd ones all
+    assert _resume(tmp_path / "real.pt", model, optimizer, scheduler) == (1, 1.5)  # the real file loads
+    segmenter = SegmenterNet(DISTILL_RECIPES["smoke"])
+    backbone = CamNet("wsbench_resnet_tiny", output_stride=8).backbone
+    loaders = {
+        "--pretrained": lambda p: load_pretrained(backbone, p),
+        "final.pt": lambda p: load_weights(model, p),
+        "checkpoint.pt": lambda p: _resume(p, model, optimizer, scheduler),
+        "distill --pretrained": lambda p: segmenter.load_encoder(p),
+    }
+    cases = _junk_weights(real)
+    assert len(cases) == 300
+    escaped, refused = [], 0
+    for i, (name, data) in enumerate(cases):
+        path = tmp_path / f"{i:03d}-{name}.pt"
+        path.write_bytes(data)
+        every = name.split("-")[0] in ("empty", "passwd", "text", "pickle", "holds", "without", "garbled")
+        for what, load in list(loaders.items()) if every else [list(loaders.items())[i % len(loaders)]]:
+            try:
+                load(path)
+            except UserError as err:
+                refused += 1
+                if str(path) not in str(err) or "\n" in str(err):
+                    escaped.append(f"{what} {path.name}: {err}")
+            except Exception as err:  # noqa: BLE001 - exactly what must not happen
+                escaped.append(f"{what} {path.name}: {type(err).__name__}: {err}")
+            else:  # only a readable torch file of the right content may load (a flip in tensor data, metadata)
+                if name.split("-")[0] in ("empty", "passwd", "text", "pickle", "holds", "random", "truncated"):
+                    escaped.append(f"{what} {path.name}: accepted")
+    assert not escaped, f"{len(escaped)} escaped:\n" + "\n".join(escaped[:20])
+    assert refused > 0.8 * len(cases)

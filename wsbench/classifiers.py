@@ -106,8 +106,10 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
             todo = "train"
             if (folder / "checkpoint.pt").exists() and not resume:
                 state = load_torch(folder / "checkpoint.pt")
-                todo = (f"{folder}: an interrupted training of this classifier stopped after epoch "
-                        f"{state['epoch'] + 1}/{recipe.epochs}; pass --resume to continue it")
+                epoch = state.get("epoch") if isinstance(state, dict) else None
+                done = f"after epoch {epoch + 1}/{recipe.epochs}" if isinstance(epoch, int) else "midway"
+                todo = (f"{folder}: an interrupted training of this classifier stopped {done}; "
+                        "pass --resume to continue it")
         todo = distributed.broadcast(todo)
         if todo not in ("train", "done"):
             raise UserError(todo)

@@ -194,13 +194,9 @@ class SegmenterNet(nn.Module):
 
     def load_encoder(self, path: str | Path) -> None:
         """Load a local state dict into the encoder (``--pretrained``); keys may carry an ``encoder.`` prefix."""
-        from .files import load_torch
+        from .files import load_torch, state_dict_of
 
-        state = load_torch(path, "--pretrained ")
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise UserError(f"--pretrained {path}: not a state dict")
+        state = state_dict_of(load_torch(path, "--pretrained "), path, "--pretrained ", keys=("state_dict",))
         state = {k.removeprefix("encoder."): v for k, v in state.items()}
         encoder = self.net.encoder
         target = encoder.model if hasattr(encoder, "model") else encoder  # timm encoders wrap a timm model
@@ -369,7 +365,7 @@ def _train(net: SegmenterNet, frames: np.ndarray, labels: np.ndarray, recipe: Di
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             start = int(state["epoch"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        except (KeyError, IndexError, RuntimeError, ValueError, TypeError, AttributeError) as err:
             raise UserError(f"{checkpoint}: not a checkpoint of this segmenter ({type(err).__name__}); "
                             "delete it to train from the start") from None
     ce = nn.CrossEntropyLoss(ignore_index=IGNORE)
@@ -483,7 +479,7 @@ def load_distilled(record: RunRecord, device: str = "auto") -> DistilledRun:
         UserError: unfinished, or its weights are missing or do not fit.
     """
     from .device import resolve_device
-    from .files import load_torch
+    from .files import load_torch, state_dict_of
 
     if record.result is None:
         raise UserError(f"{record.path}: the run has not finished (no result.json); finish it with "
@@ -492,8 +488,8 @@ def load_distilled(record: RunRecord, device: str = "auto") -> DistilledRun:
     net = SegmenterNet(recipe)
     weights = record.path / "segmenter.pt"
     try:
-        net.load_state_dict(load_torch(weights))
-    except (RuntimeError, TypeError, AttributeError) as err:
+        net.load_state_dict(state_dict_of(load_torch(weights), weights))
+    except (RuntimeError, TypeError, AttributeError, ValueError) as err:
         raise UserError(f"{weights}: does not fit the recorded segmenter ({type(err).__name__})") from None
     torch_device = resolve_device(device)
     net.to(torch_device).eval()

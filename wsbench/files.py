@@ -1,7 +1,8 @@
 """Safe file handling shared by every command.
 
 - :func:`load_torch`: the one way wsbench reads a ``.pt`` file (``weights_only=True``: tensors and
-  plain values only, so a file with a pickled payload is refused, never run).
+  plain values only, so a file with a pickled payload is refused, never run); junk of any kind is
+  one line naming the file. :func:`state_dict_of` checks that what it read is a state dict.
 - :func:`write_image` and :func:`video_writer`: image and video writes whose failure (a read-only
   folder, a full disk, an unknown extension) is an error naming the file instead of a silent no-op.
 - :func:`check_output`: an output path is checked before any work is done (never over or inside
@@ -29,6 +30,7 @@ import pickle
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,7 +41,7 @@ from .errors import UserError
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "atomic_write", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "check_output", "chmod_as_new", "config_hash", "disk_error", "disk_errors", "file_stat",
-           "load_torch", "reserve_space", "umask", "video_writer", "write_image"]
+           "load_torch", "reserve_space", "state_dict_of", "umask", "video_writer", "write_image"]
 
 #: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -119,7 +121,9 @@ def load_torch(path: str | os.PathLike, label: str = "") -> Any:
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's guesses about junk bytes ("pickle protocol 46") are noise
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL (\S+)", str(err))
         if found is None:  # bytes that are no pickle at all
@@ -128,8 +132,43 @@ def load_torch(path: str | os.PathLike, label: str = "") -> Any:
                         "and plain values, which could run code; delete the file unless you trust it") from None
     except FileNotFoundError:
         raise UserError(f"{label}{path}: file not found") from None
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as err:
+    except IsADirectoryError:
+        raise UserError(f"{label}{path}: is a folder, not a weights file") from None
+    except Exception as err:  # junk bytes reach the unpickler's IndexError, KeyError, ... as well as RuntimeError
         raise UserError(f"{label}{path}: not a PyTorch weights file ({type(err).__name__})") from None
+
+
+def state_dict_of(obj: Any, path: str | os.PathLike, label: str = "", keys: Sequence[str] = ()) -> dict[str, Any]:
+    """The state dict (``{name: tensor}``) held by what :func:`load_torch` read.
+
+    Args:
+        obj: the loaded object: a state dict, or a checkpoint holding one under one of ``keys``.
+        path: the file (named in the error).
+        label: prefix of the error message (e.g. ``"--pretrained "``).
+        keys: keys of a checkpoint under which the state dict may be, tried in order.
+
+    Returns:
+        The state dict.
+
+    Raises:
+        UserError: anything else (a list, a number, a dict whose keys are not all strings or whose
+            values are not all tensors), naming the file.
+    """
+    import torch
+
+    if isinstance(obj, dict):
+        for key in keys:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        got = "an empty mapping" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+    else:
+        bad = next((k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+        if bad is None:
+            return obj
+        got = f"a mapping with the entry {str(bad)[:40]!r}: {type(obj[bad]).__name__}"
+    raise UserError(f"{label}{path}: not a state dict (expected a mapping of parameter names to tensors, got {got})")
 
 
 # -- images and videos ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from torch import nn
 
 from . import backbones  # noqa: F401  (registers wsbench's small backbones in timm)
 from .errors import UserError
-from .files import load_torch
+from .files import load_torch, state_dict_of
 from .recipes import Recipe
 
 __all__ = ["HEADS", "CamNet", "build_model", "cam_from_class_maps", "load_pretrained", "load_weights"]
@@ -155,12 +155,7 @@ def load_pretrained(model: nn.Module, path: Path, name: str = "backbone") -> Non
         raise UserError(f"--pretrained {path}: is a folder, not a weights file")
     if not path.is_file():
         raise UserError(f"--pretrained {path}: file not found")
-    state = load_torch(path, "--pretrained ")
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise UserError(f"--pretrained {path}: expected a state dict")
+    state = state_dict_of(load_torch(path, "--pretrained "), path, "--pretrained ", keys=("state_dict", "model"))
     cleaned = {}
     for k, v in state.items():
         for prefix in ("module.", "backbone."):

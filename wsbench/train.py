@@ -266,12 +266,16 @@ def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     if not ckpt.exists():
         return 0, 0.0
     state = load_torch(ckpt)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if "rng" in state:
-        _set_rng_states(state["rng"])
-    return state["epoch"] + 1, state["elapsed"]
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if "rng" in state:
+            _set_rng_states(state["rng"])
+        return int(state["epoch"]) + 1, float(state["elapsed"])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise UserError(f"{ckpt}: not a checkpoint of this training ({type(err).__name__}); delete it to train "
+                        "from the start") from None
 
 
 def _loss_module(method: Method, model: nn.Module, device: torch.device, compile_model: bool) -> nn.Module:

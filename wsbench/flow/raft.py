@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError
-from ..files import load_torch
+from ..files import load_torch, state_dict_of
 from .base import check_pair, register_flow
 
 if TYPE_CHECKING:
@@ -126,12 +126,9 @@ class RaftFlow:
 
         build, _ = _raft_builder(model)
         net = build(weights=None, progress=False)  # weights=None: never downloads
-        state = load_torch(self.weights_path, "flow 'raft': weights ")
-        if isinstance(state, dict):
-            for key in ("model", "state_dict"):
-                if isinstance(state.get(key), dict):
-                    state = state[key]
-                    break
+        label = "flow 'raft': weights "
+        state = state_dict_of(load_torch(self.weights_path, label), self.weights_path, label,
+                              keys=("model", "state_dict"))
         try:
             net.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as err:
