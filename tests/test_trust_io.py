@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -337,3 +339,68 @@ def test_junk_weights_files_are_one_line_naming_the_file(tmp_path):
                     escaped.append(f"{what} {path.name}: accepted")
     assert not escaped, f"{len(escaped)} escaped:\n" + "\n".join(escaped[:20])
     assert refused > 0.8 * len(cases)
+
+
+# -- interrupted cache builds leave nothing behind -------------------------------------------------
+_SLOW_BUILD = r"""
+import os, sys, time
+from wsbench.data import cache, create_dataset
+
+real = cache.frame_arrays
+def slow(*args, **kwargs):
+    os.write(1, b"frame\n")  # one write: two threads' lines never interleave
+    time.sleep(0.3)
+    return real(*args, **kwargs)
+cache.frame_arrays = slow
+cache.prepare(create_dataset("video-folder", root=sys.argv[1]), (32, 32), sys.argv[2], workers=2)
+print("done", flush=True)
+"""
+
+
+def _hidden(cache_root: Path) -> list[Path]:
+    return sorted(p for p in cache_root.rglob(".*"))
+
+
+def _start_build(data: Path, cache_root: Path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, str(data), str(cache_root)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(3):  # a few frames in: the temporary folder holds its preallocated arrays
+        assert proc.stdout.readline() == "frame\n", proc.stderr.read() if proc.stderr else ""
+    assert any((p / "frames.npy").is_file() for p in _hidden(cache_root)), _hidden(cache_root)
+    return proc
+
+
+def test_sigterm_and_kill_during_a_cache_build_leave_nothing_that_stays(tmp_path):
+    import signal
+
+    from wsbench.data.cache import prepare
+
+    from .conftest import write_video_folder
+
+    data = write_video_folder(tmp_path / "data", frames=8)
+    cache_root = tmp_path / "cache"
+    proc = _start_build(data, cache_root)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - started < 10  # stopped after the current frames, not after the whole data set
+    assert _hidden(cache_root) == [] and not list(cache_root.rglob("meta.json"))  # nothing left, nothing "finished"
+
+    proc = _start_build(data, cache_root)
+    proc.kill()  # kill -9: no chance to clean up
+    proc.communicate(timeout=60)
+    left = _hidden(cache_root)
+    assert left and all(f"-{proc.pid}." in p.name for p in left)
+    index = create_dataset("video-folder", root=data)
+    prepared = prepare(index, (32, 32), cache_root)  # the next start removes what the dead process left
+    assert _hidden(cache_root) == [] and prepared.num_frames == 6 * 8
+    # a live owner's build is left alone, and so is another host's
+    for name in (f".32x32-bg22-m3.{os.uname().nodename.replace('.', '')}-{os.getpid()}.abc", ".32x32.otherhost-1.abc"):
+        (prepared.path.parent / name).mkdir()
+    assert prepare(index, (32, 32), cache_root).num_frames == 48
+    assert len(_hidden(cache_root)) == 2

@@ -18,7 +18,10 @@ Layout::
                                     their content fingerprint
 
 Every artefact is built in a temporary location and renamed into place, so an interrupted build
-leaves nothing half-written and two processes building the same cache do not corrupt it.
+leaves nothing half-written and two processes building the same cache do not corrupt it. A
+temporary name carries its owner (``.<name>.<host>-<pid>.<random>``): Ctrl-C and SIGTERM (what
+``timeout`` and ``scancel`` send) during a build remove it, and what a killed process left (kill
+-9, a lost machine) is removed by the next :func:`prepare` on that host once its owner is gone.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
+import socket
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +51,8 @@ from ..schema import AnyValue, Int, ListOf, Record, load_json
 from . import background as bg
 from .index import Video, VideoIndex
 
-__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare", "resolve_cache_dir"]
+__all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare", "remove_stale_builds",
+           "resolve_cache_dir"]
 
 CACHE_ENV = "WSBENCH_CACHE_DIR"
 #: flows are stored at 1/FLOW_STRIDE of the training resolution (≥ 2× the features at stride 8)
@@ -174,7 +182,8 @@ class PreparedData:
         target = self.path / f"{key}.npy"
         if not target.exists():
             start = time.perf_counter()
-            self._build_flows(target, name, options)
+            with _terminate_as_exit():
+                self._build_flows(target, name, options)
             self.timings["flow"] += time.perf_counter() - start
         self._flows[key] = np.load(target, mmap_mode="r")
         return self._flows[key]
@@ -187,7 +196,7 @@ class PreparedData:
 
         estimator = create_flow(name, **options)
         fw, fh = self.flow_size
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".npy", dir=self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{_owner()}.", suffix=".npy", dir=self.path)
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
@@ -248,10 +257,12 @@ def prepare(
     w, h = image_size
     data_key = config_hash({"data": index.fingerprint(), "v": _VERSION}, 16)
     path = root / f"{index.name}-{data_key}" / f"{w}x{h}-bg{bg_threshold:g}-m{max(bg_morph, 1)}"
+    remove_stale_builds(root)
     start = time.perf_counter()
     built = False
     if not (path / "meta.json").exists():
-        _build(index, path, image_size, bg_threshold, workers, bg_morph)
+        with _terminate_as_exit():
+            _build(index, path, image_size, bg_threshold, workers, bg_morph)
         built = True
     data = PreparedData(index, path, image_size, bg_threshold, bg_morph)
     if built:
@@ -266,7 +277,8 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
     if not index.videos:
         raise UserError(f"data set {index.name!r} has no videos")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}.", dir=path.parent))
+    stop = threading.Event()  # set on any exception: the worker threads stop after their current frame
     try:
         chmod_as_new(tmp, folder=True)  # renamed into place below: a normal folder, not mkdtemp's 0700
         w, h = image_size
@@ -278,15 +290,21 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
 
         def one(pos: int, frames: np.ndarray = frames, fg: np.ndarray = fg) -> tuple[int, int]:
             return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
-                                image_size, threshold, morph)
+                                image_size, threshold, morph, stop)
 
         workers = workers or min(4, os.cpu_count() or 1)
         sizes: dict[int, tuple[int, int]] = {}
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        try:
             futures = {pool.submit(one, i): i for i in range(len(index.videos))}
             for fut in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="caching frames",
                             unit="video", leave=False, disable=not show_progress()):
                 sizes[futures[fut]] = fut.result()
+        except BaseException:
+            stop.set()
+            raise
+        finally:  # waits for the running videos (one frame each once stopped), never starts the queued ones
+            pool.shutdown(wait=True, cancel_futures=True)
         frames.flush()
         fg.flush()
         del one, frames, fg  # closes the memmaps before the folder is renamed
@@ -312,8 +330,9 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
 
 
 def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg: np.ndarray,
-                 image_size: tuple[int, int], threshold: float, morph: int) -> tuple[int, int]:
-    """Resize and background-remove one video; returns its original frame size."""
+                 image_size: tuple[int, int], threshold: float, morph: int,
+                 stop: threading.Event | None = None) -> tuple[int, int]:
+    """Resize and background-remove one video; returns its original frame size (stops when ``stop`` is set)."""
     fg_dir.mkdir(parents=True)
     n = len(video)
     sample = set(np.linspace(0, n - 1, min(n, bg.MEDIAN_FRAMES)).round().astype(int).tolist())
@@ -327,11 +346,85 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
     background = bg.median_background(grays)
     del grays
     for i, frame in enumerate(video.frames):
+        if stop is not None and stop.is_set():
+            raise _Stopped
         _check_size(video, i, frame, size)
         frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold, morph)
         write_image(fg_dir / f"{i}.png", mask * 255)
     assert size is not None
     return size
+
+
+class _Stopped(Exception):
+    """A worker thread's video was abandoned because the build failed or was interrupted elsewhere."""
+
+
+def _owner() -> str:
+    """``<host>-<pid>``: who owns a temporary build (dots and slashes of the host name dropped)."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-_") or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_builds(root: str | os.PathLike) -> list[Path]:
+    """Remove the temporary builds under a cache root whose owner process on this host is gone.
+
+    A build killed without a chance to clean up (kill -9, a lost machine, OOM) leaves a hidden
+    folder or file of preallocated arrays; its name says which host and process owned it (see the
+    module docstring). Builds of live processes and of other hosts (a shared cache folder) are
+    left alone.
+
+    Args:
+        root: the cache root (:func:`resolve_cache_dir`).
+
+    Returns:
+        What was removed.
+    """
+    root, host = Path(root), _owner().rsplit("-", 1)[0]
+    removed = []
+    for entry in (*root.glob("*/.*"), *root.glob("*/*/.*")):
+        parts = entry.name.split(".")
+        owner = next((p for p in parts if p.startswith(f"{host}-") and p[len(host) + 1:].isdigit()), None)
+        if owner is None or _alive(int(owner[len(host) + 1:])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """While a cache is built, SIGTERM raises ``SystemExit(143)`` so the build's clean-up runs.
+
+    Only in the main thread and only where nothing else handles SIGTERM (a job system's handler
+    is kept); the previous handler is restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def frame_arrays(frame: np.ndarray, background: np.ndarray, image_size: tuple[int, int],
