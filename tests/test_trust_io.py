@@ -404,3 +404,48 @@ def test_sigterm_and_kill_during_a_cache_build_leave_nothing_that_stays(tmp_path
         (prepared.path.parent / name).mkdir()
     assert prepare(index, (32, 32), cache_root).num_frames == 48
     assert len(_hidden(cache_root)) == 2
+
+
+# -- outputs inside a data root the command reads --------------------------------------------------
+TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
+        "--batch-size", "8", "-q"]
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="wsbench")
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_outputs_and_runs_directories_inside_a_data_root_are_refused(tmp_path):
+    from .conftest import write_video_folder
+
+    data = write_video_folder(tmp_path / "data")
+    before = _listing(data)
+    cache = tmp_path / "cache"
+    for option, inside in (("--runs-dir", data / "masks" / "before"), ("--runs-dir", data),
+                           ("--cache-dir", data / "before" / "vid0")):
+        args = ["--runs-dir", tmp_path / "runs", "--cache-dir", cache, option, inside]
+        result = _cli("run", "-m", "cam", "-d", "video-folder", "--data-root", data, *args, *TINY)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == (f"Error: {option} {inside}: is inside the data root {data}, which this "
+                                         "command reads; choose a folder outside it"), result.output
+        assert _listing(data) == before
+    runs = tmp_path / "runs"
+    ran = _cli("run", "-m", "cam", "-d", "video-folder", "--data-root", data, "--runs-dir", runs, "--cache-dir",
+               cache, *TINY)
+    assert ran.exit_code == 0, ran.output
+    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
+    figures = _cli("figures", "--runs-dir", runs, "--cache-dir", cache, "--out", data / "before" / "vid0")
+    assert figures.exit_code == 1 and "--out" in figures.output and "is inside the data root" in figures.output
+    assert len(figures.output.strip().splitlines()) == 1
+    distilled = _cli("distill", "--run", run_dir, "--runs-dir", data / "masks", "--cache-dir", cache,
+                     "--recipe", "smoke", "-q")
+    assert distilled.exit_code == 1 and f"--runs-dir {data / 'masks'}: is inside the data root" in distilled.output
+    assert _listing(data) == before

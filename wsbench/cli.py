@@ -506,8 +506,9 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
     trained: masks are recomputed from each run's stored classifier at its threshold (chosen on val,
     or the fixed one its result records).
     """
+    from .data.cache import resolve_cache_dir
     from .figures import write_figures
-    from .files import check_output
+    from .files import check_output, check_outside
     from .methods import complete_method_info
     from .runs import iter_runs
 
@@ -515,6 +516,9 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
     # distilled runs are in --table stages
     records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)
+    data_roots = {r.config.get("data_root") for r in records} if examples else set()  # qualitative: reads frames
+    check_outside(out, "--out", data_roots)
+    check_outside(resolve_cache_dir(cache_dir), "--cache-dir", data_roots)
     written = write_figures(records, out, fmt, examples, metric, _cache_dir(cache_dir), device,
                             overwrite=overwrite)
     click.echo("\n".join(f"wrote {p}" for p in written) if written else "no finished runs: no figures")

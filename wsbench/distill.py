@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .files import atomic_write, config_hash
+from .files import atomic_write, check_outside, config_hash
 from .methods import METHODS, Method
 from .runs import (
     RunRecord,
@@ -552,7 +552,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         UserError: the source run is unfinished or itself distilled, the source's data set has no
             train frames, or a bad recipe.
     """
-    from .data.cache import prepare
+    from .data.cache import prepare, resolve_cache_dir
     from .evaluate import evaluate_maps, split_iou
     from .inference import load_run, open_data
 
@@ -569,6 +569,8 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
                         "so it has no pseudo-labels to distill")
     if recipe.pretrained is not None and not Path(recipe.pretrained).is_file():
         raise UserError(f"--pretrained {recipe.pretrained}: file not found")
+    check_outside(runs_dir, "--runs-dir", [src_config.get("data_root")])
+    check_outside(resolve_cache_dir(cache_dir), "--cache-dir", [src_config.get("data_root")])
     data = open_data(trained, cache_dir)
     size = tuple(recipe.image_size or data.image_size)
     stride = 2 ** recipe.encoder_depth

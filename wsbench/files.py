@@ -40,8 +40,9 @@ import numpy as np
 from .errors import UserError
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "atomic_write", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "check_output", "chmod_as_new", "config_hash", "disk_error", "disk_errors", "file_stat",
-           "load_torch", "reserve_space", "state_dict_of", "umask", "video_writer", "write_image"]
+           "atomic_write_text", "check_output", "check_outside", "chmod_as_new", "config_hash", "disk_error",
+           "disk_errors", "file_stat", "load_torch", "reserve_space", "state_dict_of", "umask", "video_writer",
+           "write_image"]
 
 #: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -211,6 +212,27 @@ def video_writer(path: str | os.PathLike, fps: float, size: tuple[int, int]) -> 
 # -- outputs ----------------------------------------------------------------------------------
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
+
+
+def check_outside(path: str | os.PathLike, option: str, data_roots: Iterable[Any]) -> None:
+    """Refuse an output or runs/cache folder that is a data root a command reads, or inside one.
+
+    Whatever a command writes there (figures, run folders, caches) the next command would read
+    as frames, masks or videos of the data set.
+
+    Args:
+        path: the folder or file written.
+        option: how the user named it (``--runs-dir``), for the message.
+        data_roots: the data folders the command reads (``None`` entries are ignored).
+
+    Raises:
+        UserError: one line naming the path and the data root.
+    """
+    resolved = Path(path).expanduser().resolve()
+    for root in data_roots:
+        if root is not None and _inside(resolved, Path(root).expanduser().resolve()):
+            raise UserError(f"{option} {path}: is inside the data root {root}, which this command reads; "
+                            "choose a folder outside it")
 
 
 def check_output(path: str | os.PathLike, option: str, kind: str = "file", inputs: Iterable[Any] = (),

@@ -16,10 +16,10 @@ from typing import Any
 from . import __version__
 from .classifiers import obtain_classifier
 from .data import DATASETS, LABELS, create_dataset
-from .data.cache import PreparedData, prepare
+from .data.cache import PreparedData, prepare, resolve_cache_dir
 from .device import default_workers, resolve_device
 from .errors import UserError
-from .files import atomic_write_json, config_hash
+from .files import atomic_write_json, check_outside, config_hash
 from .flow import FLOWS, flow_fingerprint
 from .maps import parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
@@ -285,6 +285,8 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
     for message in resolved.warnings if main else ():
         warnings.warn(message, stacklevel=2)
     config = resolved.config
+    check_outside(runs_dir, "--runs-dir", [resolved.index.root])  # run folders read back as frames, masks
+    check_outside(resolve_cache_dir(spec.cache_dir), "--cache-dir", [resolved.index.root])
     if resolved.recipe_note and progress and main:
         print(f"note: {resolved.recipe_note}", file=sys.stderr)
     run_id = None
