@@ -449,3 +449,98 @@ def test_outputs_and_runs_directories_inside_a_data_root_are_refused(tmp_path):
                      "--recipe", "smoke", "-q")
     assert distilled.exit_code == 1 and f"--runs-dir {data / 'masks'}: is inside the data root" in distilled.output
     assert _listing(data) == before
+
+
+# -- fetch: overlapping archives, over-long bodies, redirects to other schemes --------------------
+class _Zenodo:
+    """A fake Zenodo record on 127.0.0.1 serving ``routes``: ``{path: (status, body, headers)}``."""
+
+    def __init__(self, routes: dict) -> None:
+        import http.server
+        import threading
+
+        self.routes = routes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                code, body, headers = routes.get(self.path, (404, b"not found", {}))
+                self.send_response(code)
+                for key, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def record(self, files: list[tuple[str, bytes, int | None]]) -> None:
+        """Serve record 14793518 (ws2) listing ``(key, body, listed size)``."""
+        import hashlib
+
+        entries = []
+        for key, body, size in files:
+            self.routes[f"/files/{key}"] = (200, body, {})
+            entries.append({"key": key, "size": len(body) if size is None else size,
+                            "checksum": "md5:" + hashlib.md5(body).hexdigest(),
+                            "links": {"self": f"{self.url}/files/{key}"}})
+        self.routes["/api/records/14793518"] = (200, json.dumps({"files": entries}).encode(), {})
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _zip(members: dict[str, str]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_zenodo(monkeypatch):
+    server = _Zenodo({})
+    monkeypatch.setenv("WSBENCH_ZENODO_URL", server.url)
+    yield server
+    server.close()
+
+
+def test_fetch_refuses_overlapping_archives_long_bodies_and_scheme_changing_redirects(fake_zenodo, tmp_path):
+    from wsbench.fetch import fetch_dataset
+
+    out = tmp_path / "out"
+    fake_zenodo.record([("a.zip", _zip({"WS2/readme.txt": "from a", "WS2/a.txt": "a"}), None),
+                        ("b.zip", _zip({"WS2/readme.txt": "from b"}), None)])
+    with pytest.raises(UserError, match=r"b.zip: holds 'WS2/readme.txt', which a.zip holds too; the archives overlap"):
+        fetch_dataset("ws2", out, echo=lambda line: None)
+    assert not (out / "ws2").exists()
+    fake_zenodo.record([("a/data.zip", _zip({"x.txt": "a"}), None), ("b/data.zip", _zip({"x.txt": "b"}), None)])
+    assert (fetch_dataset("ws2", out, echo=lambda line: None) / "b" / "x.txt").read_text() == "b"  # apart: fine
+
+    body = b"y" * 5000
+    out = tmp_path / "long"
+    fake_zenodo.record([("big.bin", body, 1000)])  # the record says 1000 bytes, the server sends 5000
+    for _ in range(2):  # the retry fails the same clear way: no partial file is left to block it
+        with pytest.raises(UserError, match="sends more than the record's 1000 bytes"):
+            fetch_dataset("ws2", out, echo=lambda line: None)
+        assert not list((out / ".wsbench-download").rglob("*.part"))
+
+    out = tmp_path / "redirected"
+    fake_zenodo.record([("r.zip", _zip({"r.txt": "r"}), None)])
+    fake_zenodo.routes["/files/real.zip"] = fake_zenodo.routes["/files/r.zip"]
+    fake_zenodo.routes["/files/r.zip"] = (302, b"", {"Location": "ftp://127.0.0.1/r.zip"})
+    with pytest.raises(UserError, match=r"redirects to 'ftp://127.0.0.1/r.zip'; only redirects to http\(s\)"):
+        fetch_dataset("ws2", out, echo=lambda line: None)
+    fake_zenodo.routes["/files/r.zip"] = (302, b"", {"Location": "/files/real.zip"})  # same scheme: followed
+    assert (fetch_dataset("ws2", out, echo=lambda line: None) / "r.txt").read_text() == "r"
+    out = tmp_path / "empty"
+    fake_zenodo.record([("empty.txt", b"", None)])  # a record's empty file is fetched as an empty file
+    assert (fetch_dataset("ws2", out, echo=lambda line: None) / "empty.txt").read_bytes() == b""

@@ -75,11 +75,24 @@ def download_dir(out: str | os.PathLike, name: str) -> Path:
     return Path(out) / ".wsbench-download" / name
 
 
+class _SameSchemeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to http(s), and never from https down to http."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        old = urllib.parse.urlsplit(req.full_url).scheme.lower()
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme.lower()
+        if new not in ("http", "https") or (old == "https" and new == "http"):
+            raise UserError(f"{req.full_url}: the server redirects to {newurl!r}; only redirects to http(s) "
+                            "that keep https are followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _open(url: str, headers: dict[str, str] | None = None):
     request = urllib.request.Request(url, headers={"User-Agent": "wsbench", **(headers or {})})
+    opener = urllib.request.build_opener(_SameSchemeRedirects)
     try:
-        return urllib.request.urlopen(request, timeout=_TIMEOUT)  # noqa: S310 (https or a test server)
-    except urllib.error.HTTPError:
+        return opener.open(request, timeout=_TIMEOUT)  # https or a test server
+    except (urllib.error.HTTPError, UserError):
         raise
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
@@ -185,7 +198,7 @@ def _download(url: str, target: Path, size: int | None, md5: str | None) -> None
     if size is not None and have > size:  # not a prefix of this file
         part.unlink()
         have = 0
-    if size is None or have < size:
+    if size is None or have < size or not part.exists():  # (an empty file is fetched too)
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
             response = _open(url, headers)
@@ -204,10 +217,13 @@ def _download(url: str, target: Path, size: int | None, md5: str | None) -> None
                 with open(part, "ab" if have else "wb") as fh, tqdm(
                         total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
                         desc=target.name, disable=not show_progress(), leave=False) as bar:
-                    try:
-                        while chunk := response.read(_CHUNK):
+                    try:  # never more than one byte past the record's size: a longer body is the wrong file
+                        while chunk := response.read(_CHUNK if size is None else min(_CHUNK, size + 1 - have)):
                             fh.write(chunk)
+                            have += len(chunk)
                             bar.update(len(chunk))
+                            if size is not None and have > size:
+                                break
                     except (TimeoutError, OSError) as err:
                         one_line = disk_error(err, part.parent) if isinstance(err, OSError) else None
                         if one_line is not None:  # the disk, not the network
@@ -215,6 +231,10 @@ def _download(url: str, target: Path, size: int | None, md5: str | None) -> None
                         raise UserError(f"{url}: download interrupted ({err}); run the same command again "
                                         "to resume") from None
     got = part.stat().st_size
+    if size is not None and got > size:
+        part.unlink()
+        raise UserError(f"{url}: the server sends more than the record's {size} bytes, so it is not the record's file; "
+                        "the download was deleted")
     if size is not None and got != size:
         raise UserError(f"{url}: download incomplete ({got} of {size} bytes); run the same command again to resume")
     if md5 is not None:
@@ -227,6 +247,21 @@ def _download(url: str, target: Path, size: int | None, md5: str | None) -> None
             raise UserError(f"{target.name}: checksum mismatch (md5 {digest.hexdigest()}, the record says {md5}); "
                             "the download was deleted, run the same command again")
     os.replace(part, target)
+
+
+def _members(path: Path) -> list[str]:
+    """The files (not folders) an archive holds, or the file itself, as relative POSIX paths."""
+    name = path.name.lower()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return [m.filename for m in archive.infolist() if not m.is_dir()]
+        if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")) and tarfile.is_tarfile(path):
+            with tarfile.open(path) as archive:
+                return [m.name for m in archive.getmembers() if not m.isdir()]
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+        raise UserError(f"{path}: cannot extract ({err})") from None
+    return [path.name]
 
 
 def _extract(path: Path, into: Path) -> None:
@@ -301,7 +336,16 @@ def fetch_dataset(name: str, out: str | os.PathLike, echo: Callable[[str], Any] 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.extracting.", dir=out))
     try:
         chmod_as_new(tmp, folder=True)  # becomes the data set's folder: not mkdtemp's 0700
+        owners: dict[str, str] = {}  # extracted file -> the download it came from
         for f in files:  # each file where its key puts it: a/data.zip into a/, b/data.zip into b/
+            prefix = PurePosixPath(f["key"]).parent
+            for member in _members(downloads / f["key"]):
+                where = (prefix / PurePosixPath(member)).as_posix().removeprefix("./")
+                if where in owners:  # one would silently overwrite the other
+                    raise UserError(f"{f['key']}: holds {where!r}, which {owners[where]} holds too; the archives "
+                                    "overlap, so the data set is ambiguous (nothing was extracted)")
+                owners[where] = f["key"]
+        for f in files:
             folder = (tmp / f["key"]).parent
             folder.mkdir(parents=True, exist_ok=True)
             _extract(downloads / f["key"], folder)
