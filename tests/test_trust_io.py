@@ -544,3 +544,25 @@ def test_fetch_refuses_overlapping_archives_long_bodies_and_scheme_changing_redi
     out = tmp_path / "empty"
     fake_zenodo.record([("empty.txt", b"", None)])  # a record's empty file is fetched as an empty file
     assert (fetch_dataset("ws2", out, echo=lambda line: None) / "empty.txt").read_bytes() == b""
+
+
+# -- a plugin that calls sys.exit at import --------------------------------------------------------
+def test_plugin_calling_sys_exit_at_import_warns_and_list_goes_on(tmp_path):
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "wsb_exiting_plugin.py").write_text("import sys\nsys.exit(3)\n")
+    info = site / "wsb_exiting_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wsb-exiting-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[wsbench.methods]\nexiting = wsb_exiting_plugin:Exiting\n")
+    env = {k: v for k, v in os.environ.items() if k != "WSBENCH_DISABLE_PLUGIN_AUTOLOAD"}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(Path(__file__).resolve().parent.parent)])
+    listed = subprocess.run([sys.executable, "-m", "wsbench.cli", "list"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "method plugin 'exiting' from wsb-exiting-plugin 1.0 was not loaded: it called sys.exit(3)" \
+        in listed.stderr
+    assert "cam " in listed.stdout and "exiting" not in listed.stdout

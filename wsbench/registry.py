@@ -186,6 +186,9 @@ class Registry(Generic[M]):
         self._loading = (name, source)
         try:
             obj = ep.load()
+        except SystemExit as err:  # sys.exit() in a plugin's module must not end wsbench either
+            self._fail(name, source, f"it called sys.exit({err.code!r}) while being imported")
+            return
         except Exception as err:  # a broken plugin must not break wsbench
             self._fail(name, source, f"{type(err).__name__}: {err}")
             return
