@@ -423,10 +423,15 @@ def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def test_outputs_and_runs_directories_inside_a_data_root_are_refused(tmp_path):
+def test_outputs_inside_a_data_root_are_refused_and_long_video_ids_export(tmp_path):
     from .conftest import write_video_folder
 
     data = write_video_folder(tmp_path / "data")
+    long_id = "v" * 240  # a folder name file systems allow; with label and frame name no file name would fit
+    for folder in (data / "before", data / "masks" / "before"):
+        (folder / "vid2").rename(folder / long_id)
+    (data / "splits.json").write_text(json.dumps({"train": ["vid0"], "val": ["vid1"],
+                                                  "test": ["before/" + long_id, "after/vid2"]}))
     before = _listing(data)
     cache = tmp_path / "cache"
     for option, inside in (("--runs-dir", data / "masks" / "before"), ("--runs-dir", data),
@@ -449,6 +454,14 @@ def test_outputs_and_runs_directories_inside_a_data_root_are_refused(tmp_path):
                      "--recipe", "smoke", "-q")
     assert distilled.exit_code == 1 and f"--runs-dir {data / 'masks'}: is inside the data root" in distilled.output
     assert _listing(data) == before
+    # a 240-character video id: export shortens the file names (a hash keeps them apart) instead of failing midway
+    exported = _cli("export", "--run", run_dir, "--runs-dir", runs, "--cache-dir", cache, "--out", tmp_path / "x",
+                    "-q")
+    assert exported.exit_code == 0, exported.output
+    names = [p.name for p in (tmp_path / "x" / "masks" / "test").iterdir()]
+    long_names = [n for n in names if n.startswith("before_vvvv")]
+    assert len(long_names) == 5 and len(set(long_names)) == 5 and all(len(n.encode()) <= 244 for n in long_names)
+    assert sorted(p.name for p in (tmp_path / "x" / "images" / "test").iterdir()) == sorted(names)
 
 
 # -- fetch: overlapping archives, over-long bodies, redirects to other schemes --------------------

@@ -4,7 +4,8 @@ Layout written (the ``img_dir``/``ann_dir`` pair of mmsegmentation's custom data
 that pairs ``images/<x>.png`` with ``masks/<x>.png`` reads it)::
 
     OUT/
-      images/<split>/<label>_<video>_<frame>.png   the original frame (RGB, original size)
+      images/<split>/<label>_<video>_<frame>.png   the original frame (RGB, original size); a name
+                                                    over 240 bytes is cut and ends in a hash of the whole
       masks/<split>/<label>_<video>_<frame>.png    uint8 labels: 0 background, 1 legal, 2 illegal
       classes.json                                  names, values and palette (Fig. 3b colours)
       classes.txt                                   one class name a line, in value order
@@ -21,6 +22,7 @@ run's test frames have no GT masks to score them with.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,20 @@ from .progress import show_progress
 __all__ = ["export_maps", "export_pseudo_labels"]
 
 
+#: longest file stem written (bytes): with ``.png`` within the 255 bytes file systems allow a name
+_MAX_STEM_BYTES = 240
+
+
 def _safe(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name)
+    """``name`` as a file stem: other characters than word characters, dots and dashes become
+    ``_``; a stem longer than 240 bytes keeps its start and ends in a hash of the whole
+    name (so two long names never share a file)."""
+    stem = re.sub(r"[^\w.-]+", "_", name)
+    if len(stem.encode()) <= _MAX_STEM_BYTES:
+        return stem
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    head = stem.encode()[:_MAX_STEM_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}-{digest}"
 
 
 def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str, ...] = SPLITS,
