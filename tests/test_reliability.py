@@ -286,6 +286,53 @@ def _bad_record(data: Path) -> list[str]:
     return ["leaderboard", "--runs-dir", str(runs)]
 
 
+_PASSWD = b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+def _wrong_size_flo(data: Path) -> list[str]:
+    """Every frame's .flo file 1x1 (frames are 48x40), passed as --flow files."""
+    from wsbench.data import create_dataset
+    from wsbench.flow import flo_path, write_flo
+
+    write_video_folder(data)
+    index = create_dataset("video-folder", root=data)
+    for video in index.videos:
+        for n in range(len(video) - 1):
+            path = flo_path(data.parent / "flo", index, video, n)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_flo(path, np.zeros((1, 1, 2), np.float32))
+    return _vf(["--flow", "files", "--flow-root", str(data.parent / "flo")], "tccam")(data)
+
+
+def _tiff_bomb(data: Path) -> None:
+    """TIFF frames, one of whose headers declares 16000x16000 pixels."""
+    write_video_folder(data, ext=".tif")
+    path = data / "before" / "vid1" / "frame_0002.tif"
+    raw = bytearray(path.read_bytes())
+    little = raw[:2] == b"II"
+    num = lambda i, n: int.from_bytes(raw[i:i + n], "little" if little else "big")  # noqa: E731
+    ifd = num(4, 4)
+    for k in range(num(ifd, 2)):
+        entry = ifd + 2 + 12 * k
+        if num(entry, 2) in (256, 257):  # ImageWidth, ImageLength
+            width = 2 if num(entry + 2, 2) == 3 else 4
+            raw[entry + 8:entry + 8 + width] = (16000).to_bytes(width, "little" if little else "big")
+    path.write_bytes(bytes(raw))
+
+
+def _ppm_as_png(data: Path) -> None:
+    write_video_folder(data)
+    ok, buf = cv2.imencode(".ppm", np.zeros((40, 48, 3), np.uint8))
+    (data / "after" / "vid2" / "frame_0001.png").write_bytes(buf.tobytes())
+
+
+def _inside_data(option: str, where: str) -> Callable[[Path], list[str]]:
+    def make(data: Path) -> list[str]:
+        write_video_folder(data)
+        return _vf([option, str(data / where), *(["-q"] if option == "--runs-dir" else [])])(data)
+    return make
+
+
 CASES = [
     Case("data root missing", lambda d: _vf()(d / "nope"), "data root not found"),
     Case("data root without after/", lambda d: (write_video_folder(d), shutil.rmtree(d / "after"), _vf()(d))[-1],
@@ -407,6 +454,21 @@ CASES = [
          damage=_in_classifier("final.pt", b"PK\x03\x04 not torch")),
     Case("cache meta.json of the wrong shape", _with(write_video_folder),
          "meta.json: videos: expected a list", damage=_in_cache("meta.json", '{"videos": 3}')),
+    # weights files, flow files, formats, outputs inside the data
+    Case("--pretrained /etc/passwd (a text file)", _pretrained(lambda p: p.write_bytes(_PASSWD)),
+         "weights.pt: not a PyTorch weights file"),
+    Case("--pretrained holding a list, not a state dict", _pretrained(lambda p: torch.save([1, 2], p)),
+         "weights.pt: not a state dict (expected a mapping of parameter names to tensors, got a list)"),
+    Case("a text file as the classifier's final.pt", _with(write_video_folder), "final.pt: not a PyTorch weights file",
+         damage=_in_classifier("final.pt", _PASSWD)),
+    Case(".flo files of 1x1 for 48x40 frames", _wrong_size_flo, "is 1x1 but its frame is 48x40"),
+    Case("TIFF frame whose header declares 16000x16000 pixels", _with(_tiff_bomb),
+         "frame_0002.tif: declares 16000x16000 pixels (256 megapixels)"),
+    Case("a PPM image named .png", _with(_ppm_as_png), "frame_0001.png: not a readable image (unsupported format"),
+    Case("--runs-dir inside the data root", _inside_data("--runs-dir", "masks/before"),
+         "is inside the data root", run_options=False),
+    Case("--cache-dir inside the data root", _inside_data("--cache-dir", "before/vid0"),
+         "is inside the data root"),
 ]
 
 

@@ -423,7 +423,7 @@ def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def test_outputs_inside_a_data_root_are_refused_and_long_video_ids_export(tmp_path):
+def test_outputs_inside_a_data_root_are_refused_and_long_video_ids_export(tmp_path, monkeypatch):
     from .conftest import write_video_folder
 
     data = write_video_folder(tmp_path / "data")
@@ -454,6 +454,26 @@ def test_outputs_inside_a_data_root_are_refused_and_long_video_ids_export(tmp_pa
                      "--recipe", "smoke", "-q")
     assert distilled.exit_code == 1 and f"--runs-dir {data / 'masks'}: is inside the data root" in distilled.output
     assert _listing(data) == before
+    # an export that fails midway leaves no folder behind that would block its retry ("not an empty folder")
+    import wsbench.export
+
+    real_write, calls = wsbench.export.write_image, []
+
+    def failing_write(path, image):
+        calls.append(path)
+        if len(calls) > 3:
+            raise UserError(f"{path}: cannot write image (the disk is full)")
+        real_write(path, image)
+    monkeypatch.setattr(wsbench.export, "write_image", failing_write)
+    for existing in (False, True):
+        if existing:
+            (tmp_path / "x").mkdir()
+        failed = _cli("export", "--run", run_dir, "--runs-dir", runs, "--cache-dir", cache, "--out", tmp_path / "x",
+                      "-q")
+        assert failed.exit_code == 1 and "the disk is full" in failed.output
+        assert (tmp_path / "x").is_dir() == existing and not list((tmp_path / "x").glob("*"))
+        calls.clear()
+    monkeypatch.undo()
     # a 240-character video id: export shortens the file names (a hash keeps them apart) instead of failing midway
     exported = _cli("export", "--run", run_dir, "--runs-dir", runs, "--cache-dir", cache, "--out", tmp_path / "x",
                     "-q")

@@ -884,15 +884,19 @@ def data_flow(dataset: str, data_root: Path | None, out: Path, flow: str, split_
     video gets none); 'wsbench run --flow files --flow-root OUT' reads them back. A non-empty OUT
     is refused unless --overwrite.
     """
+    from contextlib import nullcontext
+
     from .data import create_dataset
-    from .files import check_output
+    from .files import check_output, removed_on_failure
     from .flow import create_flow, write_flo_tree
 
     check_output(out, "--out", "dir", inputs=[data_root], empty=not overwrite)
     index = create_dataset(dataset, root=data_root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir))
     if index.root:
         check_output(out, "--out", "dir", inputs=[index.root], empty=not overwrite)
-    written = write_flo_tree(index, create_flow(flow), out, desc=f"flow ({flow})")
+    # a new or empty folder is removed or emptied again if the command fails (with --overwrite it is kept)
+    with removed_on_failure(out) if not (out.is_dir() and any(out.iterdir())) else nullcontext():
+        written = write_flo_tree(index, create_flow(flow), out, desc=f"flow ({flow})")
     click.echo(f"wrote {written} .flo files under {out}  (use: --flow files --flow-root {out})")
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
-from .files import atomic_write_json, check_output, write_image
+from .files import atomic_write_json, check_output, removed_on_failure, write_image
 from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
 from .progress import show_progress
 
@@ -74,10 +74,16 @@ def export_pseudo_labels(trained: TrainedRun, out: str | Path, splits: tuple[str
         UserError: ``out`` is a file, a non-empty folder, the run or inside it or the run's data set,
             or the splits hold no frames.
     """
-    from tqdm.auto import tqdm
-
     data_root = trained.record.config.get("data_root")
     out = check_output(out, "--out", "dir", inputs=[trained.record.path, data_root], empty=True)
+    with removed_on_failure(out):  # a failed export leaves no half-written folder that blocks its retry
+        return _export(trained, out, splits, cache_dir, batch_size)
+
+
+def _export(trained: TrainedRun, out: Path, splits: tuple[str, ...], cache_dir: str | Path | None,
+            batch_size: int) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     data = open_data(trained, cache_dir)
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split in splits]
     if not videos:

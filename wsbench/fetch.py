@@ -4,9 +4,12 @@ The Zenodo records API (``GET <base>/api/records/<id>``) lists a record's files 
 links and checksums (``md5:<hex>``). Each file is downloaded with a progress bar into
 ``DIR/.wsbench-download/<name>/<key>.part`` (the key's relative path is kept, so files of one name in
 two folders never collide; keys that leave the folder, links other than http(s) and records of
-another shape are refused with one line); an interrupted download resumes from where it stopped
-(an HTTP ``Range`` request) when the command is run again. A file whose checksum does not match is
-deleted and reported. Archives (zip, tar, tar.gz, ...) are extracted, each into its key's folder, in a
+another shape are refused with one line, and so are redirects to another scheme than http(s) or
+from https to http); an interrupted download resumes from where it stopped
+(an HTTP ``Range`` request) when the command is run again. A file whose checksum does not match,
+or whose server sends more than the record's size, is deleted and reported (reading stops one byte
+past the size). Archives whose members overlap are refused before anything is extracted.
+Archives (zip, tar, tar.gz, ...) are extracted, each into its key's folder, in a
 temporary folder that is renamed to ``DIR/<name>`` only when every file is in, so a failure never
 leaves a half-extracted data set; the downloaded archives are then removed.
 

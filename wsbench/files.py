@@ -41,8 +41,8 @@ from .errors import UserError
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "atomic_write", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "check_output", "check_outside", "chmod_as_new", "config_hash", "disk_error",
-           "disk_errors", "file_stat", "load_torch", "reserve_space", "state_dict_of", "umask", "video_writer",
-           "write_image"]
+           "disk_errors", "file_stat", "load_torch", "removed_on_failure", "reserve_space", "state_dict_of", "umask",
+           "video_writer", "write_image"]
 
 #: extensions :func:`write_image` accepts (OpenCV encoders that are always built in)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -233,6 +233,40 @@ def check_outside(path: str | os.PathLike, option: str, data_roots: Iterable[Any
         if root is not None and _inside(resolved, Path(root).expanduser().resolve()):
             raise UserError(f"{option} {path}: is inside the data root {root}, which this command reads; "
                             "choose a folder outside it")
+
+
+@contextlib.contextmanager
+def removed_on_failure(folder: str | os.PathLike, files: Iterable[Any] = ()) -> Iterator[None]:
+    """Undo a failed command's writes into an output folder that :func:`check_output` found new or empty.
+
+    If the block raises (an error, Ctrl-C), the folder is removed when it did not exist before, or
+    emptied when it did (it was empty), and each of ``files`` (``None`` entries ignored) that did
+    not exist before is removed: the same command can run again, and nothing half-written looks
+    finished.
+
+    Args:
+        folder: the output folder, new or empty.
+        files: other outputs the block may create (an overlay video).
+    """
+    folder = Path(folder)
+    existed = folder.exists()
+    new_files = [Path(f) for f in files if f is not None and not Path(f).exists()]
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.is_dir():
+            for child in folder.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        child.unlink()
+        for path in new_files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
 
 
 def check_output(path: str | os.PathLike, option: str, kind: str = "file", inputs: Iterable[Any] = (),

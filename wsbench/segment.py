@@ -315,12 +315,19 @@ def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: st
         UserError: an option :func:`check_segment_options` refuses, an unreadable input, or a
             file that cannot be written.
     """
-    from tqdm.auto import tqdm
-
-    from .files import check_output
+    from .files import check_output, removed_on_failure
 
     check_segment_options(source, out, overlay_video, overwrite, bg_frames, batch_size, fps)
     out = check_output(out, "--out", "dir", inputs=[trained.record.path])  # nor inside the run
+    with removed_on_failure(out, [overlay_video]):  # a failed command leaves nothing that blocks its retry
+        return _segment_file(trained, source, out, overlay_video, save_overlays, bg_frames, batch_size, fps)
+
+
+def _segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: Path,
+                  overlay_video: str | Path | None, save_overlays: bool, bg_frames: int, batch_size: int,
+                  fps: float | None) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     frames = open_source(source)
     mask_dir = out / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
