@@ -474,6 +474,18 @@ def test_outputs_inside_a_data_root_are_refused_and_long_video_ids_export(tmp_pa
         assert (tmp_path / "x").is_dir() == existing and not list((tmp_path / "x").glob("*"))
         calls.clear()
     monkeypatch.undo()
+    import wsbench.figures
+
+    def broken(*args):
+        raise UserError("threshold sweep: drawing failed")
+    monkeypatch.setattr(wsbench.figures, "threshold_sweeps", broken)
+    figs = tmp_path / "figs"
+    failed = _cli("figures", "--runs-dir", runs, "--out", figs, "--examples", "0")
+    assert failed.exit_code == 1 and not list(figs.glob("*.png"))  # the ablation chart it drew first is gone
+    monkeypatch.undo()
+    drawn = _cli("figures", "--runs-dir", runs, "--out", figs, "--examples", "0")  # the retry is not refused
+    assert drawn.exit_code == 0, drawn.output
+    assert {p.name for p in figs.glob("*.png")} >= {"ablation.png", "threshold_sweep.png"}
     # a 240-character video id: export shortens the file names (a hash keeps them apart) instead of failing midway
     exported = _cli("export", "--run", run_dir, "--runs-dir", runs, "--cache-dir", cache, "--out", tmp_path / "x",
                     "-q")

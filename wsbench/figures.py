@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
@@ -395,7 +396,8 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
         metric: metric of the ablation chart.
         cache_dir: cache root the runs used.
         device: device for recomputing masks.
-        overwrite: replace figures that exist (otherwise refused before anything is drawn).
+        overwrite: replace figures that exist (otherwise refused before anything is drawn). If
+            drawing fails, the figures this call added are removed, so the same call can run again.
 
     Returns:
         The files written.
@@ -411,11 +413,18 @@ def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png",
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} other figure(s))" if len(existing) > 1 else ""
         raise UserError(f"{existing[0]}: exists{more}; pass --overwrite to replace it")
-    written = qualitative(records, out_dir, fmt, examples, cache_dir, device)
-    for path in (ablation_bars(records, out_dir / f"ablation.{fmt}", metric),
-                 threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}"),
-                 training_curves(records, out_dir / f"training_curves.{fmt}")):
-        if path is not None:
-            written.append(path)
+    new = [out_dir / f"{name}.{fmt}" for name in names if not (out_dir / f"{name}.{fmt}").exists()]
+    try:
+        written = qualitative(records, out_dir, fmt, examples, cache_dir, device)
+        for path in (ablation_bars(records, out_dir / f"ablation.{fmt}", metric),
+                     threshold_sweeps(records, out_dir / f"threshold_sweep.{fmt}"),
+                     training_curves(records, out_dir / f"training_curves.{fmt}")):
+            if path is not None:
+                written.append(path)
+    except BaseException:  # the figures this call added would refuse its retry (they exist): remove them
+        for path in new:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
     return written
 
