@@ -313,13 +313,13 @@ def _palette_as_indices(data: bytes) -> bytes:
 
 def _decode(path: Path, flags: int, what: str, data: bytes | None = None) -> np.ndarray:
     data = _read_bytes(path) if data is None else data
+    problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
+    if problem:
+        raise UserError(f"{path}: not a readable {what} ({problem})")
     size = declared_size(data)
     if size is None:  # a format whose size we cannot check, or a damaged header
         raise UserError(f"{path}: not a readable {what} ({_UNSUPPORTED})")
     check_pixels(path, *size)
-    problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
-    if problem:
-        raise UserError(f"{path}: not a readable {what} ({problem})")
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
