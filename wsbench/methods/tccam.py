@@ -88,7 +88,7 @@ class TemporalConsistentCam(PuzzleCam):
         return 3 if self.options.batching == "triplet" else self.options.clip_len
 
     def clip_stride(self) -> int | None:
-        """Triplets: one per central frame; clips tile the video."""
+        """Triplets: one per central frame; clips tile the video, their starts moved every epoch."""
         return 1 if self.options.batching == "triplet" else None
 
     def training_losses(self, model: CamNet, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
