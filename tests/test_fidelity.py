@@ -113,3 +113,99 @@ def test_trainer_moves_clips_every_epoch_and_records_it(tiny_belt, tmp_path, mon
     expected = [epoch_offset(4, e, 3) for e in range(3)]
     assert used[1:] == expected and sorted(expected) == [0, 1, 2]  # used[0]: the constructor's offset 0
     assert json.loads((tmp_path / "clf" / "train.json").read_text())["clip_offsets"] == expected
+
+
+# -- item 2: multi-scale combination ----------------------------------------------------------------
+class _ScaledRandomCam:
+    """A stand-in CAM method: raw maps random ≥ 0 at 1/8 of the input, their magnitude growing with
+    the input size (so normalising each scale first weighs the scales differently from the raw sum)."""
+
+    target = "before"
+
+    def raw_maps(self, model, images):
+        b, _, h, w = images.shape
+        gen = torch.Generator().manual_seed(h * 1000 + w)
+        return torch.rand(b, max(1, h // 8), max(1, w // 8), generator=gen) * (h / 16) ** 2
+
+    def maps(self, model, images):
+        raw = self.raw_maps(model, images)
+        return raw / (raw.flatten(1).amax(1).view(-1, 1, 1) + 1e-5)
+
+
+def _authors_raw_combination(method, images, scales, flip):
+    """The authors' code restated: the raw maps of every scale (and mirror) enlarged to the input and
+    summed, then ReLU and one division by the maximum + 1e-5."""
+    h, w = images.shape[-2:]
+    total = torch.zeros(images.shape[0], h, w)
+    for s in scales:
+        size = (max(8, round(h * s)), max(8, round(w * s)))
+        x = torch.nn.functional.interpolate(images, size=size, mode="bilinear", antialias=s < 1)
+        for mirrored in ([False, True] if flip else [False]):
+            raw = method.raw_maps(None, x.flip(-1) if mirrored else x)
+            raw = raw.flip(-1) if mirrored else raw
+            total += torch.nn.functional.interpolate(raw[:, None], size=(h, w), mode="bilinear",
+                                                     antialias=raw.shape[-1] > w)[:, 0]
+    total = total.relu()
+    return total / (total.flatten(1).amax(1).view(-1, 1, 1) + 1e-5)
+
+
+def test_raw_combination_restates_the_authors_code():
+    from wsbench.maps import multiscale_maps
+
+    x = torch.rand(2, 3, 48, 64)
+    scales = (0.2, 0.5, 1.0, 2.0, 4.0, 6.0)
+    method = _ScaledRandomCam()
+    raw = multiscale_maps(method, None, x, scales, True, combine="raw")
+    expected = _authors_raw_combination(method, x, scales, True)
+    assert torch.allclose(raw, expected, atol=1e-5)
+    normalised = multiscale_maps(method, None, x, scales, True)  # the default: normalised, then summed
+    assert (normalised - expected).abs().max() > 0.05  # the two combinations differ on these maps
+    with pytest.raises(ValueError, match="--cam-combine must be one of normalised, raw"):
+        multiscale_maps(method, None, x, scales, True, combine="mean")
+
+
+def test_raw_combination_hand_case():
+    """Two scales with 1x2 maps, raw [1, 0] and [3, 3]: raw sum [4, 3] / (4 + 1e-5) ≈ [1, 0.75] at the
+    left and right edge; normalised [1, 0] + [1, 1] = [2, 1] / 2 = [1, 0.5]."""
+    from wsbench.maps import multiscale_maps
+
+    class Two:
+        target = "before"
+
+        def raw_maps(self, model, images):
+            return torch.tensor([[[1.0, 0.0]]]) if images.shape[-1] == 16 else torch.tensor([[[3.0, 3.0]]])
+
+        def maps(self, model, images):
+            raw = self.raw_maps(model, images)
+            return raw / raw.amax()
+
+    x = torch.zeros(1, 3, 8, 16)
+    # scale 1 → 8x16 input (map [1, 0]); scale 2 → 16x32 input (map [3, 3]); maps resized to 8x16
+    raw = multiscale_maps(Two(), None, x, (1.0, 2.0), combine="raw")
+    normalised = multiscale_maps(Two(), None, x, (1.0, 2.0))
+    assert raw.shape == (1, 8, 16)
+    assert raw[0, 0, 0].item() == pytest.approx(4 / (4 + 1e-5)) and raw[0, 0, -1].item() == pytest.approx(0.75, abs=1e-5)
+    assert normalised[0, 0, 0].item() == pytest.approx(1.0) and normalised[0, 0, -1].item() == pytest.approx(0.5)
+
+
+def test_cam_combine_is_recorded_and_checked(tiny_belt):
+    from wsbench.errors import UserError
+    from wsbench.pipeline import RunSpec, resolve
+    from wsbench.runs import cam_inference
+
+    base = dict(dataset="video-folder", data_root=str(tiny_belt), recipe_name="smoke", cam_scales="0.5,1")
+    raw = resolve(RunSpec(method="cam", cam_combine="raw", **base)).config
+    normalised = resolve(RunSpec(method="cam", **base)).config
+    assert raw["cam_inference"] == {"scales": [0.5, 1.0], "flip": False, "combine": "raw"}
+    assert "combine" not in normalised["cam_inference"] and raw["config_hash"] != normalised["config_hash"]
+    assert cam_inference(raw)["cam_combine"] == "raw" and cam_inference(normalised)["cam_combine"] == "normalised"
+    with pytest.raises(UserError, match="--cam-combine raw: method 'gradcam' has its own maps"):
+        resolve(RunSpec(method="gradcam", cam_combine="raw", **base))
+
+
+def test_authors_preset_combines_raw_maps():
+    import tomllib
+    from pathlib import Path
+
+    spec = tomllib.loads((Path(__file__).parent.parent / "benchmarks" / "seruso-wsws.toml").read_text())
+    assert spec["evaluation"]["cam_combine"] == "raw"

@@ -335,6 +335,9 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--cam-scales", default="1", show_default=True,
               help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
 @click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
+@click.option("--cam-combine", type=click.Choice(["normalised", "raw"]), default="normalised", show_default=True,
+              help="how --cam-scales/--cam-flip combine: each scale's normalised map summed, or the raw "
+                   "(ReLU'd) class maps summed and normalised once, as the authors' code")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=click.IntRange(min=0),
               help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
@@ -363,7 +366,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                    fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"],
                    fuse_on=kwargs["fuse_on"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
-                   cache_dir=cache_dir, cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
+                   cache_dir=cache_dir, cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"],
+                   cam_combine=kwargs["cam_combine"])
     record = execute(spec, runs_dir, resume=kwargs["resume"],
                      progress=not kwargs["quiet"])
     if record is None:  # a torchrun rank other than 0: rank 0 reports

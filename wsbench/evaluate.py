@@ -226,7 +226,8 @@ class _Split:
 def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
                   batch_size: int = 32, flow_options: dict[str, Any] | None = None,
-                  cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False) -> dict[str, Any]:
+                  cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False,
+                  cam_combine: str = "normalised") -> dict[str, Any]:
     """Score a method's maps on the validation and test *before* frames that have GT masks.
 
     Args:
@@ -241,6 +242,7 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         flow_options: options of the flow estimator (e.g. ``root`` of the ``files`` estimator).
         cam_scales: input scales of multi-scale inference (``(1.0,)``: single scale).
         cam_flip: also average the maps of the mirrored frames.
+        cam_combine: how the scales are combined (:func:`wsbench.maps.multiscale_maps`).
 
     Returns:
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
@@ -265,10 +267,10 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         split = splits[video.split]
         started = time.perf_counter()
         maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
-                                cam_scales, cam_flip)
+                                cam_scales, cam_flip, cam_combine)
         if video.split == "test" and video.has_masks:
             wsws += _wsws_video(method, model, data, pos, video, maps, device, background_removal, fusion, flows,
-                                batch_size, cam_scales, cam_flip)
+                                batch_size, cam_scales, cam_flip, cam_combine)
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
         s = data.slices[pos]
@@ -321,7 +323,7 @@ def frame_iou(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, video: Any, maps: torch.Tensor,
                 device: torch.device, background_removal: bool, fusion: Fusion | None, flows: Any, batch_size: int,
-                scales: tuple[float, ...], flip: bool) -> list[float]:
+                scales: tuple[float, ...], flip: bool, combine: str = "normalised") -> list[float]:
     """Per-frame IoU of the authors' protocol for one test video (frames with both neighbours)."""
     frames = [i for i, m in enumerate(video.masks or []) if m is not None and 0 < i < len(video) - 1]
     if not frames:
@@ -332,7 +334,7 @@ def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, vid
             other = copy.copy(method)
             other.target = name  # the same method's maps of another class
             per_class[name] = fused_video_maps(other, model, data, pos, device, background_removal, fusion, flows,
-                                               batch_size, scales, flip)
+                                               batch_size, scales, flip, combine)
     w, h = data.slices[pos].frame_size
     out = []
     for i in frames:

@@ -26,6 +26,7 @@ A spec (see ``benchmarks/*.toml``)::
     [evaluation]             # optional multi-scale / flip map inference for every run
     cam_scales = [0.2, 0.5, 1, 2, 4, 6]
     cam_flip = true
+    cam_combine = "raw"      # optional: raw maps summed, normalised once (the authors' code); default "normalised"
 
     [slurm]                  # optional, for --launcher slurm (see wsbench.slurm; options override it)
     partition = "gpu"        # also: account, qos, constraint
@@ -128,7 +129,8 @@ def spec_schema() -> Record:
                   "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
-    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
+    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool(),
+                         "cam_combine": OneOf("normalised", "raw")})
     slurm = Record({"partition": Str(), "account": Str(), "qos": Str(), "constraint": Str(), "gpus": Int(0),
                     "cpus": Int(1), "mem_gb": Number(finite=True), "time_min": Int(1), "tasks": Int(1),
                     "group": OneOf("run", "classifier"), "requeues": Int(0)})
@@ -263,7 +265,8 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers"),
                                    cache_dir=overrides.get("cache_dir"), label=run.label,
                                    cam_scales=tuple(spec.evaluation.get("cam_scales", (1.0,))),
-                                   cam_flip=bool(spec.evaluation.get("cam_flip", False)))
+                                   cam_flip=bool(spec.evaluation.get("cam_flip", False)),
+                                   cam_combine=str(spec.evaluation.get("cam_combine", "normalised")))
 
 
 @dataclasses.dataclass
