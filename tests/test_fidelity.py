@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -184,7 +185,8 @@ def test_raw_combination_hand_case():
     raw = multiscale_maps(Two(), None, x, (1.0, 2.0), combine="raw")
     normalised = multiscale_maps(Two(), None, x, (1.0, 2.0))
     assert raw.shape == (1, 8, 16)
-    assert raw[0, 0, 0].item() == pytest.approx(4 / (4 + 1e-5)) and raw[0, 0, -1].item() == pytest.approx(0.75, abs=1e-5)
+    assert raw[0, 0, 0].item() == pytest.approx(4 / (4 + 1e-5))
+    assert raw[0, 0, -1].item() == pytest.approx(0.75, abs=1e-5)
     assert normalised[0, 0, 0].item() == pytest.approx(1.0) and normalised[0, 0, -1].item() == pytest.approx(0.5)
 
 
@@ -205,7 +207,225 @@ def test_cam_combine_is_recorded_and_checked(tiny_belt):
 
 def test_authors_preset_combines_raw_maps():
     import tomllib
-    from pathlib import Path
 
     spec = tomllib.loads((Path(__file__).parent.parent / "benchmarks" / "seruso-wsws.toml").read_text())
     assert spec["evaluation"]["cam_combine"] == "raw"
+
+
+# -- item 3: the two illegal-class IoU forms ----------------------------------------------------------
+def test_per_frame_and_pooled_iou_hand_count():
+    """Three 2x2 frames, all foreground, threshold 0.5: A predicts (0,0), (0,1) with GT (0,0), (1,0) → 1/3;
+    B predicts nothing and has no GT → empty union → 1 (the authors' rule); C is exact → 1.
+    Per-frame mean (1/3 + 1 + 1) / 3 = 7/9; pooled Σ I / Σ U = (1 + 0 + 1) / (3 + 0 + 1) = 1/2."""
+    from wsbench.evaluate import IoUSweep
+
+    fg = np.ones((2, 2), bool)
+    sweep = IoUSweep()
+    sweep.add(np.array([[0.9, 0.9], [0.1, 0.1]]), fg, np.array([[1, 0], [1, 0]], bool))
+    sweep.add(np.full((2, 2), 0.2), fg, np.zeros((2, 2), bool))
+    sweep.add(np.array([[0.8, 0.0], [0.0, 0.0]]), fg, np.array([[1, 0], [0, 0]], bool))
+    assert sweep.per_frame_iou()[50] == pytest.approx(7 / 9)
+    assert sweep.iou()[50] == pytest.approx(1 / 2)
+    # threshold 0 predicts every foreground pixel: 2/4, 0/4 (B's union is its 4 pixels), 1/4
+    assert sweep.per_frame_iou()[0] == pytest.approx((0.5 + 0 + 0.25) / 3)
+
+
+def _restated_frame_iou(scores, fg, gt, k):
+    pred = (np.clip((scores * 100).astype(int), 0, 99) >= k) & fg
+    union = (pred | gt).sum()
+    return 1.0 if union == 0 else (pred & gt).sum() / union
+
+
+def test_per_frame_iou_matches_a_restatement_on_random_frames():
+    from wsbench.evaluate import IoUSweep
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(7):
+        scores = rng.random((9, 11)) ** (i + 1)  # some frames predict little
+        fg = rng.random((9, 11)) < 0.8
+        gt = (rng.random((9, 11)) < 0.3) if i % 3 else np.zeros((9, 11), bool)  # and some have no GT
+        frames.append((scores, fg, gt))
+    whole, parts = IoUSweep(), [IoUSweep(), IoUSweep()]
+    for i, frame in enumerate(frames):
+        whole.add(*frame)
+        parts[i % 2].add(*frame)
+    parts[0].merge(parts[1])
+    for k in (0, 10, 37, 50, 90, 99):
+        expected = np.mean([_restated_frame_iou(*frame, k) for frame in frames])
+        assert whole.per_frame_iou()[k] == pytest.approx(expected, abs=1e-12)
+        assert parts[0].per_frame_iou()[k] == pytest.approx(expected, abs=1e-12)
+    assert not np.allclose(whole.per_frame_iou(), whole.iou(), equal_nan=True)
+
+
+# -- item 4: paired intervals ------------------------------------------------------------------------
+def _counts(keys, inter, union, frame_sum=None):
+    return {k: {"intersection": int(i), "union": int(u), "frames": 2,
+                "iou_frame_sum": float(2 * i / u if frame_sum is None else frame_sum[j])}
+            for j, (k, i, u) in enumerate(zip(keys, inter, union, strict=True))}
+
+
+def _restated_difference(runs_a, runs_b, ratio=("intersection", "union"), resamples=1000, seed=0, level=0.95):
+    """The paired bootstrap restated for runs that all share one split: one draw matrix, both cells on it."""
+    keys = sorted(runs_a[0])
+    draw = np.random.default_rng(seed).integers(0, len(keys), size=(resamples, len(keys)))
+
+    def cell(runs):
+        values = []
+        for run in runs:
+            num = np.array([run[k][ratio[0]] for k in keys], float)[draw].sum(1)
+            den = np.array([run[k][ratio[1]] for k in keys], float)[draw].sum(1)
+            values.append(num / den)
+        return np.mean(values, axis=0)
+
+    diff = cell(runs_a) - cell(runs_b)
+    return tuple(np.percentile(diff, [100 * (1 - level) / 2, 100 * (1 + level) / 2]))
+
+
+def test_difference_interval_matches_a_restatement_with_the_same_draws():
+    from wsbench.bootstrap import difference_interval, iou_interval
+
+    rng = np.random.default_rng(7)
+    keys = [f"before/v{i:02d}" for i in range(8)]
+
+    def run(shift):
+        union = rng.integers(100, 300, len(keys))
+        return _counts(keys, np.minimum(union, rng.integers(0, 100, len(keys)) + shift), union)
+
+    a, b = [run(40), run(40)], [run(0), run(0), run(0)]
+    low, high = difference_interval(a, b)
+    assert (low, high) == pytest.approx(_restated_difference(a, b), abs=1e-12)
+    assert low > 0  # A's intersections are larger on every video
+    per_frame = difference_interval(a, b, metric="iou_illegal_per_frame")
+    assert per_frame == pytest.approx(_restated_difference(a, b, ("iou_frame_sum", "frames")), abs=1e-12)
+    # the same draws as each cell's own interval: a cell minus itself is exactly 0 in every resample
+    assert difference_interval(a, a) == (0.0, 0.0)
+    assert iou_interval(a) != (0.0, 0.0)
+    assert difference_interval(a, []) is None
+
+
+def test_difference_interval_by_hand():
+    """Two videos, A = (1/2, 3/4), B = (0/2, 2/4): a resample draws v0v0, v0v1 or v1v1 (1/4, 1/2, 1/4 of
+    the time), giving A − B = 2/4 − 0/4 = 0.5, 4/6 − 2/6 = 1/3 or 6/8 − 4/8 = 0.25, so the paired interval
+    is exactly [0.25, 0.5]; the cells' own intervals [0.5, 0.75] and [0, 0.5] touch."""
+    from wsbench.bootstrap import difference_interval, iou_interval
+
+    keys = ["before/v0", "before/v1"]
+    a, b = _counts(keys, [1, 3], [2, 4]), _counts(keys, [0, 2], [2, 4])
+    assert iou_interval([a]) == (0.5, 0.75) and iou_interval([b]) == (0.0, 0.5)
+    assert difference_interval([a], [b]) == pytest.approx((0.25, 0.5))
+
+
+def _fake_run(runs_dir, method, seed, videos):
+    """A finished run as execute() records it, both IoU forms made from its per-video counts."""
+    import dataclasses
+
+    from wsbench.files import config_hash
+    from wsbench.methods import create_method, method_info
+    from wsbench.runs import create_run, finish_run
+
+    m = create_method(method)
+    fusion = m.fusion()
+    semantic = {"method": method, "method_options": dataclasses.asdict(m.options), "dataset": "synthetic-belt",
+                "data_root": None, "split_seed": 0, "seed": seed, "recipe": {"epochs": 8},
+                "fusion": dataclasses.asdict(fusion) if fusion else None}
+    config = dict(semantic, config_hash=config_hash(semantic), label=None, dataset_info={"static_after": False},
+                  classifier={"method": m.classifier()[0], "options": m.classifier()[1]}, method_info=method_info(m))
+    record = create_run(runs_dir, config)
+    pooled = sum(v["intersection"] for v in videos.values()) / sum(v["union"] for v in videos.values())
+    per_frame = sum(v["iou_frame_sum"] for v in videos.values()) / sum(v["frames"] for v in videos.values())
+    result = {"run_id": record.run_id, "method": method, "dataset": "synthetic-belt", "seed": seed,
+              "config_hash": config["config_hash"],
+              "metrics": {"iou_illegal": pooled, "iou_illegal_per_frame": per_frame, "miou": pooled},
+              "baselines": {"all_foreground": {"iou_illegal": 0.2, "iou_illegal_per_frame": 0.25}},
+              "counts": {"test_videos": videos}, "config": config}
+    return finish_run(record, result)
+
+
+@pytest.fixture
+def three_methods(tmp_path):
+    """tccam clearly above cam on every test video, puzzlecam within noise of tccam; 3 seeds each."""
+    rng = np.random.default_rng(11)
+    keys = [f"before/v{i:03d}" for i in range(10)]
+    union = rng.integers(200, 400, len(keys))
+    base = rng.integers(60, 120, len(keys))
+    made: dict[str, list] = {}
+    for seed in range(3):
+        for method, inter in (("tccam", base + 60), ("puzzlecam", base + 60 + rng.integers(-8, 9, len(keys))),
+                              ("cam", base)):
+            made.setdefault(method, []).append(_fake_run(tmp_path / "runs", method, seed,
+                                                         _counts(keys, inter, union)))
+    return tmp_path / "runs", made
+
+
+def test_leaderboard_ci_marks_columns_below_the_rows_best(three_methods):
+    from wsbench.bootstrap import difference_interval
+    from wsbench.report import comparison
+    from wsbench.runs import iter_runs
+
+    runs_dir, made = three_methods
+    table = comparison(iter_runs(runs_dir), ci=True)
+    cells = dict(zip(table.columns, table.rows[0][1], strict=True))
+    best = max(("TC-CAM", "PuzzleCAM"), key=lambda c: cells[c].mean)
+    other = "PuzzleCAM" if best == "TC-CAM" else "TC-CAM"
+    counts = {m: [r.result["counts"]["test_videos"] for r in rs] for m, rs in made.items()}
+    name = {"TC-CAM": "tccam", "PuzzleCAM": "puzzlecam"}
+    low, high = difference_interval(counts[name[best]], counts["cam"])
+    assert low > 0 and cells["CAM"].below_best and cells["CAM"].text.endswith("‡")
+    low, high = difference_interval(counts[name[best]], counts[name[other]])
+    assert low <= 0 <= high and not cells[other].below_best and not cells[best].below_best
+    assert "‡: the paired interval of the row's best minus this cell" in table.caption
+    assert "Pooled: Σ intersection / Σ union over all test frames" in table.caption
+    plain = comparison(iter_runs(runs_dir))
+    assert not any(c.below_best for c in plain.rows[0][1])
+
+
+def test_pairs_table_in_every_format(three_methods):
+    import csv
+    import io
+
+    from click.testing import CliRunner
+
+    from wsbench.bootstrap import difference_interval
+    from wsbench.cli import cli
+
+    runs_dir, made = three_methods
+
+    def board(*args):
+        result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs_dir), "--table", "pairs", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    payload = json.loads(board("--format", "json"))[0]
+    rows = {r["row"]: r["cells"] for r in payload["rows"]}
+    assert len(rows) == 3  # every pair of the three columns
+    assert list(rows) == ["synthetic-belt: PuzzleCAM − TC-CAM", "synthetic-belt: PuzzleCAM − CAM",
+                          "synthetic-belt: TC-CAM − CAM"]  # A left of B in the comparison
+    diff, wins = rows["synthetic-belt: TC-CAM − CAM"]
+    ious = {m: [r.result["metrics"]["iou_illegal"] for r in rs] for m, rs in made.items()}
+    assert diff["mean"] == pytest.approx(100 * (np.mean(ious["tccam"]) - np.mean(ious["cam"])))
+    low, high = difference_interval([r.result["counts"]["test_videos"] for r in made["tccam"]],
+                                    [r.result["counts"]["test_videos"] for r in made["cam"]])
+    assert (diff["ci_low"], diff["ci_high"]) == pytest.approx((100 * low, 100 * high))
+    assert wins["text"] == "3/3" and diff["text"].endswith("‡")
+    assert "paired 95 % percentile bootstrap interval" in payload["caption"]
+    md = board()
+    assert "| synthetic-belt: TC-CAM − CAM" in md and "Pairs: illegal IoU (pooled)" in md
+    latex = board("--format", "latex")
+    assert "\\ddag" in latex and "tab:wsbench-pairs" in latex
+    tidy = list(csv.DictReader(io.StringIO(board("--format", "csv"))))
+    assert {r["table"] for r in tidy} == {"pairs"} and len(tidy) == 6
+    per_frame = json.loads(board("--format", "json", "--metric", "iou_illegal_per_frame"))[0]
+    assert "Per-frame mean: every test frame's own IoU averaged" in per_frame["caption"]
+    assert all(r["cells"][0]["ci_low"] is not None for r in per_frame["rows"])
+
+
+def test_every_metric_caption_says_its_form(three_methods):
+    from wsbench.report import METRIC_FORMS, METRICS, ablation, comparison
+    from wsbench.runs import iter_runs
+
+    runs_dir, _ = three_methods
+    assert set(METRIC_FORMS) == set(METRICS)
+    for metric in METRICS:
+        for build in (comparison, ablation):
+            assert METRIC_FORMS[metric] in build(iter_runs(runs_dir), metric).caption
