@@ -429,3 +429,21 @@ def test_every_metric_caption_says_its_form(three_methods):
     for metric in METRICS:
         for build in (comparison, ablation):
             assert METRIC_FORMS[metric] in build(iter_runs(runs_dir), metric).caption
+
+
+# -- item 5: the official PuzzleCAM ramp -------------------------------------------------------------
+def test_linear_ramp_is_the_official_puzzlecam_schedule():
+    """100 steps of 10 per epoch, α = 4: the official code's min(α, α·step / (0.5·steps)) from step 0
+    (hand values), beside the paper's ramp (0 for the first epoch)."""
+    from wsbench.losses import ramp_weight
+    from wsbench.methods import Progress, create_method
+
+    def at(step, ramp):
+        return ramp_weight(4.0, Progress(epoch=step // 10, step=step, steps_per_epoch=10, total_steps=100), ramp)
+
+    assert [at(s, "linear") for s in (0, 5, 25, 49, 50, 99)] == pytest.approx([0.0, 0.4, 2.0, 3.92, 4.0, 4.0])
+    assert [at(s, "ramp") for s in (0, 5, 10, 30, 50)] == pytest.approx([0.0, 0.0, 0.0, 2.0, 4.0])
+    method = create_method("puzzlecam", weight_ramp="linear")
+    assert method.alpha(Progress(epoch=0, step=5, steps_per_epoch=10, total_steps=100)) == pytest.approx(0.4)
+    tccam = create_method("tccam", weight_ramp="linear", beta_max=6.0)
+    assert tccam.beta(Progress(epoch=0, step=25, steps_per_epoch=10, total_steps=100)) == pytest.approx(3.0)
