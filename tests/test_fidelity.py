@@ -447,3 +447,76 @@ def test_linear_ramp_is_the_official_puzzlecam_schedule():
     assert method.alpha(Progress(epoch=0, step=5, steps_per_epoch=10, total_steps=100)) == pytest.approx(0.4)
     tccam = create_method("tccam", weight_ramp="linear", beta_max=6.0)
     assert tccam.beta(Progress(epoch=0, step=25, steps_per_epoch=10, total_steps=100)) == pytest.approx(3.0)
+
+
+# -- item 5: the suite's [sweep] -----------------------------------------------------------------------
+def _sweep_spec(path, tiny_belt, extra=""):
+    path.write_text(f"""
+name = "tiny-sweep"
+datasets = ["video-folder"]
+seeds = [0, 1]
+tables = ["comparison"]
+
+[recipe]
+name = "smoke"
+image_size = [32, 32]
+
+[datasets_options."video-folder"]
+data_root = "{tiny_belt}"
+
+[[runs]]
+method = "cam"
+
+[[runs]]
+method = "puzzlecam"
+
+[sweep.puzzlecam]
+alpha_max = [0.5, 8.0]
+{extra}""")
+    return path
+
+
+def test_suite_sweep_keeps_the_point_chosen_on_validation(tiny_belt, tmp_path):
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+    from wsbench.runs import iter_runs
+
+    spec = _sweep_spec(tmp_path / "sweep.toml", tiny_belt)
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "-q"])
+    assert result.exit_code == 0, result.output
+    records = list(iter_runs(runs))
+    puzzle = [r for r in records if r.config["method"] == "puzzlecam"]
+    assert sorted((r.config["method_options"]["alpha_max"], r.config["seed"]) for r in puzzle) == \
+        [(0.5, 0), (0.5, 1), (8.0, 0), (8.0, 1)]  # every grid point, every seed
+    # the choice restated: the point with the higher mean val IoU over the two seeds (ties: the first)
+    val = {a: np.mean([r.result["metrics"]["val_iou_illegal"] for r in puzzle
+                       if r.config["method_options"]["alpha_max"] == a]) for a in (0.5, 8.0)}
+    chosen = 0.5 if val[0.5] >= val[8.0] else 8.0
+    stored = json.loads((runs / "sweeps" / "tiny-sweep.json").read_text())
+    (choice,) = stored["choices"]
+    assert choice["chosen"] == {"alpha_max": chosen} and choice["grid"] == {"alpha_max": [0.5, 8.0]}
+    assert {p["options"]["alpha_max"]: p["val_iou_illegal"] for p in choice["points"]} == pytest.approx(val)
+    # the table shows one PuzzleCAM column: the chosen point's test score, and a footnote with grid and choice
+    test = np.mean([r.result["metrics"]["iou_illegal"] for r in puzzle
+                    if r.config["method_options"]["alpha_max"] == chosen])
+    (row,) = [line for line in result.output.splitlines() if line.startswith("| video-folder")]
+    header = next(line for line in result.output.splitlines() if line.startswith("| illegal IoU"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    cells = [c.strip().strip("*").replace("<u>", "").replace("</u>", "") for c in row.strip("|").split("|")]
+    assert columns.count("PuzzleCAM (tuned on val)") == 1 and not any("alpha" in c for c in columns)
+    assert cells[columns.index("PuzzleCAM (tuned on val)")].startswith(f"{100 * test:.2f}")
+    assert f"PuzzleCAM (tuned on val): tuned on validation over alpha_max ∈ {{0.5, 8.0}} (2 configurations × 2 " \
+           f"seed(s)) on video-folder; chosen alpha_max={chosen}" in result.output
+    assert "only its test score is shown" in result.output
+
+
+def test_sweep_of_a_method_without_runs_or_a_bad_value_is_refused(tiny_belt, tmp_path):
+    from wsbench.errors import UserError
+    from wsbench.suite import load_spec
+
+    with pytest.raises(UserError, match="sweep.tccam: the spec has no \\[\\[runs\\]\\] entry of method 'tccam'"):
+        load_spec(_sweep_spec(tmp_path / "a.toml", tiny_belt, "[sweep.tccam]\nbeta_max = [4.0]\n"))
+    with pytest.raises(UserError, match="sweep.puzzlecam"):
+        load_spec(_sweep_spec(tmp_path / "b.toml", tiny_belt, "weight_ramp = ['ramp', 'sideways']\n"))

@@ -405,7 +405,7 @@ _METRIC_CHOICES = ["iou_illegal", "iou_illegal_per_frame", "miou", "oracle_iou_i
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
-                  echo=click.echo, ci: bool = False) -> None:
+                  echo=click.echo, ci: bool = False, footnotes: list[str] | None = None) -> None:
     from .methods import complete_method_info
     from .report import build_tables, long_form, render
 
@@ -423,7 +423,11 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
         text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
                 "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
     else:
-        text = render(build_tables(records, names, metric, ci), fmt)
+        tables = build_tables(records, names, metric, ci)
+        for table in tables:  # a suite's [sweep] choices, under the tables that show the chosen runs
+            if table.name != "background":
+                table.footnotes += footnotes or []
+        text = render(tables, fmt)
     if out is None:
         echo(text.rstrip("\n"))
     else:
@@ -595,7 +599,7 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
             torch.set_num_threads(threads)
         records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
         click.echo("")
-        _print_suite_tables(records, suite.tables)
+        _print_suite_tables(records, suite.tables, suite, runs)
         return
     planned = plan_suite(suite, runs, seed_list, overrides)
     failures: list[str] = []
@@ -632,16 +636,22 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
             click.echo("note: distill stages are not submitted as jobs; run wsbench suite SPEC without --launcher "
                        "(its finished runs are skipped) to distill them")
     click.echo("")
-    _print_suite_tables(records, suite.tables)
+    _print_suite_tables(records, suite.tables, suite, runs)
     if failures:
         raise UserError(f"{len(failures)} run(s) of {spec} failed: " + "; ".join(failures))
 
 
-def _print_suite_tables(records, tables: list[str]) -> None:
-    """A suite's tables; ``stages`` (the distill stages) after the others."""
+def _print_suite_tables(records, tables: list[str], suite: Any = None, runs: Path | None = None) -> None:
+    """A suite's tables; ``stages`` (the distill stages) after the others. With ``[sweep]`` grids
+    only each swept entry's run chosen on validation is shown (:func:`wsbench.suite.apply_sweeps`)."""
+    notes: list[str] = []
+    if suite is not None and runs is not None:
+        from .suite import apply_sweeps
+
+        records, notes = apply_sweeps(suite, list(records), runs)
     names = [t for t in tables if t != "stages"]
     if names:
-        _print_tables(records, names)
+        _print_tables(records, names, footnotes=notes)
     if "stages" in tables:
         if names:
             click.echo("")
