@@ -520,3 +520,52 @@ def test_sweep_of_a_method_without_runs_or_a_bad_value_is_refused(tiny_belt, tmp
         load_spec(_sweep_spec(tmp_path / "a.toml", tiny_belt, "[sweep.tccam]\nbeta_max = [4.0]\n"))
     with pytest.raises(UserError, match="sweep.puzzlecam"):
         load_spec(_sweep_spec(tmp_path / "b.toml", tiny_belt, "weight_ramp = ['ramp', 'sideways']\n"))
+
+
+# -- item 6: smaller points ----------------------------------------------------------------------------
+def test_temporal_loss_on_background_clips_is_an_option():
+    """Two clips, objects (before) and background: by default the temporal loss is that of both clips;
+    --no-temporal-background gives exactly that of the object clip alone."""
+    from wsbench.losses import temporal_loss
+    from wsbench.methods import Batch, Progress, create_method
+    from wsbench.model import CamNet
+
+    torch.manual_seed(0)
+    model = CamNet("wsbench_resnet_tiny", output_stride=8)
+    images = torch.randn(2 * 3, 3, 32, 32)
+    labels = torch.tensor([[1.0, 0, 0]] * 3 + [[0, 0, 1.0]] * 3)
+    flows = torch.randn(2, 3, 2, 2, 4, 4)
+    batch = Batch(images=images, labels=labels, clip_len=3, flows=flows)
+    progress = Progress(epoch=0, step=0, steps_per_epoch=1, total_steps=1)
+    with torch.no_grad():
+        maps = model(images).view(2, 3, 3, 4, 4)
+        both = create_method("tccam").training_losses(model, batch, progress)["temporal"].value
+        objects = create_method("tccam", temporal_background=False).training_losses(model, batch,
+                                                                                      progress)["temporal"].value
+        assert both == pytest.approx(temporal_loss(maps, flows, labels[::3]).item(), abs=1e-6)
+        assert objects == pytest.approx(temporal_loss(maps[:1], flows[:1], labels[:1]).item(), abs=1e-6)
+        assert objects != pytest.approx(both.item(), abs=1e-6)
+
+
+def test_gradcam_caption_says_it_explains_another_classifier(tmp_path):
+    from wsbench.report import comparison
+    from wsbench.runs import iter_runs
+
+    keys = ["before/v0"]
+    _fake_run(tmp_path / "runs", "cam", 0, _counts(keys, [1], [4]))
+    assert "two classifiers" not in comparison(iter_runs(tmp_path / "runs")).caption
+    _fake_run(tmp_path / "runs", "gradcam", 0, _counts(keys, [1], [3]))
+    caption = comparison(iter_runs(tmp_path / "runs")).caption
+    assert "GradCAM explains a standard classifier (global average pooling + linear head) trained apart" in caption
+    assert "a difference to CAM compares two classifiers" in caption
+
+
+def test_ignore_band_warns_when_it_misses_the_threshold():
+    from wsbench.distill import ignore_band_warning
+
+    assert ignore_band_warning(None, 0.42) is None
+    assert ignore_band_warning((0.3, 0.7), 0.42) is None
+    assert ignore_band_warning((0.3, 0.7), 0.3) is None  # [low, high): low is inside
+    for band in ((0.5, 0.9), (0.1, 0.42)):
+        text = ignore_band_warning(band, 0.42)
+        assert text is not None and f"--ignore-band {band[0]},{band[1]}" in text and "threshold 0.42" in text

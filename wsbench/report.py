@@ -655,6 +655,13 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
                      f"ceiling of every method's recall (not ranked). {METRIC_FORMS[metric]}")
+    explained = sorted({name for variant, name in names.items()
+                        if (df[df.variant == variant].trained_by == "gradcam").any()})
+    if explained:
+        table.caption += (f" {', '.join(explained)} explain{'s' if len(explained) == 1 else ''} a standard "
+                          "classifier (global average pooling + linear head) trained apart from the CAM network, as "
+                          "in the paper, so a difference to CAM compares two classifiers, not two ways of reading "
+                          "one.")
     return _with_notes(table, reasons, ignored, intervals)
 
 
