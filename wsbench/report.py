@@ -416,7 +416,7 @@ class Table:
     """A rendered-format-independent table.
 
     Attributes:
-        name: ``comparison``, ``ablation`` or ``background``.
+        name: ``comparison``, ``ablation``, ``background`` or ``pairs``.
         caption: one sentence: what the cells are, the arrow, how many seeds.
         corner: header of the row-label column.
         columns: column headers.
@@ -882,7 +882,7 @@ def background(records: Iterable[RunRecord]) -> Table:
 
 def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
                  ci: bool = False) -> list[Table]:
-    """The named tables (``comparison``, ``ablation``, ``background``) from the same records.
+    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``) from the same records.
 
     ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
     :func:`comparison`); the background table's accuracies get a footnote saying they have none.

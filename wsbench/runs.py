@@ -112,7 +112,8 @@ _SCORES = MapOf(MapOf(Optional(Number())))
 #: result.json, likewise
 RESULT_SCHEMA = Record({
     "run_id": Str(), "method": Str(), "dataset": Str(), "seed": Int(), "config_hash": Str(),
-    "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "miou", "threshold", "val_iou_illegal",
+    "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "threshold",
+                                                        "val_iou_illegal",
                                                         "oracle_iou_illegal", "oracle_threshold", "accuracy",
                                                         "stability", "iou_illegal_wsws")}, extra=AnyValue()),
     "baselines": Record({"foreground_recall": Optional(Number())}, extra=MapOf(Optional(Number()))),
