@@ -154,7 +154,9 @@ def test_frame_and_clip_datasets(video_folder, tmp_path):
     clips = ClipDataset(data, "train", flows, clip_len=3)
     starts = {c[0] for c in clips.items}
     s0 = next(s for s, v in zip(data.slices, index.videos, strict=True) if v.split == "train")
-    assert {s0.start, s0.start + 2} <= starts  # 5 frames: [0,3) and the last window [2,5)
+    assert s0.start in starts  # 5 frames, clips of 3: one clip per epoch, at [0,3) for offset 0
+    clips.set_offset(2)
+    assert s0.start + 2 in {c[0] for c in clips.items}  # and at [2,5) for offset 2
     for t0, _, _ in clips.items:  # no clip crosses two videos
         assert any(s.start <= t0 and t0 + 3 <= s.stop for s in data.slices)
     triplets = ClipDataset(data, "train", flows, clip_len=3, stride=1)

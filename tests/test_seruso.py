@@ -131,7 +131,7 @@ def test_threshold_source_is_recorded_and_shown(tmp_path):
                        and json.loads((p / "result.json").read_text())["metrics"]["threshold_source"] == "val"))
     table = runner.invoke(cli, ["leaderboard", "--runs-dir", str(tmp_path / "runs"), "--table", "all"])
     assert table.exit_code == 0, table.output
-    assert "Comparison: illegal IoU ×100 on test, fixed threshold 0.50 (no val masks)" in table.output
+    assert "Comparison: illegal IoU (pooled) ×100 on test, fixed threshold 0.50 (no val masks)" in table.output
     assert "on or off, fixed threshold 0.50 (no val masks)" in table.output and "chosen on val" not in table.output
 
 

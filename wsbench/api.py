@@ -250,15 +250,15 @@ def table_frame(table: Table) -> pd.DataFrame:
 
 def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str = "iou_illegal",
           ci: bool = False) -> pd.DataFrame:
-    """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``) as a DataFrame.
+    """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``, ``pairs``) as a DataFrame.
 
     Built from the stored run records only (nothing is trained or evaluated), like the command.
 
     Args:
         name: which table.
         runs_dir: the runs directory.
-        metric: the comparison/ablation metric (``iou_illegal``, ``miou``, ``oracle``, ``stability``,
-            ``iou_illegal_wsws``).
+        metric: the comparison/ablation metric (``iou_illegal`` pooled over frames, ``iou_illegal_per_frame``,
+            ``miou`` (two-class), ``oracle_iou_illegal``, ``stability``, ``iou_illegal_wsws``).
         ci: add 95 % bootstrap intervals over test videos (in ``frame.attrs['ci']`` as text).
 
     Returns:

@@ -2,8 +2,10 @@
 
 Every finished run stores, per test video, the intersection and union pixel counts of the illegal
 class at its val-chosen threshold (``result.json`` → ``counts.test_videos``); their sums give the
-run's accumulated test IoU, Σ intersection / Σ union over all test frames.
-:func:`iou_interval` resamples those videos with replacement and recomputes that ratio.
+run's accumulated test IoU, Σ intersection / Σ union over all test frames, and the sums of
+``iou_frame_sum`` and ``frames`` its per-frame mean IoU. :func:`iou_interval` resamples those
+videos with replacement and recomputes that ratio; :func:`difference_interval` does the same for
+two cells on the **same** draws and gives the interval of their difference (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -12,16 +14,52 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CI_LEVEL", "RESAMPLES", "SEED", "iou_interval"]
+__all__ = ["CI_LEVEL", "RATIOS", "RESAMPLES", "SEED", "difference_interval", "iou_interval"]
 
 #: resamples of the bootstrap, the seed of its generator and the interval's coverage
 RESAMPLES = 1000
 SEED = 0
 CI_LEVEL = 0.95
+#: metric → the (numerator, denominator) keys of ``counts.test_videos`` whose sums give it
+RATIOS = {"iou_illegal": ("intersection", "union"), "iou_illegal_per_frame": ("iou_frame_sum", "frames")}
+
+Runs = Sequence[Mapping[str, Mapping[str, float]]]
 
 
-def iou_interval(runs: Sequence[Mapping[str, Mapping[str, int]]], resamples: int = RESAMPLES, seed: int = SEED,
-                 level: float = CI_LEVEL) -> tuple[float, float] | None:
+def _draws(runs: Runs, resamples: int, seed: int) -> dict[tuple[str, ...], np.ndarray]:
+    """One ``(resamples, n)`` matrix of video indices per set of test videos, drawn in sorted order."""
+    rng = np.random.default_rng(seed)
+    return {keys: rng.integers(0, len(keys), size=(resamples, len(keys)))
+            for keys in sorted({tuple(sorted(run)) for run in runs})}
+
+
+def _resampled(runs: Runs, draws: dict[tuple[str, ...], np.ndarray], ratio: tuple[str, str]) -> np.ndarray:
+    """Per resample, the mean over ``runs`` of Σ numerator / Σ denominator over each run's drawn videos."""
+    total = 0.0
+    for run in runs:
+        keys = tuple(sorted(run))
+        draw = draws[keys]
+        num = np.array([run[k][ratio[0]] for k in keys], np.float64)
+        den = np.array([run[k][ratio[1]] for k in keys], np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = total + num[draw].sum(axis=1) / den[draw].sum(axis=1)
+    return np.asarray(total) / len(runs)
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float] | None:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
+def _usable(runs: Runs, ratio: tuple[str, str]) -> bool:
+    return bool(runs) and all(run and all(ratio[0] in v and ratio[1] in v for v in run.values()) for run in runs)
+
+
+def iou_interval(runs: Runs, resamples: int = RESAMPLES, seed: int = SEED, level: float = CI_LEVEL,
+                 metric: str = "iou_illegal") -> tuple[float, float] | None:
     """Percentile bootstrap interval over test videos of the mean accumulated IoU of some runs.
 
     Exactly what is done: the runs are grouped by their set of test videos (runs on the same
@@ -30,40 +68,52 @@ def iou_interval(runs: Sequence[Mapping[str, Mapping[str, int]]], resamples: int
     sorted video keys, a ``(resamples, n)`` matrix of video indices uniformly with replacement from
     the group's ``n`` videos (in sorted key order), so every run of a group is scored on the same
     draw and the interval does not depend on the order of the runs. In resample *b* each run's IoU
-    is Σ intersection / Σ union over its drawn videos (a video drawn twice counts twice), and the
-    resample's value is the mean of the runs' IoUs. The interval is numpy's (linear) percentiles
-    ``(1 − level)/2`` and ``(1 + level)/2`` of the resample values; resamples in which a run's
-    union is empty (NaN) are left out. It reflects the choice of test videos only, not training
-    seeds or which videos a split put in test.
+    is Σ intersection / Σ union over its drawn videos (a video drawn twice counts twice; for
+    ``iou_illegal_per_frame`` Σ iou_frame_sum / Σ frames), and the resample's value is the mean of
+    the runs' IoUs. The interval is numpy's (linear) percentiles ``(1 − level)/2`` and
+    ``(1 + level)/2`` of the resample values; resamples in which a run's union is empty (NaN) are
+    left out. It reflects the choice of test videos only, not training seeds or which videos a
+    split put in test.
 
     Args:
-        runs: per run, ``{video key: {"intersection": I, "union": U}}`` (``counts.test_videos``).
+        runs: per run, ``{video key: {"intersection": I, "union": U, ...}}`` (``counts.test_videos``).
         resamples: bootstrap resamples.
         seed: seed of the generator (the same for every call, so a cell's interval does not depend
             on the other cells).
         level: coverage of the interval.
+        metric: a key of :data:`RATIOS`: which ratio of the per-video counts is resampled.
 
     Returns:
         ``(low, high)`` as IoU fractions, or ``None`` when there are no runs, a run has no test
-        videos or every resample is NaN.
+        videos (or not the counts ``metric`` needs) or every resample is NaN.
     """
-    if not runs or any(not r for r in runs):
+    ratio = RATIOS[metric]
+    if not _usable(runs, ratio):
         return None
-    groups: dict[tuple[str, ...], list[Mapping[str, Mapping[str, int]]]] = {}
-    for run in runs:
-        groups.setdefault(tuple(sorted(run)), []).append(run)
-    rng = np.random.default_rng(seed)
-    total = np.zeros(resamples)
-    for keys, members in sorted(groups.items()):
-        draw = rng.integers(0, len(keys), size=(resamples, len(keys)))
-        for run in members:
-            inter = np.array([run[k]["intersection"] for k in keys], np.float64)
-            union = np.array([run[k]["union"] for k in keys], np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                total += inter[draw].sum(axis=1) / union[draw].sum(axis=1)
-    values = total / len(runs)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    return _percentiles(_resampled(runs, _draws(runs, resamples, seed), ratio), level)
+
+
+def difference_interval(runs_a: Runs, runs_b: Runs, resamples: int = RESAMPLES, seed: int = SEED,
+                        level: float = CI_LEVEL, metric: str = "iou_illegal") -> tuple[float, float] | None:
+    """Paired percentile bootstrap interval of cell A − cell B over the same resampled test videos.
+
+    The draws are those of :func:`iou_interval` over the runs of both cells together: one matrix
+    per set of test videos, so runs of A and B on the same split are scored on the same resampled
+    videos in every resample (with A and B on one split, exactly the draws each cell's own interval
+    uses). In resample *b* the value is (mean over A's runs) − (mean over B's runs) of the ratio
+    :func:`iou_interval` describes; the interval is the percentiles of those differences. An
+    interval that excludes 0 says the difference holds whichever test videos are drawn; it says
+    nothing about training seeds.
+
+    Args:
+        runs_a, runs_b: the two cells' runs, as in :func:`iou_interval`.
+        resamples, seed, level, metric: as in :func:`iou_interval`.
+
+    Returns:
+        ``(low, high)`` of A − B as IoU fractions, or ``None`` when either cell has no usable runs.
+    """
+    ratio = RATIOS[metric]
+    if not _usable(runs_a, ratio) or not _usable(runs_b, ratio):
         return None
-    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
+    draws = _draws([*runs_a, *runs_b], resamples, seed)
+    return _percentiles(_resampled(runs_a, draws, ratio) - _resampled(runs_b, draws, ratio), level)

@@ -335,6 +335,9 @@ def recipe_from(kwargs: dict[str, Any]) -> dict[str, Any]:
 @click.option("--cam-scales", default="1", show_default=True,
               help="input scales of map inference, comma-separated (authors' code: 0.2,0.5,1,2,4,6)")
 @click.option("--cam-flip", is_flag=True, help="also average the maps of horizontally mirrored frames")
+@click.option("--cam-combine", type=click.Choice(["normalised", "raw"]), default="normalised", show_default=True,
+              help="how --cam-scales/--cam-flip combine: each scale's normalised map summed, or the raw "
+                   "(ReLU'd) class maps summed and normalised once, as the authors' code")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=click.IntRange(min=0),
               help="data-loader worker processes [default: 0 on CPU, min(8, cores) on CUDA]")
@@ -363,7 +366,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                    fuse_neighbours=kwargs["fuse_neighbours"], fuse_mode=kwargs["fuse_mode"],
                    fuse_on=kwargs["fuse_on"], device=kwargs["device"],
                    workers=kwargs["workers"], compile=kwargs["compile_"],
-                   cache_dir=cache_dir, cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"])
+                   cache_dir=cache_dir, cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"],
+                   cam_combine=kwargs["cam_combine"])
     record = execute(spec, runs_dir, resume=kwargs["resume"],
                      progress=not kwargs["quiet"])
     if record is None:  # a torchrun rank other than 0: rank 0 reports
@@ -386,19 +390,22 @@ def _summary(result: dict[str, Any], runs_dir: Path) -> str:
     from .texts import threshold_text
 
     return (f"{result['method']} on {result['dataset']} (seed {result['seed']}): "
-            f"illegal IoU {fmt(m['iou_illegal'])} at {threshold_text(m.get('threshold_source'), m['threshold'])} "
-            f"| mIoU {fmt(m['miou'])} | oracle IoU {fmt(m['oracle_iou_illegal'])} "
+            f"illegal IoU (pooled) {fmt(m['iou_illegal'])} at "
+            f"{threshold_text(m.get('threshold_source'), m['threshold'])} "
+            f"| per-frame mean {fmt(m.get('iou_illegal_per_frame'))} | two-class mIoU {fmt(m['miou'])} "
+            f"| oracle IoU {fmt(m['oracle_iou_illegal'])} "
             f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")
 
 
 # -- leaderboard and suites -------------------------------------------------------------------
 #: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
-_METRIC_CHOICES = ["iou_illegal", "miou", "oracle_iou_illegal", "stability", "iou_illegal_wsws"]
+_METRIC_CHOICES = ["iou_illegal", "iou_illegal_per_frame", "miou", "oracle_iou_illegal", "stability",
+                   "iou_illegal_wsws"]
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
-                  echo=click.echo, ci: bool = False) -> None:
+                  echo=click.echo, ci: bool = False, footnotes: list[str] | None = None) -> None:
     from .methods import complete_method_info
     from .report import build_tables, long_form, render
 
@@ -416,7 +423,11 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
         text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
                 "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
     else:
-        text = render(build_tables(records, names, metric, ci), fmt)
+        tables = build_tables(records, names, metric, ci)
+        for table in tables:  # a suite's [sweep] choices, under the tables that show the chosen runs
+            if table.name != "background":
+                table.footnotes += footnotes or []
+        text = render(tables, fmt)
     if out is None:
         echo(text.rstrip("\n"))
     else:
@@ -427,16 +438,19 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 
 
 @cli.command("leaderboard")
-@click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "long", "stages"]),
+@click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "pairs", "long",
+                                                    "stages"]),
               default="all", show_default=True,
-              help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, long: one row "
+              help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, pairs: every pair of "
+                   "comparison columns (mean difference, paired bootstrap interval, seeds won), long: one row "
                    "per run, metric and split (csv, json or markdown; not latex), or stages: CAM → pseudo-labels → "
                    "distilled segmenter (wsbench distill)")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
-              show_default=True, help="test metric of the comparison and ablation (iou_illegal_wsws: the authors' "
-                                      "code's protocol)")
+              show_default=True, help="test metric of the comparison and ablation: iou_illegal pooled over test "
+                                      "frames, iou_illegal_per_frame the mean of per-frame IoUs, miou a two-class "
+                                      "mean, iou_illegal_wsws the authors' code's protocol")
 @click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU cell "
                                         "(1000 resamples; see the caption)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
@@ -589,7 +603,7 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
             torch.set_num_threads(threads)
         records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
         click.echo("")
-        _print_suite_tables(records, suite.tables)
+        _print_suite_tables(records, suite.tables, suite, runs)
         return
     planned = plan_suite(suite, runs, seed_list, overrides)
     failures: list[str] = []
@@ -626,16 +640,22 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
             click.echo("note: distill stages are not submitted as jobs; run wsbench suite SPEC without --launcher "
                        "(its finished runs are skipped) to distill them")
     click.echo("")
-    _print_suite_tables(records, suite.tables)
+    _print_suite_tables(records, suite.tables, suite, runs)
     if failures:
         raise UserError(f"{len(failures)} run(s) of {spec} failed: " + "; ".join(failures))
 
 
-def _print_suite_tables(records, tables: list[str]) -> None:
-    """A suite's tables; ``stages`` (the distill stages) after the others."""
+def _print_suite_tables(records, tables: list[str], suite: Any = None, runs: Path | None = None) -> None:
+    """A suite's tables; ``stages`` (the distill stages) after the others. With ``[sweep]`` grids
+    only each swept entry's run chosen on validation is shown (:func:`wsbench.suite.apply_sweeps`)."""
+    notes: list[str] = []
+    if suite is not None and runs is not None:
+        from .suite import apply_sweeps
+
+        records, notes = apply_sweeps(suite, list(records), runs)
     names = [t for t in tables if t != "stages"]
     if names:
-        _print_tables(records, names)
+        _print_tables(records, names, footnotes=notes)
     if "stages" in tables:
         if names:
             click.echo("")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
+import warnings
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,7 +52,7 @@ from .runs import (
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
            "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels",
-           "is_distilled", "load_distilled", "one_cycle", "pseudo_labels"]
+           "ignore_band_warning", "is_distilled", "load_distilled", "one_cycle", "pseudo_labels"]
 
 #: label of pixels that are not trained on (the ignore band)
 IGNORE = 255
@@ -249,6 +250,26 @@ def _evaluator_name(source_method: str) -> str:
 
 
 # -- pseudo-labels ------------------------------------------------------------------------------
+def ignore_band_warning(band: tuple[float, float] | None, threshold: float) -> str | None:
+    """Why an ignore band is suspicious for a source run's threshold, or ``None``.
+
+    The band is meant to leave out the uncertain pixels around the threshold that cuts the maps
+    into pseudo-labels; a band ``[low, high)`` that does not contain it ignores confident pixels on
+    one side of the cut and trains on the uncertain ones.
+
+    Args:
+        band: the distill recipe's ``ignore_band`` (``None``: no band).
+        threshold: the source run's threshold.
+
+    Returns:
+        One line naming the band and the threshold, or ``None`` when the band contains it.
+    """
+    if band is None or band[0] <= threshold < band[1]:
+        return None
+    return (f"--ignore-band {band[0]},{band[1]} does not contain the source run's threshold {threshold:.2f}: it "
+            "ignores confident pixels on one side of the cut, not the uncertain ones around it")
+
+
 def ignore_band_labels(labels: np.ndarray, scores: np.ndarray, foreground: np.ndarray,
                        band: tuple[float, float] | None) -> np.ndarray:
     """Labels with the ignore band applied: foreground pixels whose score lies in ``[low, high)`` become :data:`IGNORE`.
@@ -571,6 +592,9 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         raise UserError(f"--pretrained {recipe.pretrained}: file not found")
     check_outside(runs_dir, "--runs-dir", [src_config.get("data_root")])
     check_outside(resolve_cache_dir(cache_dir), "--cache-dir", [src_config.get("data_root")])
+    band_warning = ignore_band_warning(recipe.ignore_band, trained.threshold)
+    if band_warning:
+        warnings.warn(band_warning, stacklevel=2)
     data = open_data(trained, cache_dir)
     size = tuple(recipe.image_size or data.image_size)
     stride = 2 ** recipe.encoder_depth

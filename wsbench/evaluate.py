@@ -12,6 +12,14 @@ validation and test splits:
 3. intersections and unions are accumulated over all frames of a split for every threshold of a
    grid of 100 (0.00, 0.01, …, 0.99), so one pass gives the whole sweep.
 
+Two forms of the illegal-class IoU are reported at the same (val-chosen) threshold:
+``metrics.iou_illegal`` **pools** intersections and unions over all test frames (Σ I / Σ U, the
+headline; frames with more illegal pixels weigh more), ``metrics.iou_illegal_per_frame`` is the
+**mean of every test frame's own IoU**, a frame whose union is empty (no GT illegal pixel and none
+predicted) counting 1.0 as in the authors' code. ``metrics.miou`` is a two-class mean: the mean of
+the pooled illegal-class IoU and the pooled IoU of the rest (every other pixel), not the paper's
+mIoU over its classes.
+
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
 reported number. A data set whose validation split has no masked before frame gets the fixed
 threshold 0.5 instead, and its result says so (``metrics.threshold_source``: ``"val"`` or
@@ -103,15 +111,23 @@ class IoUSweep:
         self.gt = 0  # GT illegal pixels (also outside the foreground: always missed)
         self.total = 0
         self.frames = 0
+        self.frame_iou_sum = np.zeros(bins, np.float64)  # Σ over frames of each frame's own IoU, per threshold
 
     def add(self, scores: np.ndarray, foreground: np.ndarray, gt: np.ndarray) -> None:
         """Add one frame: scores (H, W) in [0, 1], foreground and GT boolean (H, W)."""
         b = score_bins(scores, self.bins)
-        self.pos += np.bincount(b[foreground & gt], minlength=self.bins)
-        self.neg += np.bincount(b[foreground & ~gt], minlength=self.bins)
-        self.gt += int(gt.sum())
+        pos = np.bincount(b[foreground & gt], minlength=self.bins)
+        neg = np.bincount(b[foreground & ~gt], minlength=self.bins)
+        self.pos += pos
+        self.neg += neg
+        gt_count = int(gt.sum())
+        self.gt += gt_count
         self.total += gt.size
         self.frames += 1
+        tp = pos[::-1].cumsum()[::-1].astype(np.float64)
+        union = tp + neg[::-1].cumsum()[::-1] + (gt_count - tp)
+        # an empty union (nothing illegal, nothing predicted) counts 1.0, the authors' code's rule
+        self.frame_iou_sum += np.divide(tp, union, out=np.ones(self.bins), where=union > 0)
 
     def merge(self, other: IoUSweep) -> None:
         """Add the frames of another sweep (same bins) to this one."""
@@ -120,6 +136,7 @@ class IoUSweep:
         self.gt += other.gt
         self.total += other.total
         self.frames += other.frames
+        self.frame_iou_sum += other.frame_iou_sum
 
     def at(self, k: int) -> tuple[int, int]:
         """(intersection, union) pixel counts of the illegal class at threshold ``k / bins``."""
@@ -139,8 +156,13 @@ class IoUSweep:
         with np.errstate(invalid="ignore", divide="ignore"):
             return tp / (tp + fp + fn)
 
+    def per_frame_iou(self) -> np.ndarray:
+        """Mean over frames of each frame's illegal-class IoU, at each threshold (NaN without frames)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.frame_iou_sum / self.frames
+
     def miou(self) -> np.ndarray:
-        """Mean of the illegal-class and rest-class IoU at each threshold."""
+        """Two-class mIoU at each threshold: the mean of the pooled illegal-class and rest-class IoU."""
         tp, fp, fn, tn = self._counts()
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * (tp / (tp + fp + fn) + tn / (tn + fp + fn))
@@ -226,7 +248,8 @@ class _Split:
 def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
                   batch_size: int = 32, flow_options: dict[str, Any] | None = None,
-                  cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False) -> dict[str, Any]:
+                  cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False,
+                  cam_combine: str = "normalised") -> dict[str, Any]:
     """Score a method's maps on the validation and test *before* frames that have GT masks.
 
     Args:
@@ -241,6 +264,7 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         flow_options: options of the flow estimator (e.g. ``root`` of the ``files`` estimator).
         cam_scales: input scales of multi-scale inference (``(1.0,)``: single scale).
         cam_flip: also average the maps of the mirrored frames.
+        cam_combine: how the scales are combined (:func:`wsbench.maps.multiscale_maps`).
 
     Returns:
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
@@ -265,10 +289,10 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         split = splits[video.split]
         started = time.perf_counter()
         maps = fused_video_maps(method, model, data, pos, device, background_removal, fusion, flows, batch_size,
-                                cam_scales, cam_flip)
+                                cam_scales, cam_flip, cam_combine)
         if video.split == "test" and video.has_masks:
             wsws += _wsws_video(method, model, data, pos, video, maps, device, background_removal, fusion, flows,
-                                batch_size, cam_scales, cam_flip)
+                                batch_size, cam_scales, cam_flip, cam_combine)
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
         s = data.slices[pos]
@@ -321,7 +345,7 @@ def frame_iou(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, video: Any, maps: torch.Tensor,
                 device: torch.device, background_removal: bool, fusion: Fusion | None, flows: Any, batch_size: int,
-                scales: tuple[float, ...], flip: bool) -> list[float]:
+                scales: tuple[float, ...], flip: bool, combine: str = "normalised") -> list[float]:
     """Per-frame IoU of the authors' protocol for one test video (frames with both neighbours)."""
     frames = [i for i, m in enumerate(video.masks or []) if m is not None and 0 < i < len(video) - 1]
     if not frames:
@@ -332,7 +356,7 @@ def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, vid
             other = copy.copy(method)
             other.target = name  # the same method's maps of another class
             per_class[name] = fused_video_maps(other, model, data, pos, device, background_removal, fusion, flows,
-                                               batch_size, scales, flip)
+                                               batch_size, scales, flip, combine)
     w, h = data.slices[pos].frame_size
     out = []
     for i in frames:
@@ -355,6 +379,7 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
     num = lambda x: None if x is None or not np.isfinite(x) else round(float(x), 6)  # noqa: E731
     metrics: dict[str, Any] = {
         "iou_illegal": num(test_iou[k]) if test.frames else None,
+        "iou_illegal_per_frame": num(test.per_frame_iou()[k]) if test.frames else None,
         "miou": num(test.miou()[k]) if test.frames else None,
         "threshold": threshold,
         "threshold_source": source,
@@ -367,7 +392,9 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
     baselines = {}
     if test.frames:
         empty = test.empty_mask()
-        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]), "miou": num(test.miou()[0]),
+        baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]),
+                                        "iou_illegal_per_frame": num(test.per_frame_iou()[0]),
+                                        "miou": num(test.miou()[0]),
                                         "stability": num(stability.stability()[0]) if stability.pairs else None},
                      "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])},
                      "foreground_recall": num(test.foreground_recall())}
@@ -382,7 +409,7 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
                    "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
         "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
                    "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k)),
-                                                 strict=True))
+                                                 strict=True), iou_frame_sum=round(float(v.frame_iou_sum[k]), 6))
                                    for key, v in test_videos.items()}},
         "fusion": fusion.as_config() if fusion else None,
         "timings": {"maps": round(seconds, 3),

@@ -50,6 +50,7 @@ class TrainedRun:
         device: where maps are computed.
         cam_scales: input scales of the run's multi-scale map inference (``(1.0,)``: single scale).
         cam_flip: whether the run also averaged the maps of mirrored frames.
+        cam_combine: how the run combined the scales (:func:`wsbench.maps.multiscale_maps`).
     """
 
     record: RunRecord
@@ -61,6 +62,7 @@ class TrainedRun:
     device: torch.device
     cam_scales: tuple[float, ...] = (1.0,)
     cam_flip: bool = False
+    cam_combine: str = "normalised"
 
     @property
     def run_id(self) -> str:
@@ -89,7 +91,7 @@ class TrainedRun:
         if flows is None:
             flows = self.flows(data)
         return fused_video_maps(self.method, self.model, data, pos, self.device, self.recipe.background_removal,
-                                self.fusion, flows, batch_size, self.cam_scales, self.cam_flip)
+                                self.fusion, flows, batch_size, self.cam_scales, self.cam_flip, self.cam_combine)
 
 
 def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = "auto") -> TrainedRun:
@@ -141,7 +143,7 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     cam = cam_inference(config)
     return TrainedRun(record=record, method=method, model=model, recipe=recipe, fusion=fusion,
                       threshold=float(result["metrics"]["threshold"]), device=torch_device,
-                      cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"])
+                      cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"], cam_combine=cam["cam_combine"])
 
 
 def _classifier_weights(record: RunRecord) -> Path:

@@ -156,10 +156,14 @@ def ramp_weight(maximum: float, progress: TrainingPoint, ramp: str = "ramp") -> 
         progress: the trainer's :class:`~wsbench.methods.Progress` (step, steps per epoch, steps in all).
         ramp: ``"ramp"``: 0 during the first epoch, then rising linearly to ``maximum`` at the
             midpoint of training (at once after the first epoch if that is already past the
-            midpoint); ``"constant"``: ``maximum`` throughout (the authors' code).
+            midpoint; the paper); ``"linear"``: ``maximum · min(1, step / (total_steps / 2))``,
+            rising from step 0 (the official PuzzleCAM code's ``alpha_schedule = 0.5``);
+            ``"constant"``: ``maximum`` throughout (the WS-WS authors' code).
     """
     if ramp == "constant":
         return maximum
+    if ramp == "linear":
+        return maximum * min(1.0, progress.step / (progress.total_steps / 2))
     if progress.step < progress.steps_per_epoch:
         return 0.0
     span = progress.total_steps / 2 - progress.steps_per_epoch

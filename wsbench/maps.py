@@ -14,9 +14,12 @@ mirrored back and resized to the **input** resolution (antialiased when shrinkin
 sum is divided by its per-image maximum, so the result is again in [0, 1] with a maximum of 1.
 Combining at input resolution matters: coarse maps of small scales averaged at the feature grid of
 scale 1 lose the detail that the large scales add (the authors' combination, this one, keeps it).
-The authors sum raw CAMs (ReLU'd class maps) and normalise the sum; by default each scale's map is
-here the method's own normalised map (what every method returns), and ``raw=True`` sums the raw
-maps (:meth:`Method.raw_maps`) exactly as they do, for fusion on raw maps (``--fuse-on raw``).
+How the scales are combined is a recorded option of every run (``--cam-combine``,
+:data:`CAM_COMBINE`): ``normalised`` (the default) sums each scale's map as the method returns it,
+already divided by its own maximum, so every scale weighs the same; ``raw`` is the authors' code:
+the raw CAMs (:meth:`Method.raw_maps`, ReLU'd class maps) of every scale and mirror are summed and
+the sum is divided once by its maximum + 1e-5, so a scale with stronger activations weighs more.
+Fusion on raw maps (``--fuse-on raw``) always sums the raw maps and normalises after fusing.
 """
 
 from __future__ import annotations
@@ -34,10 +37,14 @@ from .flow import resize_flow, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
 
-__all__ = ["batch_maps", "fuse_maps", "fused_video_maps", "multiscale_maps", "parse_scales", "resize_maps",
-           "uses_raw_maps", "video_maps"]
+__all__ = ["CAM_COMBINE", "batch_maps", "fuse_maps", "fused_video_maps", "multiscale_maps", "parse_scales",
+           "resize_maps", "uses_raw_maps", "video_maps"]
 
 _MIN_SIDE = 8  # smallest input side a scale may produce
+
+#: How multi-scale inference combines the scales (``--cam-combine``): each scale's normalised map,
+#: or the raw maps normalised once after the sum (the authors' code).
+CAM_COMBINE = ("normalised", "raw")
 
 
 def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -65,7 +72,7 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales: Sequence[float] = (1.0,),
-                    flip: bool = False, raw: bool = False) -> torch.Tensor:
+                    flip: bool = False, raw: bool = False, combine: str = "normalised") -> torch.Tensor:
     """A method's maps summed over input scales and, optionally, horizontal flips, at input resolution.
 
     Args:
@@ -77,15 +84,23 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
         raw: combine the method's raw maps (:meth:`~wsbench.methods.Method.raw_maps`) instead, and
             return their sum over scales and flips without normalising it (for fusion on raw maps,
             which normalises after fusing).
+        combine: ``"normalised"``: sum the method's maps (each already normalised) and divide by
+            the maximum; ``"raw"``: sum its raw maps and divide by the maximum + 1e-5 (the
+            authors' code). A single scale without flip returns the method's maps either way.
 
     Returns:
         (B, H, W) maps in [0, 1] at the input resolution: the sum of every scale's (and mirror's)
         map resized to H × W, divided by its per-image maximum (``raw``: the sum, ≥ 0, not divided).
+
+    Raises:
+        ValueError: ``combine`` is not one of :data:`CAM_COMBINE`.
     """
+    if combine not in CAM_COMBINE:
+        raise ValueError(f"--cam-combine must be one of {', '.join(CAM_COMBINE)}, not {combine!r}")
     scales = tuple(float(s) for s in scales)
-    maps_of = method.raw_maps if raw else method.maps
+    maps_of = method.raw_maps if raw or combine == "raw" else method.maps
     if scales == (1.0,) and not flip:
-        return maps_of(model, images)
+        return method.raw_maps(model, images) if raw else method.maps(model, images)
     h, w = images.shape[-2:]
     total = torch.zeros(images.shape[0], h, w, device=images.device)
     for scale in scales:
@@ -99,7 +114,8 @@ def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales:
             total += resize_maps(maps, (h, w))
     if raw:
         return total
-    return total / (total.flatten(1).amax(dim=1).clamp_min(1e-5).view(-1, 1, 1))
+    peak = total.flatten(1).amax(dim=1).view(-1, 1, 1)
+    return total / (peak + 1e-5) if combine == "raw" else total / peak.clamp_min(1e-5)
 
 
 def fuse_maps(maps: torch.Tensor, to_next: torch.Tensor | None, to_prev: torch.Tensor | None,
@@ -154,7 +170,7 @@ def uses_raw_maps(fusion: Fusion | None) -> bool:
 
 def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
                device: torch.device, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
-               flip: bool = False, raw: bool = False) -> torch.Tensor:
+               flip: bool = False, raw: bool = False, combine: str = "normalised") -> torch.Tensor:
     """The method's maps of a batch of frames at training resolution.
 
     Args:
@@ -167,6 +183,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
         scales, flip: multi-scale / flip inference (:func:`multiscale_maps`).
         raw: the method's raw maps instead (:meth:`~wsbench.methods.Method.raw_maps`, for
             :func:`uses_raw_maps` fusion).
+        combine: how the scales are combined (:func:`multiscale_maps`).
 
     Returns:
         (B, h', w') float maps on the CPU, before fusion. Maps that need no gradients are forward
@@ -177,29 +194,31 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
     x = model.normalize(to_device(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2), device))
     x = x.contiguous(memory_format=torch.channels_last)
     if needs_grad:
-        maps = multiscale_maps(method, model, x, scales, flip, raw)
+        maps = multiscale_maps(method, model, x, scales, flip, raw, combine)
     else:
         with torch.inference_mode(), autocast(device):
-            maps = multiscale_maps(method, model, x, scales, flip, raw)
+            maps = multiscale_maps(method, model, x, scales, flip, raw, combine)
     return maps.detach().float().cpu()
 
 
 def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
-               flip: bool = False, raw: bool = False) -> torch.Tensor:
-    """The method's maps (``raw``: its raw maps) of every frame of video ``pos`` before fusion: (T, h, w), CPU."""
+               flip: bool = False, raw: bool = False, combine: str = "normalised") -> torch.Tensor:
+    """The method's maps (``raw``: its raw maps) of every frame of video ``pos`` before fusion: (T, h, w), CPU;
+    ``combine`` as in :func:`multiscale_maps`."""
     s = data.slices[pos]
     out = []
     for start in range(s.start, s.stop, batch_size):
         stop = min(start + batch_size, s.stop)
         out.append(batch_maps(method, model, data.frames[start:stop], data.fg[start:stop], variant, device,
-                              needs_grad, scales, flip, raw))
+                              needs_grad, scales, flip, raw, combine))
     return torch.cat(out)
 
 
 def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, device: torch.device,
                      background_removal: bool = True, fusion: Fusion | None = None, flows: np.ndarray | None = None,
-                     batch_size: int = 32, scales: tuple[float, ...] = (1.0,), flip: bool = False) -> torch.Tensor:
+                     batch_size: int = 32, scales: tuple[float, ...] = (1.0,), flip: bool = False,
+                     combine: str = "normalised") -> torch.Tensor:
     """The maps that get scored: the method's maps of every frame of video ``pos``, fused if asked.
 
     Args:
@@ -212,7 +231,7 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
         fusion: temporal fusion at inference (``None`` or 0 neighbours: none).
         flows: the cached flows ``data.flows(...)``, needed when fusing with warping.
         batch_size: frames per forward pass.
-        scales, flip: multi-scale / flip inference (:func:`multiscale_maps`).
+        scales, flip, combine: multi-scale / flip inference (:func:`multiscale_maps`).
 
     Returns:
         (T, h, w) maps on the CPU at the method's resolution.
@@ -220,7 +239,7 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
     needs_grad = METHODS.entry(method.name).meta.needs_grad
     variant = FOREGROUND if background_removal else ORIGINAL
     maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip,
-                      uses_raw_maps(fusion))
+                      uses_raw_maps(fusion), combine)
     if fusion is not None and fusion.neighbours > 0:
         if not fusion.warp:
             return fuse_maps(maps, None, None, fusion)

@@ -21,7 +21,7 @@ from .device import default_workers, resolve_device
 from .errors import UserError
 from .files import atomic_write_json, check_outside, config_hash
 from .flow import FLOWS, flow_fingerprint
-from .maps import parse_scales
+from .maps import CAM_COMBINE, parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
 from .progress import no_bars_unless
 from .recipes import Recipe, choose_recipe, named_recipe
@@ -60,6 +60,8 @@ class RunSpec:
         label: how tables name the run (a suite's ``label``); recorded, not part of the config hash.
         cam_scales: input scales of multi-scale map inference (``(1.0,)``: off).
         cam_flip: also average the maps of horizontally mirrored frames.
+        cam_combine: how multi-scale inference combines the scales: ``normalised`` (each scale's
+            normalised map, summed) or ``raw`` (raw maps summed, normalised once: the authors' code).
     """
 
     method: str
@@ -81,6 +83,7 @@ class RunSpec:
     label: str | None = None
     cam_scales: tuple[float, ...] | str = (1.0,)
     cam_flip: bool = False
+    cam_combine: str = "normalised"
 
 
 @dataclasses.dataclass
@@ -168,8 +171,16 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         raise UserError(str(err)) from None
     if not all(math.isfinite(s) for s in cam_scales):
         raise UserError(f"--cam-scales must be finite positive numbers, not {spec.cam_scales!r}")
+    if spec.cam_combine not in CAM_COMBINE:
+        raise UserError(f"--cam-combine must be one of {', '.join(CAM_COMBINE)}, not {spec.cam_combine!r}")
+    if spec.cam_combine == "raw" and not has_raw_maps(method):
+        raise UserError(f"--cam-combine raw: method {spec.method!r} has its own maps and no raw form of them "
+                        "(only methods whose maps are CAMs, or that define raw_maps, can sum raw maps)")
     if cam_scales != (1.0,) or spec.cam_flip:  # only then, so single-scale runs keep their hashes
-        semantic["cam_inference"] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
+        cam: dict[str, Any] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
+        if spec.cam_combine != "normalised":  # only then, so earlier multi-scale runs keep their hashes
+            cam["combine"] = spec.cam_combine
+        semantic["cam_inference"] = cam
     config = dict(semantic)
     config.update({
         "config_hash": config_hash(semantic),
@@ -346,7 +357,7 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
         cam = cam_inference(config)
         trained = TrainedRun(record=record, method=resolved.method, model=model.eval(), recipe=recipe,
                              fusion=resolved.fusion, threshold=float("nan"), device=device,
-                             cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"])
+                             cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"], cam_combine=cam["cam_combine"])
         count = export_maps(trained, data, maps_dir)
         result["maps"] = {"dir": maps_dir.relative_to(Path(runs_dir)).as_posix(), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "

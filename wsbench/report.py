@@ -44,7 +44,7 @@ from typing import Any
 
 import pandas as pd
 
-from .bootstrap import RESAMPLES, SEED, iou_interval
+from .bootstrap import RATIOS, RESAMPLES, SEED, difference_interval, iou_interval
 from .errors import UserError
 from .files import config_hash
 from .recipes import MOVED_TO_METHODS
@@ -67,6 +67,7 @@ __all__ = [
     "latex_escape",
     "long_form",
     "method_columns",
+    "pairs",
     "render",
 ]
 
@@ -76,13 +77,27 @@ PAPER_ORDER = ("gradcam", "f2f", "puzzlecam", "tccam", "cam")
 ABLATION_COLUMNS = {(False, False): "None", (False, True): "Only temporal", (True, False): "Only spatial",
                     (True, True): "Both"}
 #: metrics the comparison and ablation can show: name → (header text, higher is better)
-METRICS = {"iou_illegal": ("illegal IoU", True), "miou": ("mIoU", True),
+METRICS = {"iou_illegal": ("illegal IoU (pooled)", True),
+           "iou_illegal_per_frame": ("illegal IoU (per-frame mean)", True),
+           "miou": ("two-class mIoU", True),
            "oracle_iou_illegal": ("oracle illegal IoU (best threshold on test)", True),
            "stability": ("temporal stability (IoU of flow-warped consecutive masks)", True),
            "iou_illegal_wsws": ("illegal IoU, authors' code's protocol (argmax, mean per-frame IoU)", True)}
+#: the sentence every caption adds on how its metric averages over frames
+METRIC_FORMS = {
+    "iou_illegal": "Pooled: Σ intersection / Σ union over all test frames, so frames with more illegal pixels "
+                   "weigh more (the mean of per-frame IoUs is --metric iou_illegal_per_frame).",
+    "iou_illegal_per_frame": "Per-frame mean: every test frame's own IoU averaged, a frame with an empty union "
+                             "counting 1, as in the authors' code (pooled over frames: --metric iou_illegal).",
+    "miou": "Two-class: the mean of the pooled IoU of the illegal class and of the rest of the pixels.",
+    "oracle_iou_illegal": "Pooled: Σ intersection / Σ union over all test frames.",
+    "stability": "Pooled over all consecutive test frame pairs.",
+    "iou_illegal_wsws": "Per-frame mean over the centres of triplets, a frame with an empty union counting 1.",
+}
 TABLES = ("comparison", "ablation", "background")
 #: the split each stored metric was measured on
-_METRIC_SPLIT = {"iou_illegal": "test", "miou": "test", "oracle_iou_illegal": "test", "oracle_threshold": "test",
+_METRIC_SPLIT = {"iou_illegal": "test", "iou_illegal_per_frame": "test", "miou": "test", "oracle_iou_illegal": "test",
+                 "oracle_threshold": "test",
                  "stability": "test", "iou_illegal_wsws": "test",
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
@@ -91,6 +106,7 @@ _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_roo
 #: under one root is another data set); not its split, since split seeds are samples pooled in a cell
 _DATA = ("dataset", "data_root", "dataset_options", "data_content")
 _NA = "†"
+_BELOW = "‡"
 
 
 # -- run metadata -----------------------------------------------------------------------------
@@ -369,6 +385,8 @@ class Cell:
         seeds: number of distinct training seeds among the runs.
         split_seeds: number of distinct split seeds among the runs.
         ci_low, ci_high: 95 % bootstrap interval over test videos (scaled like ``mean``), or ``None``.
+        below_best: with ``--ci``, the paired bootstrap interval of the row's best cell minus this one
+            excludes 0 (shown as ``‡``).
     """
 
     mean: float | None = None
@@ -380,6 +398,7 @@ class Cell:
     split_seeds: int = 0
     ci_low: float | None = None
     ci_high: float | None = None
+    below_best: bool = False
 
     @property
     def text(self) -> str:
@@ -389,7 +408,7 @@ class Cell:
         text = f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
         if self.ci_low is not None and self.ci_high is not None:
             text += f" [{self.ci_low:.1f}, {self.ci_high:.1f}]"
-        return text
+        return text + (_BELOW if self.below_best else "")
 
 
 @dataclasses.dataclass
@@ -397,7 +416,7 @@ class Table:
     """A rendered-format-independent table.
 
     Attributes:
-        name: ``comparison``, ``ablation`` or ``background``.
+        name: ``comparison``, ``ablation``, ``background`` or ``pairs``.
         caption: one sentence: what the cells are, the arrow, how many seeds.
         corner: header of the row-label column.
         columns: column headers.
@@ -439,33 +458,58 @@ class _Intervals:
         self.videos = {r.run_id: ((r.result or {}).get("counts") or {}).get("test_videos") for r in records}
         self.missing: list[str] = []
 
+    def counts(self, rows: pd.DataFrame) -> list[Any] | None:
+        """The per-test-video counts of the runs in ``rows`` (one per run), ``None`` if a run lacks them."""
+        counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
+        ratio = RATIOS.get(self.metric, ("", ""))
+        usable = [c for c in counts if c and all(ratio[0] in v and ratio[1] in v for v in c.values())]
+        return usable if usable and len(usable) == len(counts) else None
+
     def fill(self, cell: Cell, rows: pd.DataFrame, column: str) -> None:
         """Give ``cell`` the interval of its runs (``rows``, one per run), or note why it has none."""
-        if cell.mean is None or self.metric != "iou_illegal":
+        if cell.mean is None or self.metric not in RATIOS:
             return
-        counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
-        present = [c for c in counts if c]
-        interval = iou_interval(present) if len(present) == len(counts) else None
+        present = self.counts(rows)
+        interval = iou_interval(present, metric=self.metric) if present else None
         if interval is None:
             self.missing.append(column)
             return
         cell.ci_low, cell.ci_high = interval[0] * 100, interval[1] * 100
 
+    def mark_below_best(self, cells: list[Cell], selections: list[pd.DataFrame]) -> None:
+        """Mark (``below_best``) each cell whose paired interval of best − cell excludes 0 (higher is better)."""
+        if self.metric not in RATIOS:
+            return
+        numeric = [i for i, c in enumerate(cells) if c.mean is not None]
+        if len(numeric) < 2:
+            return
+        best = max(numeric, key=lambda i: cells[i].mean or 0.0)
+        best_runs = self.counts(selections[best])
+        for i in numeric:
+            runs = self.counts(selections[i])
+            if i == best or best_runs is None or runs is None:
+                continue
+            interval = difference_interval(best_runs, runs, metric=self.metric)
+            cells[i].below_best = interval is not None and (interval[0] > 0 or interval[1] < 0)
+
     def caption(self) -> str:
         """The sentence that says what the brackets are."""
-        if self.metric != "iou_illegal":
+        if self.metric not in RATIOS:
             return ""
+        ratio = ("its accumulated IoU (summed intersections / summed unions)" if self.metric == "iou_illegal"
+                 else "its per-frame mean IoU (summed frame IoUs / frames)")
         return (f" In brackets: 95 % percentile bootstrap interval over test videos ({RESAMPLES} resamples, seed "
                 f"{SEED}): a run's test videos are drawn with replacement (runs on the same split share each draw), "
-                "its accumulated IoU (summed intersections / summed unions) is recomputed, and the cell's runs are "
+                f"{ratio} is recomputed, and the cell's runs are "
                 "averaged; it reflects which test videos were drawn, not training seeds or splits. The reference "
-                "has none.")
+                f"has none. {_BELOW}: the paired interval of the row's best minus this cell, on the same resampled "
+                "test videos, excludes 0 (wsbench leaderboard --table pairs lists every pair).")
 
     def footnotes(self) -> list[str]:
         """Why some cells have no interval."""
-        if self.metric != "iou_illegal":
+        if self.metric not in RATIOS:
             return [f"No intervals: the bootstrap over test videos is for the illegal IoU only (--metric "
-                    f"iou_illegal), not {self.metric}."]
+                    f"{' or '.join(RATIOS)}), not {self.metric}."]
         if not self.missing:
             return []
         return [f"No interval for {', '.join(dict.fromkeys(self.missing))}: a result.json without per-test-video "
@@ -582,10 +626,11 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     for data, group in df.groupby("data", sort=False):
         dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
-        cells = []
+        cells, selections = [], []
         for column in columns:
             variants = [v for v, n in names.items() if n == column]
             sel = values[(values.data == data) & values.variant.isin(variants)].drop_duplicates("run_id")
+            selections.append(sel)
             cell = _cell(sel)
             if intervals:
                 intervals.fill(cell, sel, column)
@@ -597,6 +642,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                     reasons.setdefault(why, []).append(column)
             cells.append(cell)
         _highlight(cells, higher)
+        if intervals:
+            intervals.mark_below_best(cells, selections)
         # the references depend on the data set's test split only: one value per seed and split seed
         cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "split_seed", "value"])))
         cells.append(_cell(recall[recall.data == data].drop_duplicates(["seed", "split_seed", "value"])))
@@ -607,7 +654,14 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
-                     f"ceiling of every method's recall (not ranked).")
+                     f"ceiling of every method's recall (not ranked). {METRIC_FORMS[metric]}")
+    explained = sorted({name for variant, name in names.items()
+                        if (df[df.variant == variant].trained_by == "gradcam").any()})
+    if explained:
+        table.caption += (f" {', '.join(explained)} explain{'s' if len(explained) == 1 else ''} a standard "
+                          "classifier (global average pooling + linear head) trained apart from the CAM network, as "
+                          "in the paper, so a difference to CAM compares two classifiers, not two ways of reading "
+                          "one.")
     return _with_notes(table, reasons, ignored, intervals)
 
 
@@ -688,10 +742,11 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
     for row_name, group in df.groupby("row", sort=False):
         if not group.main.iloc[0] and group.spatial.astype(str).add(group.temporal).nunique() < 2:
             continue  # a side recipe with a single module setting (e.g. a classifier for Table 3) ablates nothing
-        cells = []
+        cells, selections = [], []
         for (spatial, temporal), column in ABLATION_COLUMNS.items():
             sel = values[(values.row == row_name) & (values.spatial == ("✓" if spatial else "✗"))
                          & (values.temporal == ("✓" if temporal else "✗"))].drop_duplicates("run_id")
+            selections.append(sel)
             cell = _cell(sel)
             if intervals:
                 intervals.fill(cell, sel, f"{row_name}: {column}")
@@ -702,11 +757,84 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
                     reasons.setdefault(why, []).append(column)
             cells.append(cell)
         _highlight(cells, higher)
+        if intervals:
+            intervals.mark_below_best(cells, selections)
         table.rows.append((row_name, cells))
     table.caption = (f"Ablation: {header} ×100 on test with the spatial (PuzzleCAM) and temporal modules on or off, "
                      f"{_threshold_caption(df, metric)} ({'higher' if higher else 'lower'} is better); "
-                     f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined.")
+                     f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second underlined. "
+                     f"{METRIC_FORMS[metric]}")
     return _with_notes(table, reasons, ignored, intervals)
+
+
+def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
+    """Every pair of comparison columns on every data set: mean difference, paired interval, seeds won.
+
+    For columns A (left of B in the comparison) and B with runs on a data set: the mean over A's
+    runs minus the mean over B's runs, the paired bootstrap interval of that difference over test
+    videos (:func:`wsbench.bootstrap.difference_interval`, marked ``‡`` where it excludes 0) and,
+    among the (seed, split seed) pairs run for both, in how many A's value is higher.
+
+    Args:
+        records: finished runs.
+        metric: a key of :data:`METRICS`; intervals exist for those of
+            :data:`wsbench.bootstrap.RATIOS` only.
+
+    Returns:
+        The table: one row per data set and pair, columns the difference and the seeds won.
+    """
+    records = list(records)
+    header, _ = _metric_header(metric)
+    records, ignored = latest_runs(records)
+    intervals = _Intervals(records, metric)
+    df = long_form(records)
+    table = Table("pairs", "", "data set: A − B", ["A − B ×100 [paired 95 % interval]", "seeds with A > B"], [])
+    if df.empty:
+        return table
+    names = _column_names(df, ignore=("data_root", "split_seed"))
+    columns = list(dict.fromkeys(names.values()))
+    values = df[(df.metric == metric) & (df.split == "test") & df.value.notna()]
+    rows = _data_rows(df)
+    missing: list[str] = []
+    for data in dict.fromkeys(df.data):
+        selections = {}
+        for column in columns:
+            variants = [v for v, n in names.items() if n == column]
+            sel = values[(values.data == data) & values.variant.isin(variants)].drop_duplicates("run_id")
+            if not sel.empty:
+                selections[column] = sel
+        present = list(selections)
+        for i, a in enumerate(present):
+            for b in present[i + 1:]:
+                sel_a, sel_b = selections[a], selections[b]
+                diff = Cell(mean=float(sel_a.value.astype(float).mean() - sel_b.value.astype(float).mean()) * 100,
+                            n=len(sel_a) + len(sel_b))
+                runs_a, runs_b = intervals.counts(sel_a), intervals.counts(sel_b)
+                interval = (difference_interval(runs_a, runs_b, metric=metric)
+                            if runs_a and runs_b and metric in RATIOS else None)
+                if interval is not None:
+                    diff.ci_low, diff.ci_high = interval[0] * 100, interval[1] * 100
+                    diff.below_best = interval[0] > 0 or interval[1] < 0
+                elif metric in RATIOS:
+                    missing.append(f"{a} − {b}")
+                both = sel_a.merge(sel_b, on=["seed", "split_seed"], suffixes=("_a", "_b"))
+                wins = int((both.value_a.astype(float) > both.value_b.astype(float)).sum())
+                table.rows.append((f"{rows[data]}: {a} − {b}", [diff, Cell(note=f"{wins}/{len(both)}")]))
+    table.caption = (f"Pairs: {header} ×100 on test, {_threshold_caption(df, metric)}: for every pair of comparison "
+                     "columns A, B on a data set, the mean over A's runs minus the mean over B's runs; in brackets "
+                     f"the paired 95 % percentile bootstrap interval over test videos ({RESAMPLES} resamples, seed "
+                     f"{SEED}): in every resample A's and B's runs are scored on the same drawn test videos and the "
+                     f"difference of the two cells is taken; {_BELOW}: the interval excludes 0. It reflects the "
+                     "choice of test videos, not training seeds: seeds with A > B counts, among the (seed, split "
+                     f"seed) pairs run for both, those where A scored higher. {METRIC_FORMS[metric]}")
+    table.footnotes = _reruns_note(ignored)
+    if metric not in RATIOS:
+        table.footnotes.append(f"No intervals: the bootstrap over test videos is for --metric {' or '.join(RATIOS)}, "
+                               f"not {metric}.")
+    elif missing:
+        table.footnotes.append(f"No interval for {', '.join(missing)}: a result.json without per-test-video counts "
+                               "(counts.test_videos, or its iou_frame_sum for the per-frame mean).")
+    return table
 
 
 def background(records: Iterable[RunRecord]) -> Table:
@@ -754,7 +882,7 @@ def background(records: Iterable[RunRecord]) -> Table:
 
 def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
                  ci: bool = False) -> list[Table]:
-    """The named tables (``comparison``, ``ablation``, ``background``) from the same records.
+    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``) from the same records.
 
     ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
     :func:`comparison`); the background table's accuracies get a footnote saying they have none.
@@ -762,10 +890,11 @@ def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, me
     records = list(records)
     builders = {"comparison": lambda: comparison(records, metric, ci),
                 "ablation": lambda: ablation(records, metric, ci),
-                "background": lambda: _without_intervals(background(records)) if ci else background(records)}
+                "background": lambda: _without_intervals(background(records)) if ci else background(records),
+                "pairs": lambda: pairs(records, metric)}
     unknown = [n for n in names if n not in builders]
     if unknown:
-        raise ValueError(f"unknown table {unknown[0]!r} (choose from {', '.join(TABLES)})")
+        raise ValueError(f"unknown table {unknown[0]!r} (choose from {', '.join(builders)})")
     return [builders[n]() for n in names]
 
 
@@ -795,7 +924,8 @@ def _markdown(table: Table) -> str:
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "✓": r"\checkmark{}",
-                  "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "–": "--", "<": r"\textless{}",
+                  "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "‡": r"\textsuperscript{\ddag}", "–": "--",
+                  "<": r"\textless{}",
                   ">": r"\textgreater{}"}
 
 

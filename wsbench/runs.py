@@ -112,7 +112,8 @@ _SCORES = MapOf(MapOf(Optional(Number())))
 #: result.json, likewise
 RESULT_SCHEMA = Record({
     "run_id": Str(), "method": Str(), "dataset": Str(), "seed": Int(), "config_hash": Str(),
-    "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "miou", "threshold", "val_iou_illegal",
+    "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "threshold",
+                                                        "val_iou_illegal",
                                                         "oracle_iou_illegal", "oracle_threshold", "accuracy",
                                                         "stability", "iou_illegal_wsws")}, extra=AnyValue()),
     "baselines": Record({"foreground_recall": Optional(Number())}, extra=MapOf(Optional(Number()))),
@@ -239,9 +240,11 @@ def recorded_split_seed(config: dict[str, Any]) -> int | None:
 
 
 def cam_inference(config: dict[str, Any]) -> dict[str, Any]:
-    """``cam_scales``/``cam_flip`` keyword arguments of the evaluator from a resolved config."""
+    """``cam_scales``/``cam_flip``/``cam_combine`` keyword arguments of the evaluator from a resolved config
+    (``cam_combine`` is recorded only when it is not ``normalised``, so older records read as they were made)."""
     cam = config.get("cam_inference") or {"scales": [1.0], "flip": False}
-    return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"]}
+    return {"cam_scales": tuple(cam["scales"]), "cam_flip": cam["flip"],
+            "cam_combine": cam.get("combine", "normalised")}
 
 
 def iter_runs(runs_dir: str | os.PathLike, finished: bool | None = True) -> Iterator[RunRecord]:

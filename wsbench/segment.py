@@ -192,7 +192,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
         if batch:
             maps = batch_maps(trained.method, trained.model, np.stack([b[1] for b in batch]),
                               np.stack([b[3] for b in batch]), variant, trained.device, needs_grad,
-                              trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion))
+                              trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion), trained.cam_combine)
             for (image, small, fg, _), m in zip(batch, maps, strict=True):
                 entry = _Entry(image, small, fg, m)
                 if estimator is not None and window:

@@ -26,6 +26,12 @@ A spec (see ``benchmarks/*.toml``)::
     [evaluation]             # optional multi-scale / flip map inference for every run
     cam_scales = [0.2, 0.5, 1, 2, 4, 6]
     cam_flip = true
+    cam_combine = "raw"      # optional: raw maps summed, normalised once (the authors' code); default "normalised"
+
+    [sweep.puzzlecam]        # optional: tune a method's options on validation, the same way for every method
+    alpha_max = [2.0, 4.0, 8.0]      # every run of puzzlecam once per grid point (the product of the lists)
+    weight_ramp = ["ramp", "linear"] # the suite's tables keep, per data set and split, the point with the best
+                                     # mean val IoU over seeds and show its test score; see apply_sweeps
 
     [slurm]                  # optional, for --launcher slurm (see wsbench.slurm; options override it)
     partition = "gpu"        # also: account, qos, constraint
@@ -53,7 +59,7 @@ from typing import Any
 
 from .errors import UserError
 from .progress import no_bars_unless
-from .runs import RunRecord, iter_runs
+from .runs import RunRecord, iter_runs, recorded_split_seed
 from .schema import (
     AnyValue,
     Bool,
@@ -74,8 +80,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "distill_stages", "finished_line", "load_spec",
-           "plan_suite", "run_suite", "spec_schema", "suite_record"]
+__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "apply_sweeps", "distill_stages", "finished_line",
+           "grid_points", "load_spec", "plan_suite", "run_suite", "spec_schema", "suite_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +115,7 @@ class SuiteSpec:
     split_seeds: list[int] | None = None
     slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
     distill: dict[str, Any] | None = None
+    sweep: dict[str, dict[str, list[Any]]] = dataclasses.field(default_factory=dict)
 
 
 #: seeds are 64-bit (what torch.manual_seed takes)
@@ -128,7 +135,8 @@ def spec_schema() -> Record:
                   "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
-    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool()})
+    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool(),
+                         "cam_combine": OneOf("normalised", "raw")})
     slurm = Record({"partition": Str(), "account": Str(), "qos": Str(), "constraint": Str(), "gpus": Int(0),
                     "cpus": Int(1), "mem_gb": Number(finite=True), "time_min": Int(1), "tasks": Int(1),
                     "group": OneOf("run", "classifier"), "requeues": Int(0)})
@@ -136,7 +144,8 @@ def spec_schema() -> Record:
                    "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
                    "tables": ListOf(OneOf(*TABLES, "stages")), "datasets_options": MapOf(dataset_options),
                    "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1),
-                   "slurm": slurm, "distill": _distill_schema()},
+                   "slurm": slurm, "distill": _distill_schema(),
+                   "sweep": MapOf(MapOf(ListOf(AnyValue(), min_len=1)))},
                   required=("runs",))
 
 
@@ -200,6 +209,14 @@ def load_spec(path: str | Path) -> SuiteSpec:
         options = _options_schema(entry["method"])
         if options is not None:
             options.check(entry.get("options", {}), path, f"runs[{i}].options")
+    for method, grid in raw.get("sweep", {}).items():
+        if not any(entry["method"] == method for entry in raw["runs"]):
+            raise UserError(f"{path}: sweep.{method}: the spec has no [[runs]] entry of method {method!r} to tune")
+        options = _options_schema(method)
+        for key, values in grid.items():
+            for value in values:
+                if options is not None:
+                    options.check({key: value}, path, f"sweep.{method}")
     split_seeds = raw.get("split_seeds")
     if split_seeds is not None:
         fixed = [d for d, o in raw.get("datasets_options", {}).items() if "split_seed" in o]
@@ -214,7 +231,8 @@ def load_spec(path: str | Path) -> SuiteSpec:
                      dataset_options=dict(raw.get("datasets_options", {})),
                      tables=list(raw.get("tables", ["comparison"])), description=raw.get("description", ""),
                      evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
-                     slurm=dict(raw.get("slurm", {})), distill=raw.get("distill"))
+                     slurm=dict(raw.get("slurm", {})), distill=raw.get("distill"),
+                     sweep={m: dict(g) for m, g in raw.get("sweep", {}).items()})
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
@@ -247,7 +265,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
             ds_opts["data_root"] = overrides["data_roots"][dataset]
         own_options = {k: v for k, v in ds_opts.items() if k not in ("data_root", "split_seed")}
         split_seeds: list[Any] = spec.split_seeds or [ds_opts.get("split_seed")]
-        for run in spec.runs:
+        for run, point in ((entry, p) for entry in spec.runs for p in grid_points(spec, entry.method)):
             for split_seed, seed in itertools.product(split_seeds, seeds):
                 recipe = dict(spec.recipe)
                 recipe.update(run.recipe)
@@ -255,7 +273,7 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                 recipe_name = recipe.pop("name", None)
                 yield run, RunSpec(method=run.method, dataset=dataset, data_root=ds_opts.get("data_root"),
                                    split_seed=None if split_seed is None else int(split_seed),
-                                   method_options=dict(run.options),
+                                   method_options={**run.options, **point},
                                    dataset_options=own_options,
                                    recipe=recipe, recipe_name=recipe_name, seed=seed,
                                    fuse_neighbours=run.fuse_neighbours,
@@ -263,7 +281,115 @@ def _specs(spec: SuiteSpec, seeds: list[int], overrides: dict[str, Any]):
                                    device=overrides.get("device", "auto"), workers=overrides.get("workers"),
                                    cache_dir=overrides.get("cache_dir"), label=run.label,
                                    cam_scales=tuple(spec.evaluation.get("cam_scales", (1.0,))),
-                                   cam_flip=bool(spec.evaluation.get("cam_flip", False)))
+                                   cam_flip=bool(spec.evaluation.get("cam_flip", False)),
+                                   cam_combine=str(spec.evaluation.get("cam_combine", "normalised")))
+
+
+def grid_points(spec: SuiteSpec, method: str) -> list[dict[str, Any]]:
+    """The option settings ``[sweep.METHOD]`` asks for, in grid order (``[{}]`` without a sweep).
+
+    Args:
+        spec: the suite.
+        method: a method of its ``[[runs]]``.
+
+    Returns:
+        One ``{option: value}`` per point of the product of the grid's lists (keys in spec order).
+    """
+    grid = spec.sweep.get(method) or {}
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def _grid_text(grid: dict[str, list[Any]]) -> str:
+    return " × ".join(f"{k} ∈ {{{', '.join(str(v) for v in values)}}}" for k, values in grid.items())
+
+
+def apply_sweeps(spec: SuiteSpec, records: list[RunRecord], runs_dir: Path) -> tuple[list[RunRecord], list[str]]:
+    """Keep, of every swept run, the grid point chosen on validation; record the grid and the choice.
+
+    For every ``[[runs]]`` entry of a method with a ``[sweep.METHOD]`` grid, on every data set
+    (name, root and options) and split seed, each grid point's runs (one per training seed) are
+    scored by their mean ``metrics.val_iou_illegal`` (the validation IoU at the validation-chosen
+    threshold); the point with the highest mean is kept (ties: the first in grid order) and the
+    other points' runs leave the suite's tables. Only validation decides; the kept runs' test
+    scores are what the tables show, under the entry's label (else the method's name and
+    "tuned on val"). A point without a validation IoU never wins. The grid, every point's mean
+    validation IoU and the choice are written to ``RUNS_DIR/sweeps/<suite name>.json``.
+
+    Args:
+        spec: the suite.
+        records: its finished runs (as :func:`run_suite` returns them).
+        runs_dir: the runs directory.
+
+    Returns:
+        ``(records to tabulate, footnotes)``: one footnote per swept entry naming its grid and
+        choices. Without sweeps, ``(records, [])`` unchanged and nothing written.
+    """
+    import json
+
+    from .files import atomic_write_json
+    from .methods import METHODS
+
+    if not spec.sweep:
+        return records, []
+    kept: list[RunRecord] = []
+    groups: dict[tuple[int, str], dict[str, list[RunRecord]]] = {}
+    for record in records:
+        config = record.config
+        entry = _swept_entry(spec, config)
+        if entry is None:
+            kept.append(record)
+            continue
+        data = json.dumps([config.get("dataset"), config.get("data_root"), config.get("dataset_options"),
+                           recorded_split_seed(config)], sort_keys=True, default=str)
+        point = {k: config["method_options"].get(k) for k in spec.sweep[spec.runs[entry].method]}
+        groups.setdefault((entry, data), {}).setdefault(json.dumps(point, sort_keys=True), []).append(record)
+    choices, notes = [], []
+    for (entry, data), points in groups.items():
+        run = spec.runs[entry]
+        scored: list[tuple[str, float | None, list[RunRecord]]] = []
+        for key, runs in points.items():
+            values = [(r.result or {}).get("metrics", {}).get("val_iou_illegal") for r in runs]
+            mean = None if any(v is None for v in values) else sum(values) / len(values)
+            scored.append((key, mean, runs))
+        order = [json.dumps(p, sort_keys=True) for p in grid_points(spec, run.method)]
+        scored.sort(key=lambda s: order.index(s[0]) if s[0] in order else len(order))
+        valid = [(k, m, rs) for k, m, rs in scored if m is not None]
+        best = max(valid, key=lambda s: s[1], default=None)
+        label = run.label or f"{METHODS.entry(run.method).meta.display_name} (tuned on val)"
+        if best is not None:
+            kept += [dataclasses.replace(r, config={**r.config, "label": label}) for r in best[2]]
+        dataset, _, _, split_seed = json.loads(data)
+        choices.append({"entry": entry, "method": run.method, "label": label, "dataset": dataset,
+                        "split_seed": split_seed, "grid": spec.sweep[run.method],
+                        "points": [{"options": json.loads(k), "val_iou_illegal": m, "runs": [r.run_id for r in rs]}
+                                   for k, m, rs in scored],
+                        "chosen": json.loads(best[0]) if best else None})
+        chosen = (", ".join(f"{k}={v}" for k, v in json.loads(best[0]).items())
+                  + f" (val IoU ×100 {100 * best[1]:.2f})" if best else "none (no validation IoU)")
+        split = "" if split_seed is None else f" split seed {split_seed}"
+        notes.append(f"{label}: tuned on validation over {_grid_text(spec.sweep[run.method])} ({len(order)} "
+                     f"configurations × {max(len(rs) for _, _, rs in scored)} seed(s)) on {dataset}{split}; chosen "
+                     f"{chosen}; only its test score is shown.")
+    atomic_write_json(Path(runs_dir) / "sweeps" / f"{spec.name}.json",
+                      {"suite": spec.name, "sweep": spec.sweep, "choices": choices})
+    return kept, notes
+
+
+def _swept_entry(spec: SuiteSpec, config: dict[str, Any]) -> int | None:
+    """The ``[[runs]]`` entry (index) a finished run of the suite came from, if its method is swept: of the
+    entries of its method and label whose own options (other than the grid's) it has, the most specific."""
+    method = config.get("method")
+    grid = spec.sweep.get(method) if isinstance(method, str) else None
+    if not grid:
+        return None
+    options = config.get("method_options") or {}
+    matches = []
+    for i, run in enumerate(spec.runs):
+        fixed = {k: v for k, v in run.options.items() if k not in grid}
+        if run.method == method and run.label == config.get("label") and \
+                all(options.get(k) == v for k, v in fixed.items()):
+            matches.append((len(fixed), -i))
+    return -max(matches)[1] if matches else None
 
 
 @dataclasses.dataclass

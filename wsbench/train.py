@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from . import distributed, tblog
 from .data.cache import PreparedData
-from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate
+from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate, epoch_offset
 from .device import autocast as device_autocast
 from .device import default_workers, to_device
 from .errors import UserError
@@ -322,6 +322,13 @@ def _epoch_loader(dataset: FrameDataset | ClipDataset, per_batch: int, seed: int
                       collate_fn=collate, pin_memory=device.type == "cuda", persistent_workers=False)
 
 
+def _clip_offsets(dataset: FrameDataset | ClipDataset, seed: int, epochs: int) -> list[int] | None:
+    """The clip offset of every epoch (recorded in ``train.json``), ``None`` for frame training."""
+    if not isinstance(dataset, ClipDataset):
+        return None
+    return [epoch_offset(seed, epoch, dataset.stride) for epoch in range(epochs)]
+
+
 def _check_finite(values: dict[str, float], epoch: int, step: int, ckpt: Path, saved: int) -> None:
     """Stop on a NaN/inf total loss, naming every term and the last good checkpoint.
 
@@ -388,6 +395,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     estimate_after = min(5, total_steps - step)  # steps timed before the estimate is printed
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
+        if isinstance(dataset, ClipDataset):  # a function of (seed, epoch): a resumed run moves the clips alike
+            dataset.set_offset(epoch_offset(seed, epoch, dataset.stride))
         loader = _epoch_loader(dataset, per_batch, seed, epoch, workers, device)
         aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
         model.train()
@@ -430,7 +439,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         _save(folder / "final.pt", model.state_dict())
         atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed,
                                                   "epochs": recipe.epochs, "steps": total_steps,
-                                                  "samples": len(dataset), "clip_len": clip_len, "key": key})
+                                                  "samples": len(dataset), "clip_len": clip_len, "key": key,
+                                                  "clip_offsets": _clip_offsets(dataset, seed, recipe.epochs)})
     distributed.barrier()  # the other ranks read final.pt after this
     model.eval()
     return model

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from .cache import PreparedData
 
-__all__ = ["ClipDataset", "FrameDataset", "classes_for", "collate"]
+__all__ = ["ClipDataset", "FrameDataset", "classes_for", "collate", "epoch_offset"]
 
 ORIGINAL, FOREGROUND, BACKGROUND = 0, 1, 2
 
@@ -87,9 +87,14 @@ class FrameDataset(Dataset):
 class ClipDataset(Dataset):
     """Clips of ``clip_len`` consecutive frames of one stream, with their cached flows.
 
-    Clips never cross two videos. With ``stride == clip_len`` the clips tile each video (the last
-    one is moved back to end at the video's end), so an epoch visits every frame about once;
-    ``stride=1`` with ``clip_len=3`` gives the paper's triplets, one per central frame.
+    Clips never cross two videos. Each video holds the same number of clips in every epoch, at
+    starts ``offset + k·stride``; the trainer moves the offset through a seeded permutation of
+    ``range(stride)`` every ``stride`` epochs (:func:`epoch_offset`). With ``stride = clip_len``
+    and K clips per video (see :meth:`set_offset`), over such a cycle every frame f of a video
+    with ``clip_len − 2 ≤ f ≤ K·clip_len`` is a temporal centre exactly ``clip_len − 2`` times and
+    every pair of neighbouring frames is linked by the temporal loss; with fixed starts the first
+    and last frame of every clip would never be centres. ``stride=1`` with
+    ``clip_len=3`` gives the paper's triplets, one per central frame, in every epoch.
 
     Args:
         data: the prepared data set.
@@ -109,8 +114,8 @@ class ClipDataset(Dataset):
             raise UserError(f"clip length must be at least 3 (got {clip_len})")
         self.data, self.flows, self.clip_len = data, flows, clip_len
         self.classes = classes_for(background_removal)
-        stride = stride or clip_len
-        self.items: list[tuple[int, int, int]] = []
+        self.stride = stride or clip_len
+        self.streams: list[tuple[int, int, int, int]] = []  # (first frame, frames, variant, label)
         short: list[str] = []
         for pos, variant, label in _streams(data, split, background_removal):
             s = data.slices[pos]
@@ -118,16 +123,36 @@ class ClipDataset(Dataset):
                 if variant != BACKGROUND:
                     short.append(data.index.videos[pos].key)
                 continue
-            starts = list(range(s.start, s.stop - clip_len + 1, stride))
-            if starts[-1] + clip_len < s.stop and stride == clip_len:
-                starts.append(s.stop - clip_len)
-            self.items.extend((t0, variant, label) for t0 in starts)
-        if not self.items:
+            self.streams.append((s.start, s.length, variant, label))
+        if not self.streams:
             raise UserError(f"data set {data.index.name!r}: no {split} video has the {clip_len} consecutive "
                             "frames temporal training needs")
         if short:  # skipped with a warning only while other videos are usable
             warnings.warn(f"{len(short)} video(s) shorter than {clip_len} frames skipped for temporal training "
                           f"(e.g. {short[0]})", stacklevel=2)
+        self.offset = 0
+        self.items: list[tuple[int, int, int]] = []
+        self.set_offset(0)
+
+    def set_offset(self, offset: int) -> None:
+        """Move the clip starts of every video to ``offset + k·stride`` (``offset`` in ``range(stride)``).
+
+        A video of n frames holds ``K = (n − clip_len − stride + 1) // stride + 1`` clips (at least
+        one), the most that fit at every offset, so the number of clips, and of steps, is the same
+        in every epoch. Its frames beyond ``offset + (K − 1)·stride + clip_len`` are left out of
+        that epoch; a video too short for every offset takes ``offset`` modulo the offsets it has.
+
+        Raises:
+            ValueError: ``offset`` is not in ``range(stride)``.
+        """
+        if not 0 <= offset < self.stride:
+            raise ValueError(f"clip offset must be in range({self.stride}), got {offset}")
+        self.offset, self.items = offset, []
+        for start, n, variant, label in self.streams:
+            count = max(1, (n - self.clip_len - self.stride + 1) // self.stride + 1)
+            room = min(self.stride, n - self.clip_len - (count - 1) * self.stride + 1)
+            first = start + offset % room
+            self.items.extend((first + k * self.stride, variant, label) for k in range(count))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -139,6 +164,25 @@ class ClipDataset(Dataset):
         return {"images": torch.from_numpy(np.array(images)).permute(0, 3, 1, 2),
                 "flows": torch.from_numpy(np.asarray(self.flows[t0:t1], dtype=np.float32)),
                 "label": label, "frame": t0}
+
+
+def epoch_offset(seed: int, epoch: int, period: int) -> int:
+    """The clip offset of ``epoch``: a seeded permutation of ``range(period)`` per ``period`` epochs.
+
+    A pure function of (seed, epoch), like the trainer's shuffling, so a resumed run uses the
+    offsets an uninterrupted one would; every offset is used once in each cycle of ``period`` epochs.
+
+    Args:
+        seed: the run's seed.
+        epoch: the epoch (0-based).
+        period: the number of offsets (the clip stride).
+
+    Returns:
+        The offset in ``range(period)``.
+    """
+    cycle, position = divmod(epoch, period)
+    gen = torch.Generator().manual_seed((seed * 100_003 + 50_021 * (cycle + 1)) % 2**64)
+    return int(torch.randperm(period, generator=gen)[position])
 
 
 def collate(items: Sequence[dict]) -> dict:

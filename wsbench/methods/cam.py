@@ -1,8 +1,9 @@
 """``cam``: the class activation map of a classifier trained with the classification loss only.
 
 The map is ReLU(f[before]) divided by its maximum (paper eq. 8), read off the class maps in one
-forward pass. This is the "None" column of the paper's ablation (Table 2), and its classifier is
-the one GradCAM and Frame-to-Frame explain.
+forward pass. This is the "None" column of the paper's ablation (Table 2). GradCAM and
+Frame-to-Frame do not explain this classifier: they explain a standard classifier (global average
+pooling + linear head) trained apart, as in the paper, so GradCAM − CAM compares two classifiers.
 """
 
 from __future__ import annotations

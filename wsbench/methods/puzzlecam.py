@@ -4,9 +4,10 @@ The input is tiled 2×2, the tiles go through the backbone, and their class maps
 into f_puzzle. Training minimises L_cls + L_p-cls + α·L_spatial with L_spatial = ‖f − f_puzzle‖₁
 on the raw class maps restricted to the image's classes, following the official code's
 conventions (see :mod:`wsbench.losses`). α is PuzzleCAM's own option: 0 for the first epoch, then
-linear to ``--alpha-max`` by mid-training (``--weight-ramp ramp``, the paper's), or ``--alpha-max``
-throughout (``constant``, the authors' code); so it is part of PuzzleCAM's classifier key and of no
-other method's. Maps are plain CAMs of the trained classifier.
+linear to ``--alpha-max`` by mid-training (``--weight-ramp ramp``, the paper's), linear from step 0
+to ``--alpha-max`` at mid-training (``linear``, the official PuzzleCAM code's schedule), or
+``--alpha-max`` throughout (``constant``, the WS-WS authors' code); so it is part of PuzzleCAM's
+classifier key and of no other method's. Maps are plain CAMs of the trained classifier.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class PuzzleCamOptions:
     """Options of ``puzzlecam``: the weight of its spatial loss."""
 
     alpha_max: float = dataclasses.field(default=4.0, metadata={"help": "max weight of the spatial loss"})
-    weight_ramp: Literal["ramp", "constant"] = dataclasses.field(
+    weight_ramp: Literal["ramp", "linear", "constant"] = dataclasses.field(
         default="ramp",
-        metadata={"help": "loss weights: 0 for epoch 1 then linear to max by mid-training, or constant"})
+        metadata={"help": "loss weights: ramp: 0 for epoch 1 then linear to max by mid-training (the paper); "
+                          "linear: from 0 at step 0 to max by mid-training (official PuzzleCAM code); constant"})
 
     def __post_init__(self) -> None:
         _check_weight(self.alpha_max, "--alpha-max")

@@ -14,6 +14,12 @@ default) loads clips of ``--clip-len`` consecutive frames, passes each frame thr
 once, applies L_cls and the spatial terms to every frame and L_temporal to every interior frame
 with its two neighbours — the same loss per central frame at about the cost of PuzzleCAM.
 
+With background removal every video gives two streams, its objects (class before/after) and its
+belt with the objects blacked out (class ``background``), and both are clips: by default the
+temporal loss also runs on the background clips (on their background class map, the only class
+of their label), which the paper does not say; ``--no-temporal-background`` leaves them out of
+the temporal loss (they still train L_cls and the spatial terms).
+
 ``--no-temporal`` trains exactly like ``puzzlecam`` with the same α and ramp, and
 ``--no-spatial --no-temporal`` like ``cam`` (they share those classifiers; β then changes nothing);
 with ``--no-spatial`` alone it is the ablation's "only temporal" row.
@@ -45,6 +51,8 @@ class TcCamOptions(PuzzleCamOptions):
     clip_len: int = dataclasses.field(default=4, metadata={"help": "frames per clip with --batching clip (>= 3)"})
     beta_max: float = dataclasses.field(default=4.0,
                                         metadata={"help": "max weight of the temporal loss (recipe cpu: 12)"})
+    temporal_background: bool = dataclasses.field(
+        default=True, metadata={"help": "temporal loss also on the background-stream clips (background removal)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,7 +96,7 @@ class TemporalConsistentCam(PuzzleCam):
         return 3 if self.options.batching == "triplet" else self.options.clip_len
 
     def clip_stride(self) -> int | None:
-        """Triplets: one per central frame; clips tile the video."""
+        """Triplets: one per central frame; clips tile the video, their starts moved every epoch."""
         return 1 if self.options.batching == "triplet" else None
 
     def training_losses(self, model: CamNet, batch: Batch, progress: Progress) -> dict[str, LossTerm]:
@@ -109,5 +117,10 @@ class TemporalConsistentCam(PuzzleCam):
             terms = {"cls": LossTerm(classification_loss(model.pool(frame_maps), labels))}
         if batch.flows is None:
             raise ValueError("tccam trains on clips with their flows; this batch has none")
-        terms["temporal"] = LossTerm(temporal_loss(clip_maps, batch.flows, batch.clip_labels), self.beta(progress))
+        clip_labels, flows = batch.clip_labels, batch.flows
+        if not self.options.temporal_background and "background" in model.classes:
+            keep = clip_labels[:, model.class_index("background")] == 0  # the object clips
+            clip_maps, flows, clip_labels = clip_maps[keep], flows[keep], clip_labels[keep]
+        loss = temporal_loss(clip_maps, flows, clip_labels) if len(clip_maps) else maps.sum() * 0.0
+        terms["temporal"] = LossTerm(loss, self.beta(progress))
         return terms
