@@ -214,6 +214,56 @@ def test_slurm_options_come_from_the_spec_then_the_command_line(tmp_path, tiny_b
     assert local.exit_code == 1 and "--status and --no-wait go with --launcher slurm" in local.stderr
 
 
+@pytest.mark.parametrize(("table", "key"), [
+    ('partition = "gpu\\ntouch /tmp/x #"', "slurm.partition"),  # a newline ends the #SBATCH block
+    ("account = \"lab'; id; '\"", "slurm.account"),
+    ('qos = "normal;id"', "slurm.qos"),
+    ('constraint = "a100$(id)"', "slurm.constraint"),
+    ('partition = "gpu\\u0000"', "slurm.partition"),
+    ('partition = ""', "slurm.partition"),
+])
+def test_hostile_slurm_strings_are_one_line_errors_before_anything_is_written(tmp_path, tiny_belt, table, key):
+    spec, runs = _spec(tmp_path, tiny_belt, f"\n[slurm]\n{table}\n"), tmp_path / "runs"
+    result = _invoke(["suite", str(spec), "--runs-dir", str(runs), "--launcher", "slurm"])
+    assert result.exit_code == 1 and str(spec) in result.stderr and f"{key} = " in result.stderr, result.output
+    assert result.stderr.count("\n") == 1 and "is not a SLURM" in result.stderr
+    assert not (runs / "jobs").exists()  # refused before the jobs folder, the jobs file or sbatch
+
+
+def test_slurm_strings_accept_what_slurm_does_and_name_command_line_options(tmp_path, tiny_belt):
+    from wsbench.slurm import check_job_strings
+
+    check_job_strings({"partition": "gpu,gpu-long", "account": "lab_1.x", "qos": "high-prio",
+                       "constraint": "[a100|h100]&ib*2:x", "gpus": 2}, "spec: slurm.")
+    result = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(tmp_path / "runs"),
+                      "--launcher", "slurm", "--partition", "gpu --wrap=id"])
+    assert result.exit_code == 1 and "--partition = 'gpu --wrap=id' is not a SLURM partition" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "..", "two\\nlines", "x'y", "a;b", " lead"])
+def test_a_spec_name_must_be_a_plain_file_name(tmp_path, tiny_belt, name):
+    path = tmp_path / "spec.toml"
+    path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name=name))
+    result = _invoke(["suite", str(path), "--runs-dir", str(tmp_path / "runs"), "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and f"{path}: name = " in result.stderr and "not a plain file name" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "runs").exists() and not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("where", ["jobs", "jobs/tiny"])
+def test_a_jobs_folder_other_users_can_write_is_refused(tmp_path, tiny_belt, where):
+    """submitit's job unpickles its callable from the jobs folder: another user must not be able to swap it."""
+    runs = tmp_path / "runs"
+    (runs / where).mkdir(parents=True)
+    (runs / where).chmod(0o777)
+    result = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(runs),
+                      "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and f"{runs / where}: jobs folder writable by another user" in result.stderr
+    assert not list((runs / "jobs").rglob("*.pkl")) and not (runs / "jobs" / "tiny.json").exists()
+    (runs / where).chmod(0o775)  # group-writable too
+    again = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(runs), "--launcher", "submitit-local"])
+    assert again.exit_code == 1 and "mode 775" in again.stderr
+
+
 @pytest.mark.slow
 def test_submitit_local_runs_the_suite_and_reports_status(tiny_belt, tmp_path, job_env):
     spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"
@@ -298,7 +348,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tin
         # calls checkpoint() and requeues, and the local controller restarts the task. (LocalJob._interrupt
         # signals the controller instead, which in submitit 1.5.4 has no handler for it and just dies.)
         os.kill(int((runs / "PAUSED").read_text()), signal.SIGUSR2)
-        assert slurm.wait_for_jobs([job], poll_s=0.5, echo=lambda line: None) == []
+        assert slurm.wait_for_jobs([job], "local", poll_s=0.5, echo=lambda line: None) == []
         log = job.stdout() + (job.stderr() or "")
         assert "this job is preempted" in log and "Requeued" in log, log
     finally:
