@@ -189,6 +189,57 @@ def test_a_failing_run_does_not_stop_the_others(tiny_belt, tmp_path):
     assert sorted(r.result["method"] for r in iter_runs(tmp_path / "runs")) == ["cam", "f2f", "gradcam"]
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        out += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_suite_process_is_killed(tiny_belt, tmp_path):
+    """kill -9 of ``wsbench suite --jobs 2``: its two workers, busy training, end within seconds."""
+    import subprocess
+
+    spec = _spec(tmp_path, tiny_belt, epochs=200)  # long enough that the workers are training when killed
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    suite = subprocess.Popen([sys.executable, "-m", "wsbench", "suite", str(spec), "--runs-dir", str(tmp_path / "runs"),
+                              "-q", "--jobs", "2", "--threads", "1"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(workers) < 2:  # the two slots' pool workers (spawn also starts a resource tracker)
+            assert suite.poll() is None and time.monotonic() < deadline, "the suite did not start two workers"
+            workers = [c for c in _children(suite.pid)
+                       if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")
+                       and "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+            time.sleep(0.5)
+        time.sleep(3)  # inside their first run
+        assert all(_alive(w) for w in workers)
+        suite.kill()
+        suite.wait(30)
+        deadline = time.monotonic() + 20
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), f"workers {workers} outlived their parent"
+    finally:
+        suite.kill()
+        for worker in workers:  # nothing left behind if the test failed
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)
+
+
 # -- submitit: SLURM without a cluster ------------------------------------------------------
 @pytest.fixture
 def job_env(monkeypatch):

@@ -11,15 +11,20 @@ Devices: with ``--device cuda`` (or ``auto`` with GPUs present) slot ``i`` sees 
 ``i mod G`` (``CUDA_VISIBLE_DEVICES``, round-robin over the visible GPUs, so N > G shares GPUs);
 on the CPU the cores are divided between the slots (``torch.set_num_threads`` and
 ``OMP_NUM_THREADS`` = cores // N, at least 1). A run that fails is reported and the others go on.
+Workers end with the suite process, also when it is killed (:func:`_exit_with_parent`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
 import dataclasses
 import multiprocessing
 import os
 import queue
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -91,8 +96,40 @@ def slot_setups(jobs: int, device: str, threads: int | None = None) -> list[Slot
     return [SlotSetup({**cpu_env, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}, per_slot) for i in range(jobs)]
 
 
-def _init_slot(setup: SlotSetup) -> None:
-    """Worker start: apply the slot's environment before torch picks a device or thread count."""
+#: prctl option: the signal this process gets when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the suite process ``parent`` dies (``kill -9`` included), instead of
+    finishing its run and then waiting forever for work.
+
+    On Linux the kernel sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread looks
+    at the parent pid every second.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = sys.platform.startswith("linux") and libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if armed:
+        return
+
+    def watch() -> None:  # pragma: no cover - not Linux
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="wsbench-parent-watch").start()
+
+
+def _init_slot(setup: SlotSetup, parent: int | None = None) -> None:
+    """Worker start: exit with the suite process ``parent``; apply the slot's environment before torch
+    picks a device or thread count."""
+    if parent is not None:
+        _exit_with_parent(parent)
     os.environ.update(setup.env)
     if setup.threads is not None:
         import torch
@@ -195,7 +232,7 @@ def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: l
 
     def slot(setup: SlotSetup) -> None:
         pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
-                                                      initargs=(setup,))
+                                                      initargs=(setup, os.getpid()))
         try:
             while True:
                 try:
@@ -211,7 +248,7 @@ def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: l
                         status, value = "error", "the worker process died (killed or crashed)"
                         pool.shutdown(wait=False)
                         pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
-                                                                      initargs=(setup,))
+                                                                      initargs=(setup, os.getpid()))
                     with lock:
                         if status == "ok":
                             records[item.index] = value
