@@ -133,6 +133,45 @@ def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(
     assert figures.exit_code == 0 and "training_curves.png" in figures.output, figures.output
 
 
+def test_a_group_waits_for_its_first_run_then_spreads_over_the_free_slots():
+    """The runs sharing a classifier wait for the run that trains it, then any slot takes them."""
+    import threading
+
+    from wsbench.launch import _Schedule
+    from wsbench.suite import PlannedRun
+
+    a1, a2, a3, b1, c1 = (PlannedRun(i, name, None, None, name[0]) for i, name in enumerate(["a1", "a2", "a3", "b1",
+                                                                                              "c1"]))
+    schedule = _Schedule([[b1], [a1, a2, a3], [c1]])
+    assert [schedule.take(), schedule.take(), schedule.take()] == [a1, b1, c1]  # first runs, largest group first
+    schedule.done(b1)
+    schedule.done(c1)
+    taken: list = []
+    waiting = threading.Thread(target=lambda: taken.append(schedule.take()))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and not taken  # a2 and a3 wait for a1's classifier
+    schedule.done(a1)
+    waiting.join(5)
+    assert taken == [a2] and schedule.take() == a3  # two slots take the rest of the group at once
+    schedule.done(a2)
+    schedule.done(a3)
+    assert schedule.take() is None
+
+
+def test_the_parent_builds_the_flows_of_the_stability_score_for_runs_without_clips(tiny_belt, tmp_path):
+    """cam neither trains on clips nor fuses, but its evaluation scores temporal stability with flow."""
+    from wsbench.launch import warm_caches
+    from wsbench.suite import load_spec, plan_suite
+
+    spec_path = tmp_path / "cam.toml"
+    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="cam").split("[[runs]]")[0]
+                         + '[[runs]]\nmethod = "cam"\n')
+    planned = plan_suite(load_spec(spec_path), tmp_path / "runs", overrides={"cache_dir": tmp_path / "cache"})
+    assert warm_caches(planned, echo=lambda line: None) == 1
+    assert len(list((tmp_path / "cache").rglob("flow-*.npy"))) == 1
+
+
 @pytest.mark.slow
 def test_jobs_build_each_cache_once_before_the_slots_start(tiny_belt, tmp_path, torch_threads):
     """Frames and flows are prepared in the parent first: no run of a --jobs suite builds a cache itself."""
