@@ -175,3 +175,13 @@ def test_two_tasks_of_one_job_train_with_ddp(tiny_belt, tmp_path, job_env):
     (outcome,) = [json.loads(p.read_text()) for p in (runs / "jobs" / "ddp").glob("*/wsbench-outcome.json")]
     assert outcome["state"] == "COMPLETED" and outcome["world_size"] == 2
     assert len(list(iter_runs(runs))) == 1
+
+
+def test_a_job_sbatch_refuses_is_a_one_line_error(tiny_belt, tmp_path, job_env):
+    """The default job asks for a GPU; the cluster's node has none: sbatch's reason, not a traceback."""
+    spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"
+    result = _invoke(["suite", str(spec), "--runs-dir", str(runs), "-q", "--launcher", "slurm"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: sbatch refused the job of [1/3] cam") and "gres" in last and "--gpus 0" in last
+    assert json.loads((runs / "jobs" / "tiny.json").read_text())["jobs"] == []

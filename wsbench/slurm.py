@@ -327,18 +327,30 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
     if distills and int(resources["tasks"]) > 1:
         raise UserError(f"{spec.path}: distill stages run in one process; submit the suite with tasks = 1")
     executor = _executor(folder, cluster, resources, f"wsbench-{spec.name}")
-    jobs, entries = [], []
+    jobs: list[Any] = []
+    entries: list[dict[str, Any]] = []
+    kept = [e for e in earlier.get("jobs", []) if set(e["runs"]) & active] if earlier.get("cluster") == cluster else []
+
+    def record() -> None:
+        atomic_write_json(path, {"spec": str(spec.path), "cluster": cluster, "folder": str(folder),
+                                 "jobs": kept + entries})
+
     for batch in batches:
-        job = executor.submit(SuiteJob([p.run_spec for p in batch], str(runs_dir), int(resources["tasks"]),
-                                       distill=(spec, batch) if distills else None))
+        try:
+            job = executor.submit(SuiteJob([p.run_spec for p in batch], str(runs_dir), int(resources["tasks"]),
+                                           distill=(spec, batch) if distills else None))
+        except submitit.core.utils.FailedJobError as err:  # sbatch refused it: keep the jobs submitted so far
+            record()
+            reason = (str(err).strip().splitlines() or ["no reason given"])[-1]
+            raise UserError(f"sbatch refused the job of {batch[0].label}: {reason} (ask for what the cluster has: "
+                            "--gpus 0 where nodes have no GPUs, --cpus, --mem-gb, --partition; "
+                            f"{len(entries)} job(s) submitted before it)") from None
         jobs.append(job)
         entries.append({"job_id": str(job.job_id), "runs": [p.index for p in batch],
                         "labels": [p.label for p in batch]})
         for p in batch:
             echo(f"{p.label}: submitted as job {job.job_id}")
-    kept = [e for e in earlier.get("jobs", []) if set(e["runs"]) & active] if earlier.get("cluster") == cluster else []
-    atomic_write_json(path, {"spec": str(spec.path), "cluster": cluster, "folder": str(folder),
-                             "jobs": kept + entries})
+    record()
     return jobs
 
 
