@@ -354,6 +354,14 @@ def test_a_jobs_folder_other_users_can_write_is_refused(tmp_path, tiny_belt, whe
     assert again.exit_code == 1 and "mode 775" in again.stderr
 
 
+def test_a_runs_dir_with_a_newline_is_refused_before_a_job_script_is_written(tmp_path, tiny_belt):
+    runs = tmp_path / "runs\ntouch x #"
+    result = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(runs),
+                      "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and "a jobs folder path with a control character" in result.stderr
+    assert result.stderr.count("\n") == 1 and not runs.exists()
+
+
 @pytest.mark.slow
 def test_submitit_local_runs_the_suite_and_reports_status(tiny_belt, tmp_path, job_env):
     spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"

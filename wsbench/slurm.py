@@ -268,8 +268,12 @@ def _final(state: str) -> bool:
 
 
 def _private_folder(path: Path) -> None:
-    """Create ``path`` (and parents); refuse it when another user could write to it: submitit's job
-    unpickles its callable from there on the node."""
+    """Create ``path`` (and parents); refuse it when another user could write to it (submitit's job
+    unpickles its callable from there on the node) or when its name has a control character (it goes
+    into the job script)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # it is written into the #SBATCH lines
+        raise UserError(f"{str(path)!r}: a jobs folder path with a control character (newline, tab, ...); "
+                        "choose another --runs-dir")
     path.mkdir(parents=True, exist_ok=True)
     info = path.stat()
     if info.st_mode & 0o022 or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
