@@ -182,6 +182,6 @@ def test_a_job_sbatch_refuses_is_a_one_line_error(tiny_belt, tmp_path, job_env):
     spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"
     result = _invoke(["suite", str(spec), "--runs-dir", str(runs), "-q", "--launcher", "slurm"])
     assert result.exit_code == 1 and "Traceback" not in result.stderr, result.output
-    last = result.stderr.strip().splitlines()[-1]
+    (last,) = result.stderr.strip().splitlines()
     assert last.startswith("Error: sbatch refused the job of [1/3] cam") and "gres" in last and "--gpus 0" in last
     assert json.loads((runs / "jobs" / "tiny.json").read_text())["jobs"] == []

@@ -28,7 +28,9 @@ pickling, folders and requeue logic, no SLURM): for tests and for trying a spec 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
@@ -340,15 +342,19 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
                                  "jobs": kept + entries})
 
     for batch in batches:
+        said = io.StringIO()
         try:
-            job = executor.submit(SuiteJob([p.run_spec for p in batch], str(runs_dir), int(resources["tasks"]),
-                                           distill=(spec, batch) if distills else None))
+            with contextlib.redirect_stderr(said):  # submitit prints sbatch's refusal: it goes into our error
+                job = executor.submit(SuiteJob([p.run_spec for p in batch], str(runs_dir), int(resources["tasks"]),
+                                               distill=(spec, batch) if distills else None))
         except submitit.core.utils.FailedJobError as err:  # sbatch refused it: keep the jobs submitted so far
             record()
             reason = (str(err).strip().splitlines() or ["no reason given"])[-1]
             raise UserError(f"sbatch refused the job of {batch[0].label}: {reason} (ask for what the cluster has: "
                             "--gpus 0 where nodes have no GPUs, --cpus, --mem-gb, --partition; "
                             f"{len(entries)} job(s) submitted before it)") from None
+        if said.getvalue():
+            echo(said.getvalue().rstrip("\n"))
         jobs.append(job)
         entries.append({"job_id": str(job.job_id), "runs": [p.index for p in batch],
                         "labels": [p.label for p in batch]})
