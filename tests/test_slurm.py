@@ -103,9 +103,13 @@ def test_a_failing_job_is_named_and_the_command_exits_1(tiny_belt, tmp_path, job
     assert "loss became" in status.output, status.output
 
 
-def test_a_job_requeued_mid_training_resumes_to_the_uninterrupted_result(tiny_belt, tmp_path, job_env, monkeypatch):
-    """SLURM signals USR2 before a time limit or a preemption (submitit's --signal); the job checkpoints,
-    requeues itself with scontrol, and the requeued job resumes from the last epoch checkpoint."""
+@pytest.mark.parametrize("how", ["signal", "scontrol"])
+def test_a_job_requeued_mid_training_resumes_to_the_uninterrupted_result(tiny_belt, tmp_path, job_env, monkeypatch,
+                                                                         how):
+    """``signal``: SLURM signals USR2 before a time limit or a preemption (submitit's --signal); the job
+    checkpoints and requeues itself with scontrol. ``scontrol``: the job is requeued from outside (an
+    administrator, a node failure) and killed without a checkpoint. Either way the requeued job resumes
+    from the last epoch checkpoint."""
     from wsbench import slurm
     from wsbench.suite import load_spec, plan_suite
 
@@ -120,20 +124,26 @@ def test_a_job_requeued_mid_training_resumes_to_the_uninterrupted_result(tiny_be
         _wait_until(lambda: (runs / "PAUSED").exists(), 300, "the job to pause in epoch 2")
         (folder,) = (runs / "classifiers").glob("*/")
         assert torch.load(folder / "checkpoint.pt", weights_only=False)["epoch"] == 0
-        subprocess.run(["scancel", "--signal=USR2", str(job.job_id)], check=True, timeout=60)
+        if how == "signal":
+            subprocess.run(["scancel", "--signal=USR2", str(job.job_id)], check=True, timeout=60)
+        else:
+            subprocess.run(["scontrol", "requeue", str(job.job_id)], check=True, timeout=60)
 
         def requeued() -> bool:  # SLURM holds a requeued job back for two minutes: release it now
             state = subprocess.run(["squeue", "-h", "-j", str(job.job_id), "-o", "%T %r"], capture_output=True,
                                    text=True, timeout=60).stdout.split()
             return state[:2] == ["PENDING", "BeginTime"]
 
-        _wait_until(requeued, 120, "the job to be requeued")
+        _wait_until(requeued, 120, "the job to be requeued")  # scontrol: SIGKILL after KillWait (30 s)
         subprocess.run(["scontrol", "update", f"JobId={job.job_id}", "StartTime=now"], check=True, timeout=60)
         assert slurm.wait_for_jobs([job], poll_s=2, echo=lambda line: None) == []
     finally:
         subprocess.run(["scancel", str(job.job_id)], timeout=60)
     log = job.stdout() + (job.stderr() or "")
-    assert "this job is preempted" in log and "Requeued job" in log, log
+    if how == "signal":
+        assert "this job is preempted" in log and "Requeued job" in log, log
+    else:
+        assert "DUE TO JOB REQUEUE" in log, log
     assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
     uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(tiny_belt), "-q",
                              "--runs-dir", str(tmp_path / "uninterrupted"), "--backbone", "wsbench_resnet_tiny",
