@@ -89,6 +89,24 @@ def test_no_wait_then_status_then_the_sequential_tables(tiny_belt, tmp_path, job
     assert [o["state"] for o in outcomes] == ["COMPLETED"] * 2 and {o["world_size"] for o in outcomes} == {1}
 
 
+def test_a_run_reusing_a_classifier_waits_for_the_job_that_trains_it(tiny_belt, tmp_path, job_env):
+    """One job per run: Frame-to-Frame's job depends on GradCAM's (their shared classifier) instead of holding
+    a CPU while it waits on the classifier's lock; submitting again waits for the queued jobs."""
+    spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"
+    submitted = _slurm(spec, runs, "--no-wait")
+    assert submitted.exit_code == 0 and "3 job(s) queued or running" in submitted.output, submitted.output
+    entries = json.loads((runs / "jobs" / "tiny.json").read_text())["jobs"]
+    jobs = {e["labels"][0].split()[1]: e["job_id"] for e in entries}  # method: job id
+    dependency = subprocess.run(["squeue", "-h", "-j", jobs["f2f"], "-o", "%E"], capture_output=True, text=True,
+                                timeout=60).stdout.strip()
+    assert dependency.startswith(f"afterany:{jobs['gradcam']}"), dependency
+    waited = _slurm(spec, runs)  # nothing new to submit: it waits for the three queued jobs, then the tables
+    assert waited.exit_code == 0 and waited.output.count("already queued or running") == 3, waited.output
+    assert "Plain CAM" in waited.output
+    records = list(iter_runs(runs))
+    assert len(records) == 3 and sum(r.result["classifier"]["trained_now"] for r in records) == 2
+
+
 def test_a_failing_job_is_named_and_the_command_exits_1(tiny_belt, tmp_path, job_env):
     spec_path = tmp_path / "fail.toml"
     spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="fail").split("[[runs]]")[0] + _DIVERGING)

@@ -609,8 +609,8 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         cluster = "slurm" if launcher == "slurm" else "local"
         submitted = submit_suite(suite, planned, runs, options, cluster, echo=click.echo)
         if no_wait:
-            click.echo(f"submitted {len(submitted)} job(s); wsbench suite {spec} --launcher {launcher} --status "
-                       "shows their state, wsbench leaderboard the tables")
+            click.echo(f"{len(submitted)} job(s) queued or running; wsbench suite {spec} --launcher {launcher} "
+                       "--status shows their state, wsbench leaderboard the tables")
             return
         wait_for_jobs(submitted, cluster, poll_s=10.0 if cluster == "slurm" else 0.5, echo=click.echo)
         from .suite import distill_stages, suite_record

@@ -288,6 +288,9 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
     """Submit one job per run that is not done (or per classifier group with ``group = "classifier"``).
 
     Runs whose job from an earlier submission is still pending or running are not submitted again.
+    On SLURM the job of a run that reuses a classifier depends on (``afterany``) the job of the
+    first run of its classifier group submitted now, which trains it: it does not hold its
+    resources while waiting on the classifier's lock.
 
     Args:
         spec: the suite.
@@ -298,7 +301,8 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
         echo: status lines.
 
     Returns:
-        The submitted submitit jobs.
+        The submitit jobs of the suite's runs that are not done: submitted now, then those queued
+        or running from an earlier submission.
     """
     check_job_strings(spec.slurm, f"{spec.path}: slurm.")
     check_job_strings(dataclasses.asdict(options), "--")
@@ -341,7 +345,12 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
         atomic_write_json(path, {"spec": str(spec.path), "cluster": cluster, "folder": str(folder),
                                  "jobs": kept + entries})
 
+    first_jobs: dict[str, str] = {}  # classifier group: the job of its first run submitted now
     for batch in batches:
+        if cluster == "slurm":  # a run reusing a classifier waits for the job that trains it, not on its lock
+            after = first_jobs.get(batch[0].group)
+            executor.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{after}"} if after
+                                       else {})
         said = io.StringIO()
         try:
             with contextlib.redirect_stderr(said):  # submitit prints sbatch's refusal: it goes into our error
@@ -355,13 +364,14 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
                             f"{len(entries)} job(s) submitted before it)") from None
         if said.getvalue():
             echo(said.getvalue().rstrip("\n"))
+        first_jobs.setdefault(batch[0].group, str(job.job_id))
         jobs.append(job)
         entries.append({"job_id": str(job.job_id), "runs": [p.index for p in batch],
                         "labels": [p.label for p in batch]})
         for p in batch:
             echo(f"{p.label}: submitted as job {job.job_id}")
     record()
-    return jobs
+    return jobs + [_job(Path(earlier["folder"]), cluster, e["job_id"]) for e in kept]
 
 
 def _read_jobs(path: Path) -> dict[str, Any]:
