@@ -362,6 +362,30 @@ def test_a_runs_dir_with_a_newline_is_refused_before_a_job_script_is_written(tmp
     assert result.stderr.count("\n") == 1 and not runs.exists()
 
 
+def test_slurm_job_states_need_no_accounting(tmp_path, monkeypatch):
+    """A job's state: the outcome it wrote, else squeue's, else ENDED (SLURM forgot it and it wrote none)."""
+    from types import SimpleNamespace
+
+    from wsbench import slurm
+
+    def job(job_id: str, outcome: dict | None = None):
+        folder = tmp_path / job_id
+        folder.mkdir()
+        if outcome is not None:
+            (folder / slurm.OUTCOME).write_text(json.dumps(outcome))
+        return SimpleNamespace(job_id=job_id, paths=SimpleNamespace(folder=folder))
+
+    asked: list[list[str]] = []
+    monkeypatch.setattr(slurm, "_squeue", lambda ids: asked.append(ids) or {"5": "RUNNING", "7": "COMPLETED"})
+    jobs = [job("5"), job("6"), job("7", {"state": "FAILED", "error": "loss became nan"}),
+            job("8", {"state": "COMPLETED", "runs": ["r"]})]
+    assert slurm._outcomes(jobs, "slurm") == [("RUNNING", None), ("ENDED", None), ("FAILED", "loss became nan"),
+                                              ("COMPLETED", None)]
+    assert asked == [["5", "6"]]  # one squeue call, only for the jobs without an outcome
+    assert slurm.wait_for_jobs(jobs[1:], "slurm", poll_s=0, echo=lambda line: None) == \
+        ["job 6: ENDED", "job 7: loss became nan"]
+
+
 @pytest.mark.slow
 def test_submitit_local_runs_the_suite_and_reports_status(tiny_belt, tmp_path, job_env):
     spec, runs = _spec(tmp_path, tiny_belt), tmp_path / "runs"

@@ -31,8 +31,8 @@ def _cluster_problem() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_cluster_problem() is not None,
-                                                    reason=str(_cluster_problem()))]
+_PROBLEM = _cluster_problem()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_PROBLEM is not None, reason=str(_PROBLEM))]
 
 #: every job of these tests: 1 CPU, no GPU, little memory (the single-node cluster has a few cores)
 RESOURCES = ["--gpus", "0", "--cpus", "1", "--mem-gb", "2", "--time-min", "20"]
