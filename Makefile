@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wsbench-installed
 RUNS   ?= runs/demo
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast test-slurm lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: $(STAMP)
 ## test-fast: the edit-test loop, without the slow end-to-end tests (pytest -m "not slow")
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## test-slurm: start a single-node SLURM cluster on this machine (root; installs slurm-wlm and munge when
+## missing) and run the tests that submit jobs to it (pytest -m slurm, a few minutes on 2 cores)
+test-slurm: $(STAMP)
+	scripts/slurm-cluster.sh
+	$(BIN)/python -m pytest -q -m slurm
 
 ## lint: ruff (pyflakes, bugbear, isort, pyupgrade, pycodestyle) and mypy, as configured in pyproject.toml
 lint: $(STAMP)

@@ -133,6 +133,45 @@ def test_jobs_2_gives_the_sequential_tables_and_trains_a_shared_classifier_once(
     assert figures.exit_code == 0 and "training_curves.png" in figures.output, figures.output
 
 
+def test_a_group_waits_for_its_first_run_then_spreads_over_the_free_slots():
+    """The runs sharing a classifier wait for the run that trains it, then any slot takes them."""
+    import threading
+
+    from wsbench.launch import _Schedule
+    from wsbench.suite import PlannedRun
+
+    a1, a2, a3, b1, c1 = (PlannedRun(i, name, None, None, name[0]) for i, name in enumerate(["a1", "a2", "a3", "b1",
+                                                                                              "c1"]))
+    schedule = _Schedule([[b1], [a1, a2, a3], [c1]])
+    assert [schedule.take(), schedule.take(), schedule.take()] == [a1, b1, c1]  # first runs, largest group first
+    schedule.done(b1)
+    schedule.done(c1)
+    taken: list = []
+    waiting = threading.Thread(target=lambda: taken.append(schedule.take()))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and not taken  # a2 and a3 wait for a1's classifier
+    schedule.done(a1)
+    waiting.join(5)
+    assert taken == [a2] and schedule.take() == a3  # two slots take the rest of the group at once
+    schedule.done(a2)
+    schedule.done(a3)
+    assert schedule.take() is None
+
+
+def test_the_parent_builds_the_flows_of_the_stability_score_for_runs_without_clips(tiny_belt, tmp_path):
+    """cam neither trains on clips nor fuses, but its evaluation scores temporal stability with flow."""
+    from wsbench.launch import warm_caches
+    from wsbench.suite import load_spec, plan_suite
+
+    spec_path = tmp_path / "cam.toml"
+    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="cam").split("[[runs]]")[0]
+                         + '[[runs]]\nmethod = "cam"\n')
+    planned = plan_suite(load_spec(spec_path), tmp_path / "runs", overrides={"cache_dir": tmp_path / "cache"})
+    assert warm_caches(planned, echo=lambda line: None) == 1
+    assert len(list((tmp_path / "cache").rglob("flow-*.npy"))) == 1
+
+
 @pytest.mark.slow
 def test_jobs_build_each_cache_once_before_the_slots_start(tiny_belt, tmp_path, torch_threads):
     """Frames and flows are prepared in the parent first: no run of a --jobs suite builds a cache itself."""
@@ -189,6 +228,57 @@ def test_a_failing_run_does_not_stop_the_others(tiny_belt, tmp_path):
     assert sorted(r.result["method"] for r in iter_runs(tmp_path / "runs")) == ["cam", "f2f", "gradcam"]
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        out += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_suite_process_is_killed(tiny_belt, tmp_path):
+    """kill -9 of ``wsbench suite --jobs 2``: its two workers, busy training, end within seconds."""
+    import subprocess
+
+    spec = _spec(tmp_path, tiny_belt, epochs=200)  # long enough that the workers are training when killed
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    suite = subprocess.Popen([sys.executable, "-m", "wsbench", "suite", str(spec), "--runs-dir", str(tmp_path / "runs"),
+                              "-q", "--jobs", "2", "--threads", "1"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(workers) < 2:  # the two slots' pool workers (spawn also starts a resource tracker)
+            assert suite.poll() is None and time.monotonic() < deadline, "the suite did not start two workers"
+            workers = [c for c in _children(suite.pid)
+                       if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")
+                       and "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+            time.sleep(0.5)
+        time.sleep(3)  # inside their first run
+        assert all(_alive(w) for w in workers)
+        suite.kill()
+        suite.wait(30)
+        deadline = time.monotonic() + 20
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), f"workers {workers} outlived their parent"
+    finally:
+        suite.kill()
+        for worker in workers:  # nothing left behind if the test failed
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)
+
+
 # -- submitit: SLURM without a cluster ------------------------------------------------------
 @pytest.fixture
 def job_env(monkeypatch):
@@ -212,6 +302,88 @@ def test_slurm_options_come_from_the_spec_then_the_command_line(tmp_path, tiny_b
     assert mixed.exit_code == 1 and "--jobs and --threads are for --launcher local" in mixed.stderr
     local = _invoke(["suite", str(good), "--status"])
     assert local.exit_code == 1 and "--status and --no-wait go with --launcher slurm" in local.stderr
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ('partition = "gpu\\ntouch /tmp/x #"', "slurm.partition"),  # a newline ends the #SBATCH block
+    ("account = \"lab'; id; '\"", "slurm.account"),
+    ('qos = "normal;id"', "slurm.qos"),
+    ('constraint = "a100$(id)"', "slurm.constraint"),
+    ('partition = "gpu\\u0000"', "slurm.partition"),
+    ('partition = ""', "slurm.partition"),
+])
+def test_hostile_slurm_strings_are_one_line_errors_before_anything_is_written(tmp_path, tiny_belt, table, key):
+    spec, runs = _spec(tmp_path, tiny_belt, f"\n[slurm]\n{table}\n"), tmp_path / "runs"
+    result = _invoke(["suite", str(spec), "--runs-dir", str(runs), "--launcher", "slurm"])
+    assert result.exit_code == 1 and str(spec) in result.stderr and f"{key} = " in result.stderr, result.output
+    assert result.stderr.count("\n") == 1 and "is not a SLURM" in result.stderr
+    assert not (runs / "jobs").exists()  # refused before the jobs folder, the jobs file or sbatch
+
+
+def test_slurm_strings_accept_what_slurm_does_and_name_command_line_options(tmp_path, tiny_belt):
+    from wsbench.slurm import check_job_strings
+
+    check_job_strings({"partition": "gpu,gpu-long", "account": "lab_1.x", "qos": "high-prio",
+                       "constraint": "[a100|h100]&ib*2:x", "gpus": 2}, "spec: slurm.")
+    result = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(tmp_path / "runs"),
+                      "--launcher", "slurm", "--partition", "gpu --wrap=id"])
+    assert result.exit_code == 1 and "--partition = 'gpu --wrap=id' is not a SLURM partition" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "..", "two\\nlines", "x'y", "a;b", " lead"])
+def test_a_spec_name_must_be_a_plain_file_name(tmp_path, tiny_belt, name):
+    path = tmp_path / "spec.toml"
+    path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name=name))
+    result = _invoke(["suite", str(path), "--runs-dir", str(tmp_path / "runs"), "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and f"{path}: name = " in result.stderr and "not a plain file name" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "runs").exists() and not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("where", ["jobs", "jobs/tiny"])
+def test_a_jobs_folder_other_users_can_write_is_refused(tmp_path, tiny_belt, where):
+    """submitit's job unpickles its callable from the jobs folder: another user must not be able to swap it."""
+    runs = tmp_path / "runs"
+    (runs / where).mkdir(parents=True)
+    (runs / where).chmod(0o777)
+    result = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(runs),
+                      "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and f"{runs / where}: jobs folder writable by another user" in result.stderr
+    assert not list((runs / "jobs").rglob("*.pkl")) and not (runs / "jobs" / "tiny.json").exists()
+    (runs / where).chmod(0o775)  # group-writable too
+    again = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(runs), "--launcher", "submitit-local"])
+    assert again.exit_code == 1 and "mode 775" in again.stderr
+
+
+def test_a_runs_dir_with_a_newline_is_refused_before_a_job_script_is_written(tmp_path, tiny_belt):
+    runs = tmp_path / "runs\ntouch x #"
+    result = _invoke(["suite", str(_spec(tmp_path, tiny_belt)), "--runs-dir", str(runs),
+                      "--launcher", "submitit-local"])
+    assert result.exit_code == 1 and "a jobs folder path with a control character" in result.stderr
+    assert result.stderr.count("\n") == 1 and not runs.exists()
+
+
+def test_slurm_job_states_need_no_accounting(tmp_path, monkeypatch):
+    """A job's state: the outcome it wrote, else squeue's, else ENDED (SLURM forgot it and it wrote none)."""
+    from types import SimpleNamespace
+
+    from wsbench import slurm
+
+    def job(job_id: str, outcome: dict | None = None):
+        folder = tmp_path / job_id
+        folder.mkdir()
+        if outcome is not None:
+            (folder / slurm.OUTCOME).write_text(json.dumps(outcome))
+        return SimpleNamespace(job_id=job_id, paths=SimpleNamespace(folder=folder))
+
+    asked: list[list[str]] = []
+    monkeypatch.setattr(slurm, "_squeue", lambda ids: asked.append(ids) or {"5": "RUNNING", "7": "COMPLETED"})
+    jobs = [job("5"), job("6"), job("7", {"state": "FAILED", "error": "loss became nan"}),
+            job("8", {"state": "COMPLETED", "runs": ["r"]})]
+    assert slurm._outcomes(jobs, "slurm") == [("RUNNING", None), ("ENDED", None), ("FAILED", "loss became nan"),
+                                              ("COMPLETED", None)]
+    assert asked == [["5", "6"]]  # one squeue call, only for the jobs without an outcome
+    assert slurm.wait_for_jobs(jobs[1:], "slurm", poll_s=0, echo=lambda line: None) == \
+        ["job 6: ENDED", "job 7: loss became nan"]
 
 
 @pytest.mark.slow
@@ -298,7 +470,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tin
         # calls checkpoint() and requeues, and the local controller restarts the task. (LocalJob._interrupt
         # signals the controller instead, which in submitit 1.5.4 has no handler for it and just dies.)
         os.kill(int((runs / "PAUSED").read_text()), signal.SIGUSR2)
-        assert slurm.wait_for_jobs([job], poll_s=0.5, echo=lambda line: None) == []
+        assert slurm.wait_for_jobs([job], "local", poll_s=0.5, echo=lambda line: None) == []
         log = job.stdout() + (job.stderr() or "")
         assert "this job is preempted" in log and "Requeued" in log, log
     finally:

@@ -627,18 +627,21 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         cluster = "slurm" if launcher == "slurm" else "local"
         submitted = submit_suite(suite, planned, runs, options, cluster, echo=click.echo)
         if no_wait:
-            click.echo(f"submitted {len(submitted)} job(s); wsbench suite {spec} --launcher {launcher} --status "
-                       "shows their state, wsbench leaderboard the tables")
+            click.echo(f"{len(submitted)} job(s) queued or running; wsbench suite {spec} --launcher {launcher} "
+                       "--status shows their state, wsbench leaderboard the tables")
             return
-        failures = wait_for_jobs(submitted, poll_s=10.0 if cluster == "slurm" else 0.5, echo=click.echo)
-        from .suite import suite_record
+        wait_for_jobs(submitted, cluster, poll_s=10.0 if cluster == "slurm" else 0.5, echo=click.echo)
+        from .suite import distill_stages, suite_record
 
         planned = plan_suite(suite, runs, seed_list, overrides)
         records = [suite_record(p) for p in planned if p.done is not None]
-        failures += [f"{p.label}: not finished" for p in planned if p.done is None]
-        if suite.distill is not None or any(r.distill is not None for r in suite.runs):
-            click.echo("note: distill stages are not submitted as jobs; run wsbench suite SPEC without --launcher "
-                       "(its finished runs are skipped) to distill them")
+        # each unfinished run once, with its job's state and error
+        failures = [f"{label}: {state}" for label, state in job_states(suite, planned, runs)
+                    if not state.startswith("done (")]
+        finished = [(p, p.done) for p in planned if p.done is not None]
+        # the jobs ran the distill stages (a failed one failed its job): collect them
+        distilled = distill_stages(suite, finished, runs, overrides, click.echo, execute=False)
+        records += distilled
     click.echo("")
     _print_suite_tables(records, suite.tables, suite, runs)
     if failures:

@@ -1,25 +1,31 @@
 """``wsbench suite SPEC --jobs N``: up to N runs of a suite at once on one machine.
 
 Each of the N *slots* is a worker process (``spawn``, so no CUDA or thread state is inherited)
-that runs whole *classifier groups* (:attr:`wsbench.suite.PlannedRun.group`) one run after the
-other through :func:`wsbench.pipeline.execute`, exactly as the sequential suite does: the first run
-of a group trains the shared classifier and the others reuse it instead of waiting on its lock
-(the lock in :func:`wsbench.train.obtain_classifier` still guards two groups that meet, and other
-suites or ``wsbench run`` processes writing to the same runs directory).
+that runs one run after another through :func:`wsbench.pipeline.execute`, exactly as the
+sequential suite does. Runs sharing a classifier (a *classifier group*,
+:attr:`wsbench.suite.PlannedRun.group`) wait for the group's first run, which trains it, and then
+run on any free slot, reusing it instead of waiting on its lock (:class:`_Schedule`; the lock in
+:func:`wsbench.train.obtain_classifier` still guards other suites or ``wsbench run`` processes
+writing to the same runs directory). Every cache the runs read, the flows of the temporal
+stability score included, is built by this process before the slots start (:func:`warm_caches`).
 
 Devices: with ``--device cuda`` (or ``auto`` with GPUs present) slot ``i`` sees only GPU
 ``i mod G`` (``CUDA_VISIBLE_DEVICES``, round-robin over the visible GPUs, so N > G shares GPUs);
 on the CPU the cores are divided between the slots (``torch.set_num_threads`` and
 ``OMP_NUM_THREADS`` = cores // N, at least 1). A run that fails is reported and the others go on.
+Workers end with the suite process, also when it is killed (:func:`_exit_with_parent`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
 import dataclasses
 import multiprocessing
 import os
-import queue
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -91,8 +97,40 @@ def slot_setups(jobs: int, device: str, threads: int | None = None) -> list[Slot
     return [SlotSetup({**cpu_env, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}, per_slot) for i in range(jobs)]
 
 
-def _init_slot(setup: SlotSetup) -> None:
-    """Worker start: apply the slot's environment before torch picks a device or thread count."""
+#: prctl option: the signal this process gets when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the suite process ``parent`` dies (``kill -9`` included), instead of
+    finishing its run and then waiting forever for work.
+
+    On Linux the kernel sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread looks
+    at the parent pid every second.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = sys.platform.startswith("linux") and libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if armed:
+        return
+
+    def watch() -> None:  # pragma: no cover - not Linux
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="wsbench-parent-watch").start()
+
+
+def _init_slot(setup: SlotSetup, parent: int | None = None) -> None:
+    """Worker start: exit with the suite process ``parent``; apply the slot's environment before torch
+    picks a device or thread count."""
+    if parent is not None:
+        _exit_with_parent(parent)
     os.environ.update(setup.env)
     if setup.threads is not None:
         import torch
@@ -132,7 +170,6 @@ def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) 
     """
     from .data.cache import prepare
     from .device import resolve_device
-    from .methods import create_trainer
     from .pipeline import resolve
 
     seen: set[tuple[Any, ...]] = set()
@@ -142,21 +179,53 @@ def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) 
             continue
         spec = item.run_spec
         resolved = resolve(spec, resolve_device(spec.device).type)
-        recipe, fusion = resolved.recipe, resolved.fusion
-        flows = create_trainer(resolved.method).clip_length() > 1 or bool(
-            fusion is not None and fusion.neighbours > 0 and fusion.warp)
+        recipe = resolved.recipe
+        # every run reads flows: clip training and fusion, and always the temporal stability score
         key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), recipe.bg_threshold,
-               recipe.bg_morph, spec.cache_dir, (recipe.flow, repr(recipe.flow_options())) if flows else None)
+               recipe.bg_morph, spec.cache_dir, recipe.flow, repr(recipe.flow_options()))
         if key in seen:
             continue
         seen.add(key)
         data = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
                        bg_morph=recipe.bg_morph)
-        if flows:
-            data.flows(recipe.flow, **recipe.flow_options())
+        data.flows(recipe.flow, **recipe.flow_options())
     if seen:
         echo(f"caches ready for {len(seen)} data/flow configuration(s) ({time.perf_counter() - started:.0f} s)")
     return len(seen)
+
+
+class _Schedule:
+    """Which run a free slot takes next.
+
+    The first run of each classifier group trains the group's classifier; the group's other runs
+    reuse it, so they wait until that run has ended and then go to any free slot (not all to the
+    slot of the first run, which left the other slots idle at the end of a suite). First runs come
+    first, those of the largest groups earliest, as they release the most work.
+
+    Args:
+        groups: the runs still to do, grouped by :attr:`wsbench.suite.PlannedRun.group`, each in
+            spec order.
+    """
+
+    def __init__(self, groups: list[list[PlannedRun]]) -> None:
+        ordered = sorted((g for g in groups if g), key=lambda g: -len(g))
+        self._ready = [g[0] for g in ordered]
+        self._waiting = {g[0].index: g[1:] for g in ordered}  # a first run's index: the runs after it
+        self._changed = threading.Condition()
+
+    def take(self) -> PlannedRun | None:
+        """The next run, waiting while the only runs left wait on a running first run; ``None`` when
+        nothing is left for this slot."""
+        with self._changed:
+            while not self._ready and any(self._waiting.values()):
+                self._changed.wait()
+            return self._ready.pop(0) if self._ready else None
+
+    def done(self, item: PlannedRun) -> None:
+        """``item`` ended (finished or failed): the runs of its group that waited on it are ready."""
+        with self._changed:
+            self._ready += self._waiting.pop(item.index, [])
+            self._changed.notify_all()
 
 
 def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: list[SlotSetup],
@@ -185,44 +254,38 @@ def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: l
     for item in planned:
         if item.done is None:
             groups.setdefault(item.group, []).append(item)
-    # the largest groups first, so that the longest chains of one slot start earliest
-    work: queue.Queue[list[PlannedRun]] = queue.Queue()
-    for group in sorted(groups.values(), key=lambda g: -len(g)):
-        work.put(group)
+    schedule = _Schedule(list(groups.values()))
     failures: dict[int, Failure] = {}
     lock = threading.Lock()
     context = multiprocessing.get_context("spawn")
 
     def slot(setup: SlotSetup) -> None:
         pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
-                                                      initargs=(setup,))
+                                                      initargs=(setup, os.getpid()))
         try:
-            while True:
+            while (item := schedule.take()) is not None:
+                with lock:
+                    echo(f"{item.label}: running")
                 try:
-                    group = work.get_nowait()
-                except queue.Empty:
-                    return
-                for item in group:
-                    with lock:
-                        echo(f"{item.label}: running")
-                    try:
-                        status, value = pool.submit(_run_one, item.run_spec, runs_dir).result()
-                    except concurrent.futures.process.BrokenProcessPool:  # the worker died (killed, segfault)
-                        status, value = "error", "the worker process died (killed or crashed)"
-                        pool.shutdown(wait=False)
-                        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
-                                                                      initargs=(setup,))
-                    with lock:
-                        if status == "ok":
-                            records[item.index] = value
-                            echo(finished_line(item.label, value))
-                        else:
-                            failures[item.index] = Failure(item.label, value)
-                            echo(f"{item.label}: FAILED: {value}")
+                    status, value = pool.submit(_run_one, item.run_spec, runs_dir).result()
+                except concurrent.futures.process.BrokenProcessPool:  # the worker died (killed, segfault)
+                    status, value = "error", "the worker process died (killed or crashed)"
+                    pool.shutdown(wait=False)
+                    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_init_slot,
+                                                                  initargs=(setup, os.getpid()))
+                with lock:
+                    if status == "ok":
+                        records[item.index] = value
+                        echo(finished_line(item.label, value))
+                    else:
+                        failures[item.index] = Failure(item.label, value)
+                        echo(f"{item.label}: FAILED: {value}")
+                schedule.done(item)
         finally:
             pool.shutdown(wait=True)
 
-    threads = [threading.Thread(target=slot, args=(setups[i],), daemon=True) for i in range(min(jobs, len(groups)))]
+    todo = sum(len(g) for g in groups.values())
+    threads = [threading.Thread(target=slot, args=(setups[i],), daemon=True) for i in range(min(jobs, todo))]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -225,7 +226,11 @@ def load_spec(path: str | Path) -> SuiteSpec:
                             "keep one")
     runs = [SuiteRun(**dict(entry, recipe=_recipe_table(entry.get("recipe", {}), path, f"runs[{i}].recipe")))
             for i, entry in enumerate(raw["runs"])]
-    return SuiteSpec(name=raw.get("name", path.stem), path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
+    name = raw.get("name", path.stem)
+    if not _PLAIN_NAME.fullmatch(name):  # it names RUNS_DIR/jobs/<name>.json and SLURM job names
+        raise UserError(f"{path}: name = {name!r} is not a plain file name (letters, digits, space, _ . + -; "
+                        "not starting with '.' or a space)" + ("" if "name" in raw else "; set name in the spec"))
+    return SuiteSpec(name=name, path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
                      seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs,
                      recipe=_recipe_table(raw.get("recipe", {}), path, "recipe"),
                      dataset_options=dict(raw.get("datasets_options", {})),
@@ -233,6 +238,10 @@ def load_spec(path: str | Path) -> SuiteSpec:
                      evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
                      slurm=dict(raw.get("slurm", {})), distill=raw.get("distill"),
                      sweep={m: dict(g) for m, g in raw.get("sweep", {}).items()})
+
+
+#: a spec name: one plain file name (no folder, no '..', no control or shell characters)
+_PLAIN_NAME = re.compile(r"\w[\w .+-]{0,99}(?<! )")
 
 
 def _recipe_table(value: Any, path: Path, where: str) -> dict[str, Any]:
@@ -496,32 +505,40 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
 
 
 def distill_stages(spec: SuiteSpec, finished: list[tuple[PlannedRun, RunRecord]], runs_dir: Path,
-                   overrides: dict[str, Any] | None = None,
-                   echo: Callable[[str], None] = print) -> list[RunRecord]:
+                   overrides: dict[str, Any] | None = None, echo: Callable[[str], None] = print,
+                   execute: bool = True) -> list[RunRecord]:
     """The distill stages the spec asks for, one after another, once the planned runs are finished.
 
     Args:
         spec: the suite.
         finished: each planned run (:func:`plan_suite`) with its finished record.
         runs_dir, overrides, echo: as :func:`run_suite`.
+        execute: ``False`` only collects the stages finished before (a launcher's jobs ran them)
+            and leaves out the others.
 
     Returns:
         The distilled runs' records (finished now or before).
     """
-    return [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, echo)
-            for planned, record in finished
-            if planned.run is not None and _distill_options(spec, planned.run) is not None]
+    stages = [_distill_stage(spec, planned.run, record, runs_dir, overrides or {}, echo, execute)
+              for planned, record in finished
+              if planned.run is not None and _distill_options(spec, planned.run) is not None]
+    return [r for r in stages if r is not None]
 
 
 def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: Path, overrides: dict[str, Any],
-                   echo: Callable[[str], None]) -> RunRecord:
-    """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists)."""
-    from .distill import distill_once, distill_recipe
+                   echo: Callable[[str], None], execute: bool = True) -> RunRecord | None:
+    """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists;
+    ``None`` when there is none and ``execute`` is false)."""
+    from .distill import distill_hash, distill_once, distill_recipe, is_distilled
 
     options = dict(_distill_options(spec, run) or {})
     recipe = distill_recipe(options.pop("recipe", "cpu"), **options)
     seed = int(source.config.get("seed", 0))
     label = f"distill {source.run_id} seed {seed}"
+    if not execute:
+        wanted = distill_hash(source, recipe, seed)
+        done = [r for r in iter_runs(runs_dir) if is_distilled(r) and r.config.get("config_hash") == wanted]
+        return done[-1] if done else None
     record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
                                overrides.get("cache_dir"))
     iou = (record.result or {}).get("metrics", {}).get("iou_illegal")
