@@ -465,11 +465,15 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
 
 def _print_stages(records, fmt: str, out: Path | None) -> None:
     """``--table stages`` (wsbench.stages): distilled runs only."""
+    from .methods import complete_method_info
     from .stages import stages_table
 
     if fmt == "latex":
         raise UserError("--table stages: use --format markdown, csv or json")
-    text = stages_table(records, fmt)
+    records = list(records)
+    sources = complete_method_info(r for r in records if "distill" not in r.config)  # source runs recorded before
+    # config.json kept method_info
+    text = stages_table(sources + [r for r in records if "distill" in r.config], fmt)
     if out is None:
         click.echo(text.rstrip("\n"))
     else:

@@ -537,6 +537,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     from .data.cache import prepare
     from .evaluate import evaluate_maps, split_iou
     from .inference import load_run, open_data
+    from .report import SOURCE_KEYS
 
     started = time.perf_counter()
     _check_recipe(recipe)
@@ -568,12 +569,15 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         "recipe": recipe_config, "fusion": None,
         "distill": {"source_run": trained.run_id, "source_config_hash": src_result.get("config_hash"),
                     "source_method": src_result.get("method", src_config["method"]),
-                    "source_threshold": trained.threshold},
+                    "source_threshold": trained.threshold,
+                    # what the stages table groups by, as the comparison does (wsbench.report.latest_runs)
+                    "source_config": {k: src_config[k] for k in SOURCE_KEYS if k in src_config}},
         "config_hash": distill_hash(trained.record, recipe, seed),
         "data_fingerprint": src_config.get("data_fingerprint"),
         "environment": _environment(),
     }
-    for key in ("dataset_options", "resplit", "dataset_info"):  # as the source recorded them (tables group by them)
+    for key in ("dataset_options", "resplit", "dataset_info", "data_content", "data_parts"):  # as the source
+        # recorded them (tables group by them, a reopened run checks them)
         if key in src_config:
             config[key] = src_config[key]
     run_id = None
