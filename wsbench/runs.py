@@ -156,7 +156,7 @@ RESULT_SCHEMA = Record({
                        "pseudo_labels_train": Record({"iou_illegal": _UNIT}, extra=AnyValue()),
                        "image_size": ListOf(Int(1), length=2)},
                       required=("source_run", "source_method", "image_size"), extra=AnyValue()),
-}, required=("method", "metrics"), extra=AnyValue())
+}, required=("method", "dataset", "seed", "metrics"), extra=AnyValue())
 
 
 def check_record(config: Any, result: Any, path: str | os.PathLike) -> None:
