@@ -231,12 +231,12 @@ def parse_spec(raw: dict[str, Any], path: str | Path) -> SuiteSpec:
                      evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
                      slurm=dict(raw.get("slurm", {})), distill=raw.get("distill"))
     for i, run in enumerate(runs):
-        options = _distill_options(spec, run)
-        if options is not None:
+        stage = _distill_options(spec, run)
+        if stage is not None:
             from .distill import distill_recipe
 
             try:
-                distill_recipe(options.pop("recipe", "cpu"), **options)
+                distill_recipe(stage.pop("recipe", "cpu"), **stage)
             except UserError as err:
                 raise UserError(f"{path}: distill stage of runs[{i}]: {err}") from None
     return spec
