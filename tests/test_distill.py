@@ -248,14 +248,14 @@ def _fake(runs: Path, seed: int, cam: float, pseudo: float, seg: float, method: 
     from .test_report import fake_run
 
     source = source or fake_run(runs, method, seed, cam, **options)
-    config = {"method": f"{method}-distill", "dataset": "synthetic-belt", "seed": seed,
+    config = {"method": f"{method}-distill", "dataset": source.config["dataset"], "seed": seed,
               "config_hash": f"h{source.run_id}{seed}",
               "recipe": {"architecture": "Unet", "encoder": "tu-resnet18", "image_size": [32, 32]},
               "distill": {"source_run": source.run_id, "source_method": method,
                           "source_config": {k: source.config[k] for k in SOURCE_KEYS if k in source.config}}}
     record = create_run(runs, config)
     return finish_run(record, {
-        "run_id": record.run_id, "method": f"{method}-distill", "dataset": "synthetic-belt", "seed": seed,
+        "run_id": record.run_id, "method": f"{method}-distill", "dataset": config["dataset"], "seed": seed,
         "config_hash": config["config_hash"], "metrics": {"iou_illegal": seg, "threshold": 0.5},
         "timings": {"maps_frames_per_second": 100.0 + seed},
         "distill": {"source_run": source.run_id, "source_method": method, "source_seed": source.config["seed"],

@@ -487,10 +487,11 @@ def load_distilled(record: RunRecord, device: str = "auto") -> DistilledRun:
                         "wsbench distill ... --resume")
     recipe = distill_recipe("cpu", f"{record.path / 'config.json'}: recipe",
                             **{k: v for k, v in record.config["recipe"].items() if k != "pretrained"})
-    net = SegmenterNet(recipe)
     weights = record.path / "segmenter.pt"
+    state = load_torch(weights)  # before the network is built: a missing or junk file is refused at once
+    net = SegmenterNet(recipe)
     try:
-        net.load_state_dict(load_torch(weights))
+        net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         raise UserError(f"{weights}: does not fit the recorded segmenter ({type(err).__name__})") from None
     torch_device = resolve_device(device)

@@ -126,7 +126,8 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     config = record.config
     method = create_method(config["method"], **config.get("method_options", {}))
     values = recorded_fields(config["recipe"])  # runs made before the loss weights moved to the methods too
-    values["image_size"] = tuple(values["image_size"])
+    if "image_size" in values:
+        values["image_size"] = tuple(values["image_size"])
     recipe = Recipe(**values)
     fusion = Fusion(**result["fusion"]) if result.get("fusion") else None
     weights = _classifier_weights(record)
@@ -201,9 +202,10 @@ def data_fingerprint(index: Any, recipe: Recipe, splits: bool = True) -> str:
                         "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}, 16)
 
 
-def data_parts(index: Any, recipe: Recipe) -> dict[str, str]:
+def data_parts(index: Any, recipe: Recipe) -> dict[str, str | None]:
     """Fingerprints of the parts of a run's data (``config.json``'s ``data_parts``), so that a reopened run
-    can say which part changed: ``frames`` (the files alone), ``masks`` (frames and GT masks), ``flow``."""
+    can say which part changed: ``frames`` (the files alone), ``masks`` (frames and GT masks), ``flow``
+    (``None`` for computed flow)."""
     return {"frames": index.fingerprint(splits=False), "masks": index.fingerprint(masks=True, splits=False),
             "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}
 

@@ -120,18 +120,23 @@ _RECIPE.fields.update({k: AnyValue() for k in MOVED_TO_METHODS})
 #: readers of the record rely on
 _DISTILL_RECIPE = Record({"architecture": Str(), "encoder": Str(), "image_size": ListOf(Int(1), length=2)},
                          extra=AnyValue())
-#: config.json: the keys readers rely on and their types (old records lack some of the optional ones)
-CONFIG_SCHEMA = Record({
+_CONFIG_FIELDS = {
     "method": Str(), "method_options": _ANY_MAP, "dataset": Str(), "data_root": Optional(Str()),
     "split_seed": _SEED, "seed": _SEED, "recipe": _ANY_MAP, "fusion": Optional(FUSION_SCHEMA),
     "dataset_options": _ANY_MAP,
     "cam_inference": Optional(Record({"scales": ListOf(Number(lo=1e-6, hi=MAX_CAM_SCALE), min_len=1),
                                       "flip": Bool()}, required=("scales", "flip"))),
-    "config_hash": Str(), "data_fingerprint": Str(), "data_content": Str(), "data_parts": MapOf(Str()),
+    "config_hash": Str(), "data_fingerprint": Str(), "data_content": Str(), "data_parts": MapOf(Optional(Str())),
     "classifier": Record({"method": Str(), "options": _ANY_MAP}, extra=AnyValue()), "dataset_info": _ANY_MAP,
     "label": Optional(Str()), "environment": _ANY_MAP, "method_info": _METHOD_INFO, "resplit": Bool(),
-    "distill": Record({"source_run": Str(), "source_method": Str()}, required=("source_run", "source_method"),
-                      extra=AnyValue()),
+}
+#: config.json: the keys readers rely on and their types (old records lack some of the optional ones); a
+#: distilled run's ``distill.source_config`` is its source run's config (what the stages table groups by)
+CONFIG_SCHEMA = Record({
+    **_CONFIG_FIELDS,
+    "distill": Record({"source_run": Str(), "source_method": Str(),
+                       "source_config": Record(_CONFIG_FIELDS, required=("method", "dataset"), extra=AnyValue())},
+                      required=("source_run", "source_method"), extra=AnyValue()),
 }, extra=AnyValue())
 #: what a finished run's config.json must have (an unfinished one may still be half-made)
 _FINISHED_CONFIG = ("method", "dataset", "seed", "recipe")
@@ -173,6 +178,9 @@ def check_record(config: Any, result: Any, path: str | os.PathLike) -> None:
         distilled = "distill" in config
         if "recipe" in config:
             (_DISTILL_RECIPE if distilled else _RECIPE).check(config["recipe"], path / CONFIG_FILE, "recipe")
+        source = config["distill"].get("source_config") if distilled else None
+        if source is not None and "recipe" in source:
+            _RECIPE.check(source["recipe"], path / CONFIG_FILE, "distill.source_config.recipe")
         if result is None:
             return
         missing = [key for key in _FINISHED_CONFIG if key not in config]

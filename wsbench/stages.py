@@ -44,13 +44,13 @@ def _as_sample(record: RunRecord, sources: dict[str, RunRecord]) -> RunRecord:
     """
     config, result = record.config, record.result or {}
     info = result["distill"]
-    source = config["distill"].get("source_config")
-    if not isinstance(source, dict):
-        found = sources.get(str(info["source_run"]))
-        source = dict(found.config) if found is not None else {
-            **{k: config.get(k) for k in ("dataset", "data_root", "dataset_options", "resplit", "split_seed",
-                                          "data_fingerprint", "data_content")},
-            "method": info["source_method"], "method_info": {"display_name": info["source_method"]}}
+    found = sources.get(str(info["source_run"]))
+    source = config["distill"].get("source_config") or (dict(found.config) if found is not None else {
+        **{k: config.get(k) for k in ("dataset", "data_root", "dataset_options", "resplit", "split_seed",
+                                      "data_fingerprint", "data_content")}, "method": info["source_method"]})
+    if "method_info" not in source:  # a source recorded before config.json kept it: its name stands for it
+        source = {**source, "method_info": (found.config.get("method_info") if found is not None else None)
+                  or {"display_name": info["source_method"]}}
     seed = [info.get("source_seed", source.get("seed")), result.get("seed", config.get("seed"))]
     sample = {**source, "dataset": config.get("dataset", source.get("dataset")), "seed": seed,
               "segmenter": config.get("recipe") or {}}
