@@ -131,6 +131,11 @@ def test_a_reopened_run_refuses_swapped_splits(tmp_path):
     _one_line_error(_invoke(["distill", "--run", run, "--recipe", "smoke", "--runs-dir", runs, "-q"]), changed)
     _one_line_error(_invoke(["export", "--run", run, "--out", tmp_path / "x", "-q"]), changed)
     _one_line_error(_invoke(["figures", "--runs-dir", runs, "--out", tmp_path / "fig", "-q"]), changed)
+    segmented = _invoke(["segment", "--run", run, _frames(tmp_path / "new"), "--out", tmp_path / "seg", "-q"])
+    assert segmented.exit_code == 0 and "new frames" in segmented.output, segmented.output  # new data is the point
+    info = json.loads((tmp_path / "seg" / "segment.json").read_text())
+    recorded = json.loads((run / "config.json").read_text())["data_fingerprint"]
+    assert info["input_is_new_data"] is True and info["run_data_fingerprint"] == recorded
     opened = open_run(run)  # opening works (segmenting new frames needs no data set) ...
     with pytest.raises(UserError, match=r"which split each video is in"):
         _ = opened.data  # ... reading the run's data set does not

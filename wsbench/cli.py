@@ -862,7 +862,8 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     trained = load_distilled(distilled, device) if distilled else load_run(run, _runs_dir(runs_dir), device)
     summary = segment_file(trained, input_path, out, save_overlays=save_overlays, **options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
-               + (f", overlay video {overlay_video}" if overlay_video else ""))
+               + (f", overlay video {overlay_video}" if overlay_video else "")
+               + " (new frames: the run's own data set is not read or checked; segment.json records both)")
 
 
 # -- data: flow files and downloads (SERUSO / WS²) ----------------------------------------------
