@@ -779,9 +779,9 @@ def test_run_ids_are_unique_even_when_names_collide(tmp_path, monkeypatch):
 def test_leaderboard_ignores_half_written_runs(tmp_path):
     runs = tmp_path / "runs"
     finished = {"run_id": "r5", "method": "cam", "dataset": "belt", "seed": 0, "config_hash": "h",
-                "metrics": {"iou_illegal": 0.4321}, "baselines": {"all_foreground": {"iou_illegal": 0.2}},
-                "config": {"method_options": {}}}
-    atomic_write_json(runs / "r5" / "config.json", {"method": "cam", "dataset": "belt"})
+                "metrics": {"iou_illegal": 0.4321, "threshold": 0.5},
+                "baselines": {"all_foreground": {"iou_illegal": 0.2}}, "config": {"method_options": {}}}
+    atomic_write_json(runs / "r5" / "config.json", {"method": "cam", "dataset": "belt", "seed": 0, "recipe": {}})
     atomic_write_json(runs / "r5" / "result.json", finished)
     atomic_write_json(runs / "r1" / "config.json", {"method": "gradcam"})  # still running
     atomic_write_json(runs / "r2" / "config.json", {"method": "f2f"})
