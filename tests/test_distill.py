@@ -225,7 +225,7 @@ def test_leaderboard_stages_and_paper_tables(source, distilled):
     runs, _, _ = source
     result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--table", "stages"])
     assert result.exit_code == 0, result.output
-    assert "Two stages" in result.output and "| cam " in result.output
+    assert "Two stages" in result.output and "| CAM " in result.output
     result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--table", "comparison"])
     assert result.exit_code == 0 and "distill" not in result.output  # distilled runs have their own table
 
@@ -238,20 +238,30 @@ def test_export_refuses_a_distilled_run(source, distilled, tmp_path):
     assert result.exit_code != 0 and "is a distilled run" in result.output and "Traceback" not in result.output
 
 
-def _fake(runs: Path, seed: int, cam: float, pseudo: float, seg: float, method: str = "cam") -> None:
+def _fake(runs: Path, seed: int, cam: float, pseudo: float, seg: float, method: str = "cam", source=None,
+          **options):
+    """A finished distilled run (as distill() records it, made-up numbers) of a fake source run (see
+    tests/test_report.py's fake_run) of ``method`` with ``seed``, or of ``source``."""
+    from wsbench.report import SOURCE_KEYS
     from wsbench.runs import create_run, finish_run
 
-    config = {"method": f"{method}-distill", "dataset": "synthetic-belt", "seed": seed,
-              "config_hash": f"h{method}{seed}", "recipe": {"architecture": "Unet", "encoder": "tu-resnet18"},
-              "distill": {"source_run": f"src{seed}", "source_method": method}}
+    from .test_report import fake_run
+
+    source = source or fake_run(runs, method, seed, cam, **options)
+    config = {"method": f"{method}-distill", "dataset": source.config["dataset"], "seed": seed,
+              "config_hash": f"h{source.run_id}{seed}",
+              "recipe": {"architecture": "Unet", "encoder": "tu-resnet18", "image_size": [32, 32]},
+              "distill": {"source_run": source.run_id, "source_method": method,
+                          "source_config": {k: source.config[k] for k in SOURCE_KEYS if k in source.config}}}
     record = create_run(runs, config)
-    finish_run(record, {"run_id": record.run_id, "method": f"{method}-distill", "dataset": "synthetic-belt",
-                        "seed": seed, "config_hash": config["config_hash"], "metrics": {"iou_illegal": seg},
-                        "timings": {"maps_frames_per_second": 100.0 + seed},
-                        "distill": {"source_method": method, "source_seed": seed, "source_iou_illegal": cam,
-                                    "source_maps_frames_per_second": 50.0,
-                                    "pseudo_labels_train": {"iou_illegal": pseudo, "frames": 10}},
-                        "config": config})
+    return finish_run(record, {
+        "run_id": record.run_id, "method": f"{method}-distill", "dataset": config["dataset"], "seed": seed,
+        "config_hash": config["config_hash"], "metrics": {"iou_illegal": seg, "threshold": 0.5},
+        "timings": {"maps_frames_per_second": 100.0 + seed},
+        "distill": {"source_run": source.run_id, "source_method": method, "source_seed": source.config["seed"],
+                    "source_iou_illegal": cam, "source_maps_frames_per_second": 50.0,
+                    "pseudo_labels_train": {"iou_illegal": pseudo, "frames": 10}, "image_size": [32, 32]},
+        "config": config})
 
 
 def test_stages_table_from_stored_records(tmp_path):
@@ -262,14 +272,14 @@ def test_stages_table_from_stored_records(tmp_path):
     _fake(runs, 0, 0.30, 0.40, 0.50)
     _fake(runs, 1, 0.34, 0.44, 0.60)
     _fake(runs, 0, 0.20, 0.25, 0.10, method="tccam")
-    df = stages_frame(iter_runs(runs))
-    assert len(df) == 3
+    df, notes = stages_frame(iter_runs(runs))
+    assert len(df) == 3 and notes == []
     text = stages_table(iter_runs(runs))
-    cam_row = next(line for line in text.splitlines() if line.startswith("| cam "))
+    cam_row = next(line for line in text.splitlines() if line.startswith("| CAM "))
     # mean ± sample std over the two seeds, ×100
     assert "32.00 ± 2.83" in cam_row and "42.00 ± 2.83" in cam_row and "55.00 ± 7.07" in cam_row
     assert "100.5 ± 0.7" in cam_row and "50.0" in cam_row
-    tccam_row = next(line for line in text.splitlines() if line.startswith("| tccam "))
+    tccam_row = next(line for line in text.splitlines() if line.startswith("| TC-CAM "))
     assert "20.00" in tccam_row and "10.00" in tccam_row and "±" not in tccam_row
     csv = stages_table(iter_runs(runs), "csv")
     assert csv.splitlines()[0].startswith("dataset,method,runs,cam_mean,cam_std")
@@ -282,7 +292,7 @@ def test_leaderboard_writes_the_stages_table_to_a_file(tmp_path):
     out = tmp_path / "stages.md"
     result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--table", "stages", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"wrote {out}" in result.output and "| cam " in out.read_text()
+    assert f"wrote {out}" in result.output and "| CAM " in out.read_text()
 
 
 def test_stages_module_imports_no_torch():

@@ -276,13 +276,36 @@ def _in_classifier(name: str, content: bytes) -> Callable[[Path], None]:
     return damage
 
 
+def _records(runs: Path, *metrics: object) -> None:
+    """Finished runs r1, r2, ... of ``cam`` on a data set ``belt`` with these ``metrics`` (made-up numbers)."""
+    for i, values in enumerate(metrics, 1):
+        atomic_write_json(runs / f"r{i}" / "config.json", {"method": "cam", "dataset": "belt", "seed": i, "recipe": {}})
+        (runs / f"r{i}" / "result.json").write_text(json.dumps(  # NaN and Infinity: what a foreign tool may write
+            {"method": "cam", "dataset": "belt", "seed": i, "metrics": values, "config": {}}))
+
+
 def _bad_record(data: Path) -> list[str]:
     """Two finished runs, one of whose result.json has metrics of the wrong type."""
+    _records(data.parent / "runs", {"iou_illegal": 0.4321, "threshold": 0.5}, [0.9])
+    return ["leaderboard", "--runs-dir", str(data.parent / "runs")]
+
+
+def _bad_metric(value: float) -> Callable[[Path], list[str]]:
+    """A good run and one whose illegal IoU is ``value``; the leaderboard with intervals."""
+    def make(data: Path) -> list[str]:
+        _records(data.parent / "runs", {"iou_illegal": 0.4321, "threshold": 0.5}, {"iou_illegal": value,
+                                                                                      "threshold": 0.5})
+        return ["leaderboard", "--ci", "--runs-dir", str(data.parent / "runs")]
+    return make
+
+
+def _foreign_folder(data: Path) -> list[str]:
+    """A good run and a foreign folder whose config.json has two keys and whose result.json looks like a result."""
     runs = data.parent / "runs"
-    for run, metrics in (("r1", {"iou_illegal": 0.4321}), ("r2", [0.9])):
-        atomic_write_json(runs / run / "config.json", {"method": "cam", "dataset": "belt", "seed": int(run[1])})
-        atomic_write_json(runs / run / "result.json", {"method": "cam", "dataset": "belt", "seed": int(run[1]),
-                                                       "metrics": metrics, "config": {}})
+    _records(runs, {"iou_illegal": 0.4321, "threshold": 0.5})
+    atomic_write_json(runs / "notes" / "config.json", {"method": "mine", "dataset": "belt"})
+    atomic_write_json(runs / "notes" / "result.json", {"method": "mine", "dataset": "belt", "seed": 0,
+                                                       "metrics": {"iou_illegal": 0.99, "threshold": 0.5}})
     return ["leaderboard", "--runs-dir", str(runs)]
 
 
@@ -331,6 +354,45 @@ def _inside_data(option: str, where: str) -> Callable[[Path], list[str]]:
         write_video_folder(data)
         return _vf([option, str(data / where), *(["-q"] if option == "--runs-dir" else [])])(data)
     return make
+
+
+def _null_threshold(data: Path) -> list[str]:
+    _records(data.parent / "runs", {"iou_illegal": 0.4321, "threshold": None})
+    return ["export", "--run", str(data.parent / "runs" / "r1"), "--out", str(data.parent / "out")]
+
+
+def _distilled_without_distill(data: Path) -> list[str]:
+    write_video_folder(data)
+    run = data.parent / "runs" / "r1"
+    config = {"method": "cam-distill", "dataset": "belt", "seed": 0, "distill": {"source_run": "r0",
+                                                                                  "source_method": "cam"},
+              "recipe": {"architecture": "Unet", "encoder": "tu-resnet10t", "image_size": [32, 32]}}
+    atomic_write_json(run / "config.json", config)
+    atomic_write_json(run / "result.json", {"method": "cam-distill", "dataset": "belt", "seed": 0,
+                                            "metrics": {"iou_illegal": 0.5, "threshold": 0.5}, "config": config})
+    return ["segment", "--run", str(run), str(data / "before" / "vid0"), "--out", str(data.parent / "seg")]
+
+
+def _reopened(change: Callable[[Path], None], command: Callable[[Path, Path], list[str]]
+              ) -> Callable[[Path], list[str]]:
+    """Train a tiny run on a video folder, ``change`` the data, then reopen the run with ``command(data, run)``."""
+    def make(data: Path) -> list[str]:
+        write_video_folder(data, splits={"train": ["vid0"], "val": ["vid1"], "test": ["vid2"]})
+        runs = data.parent / "runs"
+        trained = _invoke(CliRunner(), [*_vf()(data), "--runs-dir", str(runs), "-q", *TINY])
+        assert trained.exit_code == 0, trained.output
+        (run,) = [p for p in runs.iterdir() if (p / "result.json").is_file()]
+        change(data)
+        return command(data, run)
+    return make
+
+
+def _swap_train_test(data: Path) -> None:
+    (data / "splits.json").write_text(json.dumps({"train": ["vid2"], "val": ["vid1"], "test": ["vid0"]}))
+
+
+def _edit_mask(data: Path) -> None:
+    os.utime(data / "masks" / "before" / "vid1" / "frame_0002.png", ns=(7, 7))
 
 
 CASES = [
@@ -469,6 +531,32 @@ CASES = [
          "is inside the data root", run_options=False),
     Case("--cache-dir inside the data root", _inside_data("--cache-dir", "before/vid0"),
          "is inside the data root"),
+    # records: complete and finite, or skipped; a reopened run proves its data (issue 25)
+    Case("a result.json with a NaN illegal IoU", _bad_metric(float("nan")),
+         "metrics.iou_illegal: expected a number in 0..1, got a number (nan)", ok=True, tiny=False, run_options=False,
+         summary=True),
+    Case("a result.json with an illegal IoU of 1e308", _bad_metric(1e308),
+         "metrics.iou_illegal: expected a number in 0..1, got a number (1e+308)", ok=True, tiny=False,
+         run_options=False, summary=True),
+    Case("a foreign folder in the runs directory with a two-key config.json", _foreign_folder,
+         "config.json: missing key 'seed'", ok=True, tiny=False, run_options=False, summary=True),
+    Case("a result.json with a null threshold", _null_threshold,
+         "result.json: metrics.threshold: expected a number in 0..1, got null", tiny=False, run_options=False),
+    Case("a distilled run's result.json without distill", _distilled_without_distill,
+         "result.json: missing key 'distill'", tiny=False, run_options=False),
+    Case("splits.json with train and test swapped after the run", _reopened(
+        _swap_train_test, lambda data, run: ["distill", "--run", str(run), "--recipe", "smoke"]),
+         "the data changed since the run was made: which split each video is in", tiny=False),
+    Case("a GT mask edited after the run", _reopened(
+        _edit_mask, lambda data, run: ["export", "--run", str(run), "--out", str(data.parent / "out")]),
+         "the data changed since the run was made: its GT masks", tiny=False),
+    Case("--cam-scales 1e9", _with(write_video_folder, args=["--cam-scales", "1e9"]),
+         "--cam-scales 1e9: each scale must be at most 8"),
+    Case("suite spec: [evaluation] cam_scales = [1e9]", _spec('[evaluation]\ncam_scales = [1e9]\n' + _SPEC_TAIL),
+         "evaluation.cam_scales[0]: expected a number in 1e-06..8", tiny=False),
+    Case("suite spec: [distill] image_size = [32, 32, 7]",
+         _spec('[distill]\nimage_size = [32, 32, 7]\n' + _SPEC_TAIL),
+         "distill.image_size: expected a list of 2 items", tiny=False),
 ]
 
 
@@ -477,6 +565,7 @@ def _normalise(text: str, work: Path) -> str:
     text = text.replace(str(work / "data"), "DATA").replace(str(work / "runs"), "RUNS").replace(str(work), "TMP")
     text = re.sub(r"\S*/cache/([\w-]+)-[0-9a-f]{16}/", r"CACHE/\1-<hash>/", text)
     text = re.sub(r"classifiers/[0-9a-f]{12}", "classifiers/<hash>", RUN_ID.sub("<run-id>", text))
+    text = re.sub(r"\b[0-9a-f]{16}\b", "<fingerprint>", text)  # data fingerprints hash temporary paths and times
     return re.sub(r"\d+\.\d{2,}", "…", text)
 
 
@@ -752,9 +841,9 @@ def test_run_ids_are_unique_even_when_names_collide(tmp_path, monkeypatch):
 def test_leaderboard_ignores_half_written_runs(tmp_path):
     runs = tmp_path / "runs"
     finished = {"run_id": "r5", "method": "cam", "dataset": "belt", "seed": 0, "config_hash": "h",
-                "metrics": {"iou_illegal": 0.4321}, "baselines": {"all_foreground": {"iou_illegal": 0.2}},
-                "config": {"method_options": {}}}
-    atomic_write_json(runs / "r5" / "config.json", {"method": "cam", "dataset": "belt"})
+                "metrics": {"iou_illegal": 0.4321, "threshold": 0.5},
+                "baselines": {"all_foreground": {"iou_illegal": 0.2}}, "config": {"method_options": {}}}
+    atomic_write_json(runs / "r5" / "config.json", {"method": "cam", "dataset": "belt", "seed": 0, "recipe": {}})
     atomic_write_json(runs / "r5" / "result.json", finished)
     atomic_write_json(runs / "r1" / "config.json", {"method": "gradcam"})  # still running
     atomic_write_json(runs / "r2" / "config.json", {"method": "f2f"})

@@ -52,32 +52,35 @@ def test_run_ids_are_unique():
 
 
 def test_create_finish_and_iterate(tmp_path):
-    rec = runs.create_run(tmp_path, {"method": "cam", "dataset": "d"})
+    rec = runs.create_run(tmp_path, {"method": "cam", "dataset": "d", "seed": 0, "recipe": {}})
     assert rec.path.parent == tmp_path and not rec.finished
     assert [r.run_id for r in runs.iter_runs(tmp_path)] == []
     assert [r.run_id for r in runs.iter_runs(tmp_path, finished=False)] == [rec.run_id]
-    runs.finish_run(rec, {"metrics": {"iou_illegal": 0.5}})
+    done = {"method": "cam", "dataset": "d", "seed": 0, "metrics": {"iou_illegal": 0.5, "threshold": 0.4}}
+    runs.finish_run(rec, done)
     (found,) = runs.iter_runs(tmp_path)
-    assert found.result == {"metrics": {"iou_illegal": 0.5}}
+    assert found.result == done
     assert found.config["method"] == "cam"
 
 
 def test_finished_result_refuses_an_unfinished_run(tmp_path):
-    rec = runs.create_run(tmp_path, {"method": "cam", "dataset": "d"})
+    rec = runs.create_run(tmp_path, {"method": "cam", "dataset": "d", "seed": 0, "recipe": {}})
     with pytest.raises(ValueError, match="unfinished run"):
         _ = rec.finished_result
-    runs.finish_run(rec, {"ok": 1})
-    assert runs.RunRecord.load(rec.path).finished_result == {"ok": 1}
+    done = {"method": "cam", "dataset": "d", "seed": 0, "metrics": {"iou_illegal": None, "threshold": 0.5}}
+    runs.finish_run(rec, done)
+    assert runs.RunRecord.load(rec.path).finished_result == done
 
 
 def test_half_written_and_foreign_dirs_are_ignored(tmp_path):
-    good = runs.create_run(tmp_path, {"method": "cam", "dataset": "d"})
-    runs.finish_run(good, {"ok": 1})
+    good = runs.create_run(tmp_path, {"method": "cam", "dataset": "d", "seed": 0, "recipe": {}})
+    runs.finish_run(good, {"method": "cam", "dataset": "d", "seed": 0,
+                           "metrics": {"iou_illegal": 0.5, "threshold": 0.4}})
     (tmp_path / "classifiers").mkdir()
     broken = tmp_path / "broken-run"
     broken.mkdir()
     (broken / "config.json").write_text('{"method": "ca')  # torn write from a foreign tool
-    half = runs.create_run(tmp_path, {"method": "cam", "dataset": "d"})
+    half = runs.create_run(tmp_path, {"method": "cam", "dataset": "d", "seed": 0, "recipe": {}})
     (half.path / "result.json").write_text("{")  # corrupt result: not listed as finished
     assert [r.run_id for r in runs.iter_runs(tmp_path)] == [good.run_id]
 

@@ -265,7 +265,7 @@ def _fake(runs_dir, method, seed, split_seed, videos, resplit=True, counts=True,
     record = create_run(runs_dir, config)
     iou = sum(v["intersection"] for v in videos.values()) / sum(v["union"] for v in videos.values())
     result = {"run_id": record.run_id, "method": method, "dataset": "synthetic-belt", "seed": seed,
-              "config_hash": config["config_hash"], "metrics": {"iou_illegal": iou, "miou": iou},
+              "config_hash": config["config_hash"], "metrics": {"iou_illegal": iou, "miou": iou, "threshold": 0.5},
               "baselines": {"all_foreground": {"iou_illegal": 0.2}},
               "counts": {"test_videos": videos} if counts else {}, "config": config}
     return finish_run(record, result)

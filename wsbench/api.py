@@ -138,7 +138,11 @@ class FinishedRun:
 
     @cached_property
     def data(self) -> PreparedData:
-        """The run's data set prepared at its training resolution, as the run saw it."""
+        """The run's data set prepared at its training resolution, as the run saw it.
+
+        Raises:
+            UserError: the data changed since the run was made (:func:`wsbench.inference.check_data`).
+        """
         from .inference import open_data
 
         return open_data(self.trained, self.cache_dir)
@@ -220,7 +224,8 @@ def open_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
         cache_dir: where the run's data set is prepared (default cache when ``None``).
 
     Raises:
-        UserError: no such run, an unfinished run, or missing classifier weights.
+        UserError: no such run, an unfinished or damaged record, or missing classifier weights (reading
+            :attr:`FinishedRun.data` later refuses data changed since the run was made).
     """
     from .inference import load_run
 

@@ -479,11 +479,15 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
 
 def _print_stages(records, fmt: str, out: Path | None) -> None:
     """``--table stages`` (wsbench.stages): distilled runs only."""
+    from .methods import complete_method_info
     from .stages import stages_table
 
     if fmt == "latex":
         raise UserError("--table stages: use --format markdown, csv or json")
-    text = stages_table(records, fmt)
+    records = list(records)
+    sources = complete_method_info(r for r in records if "distill" not in r.config)  # source runs recorded before
+    # config.json kept method_info
+    text = stages_table(sources + [r for r in records if "distill" in r.config], fmt)
     if out is None:
         click.echo(text.rstrip("\n"))
     else:
@@ -885,7 +889,8 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     trained = load_distilled(distilled, device) if distilled else load_run(run, _runs_dir(runs_dir), device)
     summary = segment_file(trained, input_path, out, save_overlays=save_overlays, **options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
-               + (f", overlay video {overlay_video}" if overlay_video else ""))
+               + (f", overlay video {overlay_video}" if overlay_video else "")
+               + " (new frames: the run's own data set is not read or checked; segment.json records both)")
 
 
 # -- data: flow files and downloads (SERUSO / WS²) ----------------------------------------------

@@ -42,6 +42,7 @@ from torch import nn
 from .errors import UserError
 from .files import atomic_write, check_outside, config_hash
 from .methods import METHODS, Method
+from .recipes import MAX_IMAGE_SIZE
 from .runs import (
     RunRecord,
     create_run,
@@ -49,6 +50,7 @@ from .runs import (
     finish_run,
     iter_runs,
 )
+from .schema import Int, ListOf, Optional, from_dataclass
 
 __all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
            "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "ignore_band_labels",
@@ -112,11 +114,21 @@ DISTILL_RECIPES = {
 }
 
 
-def distill_recipe(name: str = "cpu", **overrides: Any) -> DistillRecipe:
+#: the types of a distill recipe's fields (the range checks are :func:`_check_recipe`'s)
+_RECIPE_SCHEMA = from_dataclass(DistillRecipe)
+_RECIPE_SCHEMA.fields["decoder_channels"] = Optional(ListOf(Int(1), min_len=1))
+
+
+def distill_recipe(name: str = "cpu", source: str = "distill", **overrides: Any) -> DistillRecipe:
     """A named recipe (:data:`DISTILL_RECIPES`) with some fields replaced (``None`` values are ignored).
 
+    Args:
+        name: the named recipe.
+        source: what the overrides come from, named in messages (a run's ``config.json``).
+        **overrides: field values.
+
     Raises:
-        UserError: unknown recipe or field, or a value out of range.
+        UserError: unknown recipe or field, a value of the wrong type or out of range.
     """
     if name not in DISTILL_RECIPES:
         raise UserError(f"unknown distill recipe {name!r}; available: {', '.join(DISTILL_RECIPES)}")
@@ -125,6 +137,7 @@ def distill_recipe(name: str = "cpu", **overrides: Any) -> DistillRecipe:
     if unknown:
         raise UserError(f"unknown distill option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
     values = {k: v for k, v in overrides.items() if v is not None}
+    _RECIPE_SCHEMA.check(values, source)
     for key in ("decoder_channels", "image_size", "ignore_band"):
         if isinstance(values.get(key), list):
             values[key] = tuple(values[key])
@@ -143,9 +156,15 @@ def _check_recipe(recipe: DistillRecipe) -> None:
                         f"got {len(recipe.decoder_channels)}")
     if not (recipe.lr > 0 and recipe.weight_decay >= 0 and recipe.dice_weight >= 0):
         raise UserError("distill: lr must be above 0, weight_decay and dice_weight at least 0")
+    for key, size in (("image_size", 2), ("ignore_band", 2)):
+        value = getattr(recipe, key)
+        if value is not None and (not isinstance(value, (tuple, list)) or len(value) != size):
+            raise UserError(f"distill: {key} must be {size} numbers, not {value!r}")
     if recipe.image_size is not None:
         stride = 2 ** recipe.encoder_depth
         w, h = recipe.image_size
+        if not all(isinstance(v, int) and 16 <= v <= MAX_IMAGE_SIZE for v in (w, h)):
+            raise UserError(f"--image-size {w}x{h}: sides must be whole numbers of 16 to {MAX_IMAGE_SIZE} pixels")
         if w < stride or h < stride or w % stride or h % stride:
             raise UserError(f"--image-size {w}x{h}: both sides must be multiples of {stride} "
                             f"(2^encoder_depth) for the segmenter")
@@ -505,11 +524,13 @@ def load_distilled(record: RunRecord, device: str = "auto") -> DistilledRun:
     if record.result is None:
         raise UserError(f"{record.path}: the run has not finished (no result.json); finish it with "
                         "wsbench distill ... --resume")
-    recipe = distill_recipe("cpu", **{k: v for k, v in record.config["recipe"].items() if k != "pretrained"})
-    net = SegmenterNet(recipe)
+    recipe = distill_recipe("cpu", f"{record.path / 'config.json'}: recipe",
+                            **{k: v for k, v in record.config["recipe"].items() if k != "pretrained"})
     weights = record.path / "segmenter.pt"
+    state = load_torch(weights)  # before the network is built: a missing or junk file is refused at once
+    net = SegmenterNet(recipe)
     try:
-        net.load_state_dict(state_dict_of(load_torch(weights), weights))
+        net.load_state_dict(state_dict_of(state, weights))
     except (RuntimeError, TypeError, AttributeError, ValueError) as err:
         raise UserError(f"{weights}: does not fit the recorded segmenter ({type(err).__name__})") from None
     torch_device = resolve_device(device)
@@ -576,6 +597,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     from .data.cache import prepare, resolve_cache_dir
     from .evaluate import evaluate_maps, split_iou
     from .inference import load_run, open_data
+    from .report import SOURCE_KEYS
 
     started = time.perf_counter()
     _check_recipe(recipe)
@@ -612,12 +634,15 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         "recipe": recipe_config, "fusion": None,
         "distill": {"source_run": trained.run_id, "source_config_hash": src_result.get("config_hash"),
                     "source_method": src_result.get("method", src_config["method"]),
-                    "source_threshold": trained.threshold},
+                    "source_threshold": trained.threshold,
+                    # what the stages table groups by, as the comparison does (wsbench.report.latest_runs)
+                    "source_config": {k: src_config[k] for k in SOURCE_KEYS if k in src_config}},
         "config_hash": distill_hash(trained.record, recipe, seed),
         "data_fingerprint": src_config.get("data_fingerprint"),
         "environment": _environment(),
     }
-    for key in ("dataset_options", "resplit", "dataset_info"):  # as the source recorded them (tables group by them)
+    for key in ("dataset_options", "resplit", "dataset_info", "data_content", "data_parts"):  # as the source
+        # recorded them (tables group by them, a reopened run checks them)
         if key in src_config:
             config[key] = src_config[key]
     run_id = None

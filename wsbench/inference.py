@@ -10,6 +10,7 @@ pixel is *legal*; the rest is *background*. Nothing here reads GT masks.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,16 @@ import torch
 
 from .errors import UserError
 from .evaluate import predict_mask
-from .files import atomic_write_json, atomic_write_text
+from .files import atomic_write_json, atomic_write_text, config_hash
+from .flow import flow_fingerprint
 from .maps import fused_video_maps
 from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet, build_model, load_weights
 from .recipes import Recipe, recorded_fields
 from .runs import RunRecord, cam_inference, recorded_split_seed, resolve_runs_dir
 
-__all__ = ["CLASSES", "PALETTE", "TrainedRun", "label_mask", "load_run", "open_data", "overlay", "run_summary",
-           "write_classes"]
+__all__ = ["CLASSES", "PALETTE", "TrainedRun", "check_data", "data_fingerprint", "data_parts", "label_mask",
+           "load_run", "open_data", "overlay", "run_summary", "write_classes"]
 
 #: label values of exported masks, in order (PNG pixel value = index)
 CLASSES = ("background", "legal", "illegal")
@@ -126,7 +128,8 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     config = record.config
     method = create_method(config["method"], **config.get("method_options", {}))
     values = recorded_fields(config["recipe"])  # runs made before the loss weights moved to the methods too
-    values["image_size"] = tuple(values["image_size"])
+    if "image_size" in values:
+        values["image_size"] = tuple(values["image_size"])
     recipe = Recipe(**values)
     fusion = Fusion(**result["fusion"]) if result.get("fusion") else None
     weights = _classifier_weights(record)
@@ -168,11 +171,15 @@ def _classifier_weights(record: RunRecord) -> Path:
 def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
     """The run's data set, prepared (cached) at its training resolution, as :func:`wsbench.pipeline.execute` saw it.
 
-    The data set is opened with the recorded root, options and split seed; frames and foreground
-    are prepared with the run's recipe (resolution, background threshold and morphology).
+    The data set is opened with the recorded root, options and split seed, and checked against the
+    run's recorded fingerprint (:func:`check_data`); frames and foreground are prepared with the
+    run's recipe (resolution, background threshold and morphology).
 
     Returns:
         A :class:`~wsbench.data.cache.PreparedData`.
+
+    Raises:
+        UserError: the data set changed since the run was made (naming what changed).
     """
     from .data import create_dataset
     from .data.cache import prepare
@@ -181,7 +188,65 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
     index = create_dataset(config["dataset"], root=config.get("data_root"), split_seed=recorded_split_seed(config),
                            cache_dir=str(cache_dir) if cache_dir else None, **(config.get("dataset_options") or {}))
     recipe = trained.recipe
+    check_data(trained.record, index, recipe)
     return prepare(index, recipe.image_size, cache_dir, recipe.bg_threshold, bg_morph=recipe.bg_morph)
+
+
+def data_fingerprint(index: Any, recipe: Recipe, splits: bool = True) -> str:
+    """Content fingerprint of everything a run reads besides its options: frames, masks, flow files.
+
+    Made of file names, sizes and mtimes (no pixel data), with the data root resolved; it is
+    recorded in ``config.json`` (``data_fingerprint``), and a finished run counts as done only while
+    it still matches. With ``splits=False`` (``data_content``) it leaves out which split each video
+    is in: the data set's identity in tables, where runs on several split seeds pool.
+    """
+    return config_hash({"data": index.fingerprint(masks=True, splits=splits),
+                        "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}, 16)
+
+
+def data_parts(index: Any, recipe: Recipe) -> dict[str, str | None]:
+    """Fingerprints of the parts of a run's data (``config.json``'s ``data_parts``), so that a reopened run
+    can say which part changed: ``frames`` (the files alone), ``masks`` (frames and GT masks), ``flow``
+    (``None`` for computed flow)."""
+    return {"frames": index.fingerprint(splits=False), "masks": index.fingerprint(masks=True, splits=False),
+            "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}
+
+
+def check_data(record: RunRecord, index: Any, recipe: Recipe) -> None:
+    """Refuse to reopen a run on data other than it was trained and scored on.
+
+    ``index`` (the run's data set opened again) must have the run's recorded ``data_fingerprint``:
+    swapped ``splits.json`` lists, frames or masks edited, added or removed, other flow files. A
+    record made before fingerprints were recorded cannot be checked: a warning says so.
+
+    Raises:
+        UserError: one line naming the run, what changed and what to do.
+    """
+    recorded = record.config.get("data_fingerprint")
+    if not recorded:
+        warnings.warn(f"{record.path}: the run records no data fingerprint (made by an older wsbench), so its "
+                      "data cannot be checked for changes", stacklevel=3)
+        return
+    now = data_fingerprint(index, recipe)
+    if now == recorded:
+        return
+    parts, new = record.config.get("data_parts") or {}, data_parts(index, recipe)
+    root = Path(index.root) if getattr(index, "root", None) else None
+    where = f" under {root}" if root else ""
+    if parts.get("frames", new["frames"]) != new["frames"]:
+        what = f"its frames{where} (added, removed, renamed or edited)"
+    elif parts.get("masks", new["masks"]) != new["masks"]:
+        what = f"its GT masks{where} (added, removed or edited)"
+    elif parts.get("flow", new["flow"]) != new["flow"]:
+        what = "its flow files (--flow-root)"
+    elif parts or record.config.get("data_content") == data_fingerprint(index, recipe, splits=False):
+        splits = root / "splits.json" if root and (root / "splits.json").is_file() else None
+        what = f"which split each video is in ({splits or 'the seeded split'})"
+    else:
+        what = f"its frames, GT masks or flow files{where}"
+    raise UserError(f"{record.path}: the data changed since the run was made: {what} (data fingerprint {recorded} "
+                    f"recorded, {now} now); its classifier, threshold and scores belong to the old data: restore "
+                    "it, or run the configuration again on this data")
 
 
 def label_mask(scores: np.ndarray | None, foreground: np.ndarray, threshold: float) -> np.ndarray:

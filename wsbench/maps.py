@@ -36,6 +36,7 @@ from .device import autocast, to_device
 from .flow import resize_flow, warp_chain
 from .methods import METHODS, Fusion, Method
 from .model import CamNet
+from .recipes import MAX_CAM_SCALE
 
 __all__ = ["CAM_COMBINE", "batch_maps", "fuse_maps", "fused_video_maps", "multiscale_maps", "parse_scales",
            "resize_maps", "uses_raw_maps", "video_maps"]
@@ -51,7 +52,7 @@ def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
     """``"0.5,1,2"`` (or a sequence) → ``(0.5, 1.0, 2.0)``.
 
     Raises:
-        ValueError: an empty list, a non-number or a scale ≤ 0.
+        ValueError: an empty list, a non-number, a scale ≤ 0 or above :data:`~wsbench.recipes.MAX_CAM_SCALE`.
     """
     items = [s for s in text.split(",") if s.strip()] if isinstance(text, str) else list(text)
     try:
@@ -60,6 +61,9 @@ def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
         raise ValueError(f"--cam-scales must be a comma-separated list of numbers, not {text!r}") from None
     if not scales or min(scales) <= 0:
         raise ValueError(f"--cam-scales needs at least one scale, all positive (got {text!r})")
+    if any(s > MAX_CAM_SCALE for s in scales if s != float("inf")):  # inf: the caller's finiteness message
+        raise ValueError(f"--cam-scales {text if isinstance(text, str) else ','.join(map(str, text))}: each scale "
+                         f"must be at most {MAX_CAM_SCALE:g} (the input grows by it; the authors' code goes up to 6)")
     return scales
 
 

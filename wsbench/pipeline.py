@@ -20,7 +20,8 @@ from .data.cache import PreparedData, prepare, resolve_cache_dir
 from .device import default_workers, resolve_device
 from .errors import UserError
 from .files import atomic_write_json, check_outside, config_hash
-from .flow import FLOWS, flow_fingerprint
+from .flow import FLOWS
+from .inference import data_fingerprint, data_parts
 from .maps import CAM_COMBINE, parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
 from .progress import no_bars_unless
@@ -186,6 +187,7 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         "config_hash": config_hash(semantic),
         "data_fingerprint": data_fingerprint(index, recipe),
         "data_content": data_fingerprint(index, recipe, splits=False),
+        "data_parts": data_parts(index, recipe),
         "classifier": {"method": method.classifier()[0], "options": method.classifier()[1]},
         "method_info": method_info(method, recipe_defaults),
         "dataset_info": dict(index.info, static_after=index.static_after),
@@ -227,18 +229,6 @@ def data_warnings(index: Any, recipe: Recipe) -> list[str]:
                         "several frames, or --no-background-removal")
     return [f"{len(single)} video(s) of a single frame, e.g. {single[0]}: {why} (they add blank objects-only "
             "images and no foreground to score)"]
-
-
-def data_fingerprint(index: Any, recipe: Recipe, splits: bool = True) -> str:
-    """Content fingerprint of everything a run reads besides its options: frames, masks, flow files.
-
-    Made of file names, sizes and mtimes (no pixel data), with the data root resolved; it is
-    recorded in ``config.json`` (``data_fingerprint``), and a finished run counts as done only while
-    it still matches. With ``splits=False`` (``data_content``) it leaves out which split each video
-    is in: the data set's identity in tables, where runs on several split seeds pool.
-    """
-    return config_hash({"data": index.fingerprint(masks=True, splits=splits),
-                        "flow": flow_fingerprint(recipe.flow, recipe.flow_options(), index)}, 16)
 
 
 def same_run(record: RunRecord, config: dict[str, Any]) -> bool:

@@ -21,11 +21,13 @@ from typing import Any, Literal
 
 from .errors import UserError
 
-__all__ = ["MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe", "RecipeOption", "choose_recipe", "named_recipe",
-           "MOVED_TO_METHODS", "parse_recipe_option", "recipe_options", "recorded_fields"]
+__all__ = ["MAX_CAM_SCALE", "MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe", "RecipeOption", "choose_recipe",
+           "named_recipe", "MOVED_TO_METHODS", "parse_recipe_option", "recipe_options", "recorded_fields"]
 
 #: the largest training resolution a side (--image-size); the paper trains at 512
 MAX_IMAGE_SIZE = 4096
+#: largest input scale of multi-scale map inference (the authors' benchmark code goes up to 6)
+MAX_CAM_SCALE = 8.0
 #: recipe fields of runs recorded before the loss weights became options of the methods that have those losses
 MOVED_TO_METHODS = ("alpha_max", "beta_max", "weight_ramp")
 

@@ -54,6 +54,7 @@ from .texts import static_after_refusal, threshold_text
 __all__ = [
     "ABLATION_COLUMNS",
     "METRICS",
+    "SOURCE_KEYS",
     "TABLES",
     "Cell",
     "Table",
@@ -63,6 +64,7 @@ __all__ = [
     "build_tables",
     "column_label",
     "comparison",
+    "grouped",
     "latest_runs",
     "latex_escape",
     "long_form",
@@ -105,6 +107,10 @@ _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_roo
 #: what identifies a data set, a comparison row (its files' content fingerprint included: data changed
 #: under one root is another data set); not its split, since split seeds are samples pooled in a cell
 _DATA = ("dataset", "data_root", "dataset_options", "data_content")
+#: what a distilled run records of its source run's config (``distill.source_config``): what the stages table
+#: groups by, as the comparison groups CAM runs
+SOURCE_KEYS = (*_SEMANTIC, "seed", "split_seed", "data_fingerprint", "data_content", "method_info", "label",
+               "recipe_name")
 _NA = "†"
 _BELOW = "‡"
 
@@ -265,11 +271,19 @@ def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
     for record in sorted(finished, key=_finished_at):
         config = _full_config(record)
         seed = (record.result or {}).get("seed", config.get("seed"))
-        latest[config_hash({**{k: config.get(k) for k in _SEMANTIC}, "seed": seed,
+        latest[config_hash({**_semantic(config), "seed": seed,
                             "split_seed": config.get("split_seed"),
                             "data": _data_identity(config, record.result or {}, content_of)})] = record
     kept = {id(r) for r in latest.values()}
     return [r for r in finished if id(r) in kept], len(finished) - len(latest)
+
+
+def _semantic(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes a configuration (:data:`_SEMANTIC`), plus a two-stage sample's segmenter (:mod:`wsbench.stages`)."""
+    semantic = {k: config.get(k) for k in _SEMANTIC}
+    if config.get("segmenter") is not None:  # only then, so CAM runs keep their variant hashes
+        semantic["segmenter"] = config["segmenter"]
+    return semantic
 
 
 def _reruns_note(ignored: int) -> list[str]:
@@ -309,7 +323,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
         options = config.get("method_options", {}) or {}
         info = _method_info({"method": method, **config})
         comps = ablation_components({"method": method, **config})
-        semantic = {k: config.get(k) for k in _SEMANTIC}
+        semantic = _semantic(config)
         base = {"run_id": record.run_id, "method": method,
                 "label": config.get("label") or column_label({"method": method, "config": config}),
                 "user_label": config.get("label") or "", "options": _options_text(options),
@@ -333,7 +347,9 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split": "seeded" if config.get("resplit") else "default",
                                       **({"cam_inference": config["cam_inference"]}
-                                         if config.get("cam_inference") else {})}, sort_keys=True)}
+                                         if config.get("cam_inference") else {}),
+                                      **{f"segmenter.{k}": v for k, v in (config.get("segmenter") or {}).items()}},
+                                     sort_keys=True)}
         for metric, value in (r.get("metrics") or {}).items():
             if metric in _METRIC_SPLIT and (value is None or isinstance(value, (int, float))):
                 split = _METRIC_SPLIT[metric]
@@ -594,6 +610,26 @@ def method_columns(records: Iterable[RunRecord]) -> list[tuple[str, list[RunReco
     runs = df.drop_duplicates("run_id")
     return [(name, [by_id[i] for i in runs[runs.variant.isin([v for v, n in names.items() if n == name])].run_id])
             for name in dict.fromkeys(names.values())]
+
+
+def grouped(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]:
+    """The comparison's grouping of finished runs, for tables built elsewhere (:mod:`wsbench.stages`).
+
+    Returns:
+        ``(frame, footnotes)``: one row per sample kept (the latest finished run of each configuration and
+        seed, :func:`latest_runs`) with columns ``run_id``, ``row`` (the data set identity's row name) and
+        ``column`` (the configuration's column name, as in :func:`comparison`); the footnotes count the
+        re-runs ignored.
+    """
+    kept, ignored = latest_runs(records)
+    df = long_form(kept)
+    if df.empty:
+        return pd.DataFrame(columns=["run_id", "row", "column"]), _reruns_note(ignored)
+    names, rows = _column_names(df, ignore=("data_root", "split_seed")), _data_rows(df)
+    runs = df.drop_duplicates("run_id")
+    frame = pd.DataFrame({"run_id": list(runs.run_id), "row": [rows[d] for d in runs.data],
+                          "column": [names[v] for v in runs.variant]})
+    return frame, _reruns_note(ignored)
 
 
 def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False) -> Table:

@@ -29,14 +29,17 @@ from typing import Any
 
 from .errors import UserError
 from .files import atomic_write_json
-from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, Optional, Record, Str
+from .recipes import MAX_CAM_SCALE, MOVED_TO_METHODS, Recipe
+from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, from_dataclass
 
 __all__ = [
     "CONFIG_SCHEMA",
+    "FUSION_SCHEMA",
     "RESULT_SCHEMA",
     "RecordError",
     "RunRecord",
     "cam_inference",
+    "check_record",
     "create_run",
     "environment",
     "finish_run",
@@ -100,30 +103,106 @@ def environment() -> dict[str, Any]:
 
 # -- records ----------------------------------------------------------------------------------
 _ANY_MAP = MapOf(AnyValue())
-#: config.json: the keys readers rely on and their types (all optional: old records lack some)
-CONFIG_SCHEMA = Record({
+#: a score or a share in [0, 1]; null where it could not be measured (no GT masks, no flow pairs)
+_UNIT = Optional(Number(lo=0, hi=1))
+_SEED = Int(0, 2**64 - 1)
+#: a temporal fusion as :meth:`wsbench.methods.Fusion.as_config` records it
+FUSION_SCHEMA = Record({"neighbours": Int(0), "mode": OneOf("max", "mean"), "warp": Bool(), "causal": Bool(),
+                        "on": OneOf("maps", "raw")}, required=("neighbours", "mode"))
+#: what the tables read of a method (:func:`wsbench.methods.method_info`)
+_METHOD_INFO = Record({"display_name": Optional(Str()), "modules": Optional(ListOf(Bool(), length=2)),
+                       "default_options": _ANY_MAP, "own_fusion": Optional(FUSION_SCHEMA),
+                       "trains_on_clips": Bool()}, extra=AnyValue())
+#: a CAM run's recipe: :class:`~wsbench.recipes.Recipe`'s fields, and the loss weights older runs recorded there
+_RECIPE = from_dataclass(Recipe)
+_RECIPE.fields.update({k: AnyValue() for k in MOVED_TO_METHODS})
+#: a distilled run's recipe (:class:`wsbench.distill.DistillRecipe`, which this layer cannot import): what
+#: readers of the record rely on
+_DISTILL_RECIPE = Record({"architecture": Str(), "encoder": Str(), "image_size": ListOf(Int(1), length=2)},
+                         extra=AnyValue())
+_CONFIG_FIELDS = {
     "method": Str(), "method_options": _ANY_MAP, "dataset": Str(), "data_root": Optional(Str()),
-    "split_seed": Int(), "seed": Int(), "recipe": _ANY_MAP, "fusion": Optional(_ANY_MAP),
-    "dataset_options": _ANY_MAP, "cam_inference": Optional(Record({"scales": ListOf(Number()), "flip": Bool()})),
-    "config_hash": Str(), "data_fingerprint": Str(), "classifier": _ANY_MAP, "dataset_info": _ANY_MAP,
-    "label": Optional(Str()), "environment": _ANY_MAP,
+    "split_seed": _SEED, "seed": _SEED, "recipe": _ANY_MAP, "fusion": Optional(FUSION_SCHEMA),
+    "dataset_options": _ANY_MAP,
+    "cam_inference": Optional(Record({"scales": ListOf(Number(lo=1e-6, hi=MAX_CAM_SCALE), min_len=1),
+                                      "flip": Bool()}, required=("scales", "flip"))),
+    "config_hash": Str(), "data_fingerprint": Str(), "data_content": Str(), "data_parts": MapOf(Optional(Str())),
+    "classifier": Record({"method": Str(), "options": _ANY_MAP}, extra=AnyValue()), "dataset_info": _ANY_MAP,
+    "label": Optional(Str()), "environment": _ANY_MAP, "method_info": _METHOD_INFO, "resplit": Bool(),
+}
+#: config.json: the keys readers rely on and their types (old records lack some of the optional ones); a
+#: distilled run's ``distill.source_config`` is its source run's config (what the stages table groups by)
+CONFIG_SCHEMA = Record({
+    **_CONFIG_FIELDS,
+    "distill": Record({"source_run": Str(), "source_method": Str(),
+                       "source_config": Record(_CONFIG_FIELDS, required=("method", "dataset"), extra=AnyValue())},
+                      required=("source_run", "source_method"), extra=AnyValue()),
 }, extra=AnyValue())
-_SCORES = MapOf(MapOf(Optional(Number())))
+#: what a finished run's config.json must have (an unfinished one may still be half-made)
+_FINISHED_CONFIG = ("method", "dataset", "seed", "recipe")
+_METRICS = Record({k: _UNIT for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "val_iou_illegal",
+                                      "oracle_iou_illegal", "oracle_threshold", "accuracy", "stability",
+                                      "iou_illegal_wsws")}
+                  | {"threshold": Number(lo=0, hi=1), "threshold_source": Str()},
+                  required=("iou_illegal", "threshold"), extra=AnyValue())
+_COUNTS = Record({"val_frames": Int(0), "test_frames": Int(0), "stability_pairs": Int(0),
+                  "test_videos": MapOf(Record({"frames": Int(0), "intersection": Number(lo=0), "union": Number(lo=0)},
+                                              required=("intersection", "union"), extra=AnyValue()))},
+                 extra=AnyValue())
 #: result.json, likewise
 RESULT_SCHEMA = Record({
-    "run_id": Str(), "method": Str(), "dataset": Str(), "seed": Int(), "config_hash": Str(),
-    "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "threshold",
-                                                        "val_iou_illegal",
-                                                        "oracle_iou_illegal", "oracle_threshold", "accuracy",
-                                                        "stability", "iou_illegal_wsws")}, extra=AnyValue()),
-    "baselines": Record({"foreground_recall": Optional(Number())}, extra=MapOf(Optional(Number()))),
-    "accuracy_by_input": _SCORES, "classifier": Record({"path": Str()}, extra=AnyValue()),
-    "fusion": Optional(_ANY_MAP), "config": CONFIG_SCHEMA,
-}, extra=AnyValue())
+    "run_id": Str(), "method": Str(), "dataset": Str(), "seed": _SEED, "config_hash": Str(), "metrics": _METRICS,
+    "baselines": Record({"foreground_recall": _UNIT}, extra=MapOf(_UNIT)),
+    "accuracy_by_input": MapOf(MapOf(_UNIT)), "classifier": Record({"path": Str(), "key": Str()}, extra=AnyValue()),
+    "fusion": Optional(FUSION_SCHEMA), "config": CONFIG_SCHEMA, "counts": _COUNTS,
+    "timings": Record({"maps_frames_per_second": Optional(Number(lo=0))}, extra=AnyValue()),
+    "distill": Record({"source_run": Str(), "source_method": Str(), "source_seed": Optional(_SEED),
+                       "source_iou_illegal": _UNIT, "source_miou": _UNIT,
+                       "source_maps_frames_per_second": Optional(Number(lo=0)),
+                       "pseudo_labels_train": Record({"iou_illegal": _UNIT}, extra=AnyValue()),
+                       "image_size": ListOf(Int(1), length=2)},
+                      required=("source_run", "source_method", "image_size"), extra=AnyValue()),
+}, required=("method", "dataset", "seed", "metrics"), extra=AnyValue())
+
+
+def check_record(config: Any, result: Any, path: str | os.PathLike) -> None:
+    """Check a run's ``config.json`` and ``result.json`` (``None`` while unfinished) for types and ranges and,
+    once finished, completeness: :data:`CONFIG_SCHEMA`, :data:`RESULT_SCHEMA`, the recipe of a CAM run
+    (:class:`~wsbench.recipes.Recipe`'s fields) or of a distilled run, and a distilled run's ``distill``.
+
+    Raises:
+        RecordError: the first problem, in one line naming the file and the key.
+    """
+    path = Path(path)
+    try:
+        CONFIG_SCHEMA.check(config, path / CONFIG_FILE)
+        distilled = "distill" in config
+        if "recipe" in config:
+            (_DISTILL_RECIPE if distilled else _RECIPE).check(config["recipe"], path / CONFIG_FILE, "recipe")
+        source = config["distill"].get("source_config") if distilled else None
+        if source is not None and "recipe" in source:
+            _RECIPE.check(source["recipe"], path / CONFIG_FILE, "distill.source_config.recipe")
+        if result is None:
+            return
+        missing = [key for key in _FINISHED_CONFIG if key not in config]
+        if missing:
+            raise UserError(f"{path / CONFIG_FILE}: missing key {missing[0]!r} (a finished run records "
+                            f"{', '.join(_FINISHED_CONFIG)})")
+        RESULT_SCHEMA.check(result, path / RESULT_FILE)
+        if distilled and "distill" not in result:
+            raise UserError(f"{path / RESULT_FILE}: missing key 'distill' (the run's config.json says it is a "
+                            "distilled run)")
+        inner = result.get("config")
+        if isinstance(inner, dict) and "recipe" in inner:
+            (_DISTILL_RECIPE if "distill" in inner else _RECIPE).check(inner["recipe"], path / RESULT_FILE,
+                                                                        "config.recipe")
+    except UserError as err:
+        raise RecordError(str(err)) from None
 
 
 class RecordError(ValueError):
-    """A run record whose JSON parses but whose fields have the wrong types (the message names the key)."""
+    """A run record whose JSON parses but that is incomplete or has a field of the wrong type or out of range
+    (NaN, ±inf, an IoU above 1; the message names the file and the key)."""
 
 
 @dataclasses.dataclass
@@ -166,8 +245,8 @@ class RunRecord:
         """Read a run directory.
 
         Raises:
-            RecordError: a field of ``config.json`` or ``result.json`` has the wrong type
-                (:data:`CONFIG_SCHEMA`, :data:`RESULT_SCHEMA`).
+            RecordError: ``config.json`` or ``result.json`` is incomplete or has a field of the wrong type
+                or out of range (:func:`check_record`).
             ValueError: if ``config.json`` is missing, or it or ``result.json`` is not a JSON object.
         """
         path = Path(path)
@@ -185,12 +264,7 @@ class RunRecord:
                 raise ValueError(f"{path / RESULT_FILE}: unreadable result ({err})") from None
             if not isinstance(result, dict):
                 raise ValueError(f"{path / RESULT_FILE}: unreadable result (not a JSON object)")
-        for name, doc, schema in ((CONFIG_FILE, config, CONFIG_SCHEMA), (RESULT_FILE, result, RESULT_SCHEMA)):
-            try:
-                if doc is not None:
-                    schema.check(doc, path / name)
-            except UserError as err:
-                raise RecordError(str(err)) from None
+        check_record(config, result, path)
         return cls(path=path, config=config, result=result)
 
 
@@ -251,7 +325,8 @@ def iter_runs(runs_dir: str | os.PathLike, finished: bool | None = True) -> Iter
     """Run records in ``runs_dir`` sorted by id; directories that are not valid records are skipped.
 
     A record whose JSON is unreadable (half-written, foreign) is skipped silently; one whose
-    fields have the wrong types is skipped with a warning naming the file and the key, so one bad
+    record is incomplete or has a field of the wrong type or out of range (:func:`check_record`) is
+    skipped with a warning naming the file and the key, so one bad
     record never stops a leaderboard.
 
     Args:

@@ -123,19 +123,29 @@ class Int(Schema):
 
 @dataclasses.dataclass
 class Number(Schema):
-    """An integer or floating-point number (not a boolean); ``finite`` also refuses NaN and ±inf."""
+    """An integer or floating-point number (not a boolean); ``finite`` also refuses NaN and ±inf, ``lo`` and
+    ``hi`` bound it (inclusive; a bound implies ``finite``)."""
 
     finite: bool = False
+    lo: float | None = None
+    hi: float | None = None
 
     @property
     def describe(self) -> str:  # type: ignore[override]
-        """``a number`` or ``a finite number``."""
+        """``a number`` or ``a finite number``, with its range."""
+        if self.lo is not None and self.hi is not None:
+            return f"a number in {self.lo:g}..{self.hi:g}"
+        if self.lo is not None or self.hi is not None:
+            return "a number" + (f" >= {self.lo:g}" if self.lo is not None else "") + (
+                f" <= {self.hi:g}" if self.hi is not None else "")
         return "a finite number" if self.finite else "a number"
 
     def problem(self, value: Any, where: str) -> tuple[str, str] | None:
-        """A problem unless ``value`` is a number (finite if asked)."""
+        """A problem unless ``value`` is a number (finite and in range if asked)."""
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = ok and (not self.finite or math.isfinite(value))
+        bounded = self.finite or self.lo is not None or self.hi is not None
+        ok = ok and (not bounded or isinstance(value, int) or math.isfinite(value))  # huge ints overflow a float
+        ok = ok and (self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
         return None if ok else self._expected(value, where)
 
 

@@ -369,7 +369,9 @@ def _segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: P
         raise UserError(f"{overlay_video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
     write_classes(out)
     own = trained.summary() if isinstance(trained, DistilledRun) else run_summary(trained)
-    summary = {**own, "input": str(source), "frames": n,
+    # new frames are the point here: say so, and which data the run was trained and scored on
+    summary = {**own, "input": str(source), "input_is_new_data": True,
+               "run_data_fingerprint": trained.record.config.get("data_fingerprint"), "frames": n,
                "bg_frames": None if distilled else bg_frames,
                "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
                "pixels": {name: int(c) for name, c in zip(CLASSES, counts, strict=True)}}

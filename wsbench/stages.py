@@ -1,11 +1,16 @@
 """The "two stages" table (``wsbench leaderboard --table stages``), read from stored run records only.
 
-One row per source method (and segmenter, when several were distilled): the CAM run's test IoU,
-the IoU of its pseudo-labels on the train split (frames with GT masks; an evaluation of the CAM
-run, never used for training), the distilled segmenter's test IoU, and the maps frames/s of the
-CAM run and of the segmenter, each mean ± std over seeds. Everything comes from the distilled
-runs' ``result.json`` (``distill`` holds the source run's numbers as they were when it was
-distilled); nothing is computed again, and no torch is imported.
+Grouped exactly like the comparison table (:func:`wsbench.report.grouped`): one section per data set
+identity (name, resolved root, options, content), one row per configuration — the source run's
+(method, options, fusion, recipe, map inference) plus the segmenter's recipe — and one sample per
+configuration and seed pair (source seed, distill seed): a re-run of either counts once, its latest
+finished run, and a footnote counts the re-runs ignored. The columns: the CAM run's test IoU, the IoU
+of its pseudo-labels on the train split (frames with GT masks; an evaluation of the CAM run, never
+used for training), the distilled segmenter's test IoU, and the maps frames/s of the CAM run and of
+the segmenter, each mean ± std over the samples. Everything comes from the distilled runs'
+``result.json`` (``distill`` holds the source run's numbers as they were when it was distilled) and
+their ``config.json`` (``distill.source_config``: the source run's configuration); nothing is
+computed again, and no torch is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from .report import grouped
 from .runs import RunRecord
 
 __all__ = ["STAGES_COLUMNS", "stages_frame", "stages_table"]
@@ -29,51 +35,61 @@ STAGES_COLUMNS = (
 )
 
 
-def _latest(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """Finished distilled runs, the latest of each configuration (a re-run with the same options counts once)."""
-    latest: dict[str, RunRecord] = {}
-    for record in sorted((r for r in records if r.finished and isinstance(r.config.get("distill"), dict)),
-                         key=lambda r: r.run_id):
-        latest[str(record.config.get("config_hash", record.run_id))] = record
-    return list(latest.values())
+def _as_sample(record: RunRecord, sources: dict[str, RunRecord]) -> RunRecord:
+    """A finished distilled run as a record of its two-stage configuration, for the comparison's grouping.
 
-
-def _label(result: dict[str, Any], recipes: int) -> str:
+    Its config is the source run's (``distill.source_config``; for runs distilled before that was
+    recorded, the source run's own record when it is among the records, else the source method's name
+    alone) with the segmenter's recipe, its seed the pair (source seed, distill seed).
+    """
+    config, result = record.config, record.result or {}
     info = result["distill"]
-    if recipes <= 1:
-        return str(info["source_method"])
-    recipe = (result.get("config") or {}).get("recipe") or {}
-    return f"{info['source_method']} → {recipe.get('architecture')} {recipe.get('encoder')}"
+    found = sources.get(str(info["source_run"]))
+    source = config["distill"].get("source_config") or (dict(found.config) if found is not None else {
+        **{k: config.get(k) for k in ("dataset", "data_root", "dataset_options", "resplit", "split_seed",
+                                      "data_fingerprint", "data_content")}, "method": info["source_method"]})
+    if "method_info" not in source:  # a source recorded before config.json kept it: its name stands for it
+        source = {**source, "method_info": (found.config.get("method_info") if found is not None else None)
+                  or {"display_name": info["source_method"]}}
+    seed = [info.get("source_seed", source.get("seed")), result.get("seed", config.get("seed"))]
+    sample = {**source, "dataset": config.get("dataset", source.get("dataset")), "seed": seed,
+              "segmenter": config.get("recipe") or {}}
+    return RunRecord(path=record.path, config=sample,
+                     result={**result, "method": info["source_method"], "seed": seed, "config": sample})
 
 
-def _percent(x: Any) -> float | None:
-    return None if x is None else 100 * float(x)
-
-
-def stages_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """One row per finished distilled run: its source method, dataset, seeds and the five stage numbers.
+def stages_frame(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per sample of the two-stage table: its data set row, its configuration and the five numbers.
 
     Returns:
-        A DataFrame with columns ``method``, ``dataset``, ``seed``, ``source_seed``, ``segmenter_recipe``
-        and the keys of :data:`STAGES_COLUMNS` (IoUs ×100; ``None`` becomes NaN).
+        ``(frame, footnotes)``: a DataFrame with columns ``data`` (the data set identity's row name),
+        ``method`` (the configuration's name, as a comparison column), ``seed``, ``source_seed``,
+        ``run_id`` and the keys of :data:`STAGES_COLUMNS` (IoUs ×100; ``None`` becomes NaN); the
+        footnotes of the comparison's grouping (re-runs ignored).
     """
+    records = list(records)
+    sources = {r.run_id: r for r in records if r.finished and not isinstance(r.config.get("distill"), dict)}
+    distilled = {r.run_id: r for r in records if r.finished and isinstance(r.config.get("distill"), dict)}
+    groups, notes = grouped(_as_sample(r, sources) for r in distilled.values())
     rows = []
-    chosen = _latest(records)
-    recipes = {str(sorted(((r.result or {}).get("config") or {}).get("recipe", {}).items())) for r in chosen}
-    for record in chosen:
-        result = record.result or {}
+    for run_id, row, column in zip(groups.run_id, groups.row, groups.column, strict=True):
+        result = distilled[run_id].result or {}
         info = result["distill"]
         rows.append({
-            "method": _label(result, len(recipes)), "dataset": result.get("dataset"), "seed": result.get("seed"),
-            "source_seed": info.get("source_seed"),
+            "data": row, "method": column, "seed": result.get("seed"), "source_seed": info.get("source_seed"),
+            "run_id": run_id,
             "cam": _percent(info.get("source_iou_illegal")),
             "pseudo": _percent((info.get("pseudo_labels_train") or {}).get("iou_illegal")),
             "segmenter": _percent((result.get("metrics") or {}).get("iou_illegal")),
             "cam_fps": info.get("source_maps_frames_per_second"),
             "segmenter_fps": (result.get("timings") or {}).get("maps_frames_per_second"),
         })
-    columns = ["method", "dataset", "seed", "source_seed"] + [k for k, _ in STAGES_COLUMNS]
-    return pd.DataFrame(rows, columns=columns).astype({k: float for k, _ in STAGES_COLUMNS})
+    columns = ["data", "method", "seed", "source_seed", "run_id"] + [k for k, _ in STAGES_COLUMNS]
+    return pd.DataFrame(rows, columns=columns).astype({k: float for k, _ in STAGES_COLUMNS}), notes
+
+
+def _percent(x: Any) -> float | None:
+    return None if x is None else 100 * float(x)
 
 
 def _cell(values: pd.Series, digits: int) -> str:
@@ -96,14 +112,14 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
     Returns:
         The table, or a line saying there is nothing to show.
     """
-    df = stages_frame(records)
+    df, notes = stages_frame(records)
     if df.empty:
         return "**stages**: no finished distilled runs (wsbench distill --run RUN)\n"
-    groups = df.groupby(["dataset", "method"], sort=True)
+    groups = df.groupby(["data", "method"], sort=True)
     if fmt in ("csv", "json"):
         stats = []
-        for (dataset, method), group in groups:
-            row: dict[str, Any] = {"dataset": dataset, "method": method, "runs": len(group)}
+        for (data, method), group in groups:
+            row: dict[str, Any] = {"dataset": data, "method": method, "runs": len(group)}
             for key, _ in STAGES_COLUMNS:
                 row[f"{key}_mean"] = group[key].mean()
                 row[f"{key}_std"] = group[key].std(ddof=1) if group[key].count() > 1 else None
@@ -111,7 +127,7 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
         out = pd.DataFrame(stats)
         return out.to_csv(index=False) if fmt == "csv" else out.to_json(orient="records", indent=2) + "\n"
     lines = []
-    for dataset, part in df.groupby("dataset", sort=True):
+    for dataset, part in df.groupby("data", sort=True):
         seeds = part.groupby("method")["seed"].count()
         counts = sorted(set(seeds.tolist()))
         runs_text = f"{counts[0]} run(s)" if len(counts) == 1 else f"{min(counts)}–{max(counts)} runs"
@@ -123,4 +139,4 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
                      f"split (frames with GT masks; an evaluation only) → the segmenter trained on them, test IoU "
                      f"(threshold chosen on val); maps frames/s of each; mean ± std over {runs_text} per method.**\n")
         lines.append(table.to_markdown(index=False) + "\n")
-    return "\n".join(lines)
+    return "\n".join(lines + [note + "\n" for note in notes])

@@ -82,7 +82,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "apply_sweeps", "distill_stages", "finished_line",
-           "grid_points", "load_spec", "plan_suite", "run_suite", "spec_schema", "suite_record"]
+           "grid_points", "load_spec", "parse_spec", "plan_suite", "run_suite", "spec_schema", "suite_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +125,7 @@ SEED_MAX = 2**64 - 1
 
 def spec_schema() -> Record:
     """The schema of a suite spec: every key, its type, which are required."""
-    from .recipes import Recipe
+    from .recipes import MAX_CAM_SCALE, Recipe
     from .report import TABLES
 
     recipe = from_dataclass(Recipe)
@@ -136,7 +136,7 @@ def spec_schema() -> Record:
                   "label": Optional(Str()), "distill": _distill_schema()},
                  required=("method",))
     dataset_options = Record({"data_root": Str(), "split_seed": Int(0, SEED_MAX)}, extra=AnyValue())
-    evaluation = Record({"cam_scales": ListOf(Number(finite=True), min_len=1), "cam_flip": Bool(),
+    evaluation = Record({"cam_scales": ListOf(Number(lo=1e-6, hi=MAX_CAM_SCALE), min_len=1), "cam_flip": Bool(),
                          "cam_combine": OneOf("normalised", "raw")})
     slurm = Record({"partition": Str(), "account": Str(), "qos": Str(), "constraint": Str(), "gpus": Int(0),
                     "cpus": Int(1), "mem_gb": Number(finite=True), "time_min": Int(1), "tasks": Int(1),
@@ -156,8 +156,8 @@ def _distill_schema() -> Record:
     return Record({"recipe": Str(), "enabled": Bool(), "architecture": Str(), "encoder": Str(),
                    "encoder_depth": Int(1, 5), "decoder_channels": ListOf(Int(1)), "pretrained": Str(),
                    "epochs": Int(1), "batch_size": Int(1), "lr": Number(finite=True),
-                   "weight_decay": Number(finite=True), "image_size": ListOf(Int(1), min_len=2),
-                   "ignore_band": ListOf(Number(finite=True), min_len=2), "dice_weight": Number(finite=True)})
+                   "weight_decay": Number(finite=True), "image_size": ListOf(Int(1), length=2),
+                   "ignore_band": ListOf(Number(finite=True), length=2), "dice_weight": Number(finite=True)})
 
 
 def _distill_options(spec: SuiteSpec, run: SuiteRun) -> dict[str, Any] | None:
@@ -199,6 +199,21 @@ def load_spec(path: str | Path) -> SuiteSpec:
         raise UserError(f"{path}: not a valid TOML suite spec ({err})") from None
     except RecursionError:
         raise UserError(f"{path}: not a valid TOML suite spec (nested too deeply)") from None
+    return parse_spec(raw, path)
+
+
+def parse_spec(raw: dict[str, Any], path: str | Path) -> SuiteSpec:
+    """A suite spec from its parsed TOML, validated against :func:`spec_schema`, each run's method options and
+    distill stage (:func:`wsbench.distill.distill_recipe`), so that a bad value stops the suite before any work.
+
+    Args:
+        raw: the parsed document (it may be changed).
+        path: the spec's file, named in messages.
+
+    Raises:
+        UserError: a key of the wrong type or out of range, a missing or unknown key, naming the file and the key.
+    """
+    path = Path(path)
     # a recipe may be a name ("cpu"): the table form {name = "cpu"} is what the schema checks
     if isinstance(raw.get("recipe"), str):
         raw["recipe"] = {"name": raw["recipe"]}
@@ -230,7 +245,7 @@ def load_spec(path: str | Path) -> SuiteSpec:
     if not _PLAIN_NAME.fullmatch(name):  # it names RUNS_DIR/jobs/<name>.json and SLURM job names
         raise UserError(f"{path}: name = {name!r} is not a plain file name (letters, digits, space, _ . + -; "
                         "not starting with '.' or a space)" + ("" if "name" in raw else "; set name in the spec"))
-    return SuiteSpec(name=name, path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
+    spec = SuiteSpec(name=name, path=path, datasets=list(raw.get("datasets", ["synthetic-belt"])),
                      seeds=[int(s) for s in raw.get("seeds", [0])], runs=runs,
                      recipe=_recipe_table(raw.get("recipe", {}), path, "recipe"),
                      dataset_options=dict(raw.get("datasets_options", {})),
@@ -238,6 +253,16 @@ def load_spec(path: str | Path) -> SuiteSpec:
                      evaluation=dict(raw.get("evaluation", {})), split_seeds=split_seeds,
                      slurm=dict(raw.get("slurm", {})), distill=raw.get("distill"),
                      sweep={m: dict(g) for m, g in raw.get("sweep", {}).items()})
+    for i, run in enumerate(runs):
+        stage = _distill_options(spec, run)
+        if stage is not None:
+            from .distill import distill_recipe
+
+            try:
+                distill_recipe(stage.pop("recipe", "cpu"), **stage)
+            except UserError as err:
+                raise UserError(f"{path}: distill stage of runs[{i}]: {err}") from None
+    return spec
 
 
 #: a spec name: one plain file name (no folder, no '..', no control or shell characters)
