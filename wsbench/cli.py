@@ -656,7 +656,12 @@ _BELT = BeltConfig()
               help="frames per video (at least 2: one frame has no belt)")
 @click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
-def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> None:
+@click.option("--grey-matched", "grey_matched", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="probability that an illegal object is printed in the belt's grey level in another hue")
+@click.option("--grey-stripes", "grey_stripes", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="probability that an illegal object's print has thin rows of belt grey")
+def data_synth(out: Path, videos: int, frames: int, size: str, seed: int, grey_matched: float,
+               grey_stripes: float) -> None:
     """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in
     belt."""
     from .data.synthetic import generate_belt
@@ -664,6 +669,7 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> Non
 
     check_output(out, "--out", "dir")
     config = BeltConfig().scaled(videos=videos, frames=frames, size=_image_size(size), seed=seed)
+    config = dataclasses.replace(config, grey_matched_prob=grey_matched, grey_stripes_prob=grey_stripes)
     path = generate_belt(out, config)
     click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
 

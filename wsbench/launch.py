@@ -145,13 +145,12 @@ def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) 
         recipe, fusion = resolved.recipe, resolved.fusion
         flows = create_trainer(resolved.method).clip_length() > 1 or bool(
             fusion is not None and fusion.neighbours > 0 and fusion.warp)
-        key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), recipe.bg_threshold,
-               recipe.bg_morph, spec.cache_dir, (recipe.flow, repr(recipe.flow_options())) if flows else None)
+        key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), repr(recipe.background_options()),
+               spec.cache_dir, (recipe.flow, repr(recipe.flow_options())) if flows else None)
         if key in seen:
             continue
         seen.add(key)
-        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
-                       bg_morph=recipe.bg_morph)
+        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
         if flows:
             data.flows(recipe.flow, **recipe.flow_options())
     if seen:
