@@ -196,3 +196,18 @@ def test_grey_matched_belt_variant_defeats_the_grey_rule_and_not_the_colour_rule
     # stripes draw only when asked for (the hand case above measures what they do to the cleaning)
     striped = dataclasses.replace(base, grey_stripes_prob=1.0)
     assert not np.array_equal(render_pair(striped, 0)[0].frames, render_pair(base, 0)[0].frames)
+
+
+def test_contact_sheet_shows_what_each_rule_keeps(tmp_path):
+    """Tiles: frame, gray keeps, lab keeps, background class, GT; the blue box is black in the grey rule's tile."""
+    from wsbench.data.preview import contact_sheet
+
+    root = _write_one_object_video(tmp_path / "blue", lambda region: np.array(BLUE, np.uint8))
+    out = contact_sheet(create_dataset("video-folder", root=root), tmp_path / "sheet.png", videos=1, frames=1,
+                        size=64, bg_rule="lab")
+    sheet = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert sheet.shape == (2 * (64 + 16), 5 * 64, 3)  # before and after rows, five tiles each
+    box = np.s_[16 + 21:16 + 29, 6:16]  # frame 0's box, inside its edges, in the first row's tiles
+    gray_tile, lab_tile = sheet[:, 64:128][box], sheet[:, 128:192][box]
+    assert gray_tile.max() == 0 and np.abs(lab_tile.astype(int) - BLUE).max() <= 2
+    assert sheet[:, 192:256][box].max() == 0  # the lab rule's background image has the box blacked out

@@ -681,6 +681,12 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int, grey_m
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--bg-morph", type=click.IntRange(0, 255), default=3, show_default=True,
               help="opening/closing square of background removal (0: none)")
+@click.option("--bg-rule", type=click.Choice(["gray", "lab"]), default="gray", show_default=True,
+              help="the rule whose background image is shown (both rules' objects are)")
+@click.option("--bg-lab-threshold", type=click.FloatRange(0, 400, max_open=True), default=10.0, show_default=True,
+              help="colour distance (CIE76 delta E) of the lab rule")
+@click.option("--bg-threshold-mode", type=click.Choice(["fixed", "otsu"]), default="fixed", show_default=True,
+              help="fixed thresholds, or Otsu's per video")
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("contact_sheet.png"), show_default=True,
@@ -688,8 +694,10 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int, grey_m
 @overwrite_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_threshold: float, bg_morph: int,
-              dataset_option: tuple[str, ...], out: Path, overwrite: bool, cache_dir: Path | None) -> None:
-    """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
+              bg_rule: str, bg_lab_threshold: float, bg_threshold_mode: str, dataset_option: tuple[str, ...],
+              out: Path, overwrite: bool, cache_dir: Path | None) -> None:
+    """Print counts per class and split, and save a contact sheet of frames, what each background rule keeps,
+    and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
     from .files import IMAGE_SUFFIXES, check_output
@@ -698,7 +706,8 @@ def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_thresh
     index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir),
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
-    contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph)
+    contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph, bg_rule=bg_rule,
+                  bg_lab_threshold=bg_lab_threshold, bg_threshold_mode=bg_threshold_mode)
     click.echo(f"contact sheet: {target}")
 
 
