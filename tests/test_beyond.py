@@ -367,7 +367,7 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     background = stream_background(iter(frames), 9)
     streamed = [item.mask for item in segment_stream(trained, iter(frames), background, batch_size=4)]
 
-    arrays = [frame_arrays(f, background, (32, 32), trained.recipe.bg_threshold) for f in frames]
+    arrays = [frame_arrays(f, background, (32, 32)) for f in frames]
     small = np.stack([a[0] for a in arrays])
     maps = batch_maps(trained.method, trained.model, small, np.stack([a[1] for a in arrays]), FOREGROUND,
                       trained.device, raw=uses_raw_maps(fusion))

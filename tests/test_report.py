@@ -23,16 +23,18 @@ from wsbench.runs import create_run, finish_run, iter_runs
 
 
 def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=None, background_removal=True,
-             static_after=False, accuracy=None, finished=True, legacy=False, **options):
+             static_after=False, accuracy=None, finished=True, legacy=False, recipe=None, all_foreground=0.2,
+             **options):
     """Write config.json (+ result.json) of a run as execute() would, with made-up numbers.
 
-    ``legacy``: as wsbench wrote it before config.json kept ``method_info``.
+    ``legacy``: as wsbench wrote it before config.json kept ``method_info``. ``recipe``: more recipe
+    fields; ``all_foreground``: the reference's IoU.
     """
     m = create_method(method, **options)
     fusion = m.fusion()
     semantic = {"method": method, "method_options": dataclasses.asdict(m.options), "dataset": dataset,
                 "data_root": None, "split_seed": 0, "seed": seed,
-                "recipe": {"epochs": 8, "background_removal": background_removal},
+                "recipe": {"epochs": 8, "background_removal": background_removal, **(recipe or {})},
                 "fusion": dataclasses.asdict(fusion) if fusion else None}
     if legacy:  # the loss weights were recipe fields then
         semantic["method_options"] = {k: v for k, v in semantic["method_options"].items() if k not in MOVED_TO_METHODS}
@@ -52,7 +54,7 @@ def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=
               "metrics": {"iou_illegal": iou, "miou": iou + 0.2, "threshold": 0.4, "threshold_source": "validation",
                           "val_iou_illegal": iou + 0.01, "oracle_iou_illegal": iou + 0.02, "oracle_threshold": 0.3,
                           "accuracy": accuracy["foreground" if background_removal else "original"]["val"]},
-              "baselines": {"all_foreground": {"iou_illegal": 0.2, "miou": 0.3},
+              "baselines": {"all_foreground": {"iou_illegal": all_foreground, "miou": 0.3},
                             "empty": {"iou_illegal": 0.0, "miou": 0.45}, "foreground_recall": 0.97},
               "accuracy_by_input": accuracy,
               "curves": {"thresholds": [k / 100 for k in range(100)],
@@ -476,3 +478,20 @@ def test_a_recorded_method_needs_no_installed_plugin(tmp_path):
         (record.path / name).write_text(json.dumps(doc))
     cells = _cells(comparison(iter_runs(runs_dir)))["synthetic-belt"]
     assert cells["Plugin CAM"].mean == pytest.approx(42.0)
+
+
+def test_runs_under_another_background_rule_are_their_own_comparison_row(tmp_path):
+    """Their foreground differs, so do their all-foreground reference and recall: never pooled with the paper rule's."""
+    runs_dir = tmp_path / "runs"
+    for method, iou in (("cam", 0.30), ("puzzlecam", 0.35)):
+        fake_run(runs_dir, method, iou=iou)
+        fake_run(runs_dir, method, iou=iou + 0.1, recipe={"bg_rule": "lab", "bg_lab_threshold": 10.0},
+                 all_foreground=0.25)
+    table = comparison(iter_runs(runs_dir))
+    rows = {name: [c.text for c in cells] for name, cells in table.rows}
+    assert table.columns == ["PuzzleCAM", "CAM", "all-foreground (reference)", "foreground recall (ceiling)"]
+    assert rows == {"synthetic-belt [background=gray > 22]": ["35.00", "30.00", "20.00", "97.00"],
+                    "synthetic-belt [background=lab > 10]": ["45.00", "40.00", "25.00", "97.00"]}
+    # one rule alone: the row keeps its plain name
+    only = comparison(r for r in iter_runs(runs_dir) if "bg_rule" not in r.config["recipe"])
+    assert [name for name, _ in only.rows] == ["synthetic-belt"]

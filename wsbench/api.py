@@ -207,9 +207,10 @@ class FinishedRun:
         Yields:
             :class:`~wsbench.segment.SegmentedFrame` (``.index``, ``.frame``, ``.mask``) in input order.
         """
+        from .data.background import BackgroundRule
         from .segment import segment_stream, stream_background
 
-        background = stream_background(iter(frames))
+        background = stream_background(iter(frames), rule=BackgroundRule.of(self.trained.recipe))
         return segment_stream(self.trained, iter(frames), background, batch_size)
 
 

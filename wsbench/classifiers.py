@@ -10,7 +10,6 @@ lock, so two runs never train the same classifier at once (the second waits, the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from .files import config_hash, load_torch
 from .flow import flow_fingerprint
 from .methods import Method, create_trainer
 from .model import CamNet, build_model, load_weights
-from .recipes import Recipe
+from .recipes import Recipe, recipe_record
 from .schema import AnyValue, Number, Record, load_json
 from .train import train_classifier
 
@@ -40,7 +39,7 @@ def classifier_key(method: Method, recipe: Recipe, data: PreparedData, seed: int
     training on ``.flo`` files, the files' content fingerprint.
     """
     name, options = method.classifier()
-    fields = dataclasses.asdict(recipe)
+    fields = recipe_record(recipe)
     key = {"method": name, "options": options, "recipe": fields, "data": data.path.parent.name,
            "image_size": list(recipe.image_size), "seed": seed}
     if create_trainer(method).clip_length() == 1:  # the trainer's: tccam --no-temporal trains as puzzlecam

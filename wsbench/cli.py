@@ -687,7 +687,12 @@ _BELT = BeltConfig()
               help="frames per video (at least 2: one frame has no belt)")
 @click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
 @click.option("--seed", type=_SEED, default=0, show_default=True, help="generator seed")
-def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> None:
+@click.option("--grey-matched", "grey_matched", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="probability that an illegal object is printed in the belt's grey level in another hue")
+@click.option("--grey-stripes", "grey_stripes", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="probability that an illegal object's print has thin rows of belt grey")
+def data_synth(out: Path, videos: int, frames: int, size: str, seed: int, grey_matched: float,
+               grey_stripes: float) -> None:
     """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in
     belt."""
     from .data.synthetic import generate_belt
@@ -695,6 +700,7 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> Non
 
     check_output(out, "--out", "dir")
     config = BeltConfig().scaled(videos=videos, frames=frames, size=_image_size(size), seed=seed)
+    config = dataclasses.replace(config, grey_matched_prob=grey_matched, grey_stripes_prob=grey_stripes)
     path = generate_belt(out, config)
     click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
 
@@ -706,6 +712,12 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> Non
 @click.option("--bg-threshold", type=float, default=22.0, show_default=True)
 @click.option("--bg-morph", type=click.IntRange(0, 255), default=3, show_default=True,
               help="opening/closing square of background removal (0: none)")
+@click.option("--bg-rule", type=click.Choice(["gray", "lab"]), default="gray", show_default=True,
+              help="the rule whose background image is shown (both rules' objects are)")
+@click.option("--bg-lab-threshold", type=click.FloatRange(0, 400, max_open=True), default=10.0, show_default=True,
+              help="colour distance (CIE76 delta E) of the lab rule")
+@click.option("--bg-threshold-mode", type=click.Choice(["fixed", "otsu"]), default="fixed", show_default=True,
+              help="fixed thresholds, or Otsu's per video")
 @click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
               help="an option of the data set (repeatable), e.g. segment_seconds=10")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("contact_sheet.png"), show_default=True,
@@ -713,8 +725,10 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int) -> Non
 @overwrite_option
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_threshold: float, bg_morph: int,
-              dataset_option: tuple[str, ...], out: Path, overwrite: bool, cache_dir: Path | None) -> None:
-    """Print counts per class and split, and save a contact sheet of frames, foreground and masks."""
+              bg_rule: str, bg_lab_threshold: float, bg_threshold_mode: str, dataset_option: tuple[str, ...],
+              out: Path, overwrite: bool, cache_dir: Path | None) -> None:
+    """Print counts per class and split, and save a contact sheet of frames, what each background rule keeps,
+    and masks."""
     from .data import create_dataset
     from .data.preview import contact_sheet, counts_table
     from .files import IMAGE_SUFFIXES, check_output
@@ -723,7 +737,8 @@ def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_thresh
     index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir),
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
-    contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph)
+    contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph, bg_rule=bg_rule,
+                  bg_lab_threshold=bg_lab_threshold, bg_threshold_mode=bg_threshold_mode)
     click.echo(f"contact sheet: {target}")
 
 

@@ -189,7 +189,7 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
                            cache_dir=str(cache_dir) if cache_dir else None, **(config.get("dataset_options") or {}))
     recipe = trained.recipe
     check_data(trained.record, index, recipe)
-    return prepare(index, recipe.image_size, cache_dir, recipe.bg_threshold, bg_morph=recipe.bg_morph)
+    return prepare(index, recipe.image_size, cache_dir, **recipe.background_options())
 
 
 def data_fingerprint(index: Any, recipe: Recipe, splits: bool = True) -> str:
@@ -303,7 +303,6 @@ def run_summary(trained: TrainedRun) -> dict[str, Any]:
             "config_hash": result.get("config_hash"), "threshold": trained.threshold,
             "threshold_source": result.get("metrics", {}).get("threshold_source"),
             "fusion": trained.fusion.as_config() if trained.fusion else None,
-            "background_removal": trained.recipe.background_removal, "bg_threshold": trained.recipe.bg_threshold,
-            "bg_morph": trained.recipe.bg_morph,
+            "background_removal": trained.recipe.background_removal, **trained.recipe.background_options(),
             "image_size": list(trained.recipe.image_size)}
 

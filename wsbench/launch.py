@@ -181,13 +181,12 @@ def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) 
         resolved = resolve(spec, resolve_device(spec.device).type)
         recipe = resolved.recipe
         # every run reads flows: clip training and fusion, and always the temporal stability score
-        key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), recipe.bg_threshold,
-               recipe.bg_morph, spec.cache_dir, recipe.flow, repr(recipe.flow_options()))
+        key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), repr(recipe.background_options()),
+               spec.cache_dir, recipe.flow, repr(recipe.flow_options()))
         if key in seen:
             continue
         seen.add(key)
-        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
-                       bg_morph=recipe.bg_morph)
+        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
         data.flows(recipe.flow, **recipe.flow_options())
     if seen:
         echo(f"caches ready for {len(seen)} data/flow configuration(s) ({time.perf_counter() - started:.0f} s)")

@@ -25,7 +25,7 @@ from .inference import data_fingerprint, data_parts
 from .maps import CAM_COMBINE, parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
 from .progress import no_bars_unless
-from .recipes import Recipe, choose_recipe, named_recipe
+from .recipes import Recipe, choose_recipe, named_recipe, recipe_record
 from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs
 from .texts import static_after_refusal
 
@@ -157,7 +157,7 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         "data_root": str(Path(spec.data_root).expanduser().resolve()) if spec.data_root else None,
         "split_seed": 0 if spec.split_seed is None else spec.split_seed,
         "seed": spec.seed,
-        "recipe": dataclasses.asdict(recipe),
+        "recipe": recipe_record(recipe),
         "fusion": fusion.as_config() if fusion else None,
     }
     if index.info.get("resplit"):  # only then, so runs on a data set's fixed split keep their hash
@@ -301,8 +301,7 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
     recipe = resolved.recipe
 
     with distributed.main_first():
-        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, recipe.bg_threshold,
-                                bg_morph=recipe.bg_morph)
+        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
     model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
                                           resume=resume, workers=spec.workers, compile_model=spec.compile,
                                           progress=progress and main)

@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from .errors import UserError
 
-__all__ = ["MAX_CAM_SCALE", "MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe", "RecipeOption", "choose_recipe",
-           "named_recipe", "MOVED_TO_METHODS", "parse_recipe_option", "recipe_options", "recorded_fields"]
+__all__ = ["BACKGROUND_RULE_DEFAULTS", "MAX_CAM_SCALE", "MAX_IMAGE_SIZE", "RECIPES", "NamedRecipe", "Recipe",
+           "RecipeOption", "choose_recipe", "named_recipe", "MOVED_TO_METHODS", "parse_recipe_option",
+           "recipe_options", "recipe_record", "recorded_fields"]
 
 #: the largest training resolution a side (--image-size); the paper trains at 512
 MAX_IMAGE_SIZE = 4096
@@ -30,6 +31,9 @@ MAX_IMAGE_SIZE = 4096
 MAX_CAM_SCALE = 8.0
 #: recipe fields of runs recorded before the loss weights became options of the methods that have those losses
 MOVED_TO_METHODS = ("alpha_max", "beta_max", "weight_ramp")
+#: background-rule fields added after runs were first recorded, with the values those runs had: at these
+#: values they are left out of the recorded recipe (:func:`recipe_record`), so those runs keep their hashes
+BACKGROUND_RULE_DEFAULTS = {"bg_rule": "gray", "bg_threshold_mode": "fixed"}
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -69,6 +73,11 @@ class Recipe:
         bg_threshold: background-removal threshold (grey levels).
         bg_morph: side in pixels (at the analysis resolution) of the opening/closing square that
             cleans the foreground; ≤ 1 for none (the paper's rule). Objects narrower than it vanish.
+        bg_rule: ``"gray"`` (the paper's grey-level distance to the median belt) or ``"lab"``
+            (CIELAB ΔE to the median belt, closing before opening; :mod:`wsbench.data.background`).
+        bg_lab_threshold: ΔE threshold of the ``lab`` rule.
+        bg_threshold_mode: ``"fixed"`` (``bg_threshold`` / ``bg_lab_threshold``) or ``"otsu"``
+            (per video, Otsu's method on the distances; no ground truth).
         augment: flips, small shifts and colour gain on training batches.
         flow: optical-flow estimator for clip training.
         flow_root: where the ``files`` estimator reads ``.flo`` files (``None``: the data set's
@@ -92,9 +101,20 @@ class Recipe:
     bg_threshold: float = _field(22.0, "background-removal threshold in grey levels [default: 22]")
     bg_morph: int = _field(3, "opening/closing square of background removal, px at <=1024 px analysis size; "
                               "objects narrower vanish; 0: none (the paper's rule) [default: 3]", low=0, high=255)
+    bg_rule: Literal["gray", "lab"] = _field("gray", "background rule: gray (the paper's grey-level distance) or lab "
+                                                     "(CIELAB colour distance, closing before opening) [default: gray]")
+    bg_lab_threshold: float = _field(10.0, "colour distance (CIE76 delta E) above which a pixel is foreground "
+                                           "under --bg-rule lab [default: 10]")
+    bg_threshold_mode: Literal["fixed", "otsu"] = _field("fixed", "background threshold: fixed (--bg-threshold / "
+                                                                  "--bg-lab-threshold) or otsu (per video, no GT) "
+                                                                  "[default: fixed]")
     augment: bool = _field(True, "flips, shifts, colour gain [default: on]")
     flow: str = _field("dis", "optical-flow estimator (wsbench list flows) [default: dis]")
     flow_root: str | None = _field(None, "folder of .flo files for --flow files [default: the dataset's own]")
+
+    def background_options(self) -> dict[str, Any]:
+        """The background-removal fields, as :func:`wsbench.data.cache.prepare` takes them (``bg_*`` keywords)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.startswith("bg_")}
 
     def flow_options(self) -> dict[str, Any]:
         """Options of the flow estimator (``root`` when ``flow_root`` is set)."""
@@ -113,6 +133,11 @@ class Recipe:
              f"--bg-morph must be a whole number of pixels in [0, 255], not {self.bg_morph}"),
             (finite(self.bg_threshold) and 0 <= self.bg_threshold < 255,
              f"--bg-threshold must be a number of grey levels in [0, 255), not {self.bg_threshold}"),
+            (self.bg_rule in ("gray", "lab"), f"--bg-rule must be gray or lab, not {self.bg_rule!r}"),
+            (finite(self.bg_lab_threshold) and 0 <= self.bg_lab_threshold < 400,
+             f"--bg-lab-threshold must be a colour distance in [0, 400), not {self.bg_lab_threshold}"),
+            (self.bg_threshold_mode in ("fixed", "otsu"),
+             f"--bg-threshold-mode must be fixed or otsu, not {self.bg_threshold_mode!r}"),
             (16 <= min(self.image_size) and max(self.image_size) <= MAX_IMAGE_SIZE,
              f"--image-size must be 16 to {MAX_IMAGE_SIZE} pixels a side, not "
              f"{self.image_size[0]}x{self.image_size[1]}"),
@@ -188,6 +213,23 @@ def named_recipe(name: str) -> NamedRecipe:
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; available: {', '.join(RECIPES)} (wsbench list recipes)")
     return RECIPES[name]
+
+
+def recipe_record(recipe: Recipe) -> dict[str, Any]:
+    """A recipe as ``config.json`` records it and configuration and classifier keys hash it.
+
+    Every field, except the background-rule fields (:data:`BACKGROUND_RULE_DEFAULTS`) while they
+    have the values runs had before those fields existed, and ``bg_lab_threshold`` under the
+    ``gray`` rule (which never reads it): runs of the paper's rule keep their hashes and caches,
+    and a missing field reads back as its default.
+    """
+    fields = dataclasses.asdict(recipe)
+    for name, default in BACKGROUND_RULE_DEFAULTS.items():
+        if fields[name] == default:
+            del fields[name]
+    if recipe.bg_rule == "gray":
+        del fields["bg_lab_threshold"]
+    return fields
 
 
 def recorded_fields(recipe: dict[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,7 @@ import pandas as pd
 from .bootstrap import RATIOS, RESAMPLES, SEED, difference_interval, iou_interval
 from .errors import UserError
 from .files import config_hash
-from .recipes import MOVED_TO_METHODS
+from .recipes import MOVED_TO_METHODS, Recipe
 from .runs import RunRecord
 from .texts import static_after_refusal, threshold_text
 
@@ -106,7 +106,9 @@ _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_roo
              "cam_inference")
 #: what identifies a data set, a comparison row (its files' content fingerprint included: data changed
 #: under one root is another data set); not its split, since split seeds are samples pooled in a cell
-_DATA = ("dataset", "data_root", "dataset_options", "data_content")
+_DATA = ("dataset", "data_root", "dataset_options", "data_content", "background")
+#: recipe fields that decide the foreground (and so the all-foreground reference and the foreground recall)
+_BACKGROUND = ("bg_rule", "bg_threshold", "bg_lab_threshold", "bg_threshold_mode", "bg_morph")
 #: what a distilled run records of its source run's config (``distill.source_config``): what the stages table
 #: groups by, as the comparison groups CAM runs
 SOURCE_KEYS = (*_SEMANTIC, "seed", "split_seed", "data_fingerprint", "data_content", "method_info", "label",
@@ -251,7 +253,19 @@ def _data_identity(config: dict[str, Any], result: dict[str, Any], content_of: d
     fingerprint = config.get("data_fingerprint")
     ident["data_content"] = config.get("data_content") or (content_of.get(fingerprint, fingerprint) if fingerprint
                                                            else fingerprint)
+    ident["background"] = _background_text(config.get("recipe") or {})
     return ident
+
+
+def _background_text(recipe: dict[str, Any]) -> str:
+    """The foreground a recipe makes, in words (e.g. ``gray > 22``, ``lab > 10 otsu, morph 0``): runs whose
+    foreground differs are scored against different references, so they are different comparison rows."""
+    full = {**dataclasses.asdict(Recipe()), **recipe}
+    rule = full["bg_rule"]
+    text = f"{rule} > {full['bg_lab_threshold' if rule == 'lab' else 'bg_threshold']:g}"
+    if full["bg_threshold_mode"] != "fixed":
+        text = f"{rule} {full['bg_threshold_mode']}"
+    return text + (f", morph {full['bg_morph']}" if full["bg_morph"] != Recipe().bg_morph else "")
 
 
 def latest_runs(records: Iterable[RunRecord]) -> tuple[list[RunRecord], int]:
@@ -652,7 +666,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     table = Table("comparison", "", f"{header} ×100 {'↑' if higher else '↓'}", [], [])
     if df.empty:
         return table
-    names = _column_names(df, ignore=("data_root", "split_seed"))  # rows tell data sets apart
+    names = _column_names(df, ignore=("data_root", "split_seed", *_BACKGROUND))  # rows tell data sets (and
+    # the foregrounds they are scored in) apart
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
     ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")]

@@ -5,12 +5,13 @@ what stays in memory is bounded by the batch size and the run's fusion window, n
 video's length:
 
 1. **Background.** A new video has no data-set median background, so the background is the
-   pixel-wise median of the grayscale of the first ``bg_frames`` frames (64 by default) of the
-   stream, at the analysis resolution (≤ 1024 px a side, :mod:`wsbench.data.background`), read
-   in a first pass over the source; the data set caches instead use 64 frames spread over the
-   whole video. Each frame's foreground then comes from the run's ``bg_threshold`` as in the
-   caches. Foreground both feeds the classifier (if the run's recipe removes the background)
-   and separates legal objects from the belt in the masks.
+   pixel-wise median (grey, or CIELAB under the ``lab`` rule) of the first ``bg_frames`` frames
+   (64 by default) of the stream, at the analysis resolution (≤ 1024 px a side,
+   :mod:`wsbench.data.background`), read in a first pass over the source; the data set caches
+   instead use 64 frames spread over the whole video. Each frame's foreground then comes from the
+   run's background rule (``bg_rule``, its threshold and cleaning) as in the caches. Foreground
+   both feeds the classifier (if the run's recipe removes the background) and separates legal
+   objects from the belt in the masks.
 2. **Maps.** Frames are resized to the training resolution and the run's method gives their maps,
    ``batch_size`` frames per forward pass.
 3. **Fusion.** If the run fused maps at inference (``--fuse-neighbours`` or ``f2f``), the same
@@ -105,31 +106,35 @@ def open_source(path: str | Path) -> Any:
     return VideoFile(path)
 
 
-def stream_background(frames: Iterable[np.ndarray], count: int = bg.MEDIAN_FRAMES) -> np.ndarray:
-    """Median background of the first ``count`` frames (grayscale at the analysis size).
+def stream_background(frames: Iterable[np.ndarray], count: int = bg.MEDIAN_FRAMES,
+                      rule: bg.BackgroundRule | None = None) -> bg.VideoBackground:
+    """Median background of the first ``count`` frames at the analysis size, under a run's rule.
 
     Args:
         frames: RGB uint8 frames; only the first ``count`` are read.
         count: how many frames the median is taken over.
+        rule: the run's background rule (:meth:`~wsbench.data.background.BackgroundRule.of` its
+            recipe; ``None``: the paper's rule with its defaults).
 
     Returns:
-        uint8 (h, w) background at :func:`wsbench.data.background.analysis_size` of the frames.
+        The stream's :class:`~wsbench.data.background.VideoBackground` (median belt and threshold).
 
     Raises:
         UserError: no frames.
     """
     if count < 1:
         raise UserError("--bg-frames must be at least 1")
-    grays, asize = [], None
+    rule = rule or bg.BackgroundRule()
+    images, asize = [], None
     for frame in itertools.islice(frames, count):
         asize = asize or bg.analysis_size(frame.shape[1], frame.shape[0])
-        grays.append(bg.to_gray(frame, asize))
-    if not grays:
+        images.append(rule.convert(frame, asize))
+    if not images:
         raise UserError("the input has no frames")
-    return bg.median_background(grays)
+    return rule.fit(images)
 
 
-def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background: np.ndarray,
+def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background: bg.VideoBackground,
                    batch_size: int = 8) -> Iterator[SegmentedFrame]:
     """Masks of a stream of frames, produced lazily.
 
@@ -185,8 +190,7 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
                 raise UserError(f"frame {read + len(batch)} is {got[0]}x{got[1]}, the first frame "
                                 f"{size[0]}x{size[1]}; frames of one video must share a size")
             size = got
-            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size, recipe.bg_threshold,
-                                                   recipe.bg_morph)
+            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size)
             batch.append((frame, small, fg, fg_small))
         done = len(batch) < batch_size
         if batch:
@@ -339,7 +343,8 @@ def _segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: P
     if isinstance(trained, DistilledRun):  # streams are generators: they start in the loop below
         stream = segmenter_stream(trained, iter(frames), batch_size)
     else:
-        stream = segment_stream(trained, iter(frames), stream_background(iter(frames), bg_frames), batch_size)
+        background = stream_background(iter(frames), bg_frames, bg.BackgroundRule.of(trained.recipe))
+        stream = segment_stream(trained, iter(frames), background, batch_size)
     rate = fps or getattr(frames, "fps", None) or 10.0
     writer = None
     counts = np.zeros(len(CLASSES), np.int64)

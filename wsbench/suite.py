@@ -453,6 +453,7 @@ def plan_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None,
 
     from .device import resolve_device
     from .pipeline import resolve, same_run
+    from .recipes import recipe_record
 
     overrides = overrides or {}
     seeds = seeds if seeds is not None else spec.seeds
@@ -467,7 +468,7 @@ def plan_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None,
         if run_spec.split_seed is not None:
             label += f" split seed {run_spec.split_seed}"
         group = json.dumps([run_spec.dataset, run_spec.data_root, run_spec.split_seed, run_spec.dataset_options,
-                            run_spec.seed, resolved.method.classifier(), dataclasses.asdict(resolved.recipe)],
+                            run_spec.seed, resolved.method.classifier(), recipe_record(resolved.recipe)],
                            sort_keys=True, default=str)
         planned.append(PlannedRun(i, label, run_spec, run.label, group, done[-1] if done else None, run))
     return planned

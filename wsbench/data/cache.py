@@ -8,8 +8,10 @@ resolution and estimator, and training never recomputes it.
 
 Layout::
 
-    CACHE_DIR/<dataset>-<hash of the data fingerprint and cache version>/<w>x<h>-bg<threshold>/
-        meta.json                   videos, their slice of the arrays, original frame sizes
+    CACHE_DIR/<dataset>-<hash of the data fingerprint and cache version>/<w>x<h>-<background rule>/
+                                    (rule: bg<threshold>-m<morph>, lab<delta E>-m<morph>, + -otsu)
+        meta.json                   videos, their slice of the arrays, original frame sizes (and,
+                                    under a rule other than the paper's, each video's threshold)
         frames.npy                  (N, h, w, 3) uint8, original frames (with background)
         fg.npy                      (N, h, w) uint8, 1 = foreground
         fg/<video>/<frame>.png      foreground at analysis resolution (evaluation)
@@ -105,6 +107,8 @@ class PreparedData:
         image_size: training resolution ``(w, h)``.
         bg_threshold: background-removal threshold used.
         bg_morph: side of the background-removal opening/closing square (≤ 1: none).
+        background_rule: the whole background rule (:class:`~wsbench.data.background.BackgroundRule`).
+        bg_thresholds: each video's threshold (differs from the rule's only under ``otsu``).
         frames: memory-mapped (N, h, w, 3) uint8 original frames.
         fg: memory-mapped (N, h, w) uint8 foreground masks.
         slices: one :class:`VideoSlice` per video.
@@ -112,15 +116,17 @@ class PreparedData:
     """
 
     def __init__(self, index: VideoIndex, path: Path, image_size: tuple[int, int], bg_threshold: float,
-                 bg_morph: int = bg.DEFAULT_MORPH) -> None:
+                 bg_morph: int = bg.DEFAULT_MORPH, background_rule: bg.BackgroundRule | None = None) -> None:
         self.index = index
         self.path = path
         self.image_size = image_size
         self.bg_threshold = bg_threshold
         self.bg_morph = bg_morph
+        self.background_rule = background_rule or bg.BackgroundRule(threshold=bg_threshold, morph=bg_morph)
         hint = f"delete {path} to rebuild the cache"
         meta = load_json(path / "meta.json", _META_SCHEMA, "cache index", hint=hint)
         self.slices = [VideoSlice(s["start"], s["length"], tuple(s["frame_size"])) for s in meta["videos"]]
+        self.bg_thresholds = [float(s.get("bg_threshold", self.bg_threshold)) for s in meta["videos"]]
         try:
             self.frames = np.load(path / "frames.npy", mmap_mode="r")
             self.fg = np.load(path / "fg.npy", mmap_mode="r")
@@ -238,6 +244,9 @@ def prepare(
     bg_threshold: float = 22.0,
     workers: int | None = None,
     bg_morph: int = bg.DEFAULT_MORPH,
+    bg_rule: str = "gray",
+    bg_lab_threshold: float = bg.DEFAULT_LAB_THRESHOLD,
+    bg_threshold_mode: str = "fixed",
 ) -> PreparedData:
     """Build (or reuse) the frame and foreground caches of ``index`` at ``image_size``.
 
@@ -249,6 +258,9 @@ def prepare(
         bg_threshold: background-removal threshold (grey levels).
         workers: threads decoding videos in parallel (default: up to 4, one per core).
         bg_morph: side of the background-removal opening/closing square (≤ 1: none).
+        bg_rule: ``"gray"`` (the paper's) or ``"lab"`` (:class:`~wsbench.data.background.BackgroundRule`).
+        bg_lab_threshold: ΔE threshold of the ``lab`` rule.
+        bg_threshold_mode: ``"fixed"`` or ``"otsu"`` (per video).
 
     Returns:
         The prepared data set.
@@ -256,22 +268,23 @@ def prepare(
     root = resolve_cache_dir(cache_dir)
     w, h = image_size
     data_key = config_hash({"data": index.fingerprint(), "v": _VERSION}, 16)
-    path = root / f"{index.name}-{data_key}" / f"{w}x{h}-bg{bg_threshold:g}-m{max(bg_morph, 1)}"
+    rule = bg.BackgroundRule(bg_rule, bg_threshold, bg_lab_threshold, bg_threshold_mode, bg_morph)
+    path = root / f"{index.name}-{data_key}" / f"{w}x{h}-{rule.cache_name()}"
     remove_stale_builds(root)
     start = time.perf_counter()
     built = False
     if not (path / "meta.json").exists():
         with _terminate_as_exit():
-            _build(index, path, image_size, bg_threshold, workers, bg_morph)
+            _build(index, path, image_size, rule, workers)
         built = True
-    data = PreparedData(index, path, image_size, bg_threshold, bg_morph)
+    data = PreparedData(index, path, image_size, bg_threshold, bg_morph, rule)
     if built:
         data.timings["frames"] = time.perf_counter() - start
     return data
 
 
-def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold: float, workers: int | None,
-           morph: int) -> None:
+def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], rule: bg.BackgroundRule,
+           workers: int | None) -> None:
     from tqdm.auto import tqdm
 
     if not index.videos:
@@ -288,12 +301,12 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
         fg = np.lib.format.open_memmap(tmp / "fg.npy", mode="w+", dtype=np.uint8, shape=(n, h, w))
         reserve_space([tmp / "frames.npy", tmp / "fg.npy"], "the frame cache")
 
-        def one(pos: int, frames: np.ndarray = frames, fg: np.ndarray = fg) -> tuple[int, int]:
+        def one(pos: int, frames: np.ndarray = frames, fg: np.ndarray = fg) -> tuple[tuple[int, int], float]:
             return _build_video(index.videos[pos], tmp / "fg" / str(pos), int(starts[pos]), frames, fg,
-                                image_size, threshold, morph, stop)
+                                image_size, rule, stop)
 
         workers = workers or min(4, os.cpu_count() or 1)
-        sizes: dict[int, tuple[int, int]] = {}
+        sizes: dict[int, tuple[tuple[int, int], float]] = {}
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
         try:
             futures = {pool.submit(one, i): i for i in range(len(index.videos))}
@@ -312,9 +325,12 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
             "version": _VERSION,
             "dataset": index.name,
             "image_size": [w, h],
-            "bg_threshold": threshold,
-            "bg_morph": morph,
-            "videos": [{"key": v.key, "start": int(starts[i]), "length": len(v), "frame_size": list(sizes[i])}
+            "bg_threshold": rule.threshold,
+            "bg_morph": rule.morph,
+            **({} if rule.paper else {"bg_rule": rule.rule, "bg_lab_threshold": rule.lab_threshold,
+                                      "bg_threshold_mode": rule.threshold_mode}),
+            "videos": [{"key": v.key, "start": int(starts[i]), "length": len(v), "frame_size": list(sizes[i][0]),
+                        **({} if rule.paper else {"bg_threshold": sizes[i][1]})}
                        for i, v in enumerate(index.videos)],
         }
         atomic_write_json(tmp / "meta.json", meta)
@@ -330,29 +346,30 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], threshold
 
 
 def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg: np.ndarray,
-                 image_size: tuple[int, int], threshold: float, morph: int,
-                 stop: threading.Event | None = None) -> tuple[int, int]:
-    """Resize and background-remove one video; returns its original frame size (stops when ``stop`` is set)."""
+                 image_size: tuple[int, int], rule: bg.BackgroundRule,
+                 stop: threading.Event | None = None) -> tuple[tuple[int, int], float]:
+    """Resize and background-remove one video; returns its original frame size and its threshold (stops when
+    ``stop`` is set)."""
     fg_dir.mkdir(parents=True)
     n = len(video)
     sample = set(np.linspace(0, n - 1, min(n, bg.MEDIAN_FRAMES)).round().astype(int).tolist())
     # the median is taken over evenly spaced frames, so memory does not grow with video length
-    grays, size, asize = [], None, None
+    images, size, asize = [], None, None
     for i in sorted(sample):
         frame = video.frames.read(i)
         size = _check_size(video, i, frame, size)
         asize = asize or bg.analysis_size(*size)
-        grays.append(bg.to_gray(frame, asize))
-    background = bg.median_background(grays)
-    del grays
+        images.append(rule.convert(frame, asize))
+    background = rule.fit(images)
+    del images
     for i, frame in enumerate(video.frames):
         if stop is not None and stop.is_set():
             raise _Stopped
         _check_size(video, i, frame, size)
-        frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size, threshold, morph)
+        frames[start + i], fg[start + i], mask = frame_arrays(frame, background, image_size)
         write_image(fg_dir / f"{i}.png", mask * 255)
     assert size is not None
-    return size
+    return size, background.threshold
 
 
 class _Stopped(Exception):
@@ -427,23 +444,20 @@ def _terminate_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def frame_arrays(frame: np.ndarray, background: np.ndarray, image_size: tuple[int, int],
-                 threshold: float, morph: int = bg.DEFAULT_MORPH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def frame_arrays(frame: np.ndarray, background: bg.VideoBackground,
+                 image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One frame as the caches hold it: resized frame and foreground, and the analysis-size foreground.
 
     Args:
         frame: RGB uint8 frame at its original size.
-        background: its video's median background (grayscale at the analysis size).
+        background: its video's background (median belt, rule and threshold).
         image_size: training resolution ``(w, h)``.
-        threshold: background-removal threshold (grey levels).
-        morph: side of the opening/closing square (≤ 1: none).
 
     Returns:
         ``(frame (h, w, 3) uint8, foreground (h, w) uint8 0/1 at training resolution,
         foreground uint8 0/1 at the analysis size)``.
     """
-    asize = (background.shape[1], background.shape[0])
-    mask = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold, morph)
+    mask = background.mask(frame)
     small = cv2.resize(mask * 255, image_size, interpolation=cv2.INTER_AREA)
     return cv2.resize(frame, image_size, interpolation=cv2.INTER_AREA), (small > 127).astype(np.uint8), mask
 

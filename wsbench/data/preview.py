@@ -43,23 +43,29 @@ def _tile(image: np.ndarray, size: int, caption: str) -> np.ndarray:
     return canvas
 
 
-def _rows_for(video: Video, frames: int, size: int, threshold: float, morph: int) -> list[np.ndarray]:
+def _rows_for(video: Video, frames: int, size: int, rules: dict[str, bg.BackgroundRule],
+              chosen: str) -> list[np.ndarray]:
     n = len(video)
     picks = np.linspace(0, n - 1, min(n, frames)).round().astype(int)
     first = video.frames.read(0)
     asize = bg.analysis_size(first.shape[1], first.shape[0])
-    sample = np.linspace(0, n - 1, min(n, bg.MEDIAN_FRAMES)).round().astype(int)
-    background = bg.median_background(bg.to_gray(video.frames.read(int(i)), asize) for i in sample)
+    sample = [video.frames.read(int(i)) for i in np.linspace(0, n - 1, min(n, bg.MEDIAN_FRAMES)).round().astype(int)]
+    backgrounds = {name: rule.fit([rule.convert(f, asize) for f in sample]) for name, rule in rules.items()}
     rows = []
     for i in picks:
         frame = video.frames.read(int(i))
-        fg = bg.foreground_mask(bg.to_gray(frame, asize), background, threshold, morph)
-        fg = cv2.resize(fg, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
-        tiles = [_tile(frame, size, f"{video.key} #{i}"), _tile(frame * fg[..., None], size, "objects (fg)"),
-                 _tile(frame * ~fg[..., None], size, "background class")]
         mask_path = video.masks[int(i)] if video.masks else None
-        if mask_path is not None:
-            gt = read_mask(mask_path, (frame.shape[1], frame.shape[0]))
+        gt = read_mask(mask_path, (frame.shape[1], frame.shape[0])) if mask_path is not None else None
+        tiles = [_tile(frame, size, f"{video.key} #{i}")]
+        fgs = {}
+        for name, background in backgrounds.items():
+            fg = cv2.resize(background.mask(frame), (frame.shape[1], frame.shape[0]),
+                            interpolation=cv2.INTER_NEAREST).astype(bool)
+            fgs[name] = fg
+            kept = f" {100 * (gt & fg).sum() / gt.sum():.0f}% GT" if gt is not None and gt.any() else ""
+            tiles.append(_tile(frame * fg[..., None], size, f"{name} keeps{kept}"))
+        tiles.append(_tile(frame * ~fgs[chosen][..., None], size, f"background class ({chosen})"))
+        if gt is not None:
             overlay = frame.copy()
             overlay[gt] = (0.4 * overlay[gt] + 0.6 * np.array([255, 0, 0])).astype(np.uint8)
             tiles.append(_tile(overlay, size, "GT illegal (red)"))
@@ -70,17 +76,38 @@ def _rows_for(video: Video, frames: int, size: int, threshold: float, morph: int
 
 
 def contact_sheet(index: VideoIndex, out: Path, videos: int = 2, frames: int = 2, size: int = 160,
-                  bg_threshold: float = 22.0, bg_morph: int = bg.DEFAULT_MORPH) -> Path:
-    """Save a PNG grid: per row a frame, its objects, its background image and its GT overlay.
+                  bg_threshold: float = 22.0, bg_morph: int = bg.DEFAULT_MORPH, bg_rule: str = "gray",
+                  bg_lab_threshold: float = bg.DEFAULT_LAB_THRESHOLD, bg_threshold_mode: str = "fixed") -> Path:
+    """Save a PNG grid: per row a frame, the objects each background rule keeps, the background image and the GT.
 
     Shows ``videos`` before and ``videos`` after videos (masked before videos first), ``frames``
-    frames each.
+    frames each. Both rules (``gray`` and ``lab``) are shown with the given thresholds, threshold
+    mode and cleaning, each captioned with the share of the frame's GT illegal pixels it keeps;
+    the background image is ``bg_rule``'s.
+
+    Args:
+        index: the data set.
+        out: the image file to write.
+        videos: videos per class.
+        frames: frames per video.
+        size: tile side in pixels.
+        bg_threshold: the grey rule's threshold (grey levels).
+        bg_morph: side of the cleaning square (≤ 1: none).
+        bg_rule: the rule whose background image is shown.
+        bg_lab_threshold: the colour rule's threshold (ΔE).
+        bg_threshold_mode: ``"fixed"`` or ``"otsu"``.
+
+    Returns:
+        ``out``.
     """
+    rules = {name: bg.BackgroundRule(name, bg_threshold, bg_lab_threshold, bg_threshold_mode, bg_morph)
+             for name in bg.RULES}
+    bg.BackgroundRule(bg_rule)  # validates the name
     chosen: list[Video] = []
     for label in LABELS:
         group = sorted((v for v in index.videos if v.label == label), key=lambda v: (not v.has_masks, v.key))
         chosen.extend(group[:videos])
-    rows = [row for v in chosen for row in _rows_for(v, frames, size, bg_threshold, bg_morph)]
+    rows = [row for v in chosen for row in _rows_for(v, frames, size, rules, bg_rule)]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = np.concatenate(rows, axis=0)

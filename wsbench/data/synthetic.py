@@ -64,6 +64,12 @@ _PALETTE = np.array(
      [215, 80, 175], [50, 180, 175], [240, 140, 175], [160, 110, 220], [235, 235, 225]],
     np.float32,
 )
+# Print colours (RGB) whose grey level (0.299 R + 0.587 G + 0.114 B, 64..70) matches the before
+# belt's (about 67) in other hues: blue, red, green, purple, teal, brown (BeltConfig.grey_matched_prob).
+_GREY_MATCHED = np.array(
+    [[40, 50, 210], [160, 25, 35], [20, 100, 30], [110, 20, 190], [10, 85, 120], [120, 55, 10]],
+    np.float32,
+)
 _PET_TINTS = np.array([[224, 229, 231], [172, 208, 236]], np.float32)  # clear, light blue
 # Belt base colour (RGB) of each camera's belt section, before the light's gain; the after
 # camera's light colour is BeltConfig.after_light.
@@ -99,6 +105,11 @@ class BeltConfig:
         after_light: RGB gain of the after camera's light relative to the before camera's. It
             tints objects as well as the belt, so a strong cast lets a classifier tell the
             cameras apart from any object, legal or not; the default is a mild warm cast.
+        grey_matched_prob: Probability that an illegal object is printed in colours of the
+            belt's grey level and another hue (the paper's grey-level background rule loses it).
+        grey_stripes_prob: Probability that an illegal object's print has 2-px rows of belt grey
+            every 4-5 px (a grey-level threshold cuts it into strips that a 3-px opening erases).
+        Both are 0 by default and then leave the belt, its random stream and its name unchanged.
     """
 
     train_videos: int = 24
@@ -120,6 +131,8 @@ class BeltConfig:
     noise: float = 2.5
     blur: float = 0.4
     after_light: tuple[float, float, float] = (1.04, 1.0, 0.96)
+    grey_matched_prob: float = 0.0
+    grey_stripes_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.after_light, (tuple, list)) or len(self.after_light) != 3 or min(self.after_light) <= 0:
@@ -141,6 +154,7 @@ class BeltConfig:
             if not 0 <= lo <= hi:
                 raise UserError(f"belt config: {name} must be 0 <= low <= high, got {lo}, {hi}")
         if not (0 <= self.leftover_prob <= 1 and 0 <= self.label_prob <= 1
+                and 0 <= self.grey_matched_prob <= 1 and 0 <= self.grey_stripes_prob <= 1
                 and self.illegal_fraction[1] <= 1 and self.legal_opacity[1] <= 1):
             raise UserError("belt config: probabilities and fractions must lie in [0, 1]")
 
@@ -182,9 +196,14 @@ class BeltConfig:
         """The config as a JSON-compatible dict (pairs become lists).
 
         Returns:
-            A dict with one entry per field.
+            A dict with one entry per field, except the grey-matching probabilities while they are
+            0 (so the default belt keeps the name and manifest it had before they existed).
         """
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        out = json.loads(json.dumps(dataclasses.asdict(self)))
+        for name in ("grey_matched_prob", "grey_stripes_prob"):
+            if not out[name]:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BeltConfig:
@@ -321,13 +340,21 @@ def _sprite(rng: np.random.Generator, config: BeltConfig, size: float, illegal: 
     rim = inside - cv2.erode(inside, np.ones((3, 3), np.uint8))  # 1-px rim inside the outline
     hl = _highlight(rng, cov)
     if illegal:
-        base = _PALETTE[rng.integers(len(_PALETTE))] * rng.uniform(0.9, 1.05)
+        # the grey-matching options draw only when set, so the default belt's random stream is unchanged
+        matched = config.grey_matched_prob > 0 and rng.random() < config.grey_matched_prob
+        palette = _GREY_MATCHED if matched else _PALETTE
+        base = palette[rng.integers(len(palette))] * rng.uniform(0.9, 1.05)
         base = base + rng.normal(0, 6, 3)
-        second = _PALETTE[rng.integers(len(_PALETTE))]  # print: another colour or a light tone
-        if rng.random() < 0.5:
+        second = palette[rng.integers(len(palette))]  # print: another colour or a light tone
+        if rng.random() < 0.5 and not matched:
             second = (base + 255 * 0.9) / 1.9
         pat = _print_pattern(rng, c)[..., None]
         rgb = base * (1 - pat) + second * pat
+        if config.grey_stripes_prob > 0 and rng.random() < config.grey_stripes_prob:
+            period = rng.uniform(4.0, 5.0)
+            rows = (np.arange(c, dtype=np.float32) + rng.uniform(0, period)) % period < 2.0
+            belt_grey = np.array(_CAMERAS["before"]["belt"], np.float32) + rng.normal(0, 3, 3)
+            rgb = np.where(rows[:, None, None], belt_grey, rgb)
         rgb = rgb * _shading(rng, c, 0.10)[..., None] * (1 - 0.15 * rim[..., None])
         alpha = np.ones((c, c), np.float32)
         hl = 0.6 * hl
