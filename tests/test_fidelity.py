@@ -336,7 +336,7 @@ def _fake_run(runs_dir, method, seed, videos):
     per_frame = sum(v["iou_frame_sum"] for v in videos.values()) / sum(v["frames"] for v in videos.values())
     result = {"run_id": record.run_id, "method": method, "dataset": "synthetic-belt", "seed": seed,
               "config_hash": config["config_hash"],
-              "metrics": {"iou_illegal": pooled, "iou_illegal_per_frame": per_frame, "miou": pooled},
+              "metrics": {"iou_illegal": pooled, "iou_illegal_per_frame": per_frame, "miou": pooled, "threshold": 0.5},
               "baselines": {"all_foreground": {"iou_illegal": 0.2, "iou_illegal_per_frame": 0.25}},
               "counts": {"test_videos": videos}, "config": config}
     return finish_run(record, result)
