@@ -27,9 +27,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .collapse import REASONS
 from .errors import UserError
 from .files import atomic_write_json
-from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, Optional, Record, Str
+from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str
 
 __all__ = [
     "CONFIG_SCHEMA",
@@ -114,10 +115,15 @@ RESULT_SCHEMA = Record({
     "run_id": Str(), "method": Str(), "dataset": Str(), "seed": Int(), "config_hash": Str(),
     "metrics": Record({k: Optional(Number()) for k in ("iou_illegal", "miou", "threshold", "val_iou_illegal",
                                                         "oracle_iou_illegal", "oracle_threshold", "accuracy",
-                                                        "stability", "iou_illegal_wsws")}, extra=AnyValue()),
+                                                        "stability", "iou_illegal_wsws", "map_stability",
+                                                        "map_spread", "val_map_spread")}, extra=AnyValue()),
     "baselines": Record({"foreground_recall": Optional(Number())}, extra=MapOf(Optional(Number()))),
     "accuracy_by_input": _SCORES, "classifier": Record({"path": Str()}, extra=AnyValue()),
     "fusion": Optional(_ANY_MAP), "config": CONFIG_SCHEMA,
+    # a run whose classifier is at chance or whose maps are flat (wsbench.collapse.judge)
+    "collapse": Record({"reasons": ListOf(OneOf(*REASONS), min_len=1), "accuracy": Optional(Number()),
+                        "chance_bound": Optional(Number()), "map_spread": Optional(Number()),
+                        "spread_tolerance": Number(), "cause": Str()}, required=("reasons", "cause")),
 }, extra=AnyValue())
 
 

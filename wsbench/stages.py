@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .collapse import REASONS
 from .runs import RunRecord
 
 __all__ = ["STAGES_COLUMNS", "stages_frame", "stages_table"]
@@ -54,15 +55,21 @@ def stages_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per finished distilled run: its source method, dataset, seeds and the five stage numbers.
 
     Returns:
-        A DataFrame with columns ``method``, ``dataset``, ``seed``, ``source_seed``, ``segmenter_recipe``
-        and the keys of :data:`STAGES_COLUMNS` (IoUs ×100; ``None`` becomes NaN).
+        A DataFrame with columns ``method``, ``dataset``, ``seed``, ``source_seed``, the keys of
+        :data:`STAGES_COLUMNS` (IoUs ×100; ``None`` becomes NaN) and ``source_collapse`` (what failed
+        in a collapsed source run, comma-separated keys of :data:`wsbench.collapse.REASONS`; empty if none).
     """
     rows = []
+    records = list(records)
+    by_id = {r.run_id: r for r in records}
     chosen = _latest(records)
     recipes = {str(sorted(((r.result or {}).get("config") or {}).get("recipe", {}).items())) for r in chosen}
     for record in chosen:
         result = record.result or {}
         info = result["distill"]
+        # recorded with the distilled run since source_collapse exists; else the source run's own record
+        source = by_id.get(str(info.get("source_run")))
+        flagged = info.get("source_collapse") or ((source.result or {}).get("collapse") if source else None) or {}
         rows.append({
             "method": _label(result, len(recipes)), "dataset": result.get("dataset"), "seed": result.get("seed"),
             "source_seed": info.get("source_seed"),
@@ -71,8 +78,9 @@ def stages_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
             "segmenter": _percent((result.get("metrics") or {}).get("iou_illegal")),
             "cam_fps": info.get("source_maps_frames_per_second"),
             "segmenter_fps": (result.get("timings") or {}).get("maps_frames_per_second"),
+            "source_collapse": ",".join(flagged.get("reasons") or []),
         })
-    columns = ["method", "dataset", "seed", "source_seed"] + [k for k, _ in STAGES_COLUMNS]
+    columns = ["method", "dataset", "seed", "source_seed"] + [k for k, _ in STAGES_COLUMNS] + ["source_collapse"]
     return pd.DataFrame(rows, columns=columns).astype({k: float for k, _ in STAGES_COLUMNS})
 
 
@@ -115,12 +123,18 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
         seeds = part.groupby("method")["seed"].count()
         counts = sorted(set(seeds.tolist()))
         runs_text = f"{counts[0]} run(s)" if len(counts) == 1 else f"{min(counts)}–{max(counts)} runs"
-        table = pd.DataFrame([{"method": method, "runs": len(group),
+        table = pd.DataFrame([{"method": method + ("‡" if (group.source_collapse != "").any() else ""),
+                               "runs": len(group),
                                **{header: _cell(group[key], 1 if "fps" in key else 2)
                                   for key, header in STAGES_COLUMNS}}
                               for method, group in part.groupby("method", sort=True)])
+        notes = []
+        for method, group in part[part.source_collapse != ""].groupby("method", sort=True):
+            what = "; ".join(REASONS.get(r, r) for r in dict.fromkeys(",".join(group.source_collapse).split(",")))
+            notes.append(f"‡ {method}: {len(group)} of {(part.method == method).sum()} source run(s) collapsed "
+                         f"({what}): their maps, pseudo-labels and segmenter are a trivial output's")
         lines.append(f"**Two stages on {dataset}: the CAM run's test IoU → its pseudo-labels' IoU on the train "
                      f"split (frames with GT masks; an evaluation only) → the segmenter trained on them, test IoU "
                      f"(threshold chosen on val); maps frames/s of each; mean ± std over {runs_text} per method.**\n")
-        lines.append(table.to_markdown(index=False) + "\n")
+        lines.append(table.to_markdown(index=False) + "\n" + "".join(f"\n{note}\n" for note in notes))
     return "\n".join(lines)

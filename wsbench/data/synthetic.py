@@ -99,6 +99,11 @@ class BeltConfig:
         after_light: RGB gain of the after camera's light relative to the before camera's. It
             tints objects as well as the belt, so a strong cast lets a classifier tell the
             cameras apart from any object, legal or not; the default is a mild warm cast.
+        shared_palette: Harder variant: translucent legal objects take their tint from the
+            illegal objects' print palette instead of clear / light-blue PET, so colour alone
+            no longer tells the classes apart (opacity and print still do).
+        belt_gain: Harder variant: brightness gain of both cameras' belt (below 1: a darker belt,
+            hence less contrast with dark prints and more with translucent PET).
     """
 
     train_videos: int = 24
@@ -120,6 +125,12 @@ class BeltConfig:
     noise: float = 2.5
     blur: float = 0.4
     after_light: tuple[float, float, float] = (1.04, 1.0, 0.96)
+    shared_palette: bool = False
+    belt_gain: float = 1.0
+
+    #: fields left out of :meth:`to_dict` at their default, so configs made before they existed keep
+    #: their manifest and hash (and the data sets already generated from them stay valid)
+    _UNLISTED_AT_DEFAULT = {"shared_palette": False, "belt_gain": 1.0}
 
     def __post_init__(self) -> None:
         if not isinstance(self.after_light, (tuple, list)) or len(self.after_light) != 3 or min(self.after_light) <= 0:
@@ -140,6 +151,10 @@ class BeltConfig:
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 raise UserError(f"belt config: {name} must be 0 <= low <= high, got {lo}, {hi}")
+        if not isinstance(self.shared_palette, bool):
+            raise UserError(f"belt config: shared_palette must be true or false, got {self.shared_palette!r}")
+        if not (isinstance(self.belt_gain, (int, float)) and 0 < self.belt_gain <= 3):
+            raise UserError(f"belt config: belt_gain must be a number in (0, 3], got {self.belt_gain!r}")
         if not (0 <= self.leftover_prob <= 1 and 0 <= self.label_prob <= 1
                 and self.illegal_fraction[1] <= 1 and self.legal_opacity[1] <= 1):
             raise UserError("belt config: probabilities and fractions must lie in [0, 1]")
@@ -182,9 +197,11 @@ class BeltConfig:
         """The config as a JSON-compatible dict (pairs become lists).
 
         Returns:
-            A dict with one entry per field.
+            A dict with one entry per field, except the harder variants' fields at their defaults.
         """
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        return {k: v for k, v in data.items()
+                if not (k in self._UNLISTED_AT_DEFAULT and v == self._UNLISTED_AT_DEFAULT[k])}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BeltConfig:
@@ -332,7 +349,10 @@ def _sprite(rng: np.random.Generator, config: BeltConfig, size: float, illegal: 
         alpha = np.ones((c, c), np.float32)
         hl = 0.6 * hl
     else:
-        tint = _PET_TINTS[int(rng.random() < 0.4)] + rng.normal(0, 5, 3)
+        if config.shared_palette:  # the illegal objects' colours, kept translucent
+            tint = _PALETTE[rng.integers(len(_PALETTE))] + rng.normal(0, 5, 3)
+        else:
+            tint = _PET_TINTS[int(rng.random() < 0.4)] + rng.normal(0, 5, 3)
         opacity = float(rng.uniform(*config.legal_opacity))
         rgb = tint * _shading(rng, c, 0.08)[..., None] * (1 - 0.2 * rim[..., None])
         alpha = opacity + (0.92 - opacity) * rim
@@ -437,7 +457,7 @@ def render_pair(config: BeltConfig, index: int) -> tuple[RenderedVideo, Rendered
     speed = float(rng.uniform(*config.belt_speed))
     objs = _objects(rng, config, speed)
     travel = speed * (t_n - 1)
-    strips = [_belt_strip(cam_rng[k], cam, ch, cw + int(math.ceil(travel)) + 2)
+    strips = [_belt_strip(cam_rng[k], cam, ch, cw + int(math.ceil(travel)) + 2) * np.float32(config.belt_gain)
               for k, cam in enumerate(("before", "after"))]
     exposure = [float(cam_rng[k].uniform(0.97, 1.03)) for k in range(2)]
     out = [{"frames": np.zeros((t_n, h, w, 3), np.uint8), "illegal": np.zeros((t_n, h, w), bool),
