@@ -311,3 +311,9 @@ def test_data_synth_writes_the_harder_variants_and_refuses_a_bad_size(tmp_path):
     assert config["shared_palette"] is True and config["object_size"] == [8.0, 12.0] and config["belt_gain"] == 0.5
     bad = CliRunner().invoke(cli, [*args[:3], str(tmp_path / "other"), *args[4:], "--object-size", "12,8"])
     assert bad.exit_code == 2 and "--object-size: '12,8' is not LO,HI" in bad.output
+
+
+def test_likely_cause_never_blames_a_term_of_weight_zero():
+    one_epoch = epoch_means(_log([0.7], [0.05], [0.0]))
+    text = likely_cause(one_epoch, 0.231)
+    assert "temporal" not in text and "no other weighted loss term" in text and "1 epoch(s)" in text

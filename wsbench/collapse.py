@@ -190,7 +190,8 @@ def likely_cause(epochs: list[dict[str, float]], chance: float | None) -> str:
 
     Returns:
         The stall (:meth:`Stall.text`) if there is one; else the largest weighted term other than
-        classification in the last epoch with its weight; else what the classification loss did.
+        classification in the last epoch with its (non-zero) weight; else what the classification
+        loss did.
     """
     if not epochs:
         return "no training log to tell the cause"
@@ -199,7 +200,8 @@ def likely_cause(epochs: list[dict[str, float]], chance: float | None) -> str:
         return found.text()
     last = epochs[-1]
     weighted = {k: last[k] * last.get(f"weight:{k}", 1.0) for k in last
-                if k not in ("epoch", "cls") and not k.startswith("weight:") and not _is_classification(k)}
+                if k not in ("epoch", "cls") and not k.startswith("weight:") and not _is_classification(k)
+                and last.get(f"weight:{k}", 1.0) > 0}
     cls = f"classification loss {epochs[0].get('cls', math.nan):.3f} → {last.get('cls', math.nan):.3f}"
     level = f" (chance {chance:.3f})" if chance else ""
     if weighted:
@@ -207,7 +209,8 @@ def likely_cause(epochs: list[dict[str, float]], chance: float | None) -> str:
         return (f"{cls}{level} over {len(epochs)} epoch(s); the largest other term in the last epoch was {term} "
                 f"(weight {last.get(f'weight:{term}', 1.0):.3g}, weighted {weighted[term]:.3g}): lower its weight or "
                 "lengthen its ramp, or train longer")
-    return f"{cls}{level} over {len(epochs)} epoch(s) with no other loss term: train longer or check the data"
+    return (f"{cls}{level} over {len(epochs)} epoch(s) with no other weighted loss term: the classifier did not "
+            "learn before from after (train longer, or check the data)")
 
 
 def judge(accuracy: float | None, majority: float | None, frames: int, spread: float | None) -> dict[str, Any] | None:
@@ -251,5 +254,5 @@ def warning_text(name: str, collapse: Mapping[str, Any]) -> str:
         numbers.append(f"val accuracy {collapse['accuracy']:.3f} <= {collapse['chance_bound']:.3f}")
     if "flat_maps" in collapse["reasons"]:
         numbers.append(f"map spread {collapse['map_spread']:.4f} < {collapse['spread_tolerance']}")
-    return (f"{name} COLLAPSED ({what}: {', '.join(numbers)}); its IoU is that of a trivial output, not a result. "
+    return (f"{name} COLLAPSED ({what}: {', '.join(numbers)}); its numbers are a trivial output's, not a result. "
             f"Likely cause: {collapse.get('cause', 'unknown')}")
