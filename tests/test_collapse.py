@@ -317,3 +317,22 @@ def test_likely_cause_never_blames_a_term_of_weight_zero():
     one_epoch = epoch_means(_log([0.7], [0.05], [0.0]))
     text = likely_cause(one_epoch, 0.231)
     assert "temporal" not in text and "no other weighted loss term" in text and "1 epoch(s)" in text
+
+
+def test_stages_table_marks_a_collapsed_source(tmp_path):
+    from tests.test_distill import _fake
+    from wsbench.stages import stages_frame, stages_table
+
+    runs = tmp_path / "runs"
+    _fake(runs, 0, 0.30, 0.40, 0.50)
+    _fake(runs, 0, 0.27, 0.25, 0.26, method="tccam")
+    record = next(r for r in iter_runs(runs) if r.finished_result["method"] == "tccam-distill")
+    path = record.path / "result.json"
+    result = json.loads(path.read_text())
+    result["distill"]["source_collapse"] = {"reasons": ["chance"], "cause": "the temporal term"}
+    path.write_text(json.dumps(result))
+    assert list(stages_frame(iter_runs(runs)).source_collapse) == ["", "chance"]
+    text = stages_table(iter_runs(runs))
+    assert next(line for line in text.splitlines() if line.startswith("| tccam‡ "))
+    assert next(line for line in text.splitlines() if line.startswith("| cam "))
+    assert "‡ tccam: 1 of 1 source run(s) collapsed (classifier at chance on validation)" in text

@@ -28,7 +28,13 @@ cached flow (:class:`StabilitySweep`). The neighbour's mask is warped with neare
 sampling, so warping and thresholding commute and one pass gives the whole threshold sweep;
 pixels whose flow leaves the frame are excluded. Intersections and unions are accumulated over
 all consecutive pairs of the split, and the value at the val-chosen threshold is reported
-(``metrics.stability``, 1 = masks that move exactly with the belt).
+(``metrics.stability``, 1 = masks that move exactly with the belt). A constant map wins that
+(its val-chosen threshold is 0 and its mask the steady foreground), so two measures of map
+content stand beside it: ``metrics.map_stability``, the correlation of each map with its
+flow-warped successor over the foreground (:meth:`StabilitySweep.map_stability`; 0 for a
+constant or empty map), and ``metrics.map_spread`` / ``val_map_spread``, the standard deviation
+of the maps over the scored test / validation foreground (:meth:`IoUSweep.spread`), which
+:mod:`wsbench.collapse` reads to flag flat maps.
 
 Beside it, the protocol of the authors' benchmark code (andreamarelli99/WS-WS-Dataset) is scored
 on the same test maps (``metrics.iou_illegal_wsws``): the maps of every class of the classifier,

@@ -13,6 +13,11 @@ opaque, coloured and printed. Both kinds share shape and size distributions and 
 clearly from the belt in grayscale, so a median-background foreground contains legal objects as
 well as illegal ones (the "all foreground" mask is a weak baseline, not a solution).
 
+Harder variants (``BeltConfig.shared_palette``, ``belt_gain``, and ``object_size``; ``wsbench data
+synth --shared-palette --belt-gain G --object-size LO,HI``): legal objects tinted from the illegal
+objects' palette, a darker belt, smaller objects. At their defaults they leave the built-in belt's
+bytes and hash unchanged.
+
 Ground-truth rule (occlusion): an object *covers* a pixel where its geometric coverage is at
 least 0.5. Walking the objects from bottom to top, an illegal object marks the pixels it covers
 illegal; a legal object clears the mark where it covers the pixel with an alpha of at least 0.5
