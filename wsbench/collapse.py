@@ -17,11 +17,12 @@ not stand as ordinary results. Two checks on a finished run (:func:`judge`, reco
   frame to [0, 1]; a classifier that locates anything spreads them far more).
 
 During training, :func:`stall` reads the per-epoch means of the logged loss terms: from the second
-epoch on, the classification loss at or above :data:`STALL_SHARE` of its chance level (the loss of
-a predictor that tells background images from object images but not before from after, see
-:func:`chance_loss`) while another weighted term fell to :data:`FALL_SHARE` of its first epoch's
-mean is a stall; the trainer warns when it happens, and :func:`likely_cause` names the term, its
-weight and the epoch for a collapsed run's record and warning.
+epoch on, a classification loss that is stuck (at or above :data:`STALL_SHARE` of its chance level,
+the loss of a predictor that tells background images from object images but not before from after,
+see :func:`chance_loss`, and no longer falling: above :data:`FLAT_SHARE` of the previous epoch's)
+while another weighted term fell to :data:`FALL_SHARE` of its first epoch's mean is a stall; the
+trainer warns when it happens, and :func:`likely_cause` names the term, its weight and the epoch
+for a collapsed run's record and warning.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["CHANCE_Z", "CollapseWarning", "FALL_SHARE", "REASONS", "SPREAD_TOLERANCE", "STALL_SHARE", "Stall",
-           "chance_bound", "chance_loss", "epoch_means", "judge", "likely_cause", "stall", "warning_text"]
+__all__ = ["CHANCE_Z", "CollapseWarning", "FALL_SHARE", "FLAT_SHARE", "REASONS", "SPREAD_TOLERANCE", "STALL_SHARE",
+           "Stall", "chance_bound", "chance_loss", "epoch_means", "judge", "likely_cause", "stall", "warning_text"]
 
 #: one-sided 99 % normal quantile of the binomial margin above the majority rate
 CHANCE_Z = 2.326
@@ -40,6 +41,8 @@ CHANCE_Z = 2.326
 SPREAD_TOLERANCE = 0.02
 #: a classification loss at or above this share of its chance level is stuck
 STALL_SHARE = 0.9
+#: a classification loss above this share of the previous epoch's is no longer falling
+FLAT_SHARE = 0.95
 #: another term whose epoch mean fell to this share of its first epoch's is falling
 FALL_SHARE = 0.5
 #: reason key → what failed, as tables' footnotes and warnings say it
@@ -145,9 +148,10 @@ class Stall:
 
     def text(self) -> str:
         """One sentence naming the term, its weight and the epoch."""
-        return (f"classification loss not below chance at epoch {self.epoch + 1} ({self.cls:.3f}, chance "
-                f"{self.chance:.3f}) while the {self.term} term fell from {self.before:.3g} to {self.after:.3g} "
-                f"with weight {self.weight:.3g}: that weight likely drove the maps to a trivial solution")
+        return (f"classification loss stuck near or above chance at epoch {self.epoch + 1} ({self.cls:.3f}, "
+                f"chance {self.chance:.3f}, no longer falling) while the {self.term} term fell from {self.before:.3g} "
+                f"to {self.after:.3g} with weight {self.weight:.3g}: that weight likely drove the maps to a trivial "
+                "solution")
 
 
 def _is_classification(term: str) -> bool:
@@ -156,6 +160,9 @@ def _is_classification(term: str) -> bool:
 
 def stall(epochs: list[dict[str, float]], chance: float | None) -> Stall | None:
     """The first epoch (from the second on) where the classification loss is stuck and another term falls.
+
+    Stuck: at or above :data:`STALL_SHARE` × ``chance`` and above :data:`FLAT_SHARE` × the previous
+    epoch's (a healthy temporal training may stay near chance for a few epochs while still falling).
 
     Args:
         epochs: :func:`epoch_means` of a training log so far.
@@ -169,8 +176,9 @@ def stall(epochs: list[dict[str, float]], chance: float | None) -> Stall | None:
     first = epochs[0]
     others = [k for k in first if k not in ("epoch", "cls") and not k.startswith("weight:")
               and not _is_classification(k)]
-    for means in epochs[1:]:
-        if means.get("cls", 0.0) < STALL_SHARE * chance:
+    for previous, means in zip(epochs, epochs[1:], strict=False):
+        cls = means.get("cls", 0.0)
+        if cls < STALL_SHARE * chance or cls <= FLAT_SHARE * previous.get("cls", 0.0):
             continue
         falling = [k for k in others if means.get(f"weight:{k}", 1.0) > 0 and first[k] > 0
                    and means.get(k, first[k]) <= FALL_SHARE * first[k]]
