@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -372,9 +374,6 @@ def collapse_check(data: PreparedData, metrics: dict[str, Any], classifier_dir: 
     Returns:
         ``{"reasons", "accuracy", "chance_bound", "map_spread", "spread_tolerance", "cause"}`` or ``None``.
     """
-    import csv
-    import json
-
     frames = {label: sum(data.slices[pos].length for pos, v in enumerate(data.index.videos)
                          if v.split == "val" and v.label == label) for label in LABELS}
     total = sum(frames.values())

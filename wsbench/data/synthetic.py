@@ -48,7 +48,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -135,7 +135,7 @@ class BeltConfig:
 
     #: fields left out of :meth:`to_dict` at their default, so configs made before they existed keep
     #: their manifest and hash (and the data sets already generated from them stay valid)
-    _UNLISTED_AT_DEFAULT = {"shared_palette": False, "belt_gain": 1.0}
+    _UNLISTED_AT_DEFAULT: ClassVar[dict[str, Any]] = {"shared_palette": False, "belt_gain": 1.0}
 
     def __post_init__(self) -> None:
         if not isinstance(self.after_light, (tuple, list)) or len(self.after_light) != 3 or min(self.after_light) <= 0:
