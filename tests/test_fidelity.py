@@ -371,10 +371,10 @@ def test_leaderboard_ci_marks_columns_below_the_rows_best(three_methods):
     counts = {m: [r.result["counts"]["test_videos"] for r in rs] for m, rs in made.items()}
     name = {"TC-CAM": "tccam", "PuzzleCAM": "puzzlecam"}
     low, high = difference_interval(counts[name[best]], counts["cam"])
-    assert low > 0 and cells["CAM"].below_best and cells["CAM"].text.endswith("‡")
+    assert low > 0 and cells["CAM"].below_best and cells["CAM"].text.endswith("§")
     low, high = difference_interval(counts[name[best]], counts[name[other]])
     assert low <= 0 <= high and not cells[other].below_best and not cells[best].below_best
-    assert "‡: the paired interval of the row's best minus this cell" in table.caption
+    assert "§: the paired interval of the row's best minus this cell" in table.caption
     assert "Pooled: Σ intersection / Σ union over all test frames" in table.caption
     plain = comparison(iter_runs(runs_dir))
     assert not any(c.below_best for c in plain.rows[0][1])
@@ -407,7 +407,7 @@ def test_pairs_table_in_every_format(three_methods):
     low, high = difference_interval([r.result["counts"]["test_videos"] for r in made["tccam"]],
                                     [r.result["counts"]["test_videos"] for r in made["cam"]])
     assert (diff["ci_low"], diff["ci_high"]) == pytest.approx((100 * low, 100 * high))
-    assert wins["text"] == "3/3" and diff["text"].endswith("‡")
+    assert wins["text"] == "3/3" and diff["text"].endswith("§")
     assert "paired 95 % percentile bootstrap interval" in payload["caption"]
     md = board()
     assert "| synthetic-belt: TC-CAM − CAM" in md and "Pairs: illegal IoU (pooled)" in md

@@ -35,13 +35,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "flow, networks": ("wsbench.flow", "wsbench.model"),
     "leaves": ("wsbench", "wsbench.files", "wsbench.registry", "wsbench.schema", "wsbench.progress",
                "wsbench.recipes", "wsbench.texts", "wsbench.tblog", "wsbench.device", "wsbench.distributed",
-               "wsbench.bootstrap", "wsbench.backbones"),
+               "wsbench.bootstrap", "wsbench.backbones", "wsbench.collapse"),
     "errors": ("wsbench.errors",),
 }
 
 #: ``wsbench.report`` builds tables from run records: nothing heavier than these (and pandas)
-REPORT_MAY_IMPORT = {"wsbench.runs", "wsbench.bootstrap", "wsbench.schema", "wsbench.errors", "wsbench.files",
-                     "wsbench.recipes", "wsbench.texts"}
+REPORT_MAY_IMPORT = {"wsbench.runs", "wsbench.bootstrap", "wsbench.collapse", "wsbench.schema", "wsbench.errors",
+                     "wsbench.files", "wsbench.recipes", "wsbench.texts"}
 
 
 def _rank() -> dict[str, int]:

@@ -7,6 +7,7 @@ line and exit with status 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -395,13 +396,15 @@ def _summary(result: dict[str, Any], runs_dir: Path) -> str:
             f"| per-frame mean {fmt(m.get('iou_illegal_per_frame'))} | two-class mIoU {fmt(m['miou'])} "
             f"| oracle IoU {fmt(m['oracle_iou_illegal'])} "
             f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
-            f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}")
+            f"(maps: stability {fmt(m.get('map_stability'))}, spread {fmt(m.get('map_spread'))}) "
+            f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}"
+            + (" | ‡ COLLAPSED (see the warning above; result.json: collapse)" if result.get("collapse") else ""))
 
 
 # -- leaderboard and suites -------------------------------------------------------------------
 #: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
 _METRIC_CHOICES = ["iou_illegal", "iou_illegal_per_frame", "miou", "oracle_iou_illegal", "stability",
-                   "iou_illegal_wsws"]
+                   "iou_illegal_wsws", "map_stability", "map_spread"]
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
@@ -691,8 +694,14 @@ _BELT = BeltConfig()
               help="probability that an illegal object is printed in the belt's grey level in another hue")
 @click.option("--grey-stripes", "grey_stripes", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="probability that an illegal object's print has thin rows of belt grey")
+@click.option("--shared-palette", is_flag=True,
+              help="harder belt: translucent legal objects take the illegal objects' colours")
+@click.option("--object-size", metavar="LO,HI", default=",".join(f"{v:g}" for v in _BELT.object_size),
+              show_default=True, help="range of the object extent in px (smaller: a harder belt)")
+@click.option("--belt-gain", type=click.FloatRange(0, 3, min_open=True), default=_BELT.belt_gain, show_default=True,
+              help="brightness gain of the belt (below 1: a darker, harder belt)")
 def data_synth(out: Path, videos: int, frames: int, size: str, seed: int, grey_matched: float,
-               grey_stripes: float) -> None:
+               grey_stripes: float, shared_palette: bool, object_size: str, belt_gain: float) -> None:
     """Write a synthetic conveyor-belt dataset (before/after videos with GT masks); the defaults are the built-in
     belt."""
     from .data.synthetic import generate_belt
@@ -700,9 +709,23 @@ def data_synth(out: Path, videos: int, frames: int, size: str, seed: int, grey_m
 
     check_output(out, "--out", "dir")
     config = BeltConfig().scaled(videos=videos, frames=frames, size=_image_size(size), seed=seed)
-    config = dataclasses.replace(config, grey_matched_prob=grey_matched, grey_stripes_prob=grey_stripes)
+    config = dataclasses.replace(config, grey_matched_prob=grey_matched, grey_stripes_prob=grey_stripes,
+                                 shared_palette=shared_palette, object_size=_size_range(object_size),
+                                 belt_gain=belt_gain)
     path = generate_belt(out, config)
     click.echo(f"wrote {path}  (use: --dataset video-folder --data-root {path})")
+
+
+def _size_range(value: str) -> tuple[float, float]:
+    """``--object-size LO,HI`` as two numbers with 0 < LO <= HI."""
+    parts = value.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        lo = hi = math.nan
+    if not (0 < lo <= hi < math.inf):
+        raise click.BadParameter(f"{value!r} is not LO,HI with 0 < LO <= HI (e.g. 10,24)", param_hint="--object-size")
+    return lo, hi
 
 
 @data_cmd.command("show")

@@ -686,6 +686,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
             "source_seed": src_result.get("seed"), "source_config_hash": src_result.get("config_hash"),
             "source_iou_illegal": src_metrics.get("iou_illegal"), "source_miou": src_metrics.get("miou"),
             "source_maps_frames_per_second": (src_result.get("timings") or {}).get("maps_frames_per_second"),
+            "source_collapse": src_result.get("collapse"),  # a collapsed source gives trivial pseudo-labels
             "pseudo_labels_train": train_quality,
             "train_frames": len(index),
             "label_pixels": {"background": int(pixels[0]), "legal": int(pixels[1]), "illegal": int(pixels[2]),

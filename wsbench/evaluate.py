@@ -36,7 +36,13 @@ cached flow (:class:`StabilitySweep`). The neighbour's mask is warped with neare
 sampling, so warping and thresholding commute and one pass gives the whole threshold sweep;
 pixels whose flow leaves the frame are excluded. Intersections and unions are accumulated over
 all consecutive pairs of the split, and the value at the val-chosen threshold is reported
-(``metrics.stability``, 1 = masks that move exactly with the belt).
+(``metrics.stability``, 1 = masks that move exactly with the belt). A constant map wins that
+(its val-chosen threshold is 0 and its mask the steady foreground), so two measures of map
+content stand beside it: ``metrics.map_stability``, the correlation of each map with its
+flow-warped successor over the foreground (:meth:`StabilitySweep.map_stability`; 0 for a
+constant or empty map), and ``metrics.map_spread`` / ``val_map_spread``, the standard deviation
+of the maps over the scored test / validation foreground (:meth:`IoUSweep.spread`), which
+:mod:`wsbench.collapse` reads to flag flat maps.
 
 Beside it, the protocol of the authors' benchmark code (andreamarelli99/WS-WS-Dataset) is scored
 on the same test maps (``metrics.iou_illegal_wsws``): the maps of every class of the classifier,
@@ -167,6 +173,19 @@ class IoUSweep:
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * (tp / (tp + fp + fn) + tn / (tn + fp + fn))
 
+    def spread(self) -> float:
+        """Standard deviation of the map values (bin centres) over every foreground pixel added (NaN if none).
+
+        A measure of map content that needs no GT (the histogram of all foreground pixels): 0 for
+        maps that are constant over the split's foreground (see :mod:`wsbench.collapse`).
+        """
+        counts = (self.pos + self.neg).astype(np.float64)
+        if not counts.sum():
+            return float("nan")
+        centres = (np.arange(self.bins) + 0.5) / self.bins
+        mean = float((counts * centres).sum() / counts.sum())
+        return float(np.sqrt((counts * (centres - mean) ** 2).sum() / counts.sum()))
+
     def foreground_recall(self) -> float:
         """Share of GT illegal pixels inside the foreground: the ceiling of every method's recall."""
         return float(self.pos.sum()) / self.gt if self.gt else float("nan")
@@ -195,6 +214,8 @@ class StabilitySweep:
         self.inter = np.zeros(bins, np.int64)  # per min-bin of the pair
         self.union = np.zeros(bins, np.int64)  # per max-bin of the pair
         self.pairs = 0
+        # Σ x, Σ y, Σ x², Σ y², Σ xy, n over foreground pixel pairs (x: a frame's map, y: its warped successor's)
+        self.moments = np.zeros(6, np.float64)
 
     def add_video(self, scores: torch.Tensor, foreground: torch.Tensor, to_next: torch.Tensor) -> None:
         """Add the consecutive pairs of one video.
@@ -220,6 +241,27 @@ class StabilitySweep:
         self.inter += np.bincount(lo[lo >= 0].numpy(), minlength=self.bins)
         self.union += np.bincount(hi[hi >= 0].numpy(), minlength=self.bins)
         self.pairs += t - 1
+        both = (own >= 0) & (other >= 0)  # foreground in the frame and in its warped successor
+        x, y = own[both].double() / self.bins, other[both].double() / self.bins
+        self.moments += np.array([float(x.sum()), float(y.sum()), float((x * x).sum()), float((y * y).sum()),
+                                  float((x * y).sum()), float(both.sum())])
+
+    def map_stability(self) -> float:
+        """Pearson correlation of each map and its flow-warped successor over their common foreground pixels.
+
+        The maps' binned values (bin / BINS) are compared, pooled over all pairs, and a negative
+        correlation counts as 0 (no consistency). Unlike the mask stability, content is needed to
+        score: maps that are constant over the foreground (or empty) have no variance and score 0,
+        so they rank last (tied with maps unrelated from frame to frame); maps that move exactly
+        with the belt score 1. NaN without any pixel pair.
+        """
+        sx, sy, sxx, syy, sxy, n = self.moments
+        if not n:
+            return float("nan")
+        vx, vy = sxx / n - (sx / n) ** 2, syy / n - (sy / n) ** 2
+        if vx <= 1e-12 or vy <= 1e-12:
+            return 0.0
+        return max(0.0, float((sxy / n - sx * sy / n ** 2) / np.sqrt(vx * vy)))
 
     def stability(self) -> np.ndarray:
         """Intersection over union of each mask and its warped successor, at each threshold."""
@@ -388,6 +430,10 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         "oracle_threshold": ((int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any()
                              else None),
         "stability": num(stability.stability()[k]) if stability.pairs else None,
+        # beside the mask stability, which constant maps win: the maps' content and their own stability
+        "map_stability": num(stability.map_stability()) if stability.pairs else None,
+        "map_spread": num(test.spread()) if test.frames else None,
+        "val_map_spread": num(val.spread()) if val.frames else None,
     }
     baselines = {}
     if test.frames:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .runs import RunRecord
-from .suite import PlannedRun, finished_line, suite_record
+from .suite import PlannedRun, done_line, finished_line, suite_record
 
 __all__ = ["Failure", "SlotSetup", "run_parallel", "slot_setups", "warm_caches"]
 
@@ -246,7 +246,7 @@ def run_parallel(planned: list[PlannedRun], runs_dir: Path, jobs: int, setups: l
     records: dict[int, RunRecord] = {}
     for item in planned:
         if item.done is not None:
-            echo(f"{item.label}: done before ({item.done.run_id})")
+            echo(done_line(item.label, item.done))
             records[item.index] = suite_record(item)
     warm_caches(planned, echo)
     groups: dict[str, list[PlannedRun]] = {}

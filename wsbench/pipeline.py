@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -15,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .classifiers import obtain_classifier
+from .collapse import CollapseWarning, epoch_means, judge, likely_cause, warning_text
 from .data import DATASETS, LABELS, create_dataset
 from .data.cache import PreparedData, prepare, resolve_cache_dir
 from .device import default_workers, resolve_device
@@ -29,7 +32,8 @@ from .recipes import Recipe, choose_recipe, named_recipe, recipe_record
 from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs
 from .texts import static_after_refusal
 
-__all__ = ["RunSpec", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve", "same_run"]
+__all__ = ["RunSpec", "collapse_check", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve",
+           "same_run"]
 
 
 @dataclasses.dataclass
@@ -337,6 +341,9 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
         },
         "config": config,
     }
+    flagged = collapse_check(data, metrics, Path(runs_dir) / classifier["path"])
+    if flagged:
+        result["collapse"] = flagged
     if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead
         from .export import export_maps
 
@@ -351,7 +358,41 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
         result["maps"] = {"dir": maps_dir.relative_to(Path(runs_dir)).as_posix(), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
                           "the maps of the validation and test before frames were written instead")
-    return finish_run(record, result)
+    finished = finish_run(record, result)
+    if flagged:
+        warnings.warn(warning_text(f"{spec.method} on {spec.dataset} (seed {spec.seed}, run {record.run_id})",
+                                   flagged), CollapseWarning, stacklevel=3)
+    return finished
+
+
+def collapse_check(data: PreparedData, metrics: dict[str, Any], classifier_dir: Path) -> dict[str, Any] | None:
+    """A finished run's ``collapse`` record (:func:`wsbench.collapse.judge`), or ``None`` if it did not collapse.
+
+    Args:
+        data: the prepared data (the validation frames per class give the chance level).
+        metrics: the run's metrics (``accuracy``: on validation; ``val_map_spread``).
+        classifier_dir: the classifier's folder, whose ``log.csv`` and ``train.json`` tell the likely cause.
+
+    Returns:
+        ``{"reasons", "accuracy", "chance_bound", "map_spread", "spread_tolerance", "cause"}`` or ``None``.
+    """
+    frames = {label: sum(data.slices[pos].length for pos, v in enumerate(data.index.videos)
+                         if v.split == "val" and v.label == label) for label in LABELS}
+    total = sum(frames.values())
+    flagged = judge(metrics.get("accuracy"), max(frames.values()) / total if total else None, total,
+                    metrics.get("val_map_spread"))
+    if flagged is None:
+        return None
+    epochs: list[dict[str, float]] = []
+    chance = None
+    try:
+        with open(classifier_dir / "log.csv", newline="") as handle:
+            epochs = epoch_means(csv.DictReader(handle))
+        chance = json.loads((classifier_dir / "train.json").read_text()).get("chance_cls")
+    except (OSError, ValueError, KeyError):
+        pass  # a classifier without a log (or from before chance_cls was recorded): the cause says less
+    flagged["cause"] = likely_cause(epochs, chance if isinstance(chance, (int, float)) else None)
+    return flagged
 
 
 def _cached_accuracy(folder: Path, model: Any, data: PreparedData, device: Any) -> dict:

@@ -45,6 +45,7 @@ from typing import Any
 import pandas as pd
 
 from .bootstrap import RATIOS, RESAMPLES, SEED, difference_interval, iou_interval
+from .collapse import REASONS
 from .errors import UserError
 from .files import config_hash
 from .recipes import MOVED_TO_METHODS, Recipe
@@ -84,7 +85,10 @@ METRICS = {"iou_illegal": ("illegal IoU (pooled)", True),
            "miou": ("two-class mIoU", True),
            "oracle_iou_illegal": ("oracle illegal IoU (best threshold on test)", True),
            "stability": ("temporal stability (IoU of flow-warped consecutive masks)", True),
-           "iou_illegal_wsws": ("illegal IoU, authors' code's protocol (argmax, mean per-frame IoU)", True)}
+           "iou_illegal_wsws": ("illegal IoU, authors' code's protocol (argmax, mean per-frame IoU)", True),
+           "map_stability": ("temporal stability of the maps (correlation of flow-warped consecutive maps in the "
+                             "foreground; a constant map scores 0)", True),
+           "map_spread": ("map spread (std of the map values over the test foreground; 0: a constant map)", True)}
 #: the sentence every caption adds on how its metric averages over frames
 METRIC_FORMS = {
     "iou_illegal": "Pooled: Σ intersection / Σ union over all test frames, so frames with more illegal pixels "
@@ -95,13 +99,15 @@ METRIC_FORMS = {
     "oracle_iou_illegal": "Pooled: Σ intersection / Σ union over all test frames.",
     "stability": "Pooled over all consecutive test frame pairs.",
     "iou_illegal_wsws": "Per-frame mean over the centres of triplets, a frame with an empty union counting 1.",
+    "map_stability": "Pooled over all consecutive test frame pairs, each map pair's correlation (negative counts 0).",
+    "map_spread": "Pooled over the foreground pixels of all test frames.",
 }
 TABLES = ("comparison", "ablation", "background")
 #: the split each stored metric was measured on
 _METRIC_SPLIT = {"iou_illegal": "test", "iou_illegal_per_frame": "test", "miou": "test", "oracle_iou_illegal": "test",
-                 "oracle_threshold": "test",
-                 "stability": "test", "iou_illegal_wsws": "test",
-                 "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
+                 "oracle_threshold": "test", "stability": "test", "iou_illegal_wsws": "test", "map_stability": "test",
+                 "map_spread": "test", "val_iou_illegal": "val", "threshold": "val", "accuracy": "val",
+                 "val_map_spread": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
              "cam_inference")
 #: what identifies a data set, a comparison row (its files' content fingerprint included: data changed
@@ -114,7 +120,10 @@ _BACKGROUND = ("bg_rule", "bg_threshold", "bg_lab_threshold", "bg_threshold_mode
 SOURCE_KEYS = (*_SEMANTIC, "seed", "split_seed", "data_fingerprint", "data_content", "method_info", "label",
                "recipe_name")
 _NA = "†"
-_BELOW = "‡"
+#: the mark of a cell whose paired interval to the row's best excludes 0 (``--ci``)
+_BELOW = "§"
+#: the mark of a cell with a collapsed run (wsbench.collapse): its number is a trivial output's
+_COLLAPSED = "‡"
 
 
 # -- run metadata -----------------------------------------------------------------------------
@@ -357,6 +366,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "classifier": (r.get("classifier") or {}).get("path"),
                 "split_seed": config.get("split_seed"),
                 "threshold_source": (r.get("metrics") or {}).get("threshold_source") or "",
+                "collapse": ",".join((r.get("collapse") or {}).get("reasons") or []),
                 "data": json.dumps(_data_identity(config, r, content_of), sort_keys=True),
                 "recipe": json.dumps({**(config.get("recipe") or {}), "data_root": config.get("data_root"),
                                       "split": "seeded" if config.get("resplit") else "default",
@@ -367,7 +377,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
         for metric, value in (r.get("metrics") or {}).items():
             if metric in _METRIC_SPLIT and (value is None or isinstance(value, (int, float))):
                 split = _METRIC_SPLIT[metric]
-                name = "iou_illegal" if metric == "val_iou_illegal" else metric
+                name = {"val_iou_illegal": "iou_illegal", "val_map_spread": "map_spread"}.get(metric, metric)
                 rows.append({**base, "split": split, "metric": name, "value": value})
         for name, values in (r.get("baselines") or {}).items():
             if not isinstance(values, dict):  # a single number, e.g. foreground_recall
@@ -381,7 +391,7 @@ def long_form(records: Iterable[RunRecord]) -> pd.DataFrame:
     columns = ["run_id", "method", "label", "options", "dataset", "split", "seed", "metric", "value", "config_hash",
                "commit", "spatial", "temporal", "variant", "user_label", "options_json", "default_options",
                "defaults_json", "default_fusion", "trains_on_clips", "trained_by", "static_after",
-               "background_removal", "classifier", "recipe", "split_seed", "threshold_source", "data"]
+               "background_removal", "classifier", "recipe", "split_seed", "threshold_source", "data", "collapse"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -416,7 +426,10 @@ class Cell:
         split_seeds: number of distinct split seeds among the runs.
         ci_low, ci_high: 95 % bootstrap interval over test videos (scaled like ``mean``), or ``None``.
         below_best: with ``--ci``, the paired bootstrap interval of the row's best cell minus this one
-            excludes 0 (shown as ``‡``).
+            excludes 0 (shown as ``§``).
+        collapsed: how many of the runs collapsed (:mod:`wsbench.collapse`); such a cell is marked
+            ``‡`` and never best or second.
+        collapse_reasons: what failed in them (keys of :data:`wsbench.collapse.REASONS`).
     """
 
     mean: float | None = None
@@ -429,16 +442,19 @@ class Cell:
     ci_low: float | None = None
     ci_high: float | None = None
     below_best: bool = False
+    collapsed: int = 0
+    collapse_reasons: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
-        """``37.84 ± 1.20``, ``37.84`` (one run), ``37.84 ± 1.20 [35.1, 40.3]`` (interval), ``n/a†``, ``–``."""
+        """``37.84 ± 1.20``, ``37.84`` (one run), ``37.84 ± 1.20 [35.1, 40.3]`` (interval), ``n/a†``, ``–``;
+        ``‡`` after the number when runs of the cell collapsed (see the table's footnote)."""
         if self.mean is None:
             return f"n/a{_NA}" if self.note == "n/a" else self.note
         text = f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
         if self.ci_low is not None and self.ci_high is not None:
             text += f" [{self.ci_low:.1f}, {self.ci_high:.1f}]"
-        return text + (_BELOW if self.below_best else "")
+        return text + (_BELOW if self.below_best else "") + (_COLLAPSED if self.collapsed else "")
 
 
 @dataclasses.dataclass
@@ -476,8 +492,10 @@ def _cell(rows: pd.DataFrame, scale: float = 100.0) -> Cell:
         return Cell()
     values = rows.value.astype(float)
     std = float(values.std(ddof=1)) * scale if len(values) > 1 else None
+    flagged = rows[rows.collapse != ""]
+    reasons = tuple(dict.fromkeys(r for text in flagged.collapse for r in text.split(",")))
     return Cell(mean=float(values.mean()) * scale, std=std, n=len(values), seeds=rows.seed.nunique(dropna=False),
-                split_seeds=rows.split_seed.nunique(dropna=False))
+                split_seeds=rows.split_seed.nunique(dropna=False), collapsed=len(flagged), collapse_reasons=reasons)
 
 
 class _Intervals:
@@ -551,9 +569,24 @@ def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
     return [f"{_NA} {', '.join(dict.fromkeys(cols))}: {why}" for why, cols in reasons.items()]
 
 
+def _collapse_notes(table: Table) -> list[str]:
+    """One footnote per cell with a collapsed run: where, how many runs, what failed."""
+    notes = []
+    for name, cells in table.rows:
+        for column, cell in zip(table.columns, cells, strict=False):
+            if cell.collapsed:
+                what = "; ".join(REASONS.get(r, r) for r in cell.collapse_reasons)
+                notes.append(f"{_COLLAPSED} {name}, {column}: {cell.collapsed} of {cell.n} run(s) collapsed ({what}); "
+                             "the number is a trivial output's, not ranked (result.json: collapse)")
+    return notes
+
+
 def _highlight(cells: list[Cell], higher_better: bool = True, second: bool = True) -> None:
-    """Mark the best (and, with ``second``, among three or more values the second best) cells, ties alike."""
-    numeric = [(c, round(c.mean, 2)) for c in cells if c.mean is not None]
+    """Mark the best (and, with ``second``, among three or more values the second best) cells, ties alike.
+
+    Cells with a collapsed run are not ranked.
+    """
+    numeric = [(c, round(c.mean, 2)) for c in cells if c.mean is not None and not c.collapsed]
     values = sorted({value for _, value in numeric}, reverse=higher_better)
     if not values:
         return
@@ -670,8 +703,9 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     # the foregrounds they are scored in) apart
     columns = list(dict.fromkeys(names.values()))
     values = df[(df.metric == metric) & (df.split == "test")]
-    ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")]
-    recall = df[(df.metric == "foreground_recall") & (df.split == "test")]
+    # the references are not the runs' own outputs: a collapsed run does not mark them
+    ref = df[(df.metric == f"all_foreground:{metric}") & (df.split == "test")].assign(collapse="")
+    recall = df[(df.metric == "foreground_recall") & (df.split == "test")].assign(collapse="")
     reasons: dict[str, list[str]] = {}
     rows = _data_rows(df)
     for data, group in df.groupby("data", sort=False):
@@ -699,13 +733,21 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "split_seed", "value"])))
         cells.append(_cell(recall[recall.data == data].drop_duplicates(["seed", "split_seed", "value"])))
         table.rows.append((rows[data], cells))
+        if metric == "stability":  # constant maps win the mask stability: never show it without their content
+            spread = df[(df.metric == "map_spread") & (df.split == "test") & (df.data == data)]
+            table.rows.append((f"{rows[data]}: map spread ×100",
+                               [_cell(spread[spread.variant.isin([v for v, n in names.items() if n == column])]
+                                      .drop_duplicates("run_id")) for column in columns] + [Cell(), Cell()]))
     table.columns = columns + ["all-foreground (reference)", "foreground recall (ceiling)"]
     table.caption = (f"Comparison: {header} ×100 on test, {_threshold_caption(df, metric)} "
                      f"({'higher' if higher else 'lower'} "
                      f"is better); {_seeds_text(c for _, cs in table.rows for c in cs)}. Best in bold, second "
                      f"underlined; all-foreground calls every foreground pixel illegal (not ranked); foreground recall "
                      f"is the share of test GT illegal pixels inside the background-removal foreground, the "
-                     f"ceiling of every method's recall (not ranked). {METRIC_FORMS[metric]}")
+                     f"ceiling of every method's recall (not ranked). {METRIC_FORMS[metric]}"
+                     + (" Beside it, the map spread (std of the map values over the test foreground): a constant map "
+                        "has the most stable masks and a spread of 0; see also --metric map_stability, which a "
+                        "constant map cannot win." if metric == "stability" else ""))
     explained = sorted({name for variant, name in names.items()
                         if (df[df.variant == variant].trained_by == "gradcam").any()})
     if explained:
@@ -718,7 +760,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
 
 def _with_notes(table: Table, reasons: dict[str, list[str]], ignored: int, intervals: Any) -> Table:
     """The footnotes of a table of IoU cells: why a cell is n/a, ignored re-runs, and the intervals."""
-    table.footnotes = _footnotes(reasons) + _reruns_note(ignored)
+    table.footnotes = _footnotes(reasons) + _collapse_notes(table) + _reruns_note(ignored)
     if intervals:
         table.caption += intervals.caption()
         table.footnotes += intervals.footnotes()
@@ -823,7 +865,7 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
 
     For columns A (left of B in the comparison) and B with runs on a data set: the mean over A's
     runs minus the mean over B's runs, the paired bootstrap interval of that difference over test
-    videos (:func:`wsbench.bootstrap.difference_interval`, marked ``‡`` where it excludes 0) and,
+    videos (:func:`wsbench.bootstrap.difference_interval`, marked ``§`` where it excludes 0) and,
     among the (seed, split seed) pairs run for both, in how many A's value is higher.
 
     Args:
@@ -927,7 +969,7 @@ def background(records: Iterable[RunRecord]) -> Table:
                      "pooling + linear head, the one GradCAM and Frame-to-Frame explain; the paper's Table 3 "
                      "classifier), trained and tested with and without background (higher is better); "
                      f"{_seeds_text(c for _, cs in table.rows for c in cs)}. Best per column in bold.")
-    table.footnotes = _reruns_note(ignored)
+    table.footnotes = _collapse_notes(table) + _reruns_note(ignored)
     return table
 
 
@@ -975,7 +1017,8 @@ def _markdown(table: Table) -> str:
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "✓": r"\checkmark{}",
-                  "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "‡": r"\textsuperscript{\ddag}", "–": "--",
+                  "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "‡": r"\textsuperscript{\ddag}",
+                  "§": r"\S{}", "–": "--",
                   "<": r"\textless{}",
                   ">": r"\textgreater{}"}
 
@@ -1027,7 +1070,7 @@ def _tidy(tables: list[Table]) -> list[dict[str, Any]]:
                              "seeds": cell.seeds, "split_seeds": cell.split_seeds,
                              "ci_low": None if cell.ci_low is None else round(cell.ci_low, 4),
                              "ci_high": None if cell.ci_high is None else round(cell.ci_high, 4),
-                             "mark": cell.mark or ""})
+                             "mark": cell.mark or "", "collapsed": cell.collapsed})
     return rows
 
 
@@ -1051,7 +1094,7 @@ def render(tables: list[Table], fmt: str = "markdown") -> str:
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, ["table", "row", "column", "text", "mean", "std", "runs", "seeds", "split_seeds",
-                                      "ci_low", "ci_high", "mark"], lineterminator="\n")
+                                      "ci_low", "ci_high", "mark", "collapsed"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(_tidy(tables))
         return out.getvalue()

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .collapse import REASONS
 from .errors import UserError
 from .files import atomic_write_json
 from .recipes import MAX_CAM_SCALE, MOVED_TO_METHODS, Recipe
@@ -142,7 +143,7 @@ CONFIG_SCHEMA = Record({
 _FINISHED_CONFIG = ("method", "dataset", "seed", "recipe")
 _METRICS = Record({k: _UNIT for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "val_iou_illegal",
                                       "oracle_iou_illegal", "oracle_threshold", "accuracy", "stability",
-                                      "iou_illegal_wsws")}
+                                      "iou_illegal_wsws", "map_stability", "map_spread", "val_map_spread")}
                   | {"threshold": Number(lo=0, hi=1), "threshold_source": Str()},
                   required=("iou_illegal", "threshold"), extra=AnyValue())
 _COUNTS = Record({"val_frames": Int(0), "test_frames": Int(0), "stability_pairs": Int(0),
@@ -156,6 +157,10 @@ RESULT_SCHEMA = Record({
     "accuracy_by_input": MapOf(MapOf(_UNIT)), "classifier": Record({"path": Str(), "key": Str()}, extra=AnyValue()),
     "fusion": Optional(FUSION_SCHEMA), "config": CONFIG_SCHEMA, "counts": _COUNTS,
     "timings": Record({"maps_frames_per_second": Optional(Number(lo=0))}, extra=AnyValue()),
+    # a run whose classifier is at chance or whose maps are flat (wsbench.collapse.judge)
+    "collapse": Record({"reasons": ListOf(OneOf(*REASONS), min_len=1), "accuracy": Optional(_UNIT),
+                        "chance_bound": Optional(Number(finite=True)), "map_spread": Optional(Number(lo=0)),
+                        "spread_tolerance": Number(lo=0), "cause": Str()}, required=("reasons", "cause")),
     "distill": Record({"source_run": Str(), "source_method": Str(), "source_seed": Optional(_SEED),
                        "source_iou_illegal": _UNIT, "source_miou": _UNIT,
                        "source_maps_frames_per_second": Optional(Number(lo=0)),

@@ -42,7 +42,7 @@ from typing import Any
 
 from .errors import UserError
 from .files import atomic_write_json
-from .suite import PlannedRun, SuiteSpec, distill_stages
+from .suite import PlannedRun, SuiteSpec, distill_stages, done_line
 
 submitit: Any
 try:
@@ -322,7 +322,7 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
     todo = [p for p in planned if p.done is None and p.index not in active]
     for p in planned:
         if p.done is not None:
-            echo(f"{p.label}: done before ({p.done.run_id})")
+            echo(done_line(p.label, p.done))
         elif p.index in active:
             echo(f"{p.label}: already queued or running")
     batches: list[list[PlannedRun]] = []

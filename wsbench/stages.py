@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from .collapse import REASONS
 from .report import grouped
 from .runs import RunRecord
 
@@ -64,8 +65,10 @@ def stages_frame(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]
     Returns:
         ``(frame, footnotes)``: a DataFrame with columns ``data`` (the data set identity's row name),
         ``method`` (the configuration's name, as a comparison column), ``seed``, ``source_seed``,
-        ``run_id`` and the keys of :data:`STAGES_COLUMNS` (IoUs ×100; ``None`` becomes NaN); the
-        footnotes of the comparison's grouping (re-runs ignored).
+        ``run_id``, the keys of :data:`STAGES_COLUMNS` (IoUs ×100; ``None`` becomes NaN) and
+        ``source_collapse`` (what failed in a collapsed source run, comma-separated keys of
+        :data:`wsbench.collapse.REASONS`; empty if none); the footnotes of the comparison's grouping
+        (re-runs ignored).
     """
     records = list(records)
     sources = {r.run_id: r for r in records if r.finished and not isinstance(r.config.get("distill"), dict)}
@@ -75,6 +78,9 @@ def stages_frame(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]
     for run_id, row, column in zip(groups.run_id, groups.row, groups.column, strict=True):
         result = distilled[run_id].result or {}
         info = result["distill"]
+        # recorded with the distilled run since source_collapse exists; else the source run's own record
+        source = sources.get(str(info.get("source_run")))
+        flagged = info.get("source_collapse") or ((source.result or {}).get("collapse") if source else None) or {}
         rows.append({
             "data": row, "method": column, "seed": result.get("seed"), "source_seed": info.get("source_seed"),
             "run_id": run_id,
@@ -83,8 +89,10 @@ def stages_frame(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]
             "segmenter": _percent((result.get("metrics") or {}).get("iou_illegal")),
             "cam_fps": info.get("source_maps_frames_per_second"),
             "segmenter_fps": (result.get("timings") or {}).get("maps_frames_per_second"),
+            "source_collapse": ",".join(flagged.get("reasons") or []),
         })
-    columns = ["data", "method", "seed", "source_seed", "run_id"] + [k for k, _ in STAGES_COLUMNS]
+    columns = (["data", "method", "seed", "source_seed", "run_id"] + [k for k, _ in STAGES_COLUMNS]
+               + ["source_collapse"])
     return pd.DataFrame(rows, columns=columns).astype({k: float for k, _ in STAGES_COLUMNS}), notes
 
 
@@ -131,12 +139,18 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
         seeds = part.groupby("method")["seed"].count()
         counts = sorted(set(seeds.tolist()))
         runs_text = f"{counts[0]} run(s)" if len(counts) == 1 else f"{min(counts)}–{max(counts)} runs"
-        table = pd.DataFrame([{"method": method, "runs": len(group),
+        table = pd.DataFrame([{"method": method + ("‡" if (group.source_collapse != "").any() else ""),
+                               "runs": len(group),
                                **{header: _cell(group[key], 1 if "fps" in key else 2)
                                   for key, header in STAGES_COLUMNS}}
                               for method, group in part.groupby("method", sort=True)])
+        marks = []
+        for method, group in part[part.source_collapse != ""].groupby("method", sort=True):
+            what = "; ".join(REASONS.get(r, r) for r in dict.fromkeys(",".join(group.source_collapse).split(",")))
+            marks.append(f"‡ {method}: {len(group)} of {(part.method == method).sum()} source run(s) collapsed "
+                         f"({what}): their maps, pseudo-labels and segmenter are a trivial output's")
         lines.append(f"**Two stages on {dataset}: the CAM run's test IoU → its pseudo-labels' IoU on the train "
                      f"split (frames with GT masks; an evaluation only) → the segmenter trained on them, test IoU "
                      f"(threshold chosen on val); maps frames/s of each; mean ± std over {runs_text} per method.**\n")
-        lines.append(table.to_markdown(index=False) + "\n")
+        lines.append(table.to_markdown(index=False) + "\n" + "".join(f"\n{mark}\n" for mark in marks))
     return "\n".join(lines + [note + "\n" for note in notes])

@@ -58,6 +58,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .collapse import warning_text
 from .errors import UserError
 from .progress import no_bars_unless
 from .runs import RunRecord, iter_runs, recorded_split_seed
@@ -81,8 +82,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "apply_sweeps", "distill_stages", "finished_line",
-           "grid_points", "load_spec", "parse_spec", "plan_suite", "run_suite", "spec_schema", "suite_record"]
+__all__ = ["SEED_MAX", "PlannedRun", "SuiteRun", "SuiteSpec", "apply_sweeps", "distill_stages", "done_line",
+           "finished_line", "grid_points", "load_spec", "parse_spec", "plan_suite", "run_suite", "spec_schema",
+           "suite_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -481,10 +483,22 @@ def suite_record(planned: PlannedRun) -> RunRecord:
 
 
 def finished_line(label: str, record: RunRecord) -> str:
-    """The status line of a run that just finished: its illegal IoU and wall time."""
+    """The status line of a run that just finished: its illegal IoU and wall time, and whether it collapsed."""
     m = (record.result or {}).get("metrics", {})
     iou = m.get("iou_illegal")
-    return f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.finished_result['timings']['total']:.0f} s)"
+    return (f"{label}: IoU {iou if iou is None else f'{iou:.4f}'} ({record.finished_result['timings']['total']:.0f} s)"
+            + _collapse_tail(record))
+
+
+def done_line(label: str, record: RunRecord) -> str:
+    """The status line of a run finished before: its id, and whether it collapsed."""
+    return f"{label}: done before ({record.run_id})" + _collapse_tail(record)
+
+
+def _collapse_tail(record: RunRecord) -> str:
+    """`` ‡ <warning>`` for a collapsed run (:func:`wsbench.collapse.warning_text`), else nothing."""
+    flagged = (record.result or {}).get("collapse")
+    return f" ‡ {warning_text('this run', flagged)}" if flagged else ""
 
 
 def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, overrides: dict[str, Any] | None = None,
@@ -512,7 +526,7 @@ def run_suite(spec: SuiteSpec, runs_dir: Path, seeds: list[int] | None = None, o
     finished = []
     for planned in plan_suite(spec, runs_dir, seeds, overrides):
         if planned.done is not None:
-            echo(f"{planned.label}: done before ({planned.done.run_id})")
+            echo(done_line(planned.label, planned.done))
             records.append(suite_record(planned))
             finished.append((planned, planned.done))
             continue

@@ -20,6 +20,8 @@ import math
 import random
 import sys
 import time
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import distributed, tblog
+from . import collapse, distributed, tblog
 from .data.cache import PreparedData
 from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate, epoch_offset
 from .device import autocast as device_autocast
@@ -343,6 +345,17 @@ def _check_finite(values: dict[str, float], epoch: int, step: int, ckpt: Path, s
                            f"last good checkpoint: {last}; lower --lr or the loss weights")
 
 
+def _check_stall(log_path: Path, chance: float, name: str) -> collapse.Stall | None:
+    """Warn (:class:`~wsbench.collapse.CollapseWarning`) if the log so far shows a stall (see
+    :func:`wsbench.collapse.stall`); returns the stall or ``None``."""
+    with open(log_path, newline="") as handle:
+        found = collapse.stall(collapse.epoch_means(csv.DictReader(handle)), chance)
+    if found:
+        warnings.warn(f"{name} training: {found.text()} (a collapse: the run will be flagged if its classifier "
+                      "ends at chance or its maps flat)", collapse.CollapseWarning, stacklevel=3)
+    return found
+
+
 def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, folder: Path,
                      device: torch.device, workers: int | None = None, compile_model: bool = False,
                      progress: bool = True, key: dict[str, Any] | None = None) -> CamNet:
@@ -389,6 +402,9 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     log_path = folder / "log.csv"
     if main:
         _restart_log(log_path, start_epoch)
+    # the classification loss of a classifier at chance, for the live collapse check after each epoch
+    chance = collapse.chance_loss(Counter(classes[label] for *_, label in dataset.items), classes)
+    stalled: collapse.Stall | None = None
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
     first_step, loop_started = step, time.perf_counter()
@@ -433,6 +449,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
             continue
         _append_log(log_path, rows)
         tblog.log_rows(folder, rows)  # the same rows as TensorBoard scalars (optional extra)
+        if stalled is None:
+            stalled = _check_stall(log_path, chance, method.name)
         _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
     if main:
@@ -440,7 +458,9 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed,
                                                   "epochs": recipe.epochs, "steps": total_steps,
                                                   "samples": len(dataset), "clip_len": clip_len, "key": key,
-                                                  "clip_offsets": _clip_offsets(dataset, seed, recipe.epochs)})
+                                                  "clip_offsets": _clip_offsets(dataset, seed, recipe.epochs),
+                                                  "chance_cls": round(chance, 6),
+                                                  "stall": stalled.text() if stalled else None})
     distributed.barrier()  # the other ranks read final.pt after this
     model.eval()
     return model

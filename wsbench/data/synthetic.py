@@ -13,6 +13,11 @@ opaque, coloured and printed. Both kinds share shape and size distributions and 
 clearly from the belt in grayscale, so a median-background foreground contains legal objects as
 well as illegal ones (the "all foreground" mask is a weak baseline, not a solution).
 
+Harder variants (``BeltConfig.shared_palette``, ``belt_gain``, and ``object_size``; ``wsbench data
+synth --shared-palette --belt-gain G --object-size LO,HI``): legal objects tinted from the illegal
+objects' palette, a darker belt, smaller objects. At their defaults they leave the built-in belt's
+bytes and hash unchanged.
+
 Ground-truth rule (occlusion): an object *covers* a pixel where its geometric coverage is at
 least 0.5. Walking the objects from bottom to top, an illegal object marks the pixels it covers
 illegal; a legal object clears the mark where it covers the pixel with an alpha of at least 0.5
@@ -43,7 +48,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -109,7 +114,13 @@ class BeltConfig:
             belt's grey level and another hue (the paper's grey-level background rule loses it).
         grey_stripes_prob: Probability that an illegal object's print has 2-px rows of belt grey
             every 4-5 px (a grey-level threshold cuts it into strips that a 3-px opening erases).
-        Both are 0 by default and then leave the belt, its random stream and its name unchanged.
+        shared_palette: Harder variant: translucent legal objects take their tint from the
+            illegal objects' print palette instead of clear / light-blue PET, so colour alone
+            no longer tells the classes apart (opacity and print still do).
+        belt_gain: Harder variant: brightness gain of both cameras' belt (below 1: a darker belt,
+            hence less contrast with dark prints and more with translucent PET).
+        The four variant fields leave the belt, its random stream and its name unchanged at their
+        defaults.
     """
 
     train_videos: int = 24
@@ -133,6 +144,13 @@ class BeltConfig:
     after_light: tuple[float, float, float] = (1.04, 1.0, 0.96)
     grey_matched_prob: float = 0.0
     grey_stripes_prob: float = 0.0
+    shared_palette: bool = False
+    belt_gain: float = 1.0
+
+    #: fields left out of :meth:`to_dict` at their default, so configs made before they existed keep
+    #: their manifest and hash (and the data sets already generated from them stay valid)
+    _UNLISTED_AT_DEFAULT: ClassVar[dict[str, Any]] = {"grey_matched_prob": 0.0, "grey_stripes_prob": 0.0,
+                                                      "shared_palette": False, "belt_gain": 1.0}
 
     def __post_init__(self) -> None:
         if not isinstance(self.after_light, (tuple, list)) or len(self.after_light) != 3 or min(self.after_light) <= 0:
@@ -153,6 +171,10 @@ class BeltConfig:
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 raise UserError(f"belt config: {name} must be 0 <= low <= high, got {lo}, {hi}")
+        if not isinstance(self.shared_palette, bool):
+            raise UserError(f"belt config: shared_palette must be true or false, got {self.shared_palette!r}")
+        if not (isinstance(self.belt_gain, (int, float)) and 0 < self.belt_gain <= 3):
+            raise UserError(f"belt config: belt_gain must be a number in (0, 3], got {self.belt_gain!r}")
         if not (0 <= self.leftover_prob <= 1 and 0 <= self.label_prob <= 1
                 and 0 <= self.grey_matched_prob <= 1 and 0 <= self.grey_stripes_prob <= 1
                 and self.illegal_fraction[1] <= 1 and self.legal_opacity[1] <= 1):
@@ -196,14 +218,11 @@ class BeltConfig:
         """The config as a JSON-compatible dict (pairs become lists).
 
         Returns:
-            A dict with one entry per field, except the grey-matching probabilities while they are
-            0 (so the default belt keeps the name and manifest it had before they existed).
+            A dict with one entry per field, except the harder variants' fields at their defaults.
         """
-        out = json.loads(json.dumps(dataclasses.asdict(self)))
-        for name in ("grey_matched_prob", "grey_stripes_prob"):
-            if not out[name]:
-                del out[name]
-        return out
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        return {k: v for k, v in data.items()
+                if not (k in self._UNLISTED_AT_DEFAULT and v == self._UNLISTED_AT_DEFAULT[k])}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BeltConfig:
@@ -359,7 +378,10 @@ def _sprite(rng: np.random.Generator, config: BeltConfig, size: float, illegal: 
         alpha = np.ones((c, c), np.float32)
         hl = 0.6 * hl
     else:
-        tint = _PET_TINTS[int(rng.random() < 0.4)] + rng.normal(0, 5, 3)
+        if config.shared_palette:  # the illegal objects' colours, kept translucent
+            tint = _PALETTE[rng.integers(len(_PALETTE))] + rng.normal(0, 5, 3)
+        else:
+            tint = _PET_TINTS[int(rng.random() < 0.4)] + rng.normal(0, 5, 3)
         opacity = float(rng.uniform(*config.legal_opacity))
         rgb = tint * _shading(rng, c, 0.08)[..., None] * (1 - 0.2 * rim[..., None])
         alpha = opacity + (0.92 - opacity) * rim
@@ -464,7 +486,7 @@ def render_pair(config: BeltConfig, index: int) -> tuple[RenderedVideo, Rendered
     speed = float(rng.uniform(*config.belt_speed))
     objs = _objects(rng, config, speed)
     travel = speed * (t_n - 1)
-    strips = [_belt_strip(cam_rng[k], cam, ch, cw + int(math.ceil(travel)) + 2)
+    strips = [_belt_strip(cam_rng[k], cam, ch, cw + int(math.ceil(travel)) + 2) * np.float32(config.belt_gain)
               for k, cam in enumerate(("before", "after"))]
     exposure = [float(cam_rng[k].uniform(0.97, 1.03)) for k in range(2)]
     out = [{"frames": np.zeros((t_n, h, w, 3), np.uint8), "illegal": np.zeros((t_n, h, w), bool),
