@@ -337,8 +337,8 @@ def test_stages_table_marks_a_collapsed_source(tmp_path):
     result = json.loads(path.read_text())
     result["distill"]["source_collapse"] = {"reasons": ["chance"], "cause": "the temporal term"}
     path.write_text(json.dumps(result))
-    assert list(stages_frame(iter_runs(runs)).source_collapse) == ["", "chance"]
+    assert list(stages_frame(iter_runs(runs))[0].source_collapse) == ["", "chance"]
     text = stages_table(iter_runs(runs))
-    assert next(line for line in text.splitlines() if line.startswith("| tccam‡ "))
-    assert next(line for line in text.splitlines() if line.startswith("| cam "))
-    assert "‡ tccam: 1 of 1 source run(s) collapsed (classifier at chance on validation)" in text
+    assert next(line for line in text.splitlines() if line.startswith("| TC-CAM‡ "))
+    assert next(line for line in text.splitlines() if line.startswith("| CAM "))
+    assert "‡ TC-CAM: 1 of 1 source run(s) collapsed (classifier at chance on validation)" in text

@@ -412,7 +412,7 @@ def test_pairs_table_in_every_format(three_methods):
     md = board()
     assert "| synthetic-belt: TC-CAM − CAM" in md and "Pairs: illegal IoU (pooled)" in md
     latex = board("--format", "latex")
-    assert "\\ddag" in latex and "tab:wsbench-pairs" in latex
+    assert "\\S{}" in latex and "tab:wsbench-pairs" in latex
     tidy = list(csv.DictReader(io.StringIO(board("--format", "csv"))))
     assert {r["table"] for r in tidy} == {"pairs"} and len(tidy) == 6
     per_frame = json.loads(board("--format", "json", "--metric", "iou_illegal_per_frame"))[0]
