@@ -780,9 +780,14 @@ def test_interrupted_runs_resume_to_the_uninterrupted_result(tiny_belt, tmp_path
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: KeyboardInterrupt at the next bytecode
         return original(self, model, batch, progress)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(cls, "training_losses", interrupt)
-        result = _invoke(runner, command)
+    # a shell's background job starts with SIGINT ignored, and then Python installs no KeyboardInterrupt handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(cls, "training_losses", interrupt)
+            result = _invoke(runner, command)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130 and "run the same command with --resume" in result.stderr, result.output
     _check_stopped_in_epoch_2(runs)
     killed = _spawn([*command, "--resume"], tmp_path / "cache", pause=True)
