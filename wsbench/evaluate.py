@@ -29,6 +29,16 @@ comparison with papers that tune on test. GT masks are opened here and nowhere e
 video's own intersection and union pixel counts at the chosen threshold are kept as well
 (``counts.test_videos``; their sums give the test IoU), so tables can bootstrap over test videos.
 
+**PxAP** (``metrics.pxap``, threshold-free; wsolevaluation, Choe et al., CVPR 2020) is the area under
+the pixel precision–recall curve of the illegal class over the test frames' **foreground** pixels:
+the average precision Σ_k (R_k − R_{k+1}) · P_k over the thresholds k/BINS of the same binned maps
+(:func:`wsbench.bootstrap.average_precision`), computed from the sweep's per-bin counts of illegal-GT
+and other foreground pixels, so no pixel array is kept. GT illegal pixels outside the foreground are
+not among its pixels (``baselines.foreground_recall`` is that share). Each test video keeps its two
+histograms (``counts.test_videos.*.pxap_pos`` / ``pxap_neg``), whose sums give ``metrics.pxap``;
+``baselines.all_foreground.pxap`` is the AP of a constant map, the share of illegal pixels in the
+foreground.
+
 **Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
 the training resolution: the (fused) maps are upsampled bilinearly to it, and each frame's mask
 (map ≥ threshold ∧ foreground) is compared with the next frame's mask brought into it by the
@@ -59,6 +69,7 @@ import cv2
 import numpy as np
 import torch
 
+from .bootstrap import average_precision
 from .data.cache import PreparedData
 from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
@@ -68,13 +79,11 @@ from .maps import fused_video_maps
 from .methods import Fusion, Method
 from .model import CamNet
 from .progress import show_progress
-from .texts import FIXED_THRESHOLD, threshold_text
+from .texts import BINS, FIXED_THRESHOLD, threshold_text
 
 __all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "classification_accuracy",
            "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "split_iou", "threshold_text",
            "wsws_mask"]
-
-BINS = 100
 
 
 def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -166,6 +175,11 @@ class IoUSweep:
         tp, fp, fn, tn = self._counts()
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * (tp / (tp + fp + fn) + tn / (tn + fp + fn))
+
+    def pxap(self) -> float:
+        """Average precision of the illegal class over the foreground pixels, from the per-bin counts
+        (NaN without an illegal foreground pixel)."""
+        return float(average_precision(self.pos, self.neg))
 
     def foreground_recall(self) -> float:
         """Share of GT illegal pixels inside the foreground: the ceiling of every method's recall."""
@@ -388,6 +402,7 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         "oracle_threshold": ((int(np.nanargmax(test_iou)) / BINS) if test.frames and np.isfinite(test_iou).any()
                              else None),
         "stability": num(stability.stability()[k]) if stability.pairs else None,
+        "pxap": num(test.pxap()) if test.frames else None,
     }
     baselines = {}
     if test.frames:
@@ -395,7 +410,10 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]),
                                         "iou_illegal_per_frame": num(test.per_frame_iou()[0]),
                                         "miou": num(test.miou()[0]),
-                                        "stability": num(stability.stability()[0]) if stability.pairs else None},
+                                        "stability": num(stability.stability()[0]) if stability.pairs else None,
+                                        # a constant map: one bin holds every foreground pixel
+                                        "pxap": num(average_precision(test.pos.sum(keepdims=True),
+                                                                      test.neg.sum(keepdims=True)))},
                      "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])},
                      "foreground_recall": num(test.foreground_recall())}
     frames = splits["val"].frames + splits["test"].frames
@@ -409,7 +427,8 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
                    "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
         "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
                    "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k)),
-                                                 strict=True), iou_frame_sum=round(float(v.frame_iou_sum[k]), 6))
+                                                 strict=True), iou_frame_sum=round(float(v.frame_iou_sum[k]), 6),
+                                        pxap_pos=v.pos.tolist(), pxap_neg=v.neg.tolist())
                                    for key, v in test_videos.items()}},
         "fusion": fusion.as_config() if fusion else None,
         "timings": {"maps": round(seconds, 3),

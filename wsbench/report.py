@@ -44,7 +44,7 @@ from typing import Any
 
 import pandas as pd
 
-from .bootstrap import RATIOS, RESAMPLES, SEED, difference_interval, iou_interval
+from .bootstrap import COUNT_KEYS, HISTOGRAMS, RESAMPLES, SEED, difference_interval, iou_interval
 from .errors import UserError
 from .files import config_hash
 from .recipes import MOVED_TO_METHODS, Recipe
@@ -84,7 +84,8 @@ METRICS = {"iou_illegal": ("illegal IoU (pooled)", True),
            "miou": ("two-class mIoU", True),
            "oracle_iou_illegal": ("oracle illegal IoU (best threshold on test)", True),
            "stability": ("temporal stability (IoU of flow-warped consecutive masks)", True),
-           "iou_illegal_wsws": ("illegal IoU, authors' code's protocol (argmax, mean per-frame IoU)", True)}
+           "iou_illegal_wsws": ("illegal IoU, authors' code's protocol (argmax, mean per-frame IoU)", True),
+           "pxap": ("PxAP (illegal-class pixel average precision, threshold-free)", True)}
 #: the sentence every caption adds on how its metric averages over frames
 METRIC_FORMS = {
     "iou_illegal": "Pooled: Σ intersection / Σ union over all test frames, so frames with more illegal pixels "
@@ -95,12 +96,16 @@ METRIC_FORMS = {
     "oracle_iou_illegal": "Pooled: Σ intersection / Σ union over all test frames.",
     "stability": "Pooled over all consecutive test frame pairs.",
     "iou_illegal_wsws": "Per-frame mean over the centres of triplets, a frame with an empty union counting 1.",
+    "pxap": "PxAP (wsolevaluation, CVPR 2020): the area under the precision-recall curve of the illegal class over "
+            "the foreground pixels of all test frames pooled: over the 100 map-value thresholds, the recall each "
+            "threshold adds times its precision, summed, so no threshold is chosen; the reference is a constant "
+            "map (the share of illegal pixels in the foreground).",
 }
 TABLES = ("comparison", "ablation", "background")
 #: the split each stored metric was measured on
 _METRIC_SPLIT = {"iou_illegal": "test", "iou_illegal_per_frame": "test", "miou": "test", "oracle_iou_illegal": "test",
                  "oracle_threshold": "test",
-                 "stability": "test", "iou_illegal_wsws": "test",
+                 "stability": "test", "iou_illegal_wsws": "test", "pxap": "test",
                  "val_iou_illegal": "val", "threshold": "val", "accuracy": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
              "cam_inference")
@@ -491,13 +496,13 @@ class _Intervals:
     def counts(self, rows: pd.DataFrame) -> list[Any] | None:
         """The per-test-video counts of the runs in ``rows`` (one per run), ``None`` if a run lacks them."""
         counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
-        ratio = RATIOS.get(self.metric, ("", ""))
-        usable = [c for c in counts if c and all(ratio[0] in v and ratio[1] in v for v in c.values())]
+        need = COUNT_KEYS.get(self.metric, ("", ""))
+        usable = [c for c in counts if c and all(need[0] in v and need[1] in v for v in c.values())]
         return usable if usable and len(usable) == len(counts) else None
 
     def fill(self, cell: Cell, rows: pd.DataFrame, column: str) -> None:
         """Give ``cell`` the interval of its runs (``rows``, one per run), or note why it has none."""
-        if cell.mean is None or self.metric not in RATIOS:
+        if cell.mean is None or self.metric not in COUNT_KEYS:
             return
         present = self.counts(rows)
         interval = iou_interval(present, metric=self.metric) if present else None
@@ -508,7 +513,7 @@ class _Intervals:
 
     def mark_below_best(self, cells: list[Cell], selections: list[pd.DataFrame]) -> None:
         """Mark (``below_best``) each cell whose paired interval of best − cell excludes 0 (higher is better)."""
-        if self.metric not in RATIOS:
+        if self.metric not in COUNT_KEYS:
             return
         numeric = [i for i, c in enumerate(cells) if c.mean is not None]
         if len(numeric) < 2:
@@ -524,10 +529,11 @@ class _Intervals:
 
     def caption(self) -> str:
         """The sentence that says what the brackets are."""
-        if self.metric not in RATIOS:
+        if self.metric not in COUNT_KEYS:
             return ""
-        ratio = ("its accumulated IoU (summed intersections / summed unions)" if self.metric == "iou_illegal"
-                 else "its per-frame mean IoU (summed frame IoUs / frames)")
+        ratio = {"iou_illegal": "its accumulated IoU (summed intersections / summed unions)",
+                 "iou_illegal_per_frame": "its per-frame mean IoU (summed frame IoUs / frames)",
+                 "pxap": "its PxAP (the AP of the summed per-video map-value histograms)"}[self.metric]
         return (f" In brackets: 95 % percentile bootstrap interval over test videos ({RESAMPLES} resamples, seed "
                 f"{SEED}): a run's test videos are drawn with replacement (runs on the same split share each draw), "
                 f"{ratio} is recomputed, and the cell's runs are "
@@ -537,13 +543,15 @@ class _Intervals:
 
     def footnotes(self) -> list[str]:
         """Why some cells have no interval."""
-        if self.metric not in RATIOS:
-            return [f"No intervals: the bootstrap over test videos is for the illegal IoU only (--metric "
-                    f"{' or '.join(RATIOS)}), not {self.metric}."]
+        if self.metric not in COUNT_KEYS:
+            return [f"No intervals: the bootstrap over test videos is for the illegal IoU and PxAP only (--metric "
+                    f"{' or '.join(COUNT_KEYS)}), not {self.metric}."]
         if not self.missing:
             return []
         return [f"No interval for {', '.join(dict.fromkeys(self.missing))}: a result.json without per-test-video "
-                "counts (counts.test_videos, written since split seeds exist)."]
+                "counts (counts.test_videos, written since split seeds exist"
+                + ("; its pxap_pos / pxap_neg, written since PxAP exists" if self.metric in HISTOGRAMS else "")
+                + ")."]
 
 
 def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
@@ -731,6 +739,8 @@ def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
         return "argmax, no threshold"
     if metric == "oracle_iou_illegal":
         return "threshold chosen on test (oracle)"
+    if metric == "pxap":
+        return "no threshold (all thresholds)"
     runs = df.drop_duplicates("run_id")
     fixed = runs.threshold_source.str.startswith("fixed")
     if not fixed.any():
@@ -829,7 +839,7 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
     Args:
         records: finished runs.
         metric: a key of :data:`METRICS`; intervals exist for those of
-            :data:`wsbench.bootstrap.RATIOS` only.
+            :data:`wsbench.bootstrap.COUNT_KEYS` only.
 
     Returns:
         The table: one row per data set and pair, columns the difference and the seeds won.
@@ -862,11 +872,11 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
                             n=len(sel_a) + len(sel_b))
                 runs_a, runs_b = intervals.counts(sel_a), intervals.counts(sel_b)
                 interval = (difference_interval(runs_a, runs_b, metric=metric)
-                            if runs_a and runs_b and metric in RATIOS else None)
+                            if runs_a and runs_b and metric in COUNT_KEYS else None)
                 if interval is not None:
                     diff.ci_low, diff.ci_high = interval[0] * 100, interval[1] * 100
                     diff.below_best = interval[0] > 0 or interval[1] < 0
-                elif metric in RATIOS:
+                elif metric in COUNT_KEYS:
                     missing.append(f"{a} − {b}")
                 both = sel_a.merge(sel_b, on=["seed", "split_seed"], suffixes=("_a", "_b"))
                 wins = int((both.value_a.astype(float) > both.value_b.astype(float)).sum())
@@ -879,12 +889,13 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
                      "choice of test videos, not training seeds: seeds with A > B counts, among the (seed, split "
                      f"seed) pairs run for both, those where A scored higher. {METRIC_FORMS[metric]}")
     table.footnotes = _reruns_note(ignored)
-    if metric not in RATIOS:
-        table.footnotes.append(f"No intervals: the bootstrap over test videos is for --metric {' or '.join(RATIOS)}, "
-                               f"not {metric}.")
+    if metric not in COUNT_KEYS:
+        table.footnotes.append(f"No intervals: the bootstrap over test videos is for --metric "
+                               f"{' or '.join(COUNT_KEYS)}, not {metric}.")
     elif missing:
         table.footnotes.append(f"No interval for {', '.join(missing)}: a result.json without per-test-video counts "
-                               "(counts.test_videos, or its iou_frame_sum for the per-frame mean).")
+                               "(counts.test_videos, or its iou_frame_sum for the per-frame mean"
+                               + (", its pxap_pos / pxap_neg for PxAP" if metric in HISTOGRAMS else "") + ").")
     return table
 
 

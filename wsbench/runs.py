@@ -31,6 +31,7 @@ from .errors import UserError
 from .files import atomic_write_json
 from .recipes import MAX_CAM_SCALE, MOVED_TO_METHODS, Recipe
 from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, from_dataclass
+from .texts import BINS
 
 __all__ = [
     "CONFIG_SCHEMA",
@@ -142,11 +143,14 @@ CONFIG_SCHEMA = Record({
 _FINISHED_CONFIG = ("method", "dataset", "seed", "recipe")
 _METRICS = Record({k: _UNIT for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "val_iou_illegal",
                                       "oracle_iou_illegal", "oracle_threshold", "accuracy", "stability",
-                                      "iou_illegal_wsws")}
+                                      "iou_illegal_wsws", "pxap")}
                   | {"threshold": Number(lo=0, hi=1), "threshold_source": Str()},
                   required=("iou_illegal", "threshold"), extra=AnyValue())
+#: a test video's pixels per map-value bin (the PxAP histograms)
+_HISTOGRAM = ListOf(Int(0), length=BINS)
 _COUNTS = Record({"val_frames": Int(0), "test_frames": Int(0), "stability_pairs": Int(0),
-                  "test_videos": MapOf(Record({"frames": Int(0), "intersection": Number(lo=0), "union": Number(lo=0)},
+                  "test_videos": MapOf(Record({"frames": Int(0), "intersection": Number(lo=0), "union": Number(lo=0),
+                                               "pxap_pos": _HISTOGRAM, "pxap_neg": _HISTOGRAM},
                                               required=("intersection", "union"), extra=AnyValue()))},
                  extra=AnyValue())
 #: result.json, likewise
