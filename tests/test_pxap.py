@@ -231,3 +231,15 @@ def test_a_run_records_pxap_and_its_per_video_histograms(tiny_belt, tmp_path):
     k = round(result["metrics"]["threshold"] * BINS)
     assert pos[k:].sum() == sum(v["intersection"] for v in videos.values())
     check_record(record.config, result, record.path)
+
+
+def test_suite_tables_take_the_metric(pxap_runs, capsys):
+    from click.testing import CliRunner
+
+    from wsbench.cli import _print_suite_tables, cli
+    from wsbench.runs import iter_runs
+
+    runs_dir, _ = pxap_runs
+    _print_suite_tables(list(iter_runs(runs_dir)), ["comparison"], metric="pxap")
+    assert "**Comparison: PxAP (illegal-class pixel average precision" in capsys.readouterr().out
+    assert "--metric [iou_illegal|" in CliRunner().invoke(cli, ["suite", "--help"]).output
