@@ -81,9 +81,15 @@ from .model import CamNet
 from .progress import show_progress
 from .texts import BINS, FIXED_THRESHOLD, threshold_text
 
-__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "classification_accuracy",
+__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "SAMPLE_SIZE", "SAMPLE_VIDEOS", "StabilitySweep", "WSWS_CLASS_ORDER",
+           "classification_accuracy",
            "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "split_iou", "threshold_text",
            "wsws_mask"]
+
+#: the fixed sample of test maps every run keeps for the duplicate-column check: the middle frame of each of
+#: the first SAMPLE_VIDEOS test before videos (by key), resized to SAMPLE_SIZE (w, h)
+SAMPLE_VIDEOS = 8
+SAMPLE_SIZE = (32, 32)
 
 
 def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -284,7 +290,9 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
         with the stable keys documented in the README; ``metrics.iou_illegal_wsws`` is the authors'
         code's protocol (see the module docstring); ``metrics.stability`` is the temporal
-        stability of the test masks (see the module docstring).
+        stability of the test masks (see the module docstring). ``sample`` (not for ``result.json``:
+        :func:`wsbench.runs.save_sample_maps` stores it) holds ``frames`` and the (N, h, w) ``maps`` of
+        the fixed sample of test maps (:data:`SAMPLE_VIDEOS`, :data:`SAMPLE_SIZE`).
     """
     from tqdm.auto import tqdm
 
@@ -294,6 +302,8 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
     test_videos: dict[str, IoUSweep] = {}  # per test video, for the bootstrap over videos
     stability = StabilitySweep()
+    sampled = sorted(v.key for v in data.index.videos if v.label == "before" and v.split == "test")[:SAMPLE_VIDEOS]
+    sample: dict[str, tuple[str, np.ndarray]] = {}
     # every test before video feeds the stability metric; IoU needs GT masks
     todo = [(pos, v) for pos, v in enumerate(data.index.videos)
             if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
@@ -310,6 +320,10 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
         s = data.slices[pos]
+        if video.key in sampled and len(maps):
+            mid = len(maps) // 2
+            sample[video.key] = (f"{video.key}#{mid}", cv2.resize(maps[mid].float().numpy(), SAMPLE_SIZE,
+                                                                  interpolation=cv2.INTER_AREA))
         if video.split == "test":
             stability.add_video(_stability_scores(maps, data.image_size),
                                 torch.from_numpy(np.asarray(data.fg[s.start:s.stop]) > 0),
@@ -329,6 +343,9 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     result = _summarise(splits, fusion, stability, test_videos)
     result["metrics"]["iou_illegal_wsws"] = round(float(np.mean(wsws)), 6) if wsws else None
     result["counts"]["wsws_frames"] = len(wsws)
+    chosen = [sample[key] for key in sampled if key in sample]
+    result["sample"] = {"frames": [name for name, _ in chosen],
+                        "maps": np.stack([m for _, m in chosen]) if chosen else np.zeros((0, *SAMPLE_SIZE[::-1]))}
     return result
 
 

@@ -48,7 +48,7 @@ from .bootstrap import COUNT_KEYS, HISTOGRAMS, RESAMPLES, SEED, difference_inter
 from .errors import UserError
 from .files import config_hash
 from .recipes import MOVED_TO_METHODS, Recipe
-from .runs import RunRecord
+from .runs import RecordError, RunRecord, load_sample_maps
 from .texts import static_after_refusal, threshold_text
 
 __all__ = [
@@ -119,6 +119,8 @@ _BACKGROUND = ("bg_rule", "bg_threshold", "bg_lab_threshold", "bg_threshold_mode
 SOURCE_KEYS = (*_SEMANTIC, "seed", "split_seed", "data_fingerprint", "data_content", "method_info", "label",
                "recipe_name")
 _NA = "†"
+#: two columns whose stored test-map samples correlate above this on every paired run give "the same maps"
+SAME_MAPS = 0.99
 _BELOW = "‡"
 
 
@@ -682,6 +684,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     recall = df[(df.metric == "foreground_recall") & (df.split == "test")]
     reasons: dict[str, list[str]] = {}
     rows = _data_rows(df)
+    same_maps = _SameMaps(records)
     for data, group in df.groupby("data", sort=False):
         dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
@@ -703,6 +706,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         _highlight(cells, higher)
         if intervals:
             intervals.mark_below_best(cells, selections)
+        same_maps.check(rows[data], columns, selections)
         # the references depend on the data set's test split only: one value per seed and split seed
         cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "split_seed", "value"])))
         cells.append(_cell(recall[recall.data == data].drop_duplicates(["seed", "split_seed", "value"])))
@@ -721,7 +725,59 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                           "classifier (global average pooling + linear head) trained apart from the CAM network, as "
                           "in the paper, so a difference to CAM compares two classifiers, not two ways of reading "
                           "one.")
-    return _with_notes(table, reasons, ignored, intervals)
+    table = _with_notes(table, reasons, ignored, intervals)
+    table.footnotes += same_maps.notes
+    return table
+
+
+def _sample_correlation(a: Any, b: Any) -> float:
+    """Pearson correlation of two map samples (1 for two equal constant samples, 0 for unequal ones)."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.std() < 1e-6 or b.std() < 1e-6:  # a constant map has no correlation; equal ones are still the same
+        return 1.0 if np.allclose(a, b, atol=1e-3) else 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+class _SameMaps:
+    """The duplicate-column check of the comparison: pairs of columns of a row whose maps are the same.
+
+    Every run stores the same fixed sample of its test maps (``result.json`` → ``sanity``, see
+    :data:`wsbench.evaluate.SAMPLE_VIDEOS`); two columns of a row are flagged when their runs, paired
+    by seed and split seed, have samples of the same frames that correlate above :data:`SAME_MAPS` in
+    every pair.
+    """
+
+    def __init__(self, records: list[RunRecord]) -> None:
+        self.records = {r.run_id: r for r in records}
+        self.samples: dict[str, tuple[list[str], Any] | None] = {}
+        self.notes: list[str] = []
+
+    def _sample(self, run_id: str) -> tuple[list[str], Any] | None:
+        if run_id not in self.samples:
+            try:
+                self.samples[run_id] = load_sample_maps(self.records[run_id])
+            except RecordError as err:
+                self.samples[run_id] = None
+                self.notes.append(f"No duplicate check for run {run_id}: {err}.")
+        return self.samples[run_id]
+
+    def check(self, row: str, columns: list[str], selections: list[pd.DataFrame]) -> None:
+        """Add a footnote for every pair of the row's ``columns`` (their runs: ``selections``) with the same maps."""
+        for i, a in enumerate(columns):
+            for j in range(i + 1, len(columns)):
+                both = selections[i].merge(selections[j], on=["seed", "split_seed"], suffixes=("_a", "_b"))
+                values = []
+                for run_a, run_b in zip(both.run_id_a, both.run_id_b, strict=True):
+                    sa, sb = self._sample(run_a), self._sample(run_b)
+                    if sa is not None and sb is not None and sa[0] == sb[0]:
+                        values.append(_sample_correlation(sa[1], sb[1]))
+                if values and min(values) > SAME_MAPS:
+                    self.notes.append(
+                        f"Same maps: {a} and {columns[j]} on {row} (Pearson correlation of their stored test-map "
+                        f"samples at least {min(values):.4f} over {len(values)} run(s) paired by seed): one column "
+                        "repeats the other, so one is not what its name says.")
 
 
 def _with_notes(table: Table, reasons: dict[str, list[str]], ignored: int, intervals: Any) -> Table:
