@@ -356,7 +356,7 @@ def test_leaderboard_ci_in_every_format(split_runs):
     cell = payload[0]["rows"][0]["cells"][payload[0]["columns"].index("TC-CAM")]
     assert cell["ci_low"] < cell["mean"] < cell["ci_high"] and cell["split_seeds"] == 2
     miou = board("--metric", "miou", "--table", "comparison")
-    assert not re.search(r"\d\]", miou) and "for the illegal IoU only" in miou
+    assert not re.search(r"\d\]", miou) and "for the illegal IoU and PxAP only" in miou
     long = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs_dir), "--ci", "--table", "long"])
     assert long.exit_code == 1 and "--ci" in long.output
 

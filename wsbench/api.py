@@ -264,7 +264,7 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
         name: which table.
         runs_dir: the runs directory.
         metric: the comparison/ablation metric (``iou_illegal`` pooled over frames, ``iou_illegal_per_frame``,
-            ``miou`` (two-class), ``oracle_iou_illegal``, ``stability``, ``iou_illegal_wsws``).
+            ``miou`` (two-class), ``oracle_iou_illegal``, ``stability``, ``iou_illegal_wsws``, ``pxap``).
         ci: add 95 % bootstrap intervals over test videos (in ``frame.attrs['ci']`` as text).
 
     Returns:

@@ -395,6 +395,7 @@ def _summary(result: dict[str, Any], runs_dir: Path) -> str:
             f"{threshold_text(m.get('threshold_source'), m['threshold'])} "
             f"| per-frame mean {fmt(m.get('iou_illegal_per_frame'))} | two-class mIoU {fmt(m['miou'])} "
             f"| oracle IoU {fmt(m['oracle_iou_illegal'])} "
+            f"| PxAP {fmt(m.get('pxap'))} "
             f"| accuracy {fmt(m.get('accuracy'))} | stability {fmt(m.get('stability'))} "
             f"(maps: stability {fmt(m.get('map_stability'))}, spread {fmt(m.get('map_spread'))}) "
             f"| all-foreground {fmt(b.get('all_foreground', {}).get('iou_illegal'))}"
@@ -404,7 +405,7 @@ def _summary(result: dict[str, Any], runs_dir: Path) -> str:
 # -- leaderboard and suites -------------------------------------------------------------------
 #: the metrics tables can show (wsbench.report.METRICS; listed here so --help needs no pandas import)
 _METRIC_CHOICES = ["iou_illegal", "iou_illegal_per_frame", "miou", "oracle_iou_illegal", "stability",
-                   "iou_illegal_wsws", "map_stability", "map_spread"]
+                   "iou_illegal_wsws", "map_stability", "map_spread", "pxap"]
 
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
@@ -453,9 +454,10 @@ def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_ille
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",
               show_default=True, help="test metric of the comparison and ablation: iou_illegal pooled over test "
                                       "frames, iou_illegal_per_frame the mean of per-frame IoUs, miou a two-class "
-                                      "mean, iou_illegal_wsws the authors' code's protocol")
-@click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU cell "
-                                        "(1000 resamples; see the caption)")
+                                      "mean, iou_illegal_wsws the authors' code's protocol, pxap the "
+                                      "threshold-free pixel average precision")
+@click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU or PxAP "
+                                        "cell (1000 resamples; see the caption)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @overwrite_option
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
@@ -566,6 +568,8 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
                                       "submitit-local: the same jobs as local processes (no SLURM)")
 @click.option("--status", is_flag=True,
               help="with --launcher slurm: each run's state (done, or its job's), submit nothing")
+@click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal", show_default=True,
+              help="test metric of the tables printed at the end (as wsbench leaderboard --metric)")
 @click.option("--no-wait", is_flag=True, help="with --launcher slurm: submit and return (tables: wsbench leaderboard)")
 @click.option("--partition", help="SLURM partition [default: the spec's [slurm] table, else the cluster's]")
 @click.option("--gpus", type=click.IntRange(min=0), help="GPUs per SLURM job [default: [slurm] gpus, else 1]")
@@ -578,7 +582,7 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
 @quiet_option
 def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, runs_dir: Path | None,
               cache_dir: Path | None, data_roots: tuple[str, ...], jobs: int, threads: int | None, launcher: str,
-              status: bool, no_wait: bool, partition: str | None, gpus: int | None, tasks: int | None,
+              status: bool, metric: str, no_wait: bool, partition: str | None, gpus: int | None, tasks: int | None,
               cpus: int | None, mem_gb: float | None, time_min: int | None, quiet: bool) -> None:
     """Run a benchmark SPEC (TOML, see benchmarks/), skipping runs finished on unchanged data, then print its tables.
 
@@ -610,7 +614,7 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
             torch.set_num_threads(threads)
         records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
         click.echo("")
-        _print_suite_tables(records, suite.tables, suite, runs)
+        _print_suite_tables(records, suite.tables, suite, runs, metric)
         return
     planned = plan_suite(suite, runs, seed_list, overrides)
     failures: list[str] = []
@@ -650,12 +654,13 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
         distilled = distill_stages(suite, finished, runs, overrides, click.echo, execute=False)
         records += distilled
     click.echo("")
-    _print_suite_tables(records, suite.tables, suite, runs)
+    _print_suite_tables(records, suite.tables, suite, runs, metric)
     if failures:
         raise UserError(f"{len(failures)} run(s) of {spec} failed: " + "; ".join(failures))
 
 
-def _print_suite_tables(records, tables: list[str], suite: Any = None, runs: Path | None = None) -> None:
+def _print_suite_tables(records, tables: list[str], suite: Any = None, runs: Path | None = None,
+                        metric: str = "iou_illegal") -> None:
     """A suite's tables; ``stages`` (the distill stages) after the others. With ``[sweep]`` grids
     only each swept entry's run chosen on validation is shown (:func:`wsbench.suite.apply_sweeps`)."""
     notes: list[str] = []
@@ -665,7 +670,7 @@ def _print_suite_tables(records, tables: list[str], suite: Any = None, runs: Pat
         records, notes = apply_sweeps(suite, list(records), runs)
     names = [t for t in tables if t != "stages"]
     if names:
-        _print_tables(records, names, footnotes=notes)
+        _print_tables(records, names, metric=metric, footnotes=notes)
     if "stages" in tables:
         if names:
             click.echo("")

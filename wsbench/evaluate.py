@@ -29,6 +29,16 @@ comparison with papers that tune on test. GT masks are opened here and nowhere e
 video's own intersection and union pixel counts at the chosen threshold are kept as well
 (``counts.test_videos``; their sums give the test IoU), so tables can bootstrap over test videos.
 
+**PxAP** (``metrics.pxap``, threshold-free; wsolevaluation, Choe et al., CVPR 2020) is the area under
+the pixel precision–recall curve of the illegal class over the test frames' **foreground** pixels:
+the average precision Σ_k (R_k − R_{k+1}) · P_k over the thresholds k/BINS of the same binned maps
+(:func:`wsbench.bootstrap.average_precision`), computed from the sweep's per-bin counts of illegal-GT
+and other foreground pixels, so no pixel array is kept. GT illegal pixels outside the foreground are
+not among its pixels (``baselines.foreground_recall`` is that share). Each test video keeps its two
+histograms (``counts.test_videos.*.pxap_pos`` / ``pxap_neg``), whose sums give ``metrics.pxap``;
+``baselines.all_foreground.pxap`` is the AP of a constant map, the share of illegal pixels in the
+foreground.
+
 **Temporal stability** (no GT involved) is measured on every *before* video of the test split, at
 the training resolution: the (fused) maps are upsampled bilinearly to it, and each frame's mask
 (map ≥ threshold ∧ foreground) is compared with the next frame's mask brought into it by the
@@ -65,6 +75,7 @@ import cv2
 import numpy as np
 import torch
 
+from .bootstrap import average_precision
 from .data.cache import PreparedData
 from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
@@ -74,13 +85,17 @@ from .maps import fused_video_maps
 from .methods import Fusion, Method
 from .model import CamNet
 from .progress import show_progress
-from .texts import FIXED_THRESHOLD, threshold_text
+from .texts import BINS, FIXED_THRESHOLD, threshold_text
 
-__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "StabilitySweep", "WSWS_CLASS_ORDER", "classification_accuracy",
+__all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "SAMPLE_SIZE", "SAMPLE_VIDEOS", "StabilitySweep", "WSWS_CLASS_ORDER",
+           "classification_accuracy",
            "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "split_iou", "threshold_text",
            "wsws_mask"]
 
-BINS = 100
+#: the fixed sample of test maps every run keeps for the duplicate-column check: the middle frame of each of
+#: the first SAMPLE_VIDEOS test before videos (by key), resized to SAMPLE_SIZE (w, h)
+SAMPLE_VIDEOS = 8
+SAMPLE_SIZE = (32, 32)
 
 
 def score_bins(scores: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -185,6 +200,11 @@ class IoUSweep:
         centres = (np.arange(self.bins) + 0.5) / self.bins
         mean = float((counts * centres).sum() / counts.sum())
         return float(np.sqrt((counts * (centres - mean) ** 2).sum() / counts.sum()))
+
+    def pxap(self) -> float:
+        """Average precision of the illegal class over the foreground pixels, from the per-bin counts
+        (NaN without an illegal foreground pixel)."""
+        return float(average_precision(self.pos, self.neg))
 
     def foreground_recall(self) -> float:
         """Share of GT illegal pixels inside the foreground: the ceiling of every method's recall."""
@@ -312,7 +332,9 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         ``{"metrics": {...}, "baselines": {...}, "curves": {...}, "counts": {...}, "timings": {...}}``
         with the stable keys documented in the README; ``metrics.iou_illegal_wsws`` is the authors'
         code's protocol (see the module docstring); ``metrics.stability`` is the temporal
-        stability of the test masks (see the module docstring).
+        stability of the test masks (see the module docstring). ``sample`` (not for ``result.json``:
+        :func:`wsbench.runs.save_sample_maps` stores it) holds ``frames`` and the (N, h, w) ``maps`` of
+        the fixed sample of test maps (:data:`SAMPLE_VIDEOS`, :data:`SAMPLE_SIZE`).
     """
     from tqdm.auto import tqdm
 
@@ -322,6 +344,8 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     splits = {"val": _Split(IoUSweep()), "test": _Split(IoUSweep())}
     test_videos: dict[str, IoUSweep] = {}  # per test video, for the bootstrap over videos
     stability = StabilitySweep()
+    sampled = sorted(v.key for v in data.index.videos if v.label == "before" and v.split == "test")[:SAMPLE_VIDEOS]
+    sample: dict[str, tuple[str, np.ndarray]] = {}
     # every test before video feeds the stability metric; IoU needs GT masks
     todo = [(pos, v) for pos, v in enumerate(data.index.videos)
             if v.label == "before" and v.split in splits and (v.has_masks or v.split == "test")]
@@ -338,6 +362,10 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
         split.seconds += time.perf_counter() - started
         split.frames += len(maps)
         s = data.slices[pos]
+        if video.key in sampled and len(maps):
+            mid = len(maps) // 2
+            sample[video.key] = (f"{video.key}#{mid}", cv2.resize(maps[mid].float().numpy(), SAMPLE_SIZE,
+                                                                  interpolation=cv2.INTER_AREA))
         if video.split == "test":
             stability.add_video(_stability_scores(maps, data.image_size),
                                 torch.from_numpy(np.asarray(data.fg[s.start:s.stop]) > 0),
@@ -357,6 +385,9 @@ def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: tor
     result = _summarise(splits, fusion, stability, test_videos)
     result["metrics"]["iou_illegal_wsws"] = round(float(np.mean(wsws)), 6) if wsws else None
     result["counts"]["wsws_frames"] = len(wsws)
+    chosen = [sample[key] for key in sampled if key in sample]
+    result["sample"] = {"frames": [name for name, _ in chosen],
+                        "maps": np.stack([m for _, m in chosen]) if chosen else np.zeros((0, *SAMPLE_SIZE[::-1]))}
     return result
 
 
@@ -434,6 +465,7 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         "map_stability": num(stability.map_stability()) if stability.pairs else None,
         "map_spread": num(test.spread()) if test.frames else None,
         "val_map_spread": num(val.spread()) if val.frames else None,
+        "pxap": num(test.pxap()) if test.frames else None,
     }
     baselines = {}
     if test.frames:
@@ -441,7 +473,10 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
         baselines = {"all_foreground": {"iou_illegal": num(test_iou[0]),
                                         "iou_illegal_per_frame": num(test.per_frame_iou()[0]),
                                         "miou": num(test.miou()[0]),
-                                        "stability": num(stability.stability()[0]) if stability.pairs else None},
+                                        "stability": num(stability.stability()[0]) if stability.pairs else None,
+                                        # a constant map: one bin holds every foreground pixel
+                                        "pxap": num(average_precision(test.pos.sum(keepdims=True),
+                                                                      test.neg.sum(keepdims=True)))},
                      "empty": {"iou_illegal": num(empty[0]), "miou": num(empty[1])},
                      "foreground_recall": num(test.foreground_recall())}
     frames = splits["val"].frames + splits["test"].frames
@@ -455,7 +490,8 @@ def _summarise(splits: dict[str, _Split], fusion: Fusion | None, stability: Stab
                    "test_stability": [num(x) for x in stability.stability()] if stability.pairs else []},
         "counts": {"val_frames": val.frames, "test_frames": test.frames, "stability_pairs": stability.pairs,
                    "test_videos": {key: dict(zip(("frames", "intersection", "union"), (v.frames, *v.at(k)),
-                                                 strict=True), iou_frame_sum=round(float(v.frame_iou_sum[k]), 6))
+                                                 strict=True), iou_frame_sum=round(float(v.frame_iou_sum[k]), 6),
+                                        pxap_pos=v.pos.tolist(), pxap_neg=v.neg.tolist())
                                    for key, v in test_videos.items()}},
         "fusion": fusion.as_config() if fusion else None,
         "timings": {"maps": round(seconds, 3),

@@ -29,7 +29,7 @@ from .maps import CAM_COMBINE, parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
 from .progress import no_bars_unless
 from .recipes import Recipe, choose_recipe, named_recipe, recipe_record
-from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs
+from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs, save_sample_maps
 from .texts import static_after_refusal
 
 __all__ = ["RunSpec", "collapse_check", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve",
@@ -344,6 +344,8 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
     flagged = collapse_check(data, metrics, Path(runs_dir) / classifier["path"])
     if flagged:
         result["collapse"] = flagged
+    if evaluation["sample"]["frames"]:
+        result["sanity"] = save_sample_maps(record, evaluation["sample"]["frames"], evaluation["sample"]["maps"])
     if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead
         from .export import export_maps
 

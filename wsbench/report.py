@@ -44,12 +44,12 @@ from typing import Any
 
 import pandas as pd
 
-from .bootstrap import RATIOS, RESAMPLES, SEED, difference_interval, iou_interval
+from .bootstrap import COUNT_KEYS, HISTOGRAMS, RESAMPLES, SEED, difference_interval, iou_interval
 from .collapse import REASONS
 from .errors import UserError
 from .files import config_hash
 from .recipes import MOVED_TO_METHODS, Recipe
-from .runs import RunRecord
+from .runs import RecordError, RunRecord, load_sample_maps
 from .texts import static_after_refusal, threshold_text
 
 __all__ = [
@@ -88,7 +88,8 @@ METRICS = {"iou_illegal": ("illegal IoU (pooled)", True),
            "iou_illegal_wsws": ("illegal IoU, authors' code's protocol (argmax, mean per-frame IoU)", True),
            "map_stability": ("temporal stability of the maps (correlation of flow-warped consecutive maps in the "
                              "foreground; a constant map scores 0)", True),
-           "map_spread": ("map spread (std of the map values over the test foreground; 0: a constant map)", True)}
+           "map_spread": ("map spread (std of the map values over the test foreground; 0: a constant map)", True),
+           "pxap": ("PxAP (illegal-class pixel average precision, threshold-free)", True)}
 #: the sentence every caption adds on how its metric averages over frames
 METRIC_FORMS = {
     "iou_illegal": "Pooled: Σ intersection / Σ union over all test frames, so frames with more illegal pixels "
@@ -101,12 +102,16 @@ METRIC_FORMS = {
     "iou_illegal_wsws": "Per-frame mean over the centres of triplets, a frame with an empty union counting 1.",
     "map_stability": "Pooled over all consecutive test frame pairs, each map pair's correlation (negative counts 0).",
     "map_spread": "Pooled over the foreground pixels of all test frames.",
+    "pxap": "PxAP (wsolevaluation, CVPR 2020): the area under the precision-recall curve of the illegal class over "
+            "the foreground pixels of all test frames pooled: over the 100 map-value thresholds, the recall each "
+            "threshold adds times its precision, summed, so no threshold is chosen; the reference is a constant "
+            "map (the share of illegal pixels in the foreground).",
 }
 TABLES = ("comparison", "ablation", "background")
 #: the split each stored metric was measured on
 _METRIC_SPLIT = {"iou_illegal": "test", "iou_illegal_per_frame": "test", "miou": "test", "oracle_iou_illegal": "test",
                  "oracle_threshold": "test", "stability": "test", "iou_illegal_wsws": "test", "map_stability": "test",
-                 "map_spread": "test", "val_iou_illegal": "val", "threshold": "val", "accuracy": "val",
+                 "map_spread": "test", "pxap": "test", "val_iou_illegal": "val", "threshold": "val", "accuracy": "val",
                  "val_map_spread": "val"}
 _SEMANTIC = ("method", "method_options", "dataset", "dataset_options", "data_root", "resplit", "recipe", "fusion",
              "cam_inference")
@@ -120,6 +125,8 @@ _BACKGROUND = ("bg_rule", "bg_threshold", "bg_lab_threshold", "bg_threshold_mode
 SOURCE_KEYS = (*_SEMANTIC, "seed", "split_seed", "data_fingerprint", "data_content", "method_info", "label",
                "recipe_name")
 _NA = "†"
+#: two columns whose stored test-map samples correlate above this on every paired run give "the same maps"
+SAME_MAPS = 0.99
 #: the mark of a cell whose paired interval to the row's best excludes 0 (``--ci``)
 _BELOW = "§"
 #: the mark of a cell with a collapsed run (wsbench.collapse): its number is a trivial output's
@@ -509,13 +516,13 @@ class _Intervals:
     def counts(self, rows: pd.DataFrame) -> list[Any] | None:
         """The per-test-video counts of the runs in ``rows`` (one per run), ``None`` if a run lacks them."""
         counts = [self.videos.get(run_id) for run_id in rows[rows.value.notna()].run_id]
-        ratio = RATIOS.get(self.metric, ("", ""))
-        usable = [c for c in counts if c and all(ratio[0] in v and ratio[1] in v for v in c.values())]
+        need = COUNT_KEYS.get(self.metric, ("", ""))
+        usable = [c for c in counts if c and all(need[0] in v and need[1] in v for v in c.values())]
         return usable if usable and len(usable) == len(counts) else None
 
     def fill(self, cell: Cell, rows: pd.DataFrame, column: str) -> None:
         """Give ``cell`` the interval of its runs (``rows``, one per run), or note why it has none."""
-        if cell.mean is None or self.metric not in RATIOS:
+        if cell.mean is None or self.metric not in COUNT_KEYS:
             return
         present = self.counts(rows)
         interval = iou_interval(present, metric=self.metric) if present else None
@@ -526,7 +533,7 @@ class _Intervals:
 
     def mark_below_best(self, cells: list[Cell], selections: list[pd.DataFrame]) -> None:
         """Mark (``below_best``) each cell whose paired interval of best − cell excludes 0 (higher is better)."""
-        if self.metric not in RATIOS:
+        if self.metric not in COUNT_KEYS:
             return
         numeric = [i for i, c in enumerate(cells) if c.mean is not None]
         if len(numeric) < 2:
@@ -542,10 +549,11 @@ class _Intervals:
 
     def caption(self) -> str:
         """The sentence that says what the brackets are."""
-        if self.metric not in RATIOS:
+        if self.metric not in COUNT_KEYS:
             return ""
-        ratio = ("its accumulated IoU (summed intersections / summed unions)" if self.metric == "iou_illegal"
-                 else "its per-frame mean IoU (summed frame IoUs / frames)")
+        ratio = {"iou_illegal": "its accumulated IoU (summed intersections / summed unions)",
+                 "iou_illegal_per_frame": "its per-frame mean IoU (summed frame IoUs / frames)",
+                 "pxap": "its PxAP (the AP of the summed per-video map-value histograms)"}[self.metric]
         return (f" In brackets: 95 % percentile bootstrap interval over test videos ({RESAMPLES} resamples, seed "
                 f"{SEED}): a run's test videos are drawn with replacement (runs on the same split share each draw), "
                 f"{ratio} is recomputed, and the cell's runs are "
@@ -555,13 +563,15 @@ class _Intervals:
 
     def footnotes(self) -> list[str]:
         """Why some cells have no interval."""
-        if self.metric not in RATIOS:
-            return [f"No intervals: the bootstrap over test videos is for the illegal IoU only (--metric "
-                    f"{' or '.join(RATIOS)}), not {self.metric}."]
+        if self.metric not in COUNT_KEYS:
+            return [f"No intervals: the bootstrap over test videos is for the illegal IoU and PxAP only (--metric "
+                    f"{' or '.join(COUNT_KEYS)}), not {self.metric}."]
         if not self.missing:
             return []
         return [f"No interval for {', '.join(dict.fromkeys(self.missing))}: a result.json without per-test-video "
-                "counts (counts.test_videos, written since split seeds exist)."]
+                "counts (counts.test_videos, written since split seeds exist"
+                + ("; its pxap_pos / pxap_neg, written since PxAP exists" if self.metric in HISTOGRAMS else "")
+                + ")."]
 
 
 def _footnotes(reasons: dict[str, list[str]]) -> list[str]:
@@ -708,6 +718,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     recall = df[(df.metric == "foreground_recall") & (df.split == "test")].assign(collapse="")
     reasons: dict[str, list[str]] = {}
     rows = _data_rows(df)
+    same_maps = _SameMaps(records)
     for data, group in df.groupby("data", sort=False):
         dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
@@ -729,6 +740,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         _highlight(cells, higher)
         if intervals:
             intervals.mark_below_best(cells, selections)
+        same_maps.check(rows[data], columns, selections)
         # the references depend on the data set's test split only: one value per seed and split seed
         cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "split_seed", "value"])))
         cells.append(_cell(recall[recall.data == data].drop_duplicates(["seed", "split_seed", "value"])))
@@ -755,7 +767,59 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                           "classifier (global average pooling + linear head) trained apart from the CAM network, as "
                           "in the paper, so a difference to CAM compares two classifiers, not two ways of reading "
                           "one.")
-    return _with_notes(table, reasons, ignored, intervals)
+    table = _with_notes(table, reasons, ignored, intervals)
+    table.footnotes += same_maps.notes
+    return table
+
+
+def _sample_correlation(a: Any, b: Any) -> float:
+    """Pearson correlation of two map samples (1 for two equal constant samples, 0 for unequal ones)."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.std() < 1e-6 or b.std() < 1e-6:  # a constant map has no correlation; equal ones are still the same
+        return 1.0 if np.allclose(a, b, atol=1e-3) else 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+class _SameMaps:
+    """The duplicate-column check of the comparison: pairs of columns of a row whose maps are the same.
+
+    Every run stores the same fixed sample of its test maps (``result.json`` → ``sanity``, see
+    :data:`wsbench.evaluate.SAMPLE_VIDEOS`); two columns of a row are flagged when their runs, paired
+    by seed and split seed, have samples of the same frames that correlate above :data:`SAME_MAPS` in
+    every pair.
+    """
+
+    def __init__(self, records: list[RunRecord]) -> None:
+        self.records = {r.run_id: r for r in records}
+        self.samples: dict[str, tuple[list[str], Any] | None] = {}
+        self.notes: list[str] = []
+
+    def _sample(self, run_id: str) -> tuple[list[str], Any] | None:
+        if run_id not in self.samples:
+            try:
+                self.samples[run_id] = load_sample_maps(self.records[run_id])
+            except RecordError as err:
+                self.samples[run_id] = None
+                self.notes.append(f"No duplicate check for run {run_id}: {err}.")
+        return self.samples[run_id]
+
+    def check(self, row: str, columns: list[str], selections: list[pd.DataFrame]) -> None:
+        """Add a footnote for every pair of the row's ``columns`` (their runs: ``selections``) with the same maps."""
+        for i, a in enumerate(columns):
+            for j in range(i + 1, len(columns)):
+                both = selections[i].merge(selections[j], on=["seed", "split_seed"], suffixes=("_a", "_b"))
+                values = []
+                for run_a, run_b in zip(both.run_id_a, both.run_id_b, strict=True):
+                    sa, sb = self._sample(run_a), self._sample(run_b)
+                    if sa is not None and sb is not None and sa[0] == sb[0]:
+                        values.append(_sample_correlation(sa[1], sb[1]))
+                if values and min(values) > SAME_MAPS:
+                    self.notes.append(
+                        f"Same maps: {a} and {columns[j]} on {row} (Pearson correlation of their stored test-map "
+                        f"samples at least {min(values):.4f} over {len(values)} run(s) paired by seed): one column "
+                        "repeats the other, so one is not what its name says.")
 
 
 def _with_notes(table: Table, reasons: dict[str, list[str]], ignored: int, intervals: Any) -> Table:
@@ -773,6 +837,8 @@ def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
         return "argmax, no threshold"
     if metric == "oracle_iou_illegal":
         return "threshold chosen on test (oracle)"
+    if metric == "pxap":
+        return "no threshold (all thresholds)"
     runs = df.drop_duplicates("run_id")
     fixed = runs.threshold_source.str.startswith("fixed")
     if not fixed.any():
@@ -871,7 +937,7 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
     Args:
         records: finished runs.
         metric: a key of :data:`METRICS`; intervals exist for those of
-            :data:`wsbench.bootstrap.RATIOS` only.
+            :data:`wsbench.bootstrap.COUNT_KEYS` only.
 
     Returns:
         The table: one row per data set and pair, columns the difference and the seeds won.
@@ -904,11 +970,11 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
                             n=len(sel_a) + len(sel_b))
                 runs_a, runs_b = intervals.counts(sel_a), intervals.counts(sel_b)
                 interval = (difference_interval(runs_a, runs_b, metric=metric)
-                            if runs_a and runs_b and metric in RATIOS else None)
+                            if runs_a and runs_b and metric in COUNT_KEYS else None)
                 if interval is not None:
                     diff.ci_low, diff.ci_high = interval[0] * 100, interval[1] * 100
                     diff.below_best = interval[0] > 0 or interval[1] < 0
-                elif metric in RATIOS:
+                elif metric in COUNT_KEYS:
                     missing.append(f"{a} − {b}")
                 both = sel_a.merge(sel_b, on=["seed", "split_seed"], suffixes=("_a", "_b"))
                 wins = int((both.value_a.astype(float) > both.value_b.astype(float)).sum())
@@ -921,12 +987,13 @@ def pairs(records: Iterable[RunRecord], metric: str = "iou_illegal") -> Table:
                      "choice of test videos, not training seeds: seeds with A > B counts, among the (seed, split "
                      f"seed) pairs run for both, those where A scored higher. {METRIC_FORMS[metric]}")
     table.footnotes = _reruns_note(ignored)
-    if metric not in RATIOS:
-        table.footnotes.append(f"No intervals: the bootstrap over test videos is for --metric {' or '.join(RATIOS)}, "
-                               f"not {metric}.")
+    if metric not in COUNT_KEYS:
+        table.footnotes.append(f"No intervals: the bootstrap over test videos is for --metric "
+                               f"{' or '.join(COUNT_KEYS)}, not {metric}.")
     elif missing:
         table.footnotes.append(f"No interval for {', '.join(missing)}: a result.json without per-test-video counts "
-                               "(counts.test_videos, or its iou_frame_sum for the per-frame mean).")
+                               "(counts.test_videos, or its iou_frame_sum for the per-frame mean"
+                               + (", its pxap_pos / pxap_neg for PxAP" if metric in HISTOGRAMS else "") + ").")
     return table
 
 

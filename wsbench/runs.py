@@ -32,6 +32,7 @@ from .errors import UserError
 from .files import atomic_write_json
 from .recipes import MAX_CAM_SCALE, MOVED_TO_METHODS, Recipe
 from .schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional, Record, Str, from_dataclass
+from .texts import BINS
 
 __all__ = [
     "CONFIG_SCHEMA",
@@ -39,20 +40,25 @@ __all__ = [
     "RESULT_SCHEMA",
     "RecordError",
     "RunRecord",
+    "SAMPLE_MAPS_FILE",
     "cam_inference",
     "check_record",
     "create_run",
     "environment",
     "finish_run",
     "iter_runs",
+    "load_sample_maps",
     "new_run_id",
     "recorded_split_seed",
     "resolve_runs_dir",
+    "save_sample_maps",
 ]
 
 RUNS_ENV = "WSBENCH_RUNS_DIR"
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
+#: a run's fixed low-resolution sample of test maps (``result.json`` → ``sanity``), for the duplicate check
+SAMPLE_MAPS_FILE = "sample_maps.npy"
 
 
 def resolve_runs_dir(path: str | os.PathLike | None = None) -> Path:
@@ -143,19 +149,24 @@ CONFIG_SCHEMA = Record({
 _FINISHED_CONFIG = ("method", "dataset", "seed", "recipe")
 _METRICS = Record({k: _UNIT for k in ("iou_illegal", "iou_illegal_per_frame", "miou", "val_iou_illegal",
                                       "oracle_iou_illegal", "oracle_threshold", "accuracy", "stability",
-                                      "iou_illegal_wsws", "map_stability", "map_spread", "val_map_spread")}
+                                      "iou_illegal_wsws", "map_stability", "map_spread", "val_map_spread", "pxap")}
                   | {"threshold": Number(lo=0, hi=1), "threshold_source": Str()},
                   required=("iou_illegal", "threshold"), extra=AnyValue())
+#: a test video's pixels per map-value bin (the PxAP histograms)
+_HISTOGRAM = ListOf(Int(0), length=BINS)
 _COUNTS = Record({"val_frames": Int(0), "test_frames": Int(0), "stability_pairs": Int(0),
-                  "test_videos": MapOf(Record({"frames": Int(0), "intersection": Number(lo=0), "union": Number(lo=0)},
+                  "test_videos": MapOf(Record({"frames": Int(0), "intersection": Number(lo=0), "union": Number(lo=0),
+                                               "pxap_pos": _HISTOGRAM, "pxap_neg": _HISTOGRAM},
                                               required=("intersection", "union"), extra=AnyValue()))},
                  extra=AnyValue())
+_SANITY = Record({"sample_maps": Str(), "sample_frames": ListOf(Str(), min_len=1)},
+                 required=("sample_maps", "sample_frames"), extra=AnyValue())
 #: result.json, likewise
 RESULT_SCHEMA = Record({
     "run_id": Str(), "method": Str(), "dataset": Str(), "seed": _SEED, "config_hash": Str(), "metrics": _METRICS,
     "baselines": Record({"foreground_recall": _UNIT}, extra=MapOf(_UNIT)),
     "accuracy_by_input": MapOf(MapOf(_UNIT)), "classifier": Record({"path": Str(), "key": Str()}, extra=AnyValue()),
-    "fusion": Optional(FUSION_SCHEMA), "config": CONFIG_SCHEMA, "counts": _COUNTS,
+    "fusion": Optional(FUSION_SCHEMA), "config": CONFIG_SCHEMA, "counts": _COUNTS, "sanity": _SANITY,
     "timings": Record({"maps_frames_per_second": Optional(Number(lo=0))}, extra=AnyValue()),
     # a run whose classifier is at chance or whose maps are flat (wsbench.collapse.judge)
     "collapse": Record({"reasons": ListOf(OneOf(*REASONS), min_len=1), "accuracy": Optional(_UNIT),
@@ -299,6 +310,49 @@ def create_run(runs_dir: str | os.PathLike, config: Mapping[str, Any], run_id: s
                 continue
     atomic_write_json(path / CONFIG_FILE, dict(config))
     return RunRecord(path=path, config=dict(config))
+
+
+def save_sample_maps(record: RunRecord, frames: list[str], maps: Any) -> dict[str, Any]:
+    """Store a run's sample of test maps beside its record (before ``result.json``).
+
+    Args:
+        record: the unfinished run.
+        frames: one name per map (``<video key>#<frame index>``), the same for every run on a data set.
+        maps: (N, h, w) maps in [0, 1], stored as float16.
+
+    Returns:
+        The ``sanity`` entry of ``result.json`` that names the file and the frames.
+    """
+    import numpy as np
+
+    from .files import atomic_write
+
+    array = np.asarray(maps, np.float16)
+    atomic_write(record.path / SAMPLE_MAPS_FILE, lambda f: np.save(f, array, allow_pickle=False))
+    return {"sample_maps": SAMPLE_MAPS_FILE, "sample_frames": list(frames)}
+
+
+def load_sample_maps(record: RunRecord) -> tuple[list[str], Any] | None:
+    """A finished run's sample of test maps: ``(frames, (N, h, w) float32 array)``, ``None`` for runs
+    recorded without one.
+
+    Raises:
+        RecordError: the file is missing, unreadable or does not match its frames, in one line.
+    """
+    import numpy as np
+
+    sanity = (record.result or {}).get("sanity")
+    if not sanity:
+        return None
+    path = record.path / sanity["sample_maps"]
+    try:
+        maps = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise RecordError(f"{path}: cannot read the run's sample of test maps ({err})") from None
+    if maps.ndim != 3 or len(maps) != len(sanity["sample_frames"]):
+        raise RecordError(f"{path}: expected {len(sanity['sample_frames'])} maps (result.json → sanity.sample_frames), "
+                          f"got an array of shape {tuple(maps.shape)}")
+    return list(sanity["sample_frames"]), maps.astype(np.float32)
 
 
 def finish_run(record: RunRecord, result: Mapping[str, Any]) -> RunRecord:

@@ -6,8 +6,10 @@ pipeline, so the sentences they share with those live here.
 
 from __future__ import annotations
 
-__all__ = ["FIXED_THRESHOLD", "static_after_refusal", "threshold_text"]
+__all__ = ["BINS", "FIXED_THRESHOLD", "static_after_refusal", "threshold_text"]
 
+#: map-value bins of the evaluator's threshold grid (0, 1/BINS, …) and of the stored PxAP histograms
+BINS = 100
 #: the threshold used when the validation split has no before frame with a GT mask
 FIXED_THRESHOLD = 0.5
 
