@@ -438,6 +438,19 @@ class PausingJob(SuiteJob):
         return super().__call__()
 
 
+def assert_same_as_uninterrupted(data: Path, runs: Path, fresh: Path) -> None:
+    """The one (requeued, resumed) CAM run in ``runs`` equals the same command run uninterrupted in ``fresh``:
+    the same scores and bit-identical weights."""
+    assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
+    uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(data), "-q",
+                             "--runs-dir", str(fresh), "--backbone", "wsbench_resnet_tiny",
+                             "--output-stride", "8", "--image-size", "32", "--epochs", "3", "--batch-size", "8"])
+    assert uninterrupted.exit_code == 0, uninterrupted.output
+    (scores, weights), (other_scores, other_weights) = _outcome(fresh), _outcome(runs)
+    assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
+    assert weights.keys() == other_weights.keys() and all(torch.equal(weights[k], other_weights[k]) for k in weights)
+
+
 def _outcome(runs: Path) -> tuple[dict, dict]:
     (record,) = iter_runs(runs)
     r = record.result
@@ -475,14 +488,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tin
         assert "this job is preempted" in log and "Requeued" in log, log
     finally:
         job.cancel()  # the controller kills its task (nothing left sleeping if the test failed)
-    assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
-    uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(tiny_belt), "-q",
-                             "--runs-dir", str(tmp_path / "uninterrupted"), "--backbone", "wsbench_resnet_tiny",
-                             "--output-stride", "8", "--image-size", "32", "--epochs", "3", "--batch-size", "8"])
-    assert uninterrupted.exit_code == 0, uninterrupted.output
-    (scores, weights), (other_scores, other_weights) = _outcome(tmp_path / "uninterrupted"), _outcome(runs)
-    assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
-    assert weights.keys() == other_weights.keys() and all(torch.equal(weights[k], other_weights[k]) for k in weights)
+    assert_same_as_uninterrupted(tiny_belt, runs, tmp_path / "uninterrupted")
 
 
 # -- TensorBoard ------------------------------------------------------------------------------

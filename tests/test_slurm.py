@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_scale import _DIVERGING, _SPEC, PausingJob, _invoke, _outcome, _spec, _tables
+from tests.test_scale import _DIVERGING, _SPEC, PausingJob, _invoke, _spec, _tables, assert_same_as_uninterrupted
 from wsbench.runs import iter_runs
 
 
@@ -162,14 +162,7 @@ def test_a_job_requeued_mid_training_resumes_to_the_uninterrupted_result(tiny_be
         assert "this job is preempted" in log and "Requeued job" in log, log
     else:
         assert "DUE TO JOB REQUEUE" in log, log
-    assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
-    uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(tiny_belt), "-q",
-                             "--runs-dir", str(tmp_path / "uninterrupted"), "--backbone", "wsbench_resnet_tiny",
-                             "--output-stride", "8", "--image-size", "32", "--epochs", "3", "--batch-size", "8"])
-    assert uninterrupted.exit_code == 0, uninterrupted.output
-    (scores, weights), (other_scores, other_weights) = _outcome(tmp_path / "uninterrupted"), _outcome(runs)
-    assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
-    assert weights.keys() == other_weights.keys() and all(torch.equal(weights[k], other_weights[k]) for k in weights)
+    assert_same_as_uninterrupted(tiny_belt, runs, tmp_path / "uninterrupted")
 
 
 def test_distill_stages_run_in_the_jobs_after_their_source_runs(tiny_belt, tmp_path, job_env):
