@@ -245,7 +245,9 @@ def test_a_run_forced_to_collapse_is_marked_warned_and_tabled(tiny_belt, tmp_pat
     with the term and its weight, the suite lines and the leaderboard mark it."""
     runs = tmp_path / "runs"
     args = ["run", "-m", "tccam", "-d", "video-folder", "--data-root", str(tiny_belt), "--beta-max", "1000",
-            "--weight-ramp", "constant", "--runs-dir", str(runs), *TINY]
+            "--weight-ramp", "constant", "--runs-dir", str(runs), *TINY, "--epochs", "5"]
+    # 5 epochs: by the third the temporal term is only just at half its first-epoch mean (0.49-0.50 of it,
+    # depending on the thread count), by the fifth well below, so the stall shows whatever the machine
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     record = next(iter_runs(runs))
