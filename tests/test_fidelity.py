@@ -316,8 +316,9 @@ def test_difference_interval_by_hand():
     assert difference_interval([a], [b]) == pytest.approx((0.25, 0.5))
 
 
-def _fake_run(runs_dir, method, seed, videos):
-    """A finished run as execute() records it, both IoU forms made from its per-video counts."""
+def _fake_run(runs_dir, method, seed, videos, metrics=None, baselines=None):
+    """A finished run as execute() records it; by default both IoU forms made from its per-video counts
+    (``metrics``/``baselines``: the result's instead)."""
     import dataclasses
 
     from wsbench.files import config_hash
@@ -332,12 +333,13 @@ def _fake_run(runs_dir, method, seed, videos):
     config = dict(semantic, config_hash=config_hash(semantic), label=None, dataset_info={"static_after": False},
                   classifier={"method": m.classifier()[0], "options": m.classifier()[1]}, method_info=method_info(m))
     record = create_run(runs_dir, config)
-    pooled = sum(v["intersection"] for v in videos.values()) / sum(v["union"] for v in videos.values())
-    per_frame = sum(v["iou_frame_sum"] for v in videos.values()) / sum(v["frames"] for v in videos.values())
+    if metrics is None:
+        pooled = sum(v["intersection"] for v in videos.values()) / sum(v["union"] for v in videos.values())
+        per_frame = sum(v["iou_frame_sum"] for v in videos.values()) / sum(v["frames"] for v in videos.values())
+        metrics = {"iou_illegal": pooled, "iou_illegal_per_frame": per_frame, "miou": pooled, "threshold": 0.5}
+    baselines = baselines or {"all_foreground": {"iou_illegal": 0.2, "iou_illegal_per_frame": 0.25}}
     result = {"run_id": record.run_id, "method": method, "dataset": "synthetic-belt", "seed": seed,
-              "config_hash": config["config_hash"],
-              "metrics": {"iou_illegal": pooled, "iou_illegal_per_frame": per_frame, "miou": pooled, "threshold": 0.5},
-              "baselines": {"all_foreground": {"iou_illegal": 0.2, "iou_illegal_per_frame": 0.25}},
+              "config_hash": config["config_hash"], "metrics": metrics, "baselines": baselines,
               "counts": {"test_videos": videos}, "config": config}
     return finish_run(record, result)
 

@@ -122,25 +122,14 @@ def test_pxap_bootstrap_by_hand():
 
 def _fake_pxap_run(runs_dir, method, seed, videos):
     """A finished run whose PxAP and all-foreground reference are made from its per-video histograms."""
-    from wsbench.files import config_hash
-    from wsbench.methods import create_method, method_info
-    from wsbench.runs import create_run, finish_run
+    from tests.test_fidelity import _fake_run
 
-    m = create_method(method)
-    semantic = {"method": method, "method_options": {}, "dataset": "synthetic-belt", "data_root": None,
-                "split_seed": 0, "seed": seed, "recipe": {"epochs": 8}, "fusion": None}
-    config = dict(semantic, config_hash=config_hash(semantic), label=None, dataset_info={"static_after": False},
-                  classifier={"method": m.classifier()[0], "options": m.classifier()[1]}, method_info=method_info(m))
-    record = create_run(runs_dir, config)
     pos = np.sum([v["pxap_pos"] for v in videos.values()], axis=0)
     neg = np.sum([v["pxap_neg"] for v in videos.values()], axis=0)
-    result = {"run_id": record.run_id, "method": method, "dataset": "synthetic-belt", "seed": seed,
-              "config_hash": config["config_hash"],
-              "metrics": {"iou_illegal": 0.5, "miou": 0.5, "threshold": 0.5,
-                          "pxap": float(average_precision(pos, neg))},
-              "baselines": {"all_foreground": {"iou_illegal": 0.2, "pxap": float(pos.sum() / (pos + neg).sum())}},
-              "counts": {"test_videos": videos}, "config": config}
-    return finish_run(record, result)
+    return _fake_run(runs_dir, method, seed, videos,
+                     metrics={"iou_illegal": 0.5, "miou": 0.5, "threshold": 0.5,
+                              "pxap": float(average_precision(pos, neg))},
+                     baselines={"all_foreground": {"iou_illegal": 0.2, "pxap": float(pos.sum() / (pos + neg).sum())}})
 
 
 @pytest.fixture
