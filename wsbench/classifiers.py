@@ -27,7 +27,7 @@ from .methods import Method, create_trainer
 from .model import CamNet, build_model, load_weights
 from .recipes import Recipe, recipe_record
 from .schema import AnyValue, Number, Record, load_json
-from .train import train_classifier
+from .train import Hardware, train_classifier
 
 __all__ = ["classifier_dir", "classifier_key", "obtain_classifier"]
 
@@ -71,7 +71,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, runs_dir: Path,
                       device: torch.device, resume: bool = False, workers: int | None = None,
-                      compile_model: bool = False, progress: bool = True) -> tuple[CamNet, dict[str, Any]]:
+                      compile_model: bool = False) -> tuple[CamNet, dict[str, Any]]:
     """The trained classifier of ``method``: from the cache if another run trained it, else trained now.
 
     Args:
@@ -84,7 +84,6 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         resume: continue an interrupted training from its last checkpoint.
         workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
         compile_model: wrap the model in ``torch.compile``.
-        progress: show a progress bar.
 
     Returns:
         ``(model in eval mode, info)`` where info has ``key``, ``path``, ``train_seconds``,
@@ -113,8 +112,7 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         if todo not in ("train", "done"):
             raise UserError(todo)
         if todo == "train":
-            train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
-                             compile_model=compile_model, progress=progress, key=key)
+            train_classifier(trainer, recipe, data, seed, folder, Hardware(device, workers, compile_model), key=key)
             trained_now = True
         info = load_json(folder / "train.json", Record({"train_seconds": Number(finite=True)},
                                                         required=("train_seconds",), extra=AnyValue()),
