@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from ..runs import RunRecord, environment, finish_run, is_distilled, latest_run,
 from .labels import IGNORE, ignore_band_warning, pseudo_labels
 from .loading import distilled_record
 from .recipe import DistillRecipe, check_recipe
-from .segmenter import SegmenterMaps, SegmenterNet, evaluator_name
+from .segmenter import SegmenterMaps, SegmenterNet
 from .training import save_state, train_segmenter
 
 __all__ = ["distill", "distill_hash", "distill_once", "finished_distilled"]
@@ -109,11 +109,9 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     net.eval()
     save_state(record.path / "segmenter.pt", net.state_dict())
 
-    # the evaluator asks of a model only what SegmenterNet has: eval(), normalize(), classes and forward
     rec = trained.recipe
-    evaluation = evaluate_maps(SegmenterMaps(evaluator_name(config["distill"]["source_method"])), cast(Any, net),
-                               size_data, torch_device, background_removal=False, fusion=None, flow=rec.flow,
-                               flow_options=rec.flow_options())
+    evaluation = evaluate_maps(SegmenterMaps(config["method"]), net, size_data, torch_device,
+                               background_removal=False, fusion=None, flow=rec.flow, flow_options=rec.flow_options())
     info = _source_info(trained, config)
     pixels = np.bincount(labels.ravel(), minlength=IGNORE + 1)
     info.update({"pseudo_labels_train": train_quality, "train_frames": len(index),

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..methods import METHODS, Method
 from .recipe import DistillRecipe
 
-__all__ = ["SegmenterMaps", "SegmenterNet", "evaluator_name"]
+__all__ = ["SegmenterMaps", "SegmenterNet"]
 
 #: class index of the segmenter's output per classifier class name (the evaluator asks for these)
 _CLASS_INDEX = {"background": 0, "after": 1, "before": 2}
@@ -74,20 +73,27 @@ class SegmenterNet(nn.Module):
             raise UserError(f"--pretrained {path}: does not fit the encoder ({last})") from None
 
 
-class SegmenterMaps(Method):
-    """The segmenter's class probabilities as a method's maps, so the evaluator scores it like any run.
+class SegmenterMaps:
+    """The segmenter's class probabilities as maps, so the evaluator scores it like any run: a
+    :class:`~wsbench.maps.MapSource` (not a registered method).
 
     ``maps`` of target ``before`` is the probability of *illegal*, ``after`` of *legal*,
-    ``background`` of the belt (softmax over the three outputs, at input resolution). No fusion.
+    ``background`` of the belt (softmax over the three outputs, at input resolution). No fusion,
+    no autograd.
 
     Args:
-        registered_name: a registered method whose registry entry the evaluator reads (only its
-            ``needs_grad``, which must be ``False``: the segmenter's maps need no autograd).
+        name: the distilled run's method name (shown in progress bars).
     """
 
-    def __init__(self, registered_name: str = "cam") -> None:
-        super().__init__()
-        self.name = registered_name
+    target: str = "before"  # the evaluator sets it on a copy for another class's maps
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def needs_grad(self) -> bool:
+        """``False``: the maps are a forward pass."""
+        return False
 
     def maps(self, model: Any, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W) probability of the class :attr:`target` stands for."""
@@ -100,14 +106,3 @@ class SegmenterMaps(Method):
     def fusion(self) -> None:
         """No temporal fusion: one forward pass per frame."""
         return
-
-
-def evaluator_name(source_method: str) -> str:
-    """The source method's name when the registry says its maps need no autograd, else ``cam``."""
-    from ..registry import RegistryError
-
-    try:
-        needs_grad = METHODS.entry(source_method).meta.needs_grad
-    except RegistryError:  # a plugin method no longer installed: any built-in without autograd does
-        return "cam"
-    return "cam" if needs_grad else source_method
