@@ -31,6 +31,7 @@ from .progress import no_bars_unless, show_messages
 from .recipes import Recipe, choose_recipe, named_recipe, recipe_record
 from .runs import RunRecord, cam_inference, environment, finish_run, run_result, same_run, save_sample_maps, start_run
 from .texts import static_after_refusal
+from .train import Hardware
 
 __all__ = ["RunSpec", "collapse_check", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve",
            "same_run"]
@@ -308,8 +309,8 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
 
     with distributed.main_first():
         data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
-    model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
-                                          resume=resume, workers=spec.workers, compile_model=spec.compile)
+    model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir,
+                                          Hardware(device, spec.workers, spec.compile), resume=resume)
     if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records
         return None
     accuracy = _cached_accuracy(Path(runs_dir) / classifier["path"], model, data, device)
