@@ -96,7 +96,7 @@ def show_progress(requested: bool = True) -> bool:
     """Whether to draw a progress bar: the switch is on and the caller asks for one.
 
     Args:
-        requested: the caller's own wish (a function's ``progress=False`` argument); it can only
-            turn a bar off, never on against the switch.
+        requested: the caller's own condition (e.g. ``distributed.is_main()``: one bar per launch); it
+            can only turn a bar off, never on against the switch.
     """
     return requested and progress_enabled()
