@@ -171,8 +171,9 @@ def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
     from wsbench.methods import create_method
+    from wsbench.progress import no_bars_unless
     from wsbench.recipes import Recipe
-    from wsbench.train import train_classifier
+    from wsbench.train import Hardware, train_classifier
 
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(96, 96), epochs=1, batch_size=32,
                     lr=2e-3)
@@ -188,7 +189,8 @@ def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds
         for r in range(rounds + 1):  # round 0 warms up
             for name, method in methods.items():
                 folder = Path(tmp) / f"{r}-{name}"
-                train_classifier(method, recipe, data, 0, folder, torch.device(device), progress=False)
+                with no_bars_unless(False):
+                    train_classifier(method, recipe, data, 0, folder, Hardware(torch.device(device)))
                 if r:
                     best[name] = min(best[name], json.loads((folder / "train.json").read_text())["train_seconds"])
     out.write_text(json.dumps({"rounds": rounds, "epoch_seconds": best}))

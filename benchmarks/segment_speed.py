@@ -49,14 +49,14 @@ def main() -> None:
 
     import torch
 
-    from wsbench.distill import is_distilled, load_distilled
+    from wsbench.distill import load_distilled
     from wsbench.inference import load_run, open_data
-    from wsbench.runs import iter_runs
+    from wsbench.runs import is_distilled, iter_runs
     from wsbench.segment import segment_stream, segmenter_stream, stream_background
 
     records = list(iter_runs(args.runs_dir))
     by_id = {r.run_id: r for r in records}
-    pairs = [(r, by_id.get(r.config["distill"]["source_run"])) for r in records if is_distilled(r)]
+    pairs = [(r, by_id.get(r.config["distill"]["source_run"])) for r in records if is_distilled(r.config)]
     pairs = [(d, s) for d, s in pairs if s is not None]
     if not pairs:
         raise SystemExit(f"{args.runs_dir}: no finished distilled run whose source run is in the same runs directory")

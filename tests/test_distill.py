@@ -121,13 +121,14 @@ def test_pseudo_labels_are_the_runs_masks(source):
 @pytest.mark.slow
 def test_resume_gives_identical_weights(source, monkeypatch):
     import wsbench.distill as d
+    import wsbench.distill.training as training
     from wsbench.files import load_torch
 
     runs, cache, run_dir = source
     recipe = d.distill_recipe("smoke", epochs=2, image_size=(32, 32))
     whole = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache)
 
-    real_save, first_epoch = d._save, {}
+    real_save, first_epoch = training.save_state, {}
 
     def interrupted(path, state):
         real_save(path, state)
@@ -135,10 +136,10 @@ def test_resume_gives_identical_weights(source, monkeypatch):
             first_epoch.update({k: v.clone() for k, v in state["model"].items()})
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(d, "_save", interrupted)
+    monkeypatch.setattr(training, "save_state", interrupted)
     with pytest.raises(KeyboardInterrupt):
         d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache)
-    monkeypatch.setattr(d, "_save", real_save)
+    monkeypatch.setattr(training, "save_state", real_save)
     resumed = d.distill(run_dir, runs, recipe, seed=3, device="cpu", cache_dir=cache, resume=True)
     assert resumed.run_id != whole.run_id and resumed.config["config_hash"] == whole.config["config_hash"]
     a, b = load_torch(whole.path / "segmenter.pt"), load_torch(resumed.path / "segmenter.pt")

@@ -96,7 +96,7 @@ def test_trainer_moves_clips_every_epoch_and_records_it(tiny_belt, tmp_path, mon
     from wsbench.data.cache import prepare
     from wsbench.methods import create_method
     from wsbench.recipes import named_recipe
-    from wsbench.train import train_classifier
+    from wsbench.train import Hardware, train_classifier
 
     used = []
     original = ClipDataset.set_offset
@@ -109,8 +109,8 @@ def test_trainer_moves_clips_every_epoch_and_records_it(tiny_belt, tmp_path, mon
     recipe = named_recipe("smoke").recipe(epochs=3)
     data = prepare(create_dataset("video-folder", root=tiny_belt), recipe.image_size, cache_dir=tmp_path / "c")
     method = create_method("tccam", clip_len=3)
-    train_classifier(method, recipe, data, seed=4, folder=tmp_path / "clf", device=torch.device("cpu"),
-                     workers=0, progress=False)
+    train_classifier(method, recipe, data, seed=4, folder=tmp_path / "clf",
+                     hardware=Hardware(torch.device("cpu"), workers=0))
     expected = [epoch_offset(4, e, 3) for e in range(3)]
     assert used[1:] == expected and sorted(expected) == [0, 1, 2]  # used[0]: the constructor's offset 0
     assert json.loads((tmp_path / "clf" / "train.json").read_text())["clip_offsets"] == expected

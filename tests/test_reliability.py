@@ -833,7 +833,7 @@ def test_two_runs_at_once_into_one_runs_dir(tiny_belt, tmp_path):
 
 
 def test_run_ids_are_unique_even_when_names_collide(tmp_path, monkeypatch):
-    import wsbench.runs as runs_module
+    import wsbench.runs.records as runs_module
 
     names = iter(["same", "same", "other"])
     monkeypatch.setattr(runs_module, "new_run_id", lambda method, dataset: next(names))

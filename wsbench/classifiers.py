@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import distributed
 from .data.cache import PreparedData
 from .data.torch_data import classes_for
@@ -27,7 +25,7 @@ from .methods import Method, create_trainer
 from .model import CamNet, build_model, load_weights
 from .recipes import Recipe, recipe_record
 from .schema import AnyValue, Number, Record, load_json
-from .train import train_classifier
+from .train import Hardware, train_classifier
 
 __all__ = ["classifier_dir", "classifier_key", "obtain_classifier"]
 
@@ -70,8 +68,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, runs_dir: Path,
-                      device: torch.device, resume: bool = False, workers: int | None = None,
-                      compile_model: bool = False, progress: bool = True) -> tuple[CamNet, dict[str, Any]]:
+                      hardware: Hardware, resume: bool = False) -> tuple[CamNet, dict[str, Any]]:
     """The trained classifier of ``method``: from the cache if another run trained it, else trained now.
 
     Args:
@@ -80,11 +77,9 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         data: prepared data.
         seed: training seed.
         runs_dir: runs directory holding ``classifiers/``.
-        device: where to train.
+        hardware: where and how to train (device, data-loader workers, ``torch.compile``); the model is
+            returned on its device.
         resume: continue an interrupted training from its last checkpoint.
-        workers: data-loader worker processes (``None``: 0 on the CPU, min(8, cores) on CUDA).
-        compile_model: wrap the model in ``torch.compile``.
-        progress: show a progress bar.
 
     Returns:
         ``(model in eval mode, info)`` where info has ``key``, ``path``, ``train_seconds``,
@@ -113,15 +108,14 @@ def obtain_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: 
         if todo not in ("train", "done"):
             raise UserError(todo)
         if todo == "train":
-            train_classifier(trainer, recipe, data, seed, folder, device, workers=workers,
-                             compile_model=compile_model, progress=progress, key=key)
+            train_classifier(trainer, recipe, data, seed, folder, hardware, key=key)
             trained_now = True
         info = load_json(folder / "train.json", Record({"train_seconds": Number(finite=True)},
                                                         required=("train_seconds",), extra=AnyValue()),
                          "classifier training record", hint=f"delete {folder} to train the classifier again")
     model = build_model(recipe, classes_for(recipe.background_removal), trainer.head)
     load_weights(model, folder / "final.pt")
-    model.to(device).eval()
+    model.to(hardware.device).eval()
     # relative to the runs directory, which can then be copied or moved
     return model, {"key": config_hash(key), "path": folder.relative_to(Path(runs_dir)).as_posix(),
                    "train_seconds": info["train_seconds"], "trained_now": trained_now, "method": key["method"],

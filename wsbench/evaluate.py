@@ -81,8 +81,8 @@ from .data.io import read_mask
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
 from .device import autocast, to_device
 from .flow import resize_flow, warp
-from .maps import fused_video_maps
-from .methods import Fusion, Method
+from .maps import MapModel, MapSource, fused_video_maps
+from .methods import Fusion
 from .model import CamNet
 from .progress import show_progress
 from .texts import BINS, FIXED_THRESHOLD, threshold_text
@@ -307,7 +307,7 @@ class _Split:
     frames: int = 0
 
 
-def evaluate_maps(method: Method, model: CamNet, data: PreparedData, device: torch.device,
+def evaluate_maps(method: MapSource, model: MapModel, data: PreparedData, device: torch.device,
                   background_removal: bool = True, fusion: Fusion | None = None, flow: str = "dis",
                   batch_size: int = 32, flow_options: dict[str, Any] | None = None,
                   cam_scales: tuple[float, ...] = (1.0,), cam_flip: bool = False,
@@ -416,7 +416,7 @@ def frame_iou(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if union == 0 else int(np.logical_and(pred, gt).sum()) / union
 
 
-def _wsws_video(method: Method, model: CamNet, data: PreparedData, pos: int, video: Any, maps: torch.Tensor,
+def _wsws_video(method: MapSource, model: MapModel, data: PreparedData, pos: int, video: Any, maps: torch.Tensor,
                 device: torch.device, background_removal: bool, fusion: Fusion | None, flows: Any, batch_size: int,
                 scales: tuple[float, ...], flip: bool, combine: str = "normalised") -> list[float]:
     """Per-frame IoU of the authors' protocol for one test video (frames with both neighbours)."""

@@ -25,6 +25,7 @@ Fusion on raw maps (``--fuse-on raw``) always sums the raw maps and normalises a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,18 +35,69 @@ from .data.cache import PreparedData
 from .data.torch_data import FOREGROUND, ORIGINAL, make_input
 from .device import autocast, to_device
 from .flow import resize_flow, warp_chain
-from .methods import METHODS, Fusion, Method
-from .model import CamNet
+from .methods import Fusion
 from .recipes import MAX_CAM_SCALE
 
-__all__ = ["CAM_COMBINE", "batch_maps", "fuse_maps", "fused_video_maps", "multiscale_maps", "parse_scales",
-           "resize_maps", "uses_raw_maps", "video_maps"]
+__all__ = ["CAM_COMBINE", "MapModel", "MapSource", "batch_maps", "fuse_maps", "fused_video_maps", "multiscale_maps",
+           "parse_scales", "resize_maps", "uses_raw_maps", "video_maps"]
 
 _MIN_SIDE = 8  # smallest input side a scale may produce
 
 #: How multi-scale inference combines the scales (``--cam-combine``): each scale's normalised map,
 #: or the raw maps normalised once after the sum (the authors' code).
 CAM_COMBINE = ("normalised", "raw")
+
+
+class MapModel(Protocol):
+    """What map production asks of a network: a trained :class:`~wsbench.model.CamNet`, or a distilled
+    run's segmenter (:class:`wsbench.distill.SegmenterNet`)."""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names whose maps may be asked for."""
+        ...
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Network input of uint8 frames (B, 3, H, W)."""
+        ...
+
+    def eval(self) -> Any:
+        """Inference mode."""
+        ...
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        """The network's output for normalised frames."""
+        ...
+
+
+class MapSource(Protocol):
+    """What map production asks of a method: a registered :class:`~wsbench.methods.Method`, or a
+    distilled run's segmenter (:class:`wsbench.distill.SegmenterMaps`).
+
+    Attributes:
+        name: shown in progress bars.
+        target: the class whose maps are asked for (set on a copy for another class's maps).
+    """
+
+    name: str
+    target: str
+
+    @property
+    def needs_grad(self) -> bool:
+        """Whether :meth:`maps` needs autograd (else it runs under ``torch.inference_mode``)."""
+        ...
+
+    def maps(self, model: Any, images: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) maps in [0, 1] of class :attr:`target` for normalised frames (B, 3, H, W)."""
+        ...
+
+    def raw_maps(self, model: Any, images: torch.Tensor) -> torch.Tensor:
+        """The same maps before normalisation (fusion and multi-scale on raw maps)."""
+        ...
+
+    def fusion(self) -> Fusion | None:
+        """Its own temporal fusion at inference, or ``None``."""
+        ...
 
 
 def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
@@ -75,12 +127,12 @@ def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False, antialias=shrink)[:, 0]
 
 
-def multiscale_maps(method: Method, model: CamNet, images: torch.Tensor, scales: Sequence[float] = (1.0,),
+def multiscale_maps(method: MapSource, model: MapModel, images: torch.Tensor, scales: Sequence[float] = (1.0,),
                     flip: bool = False, raw: bool = False, combine: str = "normalised") -> torch.Tensor:
     """A method's maps summed over input scales and, optionally, horizontal flips, at input resolution.
 
     Args:
-        method: a :class:`~wsbench.methods.Method`.
+        method: a :class:`~wsbench.methods.Method` (or any :class:`MapSource`).
         model: its classifier.
         images: normalised frames (B, 3, H, W).
         scales: input scales; ``(1.0,)`` without ``flip`` returns ``method.maps`` unchanged.
@@ -172,7 +224,7 @@ def uses_raw_maps(fusion: Fusion | None) -> bool:
     return fusion is not None and fusion.neighbours > 0 and fusion.on == "raw"
 
 
-def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray, variant: int,
+def batch_maps(method: MapSource, model: MapModel, frames: np.ndarray, fg: np.ndarray, variant: int,
                device: torch.device, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
                flip: bool = False, raw: bool = False, combine: str = "normalised") -> torch.Tensor:
     """The method's maps of a batch of frames at training resolution.
@@ -183,7 +235,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
         fg: (B, h, w) 0/1 foreground masks at the same resolution.
         variant: network input, ``FOREGROUND`` or ``ORIGINAL`` (see :mod:`wsbench.data.torch_data`).
         device: where to compute.
-        needs_grad: the method's maps need autograd (its registry entry's ``needs_grad``).
+        needs_grad: the method's maps need autograd (:attr:`MapSource.needs_grad`).
         scales, flip: multi-scale / flip inference (:func:`multiscale_maps`).
         raw: the method's raw maps instead (:meth:`~wsbench.methods.Method.raw_maps`, for
             :func:`uses_raw_maps` fusion).
@@ -205,7 +257,7 @@ def batch_maps(method: Method, model: CamNet, frames: np.ndarray, fg: np.ndarray
     return maps.detach().float().cpu()
 
 
-def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, variant: int, device: torch.device,
+def video_maps(method: MapSource, model: MapModel, data: PreparedData, pos: int, variant: int, device: torch.device,
                batch_size: int = 32, needs_grad: bool = False, scales: tuple[float, ...] = (1.0,),
                flip: bool = False, raw: bool = False, combine: str = "normalised") -> torch.Tensor:
     """The method's maps (``raw``: its raw maps) of every frame of video ``pos`` before fusion: (T, h, w), CPU;
@@ -219,7 +271,7 @@ def video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, vari
     return torch.cat(out)
 
 
-def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int, device: torch.device,
+def fused_video_maps(method: MapSource, model: MapModel, data: PreparedData, pos: int, device: torch.device,
                      background_removal: bool = True, fusion: Fusion | None = None, flows: np.ndarray | None = None,
                      batch_size: int = 32, scales: tuple[float, ...] = (1.0,), flip: bool = False,
                      combine: str = "normalised") -> torch.Tensor:
@@ -240,7 +292,7 @@ def fused_video_maps(method: Method, model: CamNet, data: PreparedData, pos: int
     Returns:
         (T, h, w) maps on the CPU at the method's resolution.
     """
-    needs_grad = METHODS.entry(method.name).meta.needs_grad
+    needs_grad = method.needs_grad
     variant = FOREGROUND if background_removal else ORIGINAL
     maps = video_maps(method, model, data, pos, variant, device, batch_size, needs_grad, scales, flip,
                       uses_raw_maps(fusion), combine)

@@ -27,10 +27,11 @@ from .flow import FLOWS
 from .inference import data_fingerprint, data_parts
 from .maps import CAM_COMBINE, parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
-from .progress import no_bars_unless
+from .progress import no_bars_unless, show_messages
 from .recipes import Recipe, choose_recipe, named_recipe, recipe_record
-from .runs import RunRecord, cam_inference, create_run, environment, finish_run, iter_runs, save_sample_maps
+from .runs import RunRecord, cam_inference, environment, finish_run, run_result, same_run, save_sample_maps, start_run
 from .texts import static_after_refusal
+from .train import Hardware
 
 __all__ = ["RunSpec", "collapse_check", "data_fingerprint", "data_warnings", "execute", "incompatibility", "resolve",
            "same_run"]
@@ -138,21 +139,7 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         raise UserError(why)
     doubts = data_warnings(index, recipe)
 
-    if spec.fuse_neighbours is None and spec.fuse_on != "maps":
-        raise UserError("--fuse-on needs --fuse-neighbours K (the method's own fusion is used as it is)")
-    if spec.fuse_neighbours is None:
-        fusion = method.fusion()
-    elif spec.fuse_neighbours > 0:
-        fusion = Fusion(spec.fuse_neighbours, spec.fuse_mode, on=spec.fuse_on)  # type: ignore[arg-type]
-    else:
-        fusion = None
-    if fusion is not None and fusion.mode not in ("max", "mean"):
-        raise UserError(f"--fuse-mode must be max or mean, not {fusion.mode!r}")
-    if fusion is not None and fusion.on not in ("maps", "raw"):
-        raise UserError(f"--fuse-on must be maps or raw, not {fusion.on!r}")
-    if fusion is not None and fusion.on == "raw" and not has_raw_maps(method):
-        raise UserError(f"--fuse-on raw: method {spec.method!r} has its own maps and no raw form of them "
-                        "(only methods whose maps are CAMs, or that define raw_maps, can be fused on raw maps)")
+    fusion = _fusion(spec, method)
 
     semantic = {
         "method": spec.method,
@@ -168,23 +155,8 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
         semantic["resplit"] = True
     if spec.dataset_options:  # only when given, so runs without options keep their hash
         semantic["dataset_options"] = dict(sorted(spec.dataset_options.items()))
-    if isinstance(spec.cam_scales, str) and any(not item.strip() for item in spec.cam_scales.split(",")):
-        raise UserError(f"--cam-scales {spec.cam_scales!r} has an empty item (write e.g. 0.5,1,2)")
-    try:
-        cam_scales = parse_scales(spec.cam_scales)
-    except ValueError as err:
-        raise UserError(str(err)) from None
-    if not all(math.isfinite(s) for s in cam_scales):
-        raise UserError(f"--cam-scales must be finite positive numbers, not {spec.cam_scales!r}")
-    if spec.cam_combine not in CAM_COMBINE:
-        raise UserError(f"--cam-combine must be one of {', '.join(CAM_COMBINE)}, not {spec.cam_combine!r}")
-    if spec.cam_combine == "raw" and not has_raw_maps(method):
-        raise UserError(f"--cam-combine raw: method {spec.method!r} has its own maps and no raw form of them "
-                        "(only methods whose maps are CAMs, or that define raw_maps, can sum raw maps)")
-    if cam_scales != (1.0,) or spec.cam_flip:  # only then, so single-scale runs keep their hashes
-        cam: dict[str, Any] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
-        if spec.cam_combine != "normalised":  # only then, so earlier multi-scale runs keep their hashes
-            cam["combine"] = spec.cam_combine
+    cam = _cam_inference(spec, method)
+    if cam is not None:
         semantic["cam_inference"] = cam
     config = dict(semantic)
     config.update({
@@ -205,6 +177,49 @@ def resolve(spec: RunSpec, device_type: str | None = None) -> Resolved:
     })
     return Resolved(method=method, recipe=recipe, fusion=fusion, config=config, index=index, warnings=doubts,
                     recipe_note=recipe_note)
+
+
+def _fusion(spec: RunSpec, method: Method) -> Fusion | None:
+    """The run's temporal fusion: the method's own, or the one the spec asks for (checked)."""
+    if spec.fuse_neighbours is None and spec.fuse_on != "maps":
+        raise UserError("--fuse-on needs --fuse-neighbours K (the method's own fusion is used as it is)")
+    if spec.fuse_neighbours is None:
+        fusion = method.fusion()
+    elif spec.fuse_neighbours > 0:
+        fusion = Fusion(spec.fuse_neighbours, spec.fuse_mode, on=spec.fuse_on)  # type: ignore[arg-type]
+    else:
+        fusion = None
+    if fusion is not None and fusion.mode not in ("max", "mean"):
+        raise UserError(f"--fuse-mode must be max or mean, not {fusion.mode!r}")
+    if fusion is not None and fusion.on not in ("maps", "raw"):
+        raise UserError(f"--fuse-on must be maps or raw, not {fusion.on!r}")
+    if fusion is not None and fusion.on == "raw" and not has_raw_maps(method):
+        raise UserError(f"--fuse-on raw: method {spec.method!r} has its own maps and no raw form of them "
+                        "(only methods whose maps are CAMs, or that define raw_maps, can be fused on raw maps)")
+    return fusion
+
+
+def _cam_inference(spec: RunSpec, method: Method) -> dict[str, Any] | None:
+    """The config's ``cam_inference`` (checked), ``None`` for single-scale inference without flip."""
+    if isinstance(spec.cam_scales, str) and any(not item.strip() for item in spec.cam_scales.split(",")):
+        raise UserError(f"--cam-scales {spec.cam_scales!r} has an empty item (write e.g. 0.5,1,2)")
+    try:
+        cam_scales = parse_scales(spec.cam_scales)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if not all(math.isfinite(s) for s in cam_scales):
+        raise UserError(f"--cam-scales must be finite positive numbers, not {spec.cam_scales!r}")
+    if spec.cam_combine not in CAM_COMBINE:
+        raise UserError(f"--cam-combine must be one of {', '.join(CAM_COMBINE)}, not {spec.cam_combine!r}")
+    if spec.cam_combine == "raw" and not has_raw_maps(method):
+        raise UserError(f"--cam-combine raw: method {spec.method!r} has its own maps and no raw form of them "
+                        "(only methods whose maps are CAMs, or that define raw_maps, can sum raw maps)")
+    if cam_scales == (1.0,) and not spec.cam_flip:  # only then, so single-scale runs keep their hashes
+        return None
+    cam: dict[str, Any] = {"scales": list(cam_scales), "flip": bool(spec.cam_flip)}
+    if spec.cam_combine != "normalised":  # only then, so earlier multi-scale runs keep their hashes
+        cam["combine"] = spec.cam_combine
+    return cam
 
 
 def data_warnings(index: Any, recipe: Recipe) -> list[str]:
@@ -235,15 +250,6 @@ def data_warnings(index: Any, recipe: Recipe) -> list[str]:
             "images and no foreground to score)"]
 
 
-def same_run(record: RunRecord, config: dict[str, Any]) -> bool:
-    """Whether ``record`` ran ``config``: the same configuration hash on data with the same fingerprint.
-
-    Records made before data fingerprints were recorded never match (their data cannot be vouched for).
-    """
-    return (record.config.get("config_hash") == config["config_hash"]
-            and record.config.get("data_fingerprint") == config["data_fingerprint"])
-
-
 def incompatibility(method: Method, static_after: bool, dataset: str) -> str | None:
     """Why ``method`` cannot run on a data set, or ``None`` if it can.
 
@@ -267,17 +273,18 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
         resume: continue the latest unfinished run with the same configuration (and its
             interrupted classifier training) instead of starting a new one.
         progress: show progress bars, the recipe note and the training time estimate; ``False``:
-            none of them, however deep (:func:`wsbench.progress.no_bars_unless`).
+            none of them, however deep (:func:`wsbench.progress.no_bars_unless`: nothing below takes a
+            ``progress`` argument).
 
     Returns:
         The finished run record (``result.json`` written); ``None`` on the ranks other than 0 of a
         torchrun launch, which only train (see :mod:`wsbench.distributed`).
     """
-    with no_bars_unless(progress):  # progress=False: no bar, however deep (caches, flows, inference)
-        return _execute(spec, runs_dir, resume, progress)
+    with no_bars_unless(progress):  # progress=False: no bar or note, however deep (caches, flows, inference)
+        return _execute(spec, runs_dir, resume)
 
 
-def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) -> RunRecord | None:
+def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | None:
     from . import distributed
     from .evaluate import evaluate_maps
 
@@ -292,23 +299,18 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
     config = resolved.config
     check_outside(runs_dir, "--runs-dir", [resolved.index.root])  # run folders read back as frames, masks
     check_outside(resolve_cache_dir(spec.cache_dir), "--cache-dir", [resolved.index.root])
-    if resolved.recipe_note and progress and main:
+    if resolved.recipe_note and show_messages() and main:
         print(f"note: {resolved.recipe_note}", file=sys.stderr)
-    run_id = None
-    if resume and main:
-        unfinished = [r for r in iter_runs(runs_dir, finished=False) if same_run(r, config)]
-        run_id = unfinished[-1].run_id if unfinished else None
     # the resolved device and workers are recorded (not hashed: the hash is the semantic part only)
     config["device"] = str(device)
     config["workers"] = default_workers(device) if spec.workers is None else spec.workers
-    record = create_run(runs_dir, config, run_id=run_id) if main else None
+    record = start_run(runs_dir, config, resume) if main else None
     recipe = resolved.recipe
 
     with distributed.main_first():
         data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
-    model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
-                                          resume=resume, workers=spec.workers, compile_model=spec.compile,
-                                          progress=progress and main)
+    model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir,
+                                          Hardware(device, spec.workers, spec.compile), resume=resume)
     if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records
         return None
     accuracy = _cached_accuracy(Path(runs_dir) / classifier["path"], model, data, device)
@@ -317,30 +319,10 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
                                **cam_inference(config))
     own_input = "foreground" if recipe.background_removal else "original"
     metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
-    result = {
-        "run_id": record.run_id,
-        "method": spec.method,
-        "dataset": spec.dataset,
-        "seed": spec.seed,
-        "config_hash": config["config_hash"],
-        "metrics": metrics,
-        "baselines": evaluation["baselines"],
-        "accuracy_by_input": accuracy,
-        "curves": evaluation["curves"],
-        "counts": evaluation["counts"],
-        "fusion": evaluation["fusion"],
-        "classifier": classifier,
-        "timings": {
-            "train": round(classifier["train_seconds"], 3) if classifier["trained_now"] else 0.0,
-            "train_original": round(classifier["train_seconds"], 3),
-            "cache": round(data.timings["frames"], 3),
-            "flow": round(data.timings["flow"], 3),
-            "maps": evaluation["timings"]["maps"],
-            "maps_frames_per_second": evaluation["timings"]["maps_frames_per_second"],
-            "total": round(time.perf_counter() - started, 3),
-        },
-        "config": config,
-    }
+    train = {"train": round(classifier["train_seconds"], 3) if classifier["trained_now"] else 0.0,
+             "train_original": round(classifier["train_seconds"], 3)}
+    result = run_result(record, evaluation, data.timings, started, train, metrics=metrics,
+                        accuracy_by_input=accuracy, classifier=classifier)
     flagged = collapse_check(data, metrics, Path(runs_dir) / classifier["path"])
     if flagged:
         result["collapse"] = flagged

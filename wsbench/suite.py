@@ -569,16 +569,14 @@ def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: 
                    echo: Callable[[str], None], execute: bool = True) -> RunRecord | None:
     """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists;
     ``None`` when there is none and ``execute`` is false)."""
-    from .distill import distill_hash, distill_once, distill_recipe, is_distilled
+    from .distill import distill_once, distill_recipe, finished_distilled
 
     options = dict(_distill_options(spec, run) or {})
     recipe = distill_recipe(options.pop("recipe", "cpu"), **options)
     seed = int(source.config.get("seed", 0))
     label = f"distill {source.run_id} seed {seed}"
     if not execute:
-        wanted = distill_hash(source, recipe, seed)
-        done = [r for r in iter_runs(runs_dir) if is_distilled(r) and r.config.get("config_hash") == wanted]
-        return done[-1] if done else None
+        return finished_distilled(source, runs_dir, recipe, seed)
     record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
                                overrides.get("cache_dir"))
     iou = (record.result or {}).get("metrics", {}).get("iou_illegal")

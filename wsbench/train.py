@@ -15,6 +15,7 @@ NumPy, torch), so a resumed run continues exactly as an uninterrupted one (on th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import random
@@ -39,10 +40,10 @@ from .errors import UserError
 from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet, build_model
-from .progress import show_progress
+from .progress import show_messages, show_progress
 from .recipes import Recipe
 
-__all__ = ["TrainingDiverged", "augment", "train_classifier"]
+__all__ = ["Hardware", "TrainingDiverged", "augment", "train_classifier"]
 
 
 class TrainingDiverged(UserError):
@@ -356,16 +357,68 @@ def _check_stall(log_path: Path, chance: float, name: str) -> collapse.Stall | N
     return found
 
 
+def _batching(recipe: Recipe, samples: int, clip_len: int, world: int) -> tuple[int, int]:
+    """``(samples per step, steps per epoch)`` of a training on ``samples`` frames or clips over ``world`` processes.
+
+    Raises:
+        UserError: the samples of a step do not split evenly over the processes.
+    """
+    per_batch = max(1, recipe.batch_size // clip_len)
+    if per_batch % world:
+        raise UserError(f"--batch-size {recipe.batch_size} gives {per_batch} samples per step, which do not "
+                        f"split evenly over {world} processes")
+    return per_batch, samples // per_batch if samples > per_batch else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """Where and how a classifier trains.
+
+    Attributes:
+        device: the device (under torchrun, this rank's).
+        workers: data-loader worker processes (``None``: :func:`~wsbench.device.default_workers`).
+        compile_model: ``torch.compile`` the model.
+    """
+
+    device: torch.device
+    workers: int | None = None
+    compile_model: bool = False
+
+
+@dataclasses.dataclass
+class _Loop:
+    """One training's moving parts, as :func:`train_classifier` builds them."""
+
+    method: Method
+    recipe: Recipe
+    model: CamNet
+    losses: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    classes: tuple[str, ...]
+    steps_per_epoch: int
+    total_steps: int
+    device: torch.device
+    ckpt: Path
+
+
 def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: int, folder: Path,
-                     device: torch.device, workers: int | None = None, compile_model: bool = False,
-                     progress: bool = True, key: dict[str, Any] | None = None) -> CamNet:
+                     hardware: Hardware, key: dict[str, Any] | None = None) -> CamNet:
     """Train the classifier of ``method`` with ``recipe`` into ``folder`` (resuming a checkpoint there).
 
-    Writes ``checkpoint.pt`` after each epoch, ``log.csv`` (one row per step: every loss term,
-    weights, lr), and at the end ``final.pt`` and ``train.json``. ``workers=None`` takes
-    :func:`~wsbench.device.default_workers`. Under torchrun (see :mod:`wsbench.distributed`) every
-    rank trains on its share of each global batch of ``recipe.batch_size`` frames and rank 0 alone
-    writes files.
+    Writes ``checkpoint.pt`` after each epoch, ``log.csv`` (one row per step: every loss term, weights, lr),
+    and at the end ``final.pt`` and ``train.json``. Under torchrun (:mod:`wsbench.distributed`) every rank
+    trains on its share of each global batch of ``recipe.batch_size`` frames and rank 0 alone writes files.
+    Bars and the time estimate follow :mod:`wsbench.progress` (no ``progress`` argument).
+
+    Args:
+        method: the method whose loss terms train the classifier.
+        recipe: the training recipe.
+        data: the prepared data.
+        seed: the training seed.
+        folder: where the checkpoint, log and weights go.
+        hardware: the device, data-loader workers and compilation.
+        key: the classifier's cache key, recorded in ``train.json``.
 
     Returns:
         The trained model.
@@ -373,10 +426,8 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     Raises:
         TrainingDiverged: on a NaN/inf loss (the last checkpoint stays).
     """
-    from tqdm.auto import tqdm
-
-    main, world = distributed.is_main(), distributed.world_size()
-    workers = default_workers(device) if workers is None else workers
+    main, world, device = distributed.is_main(), distributed.world_size(), hardware.device
+    workers = default_workers(device) if hardware.workers is None else hardware.workers
     if main:
         folder.mkdir(parents=True, exist_ok=True)
     classes = classes_for(recipe.background_removal)
@@ -384,11 +435,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     model = _new_model(method, recipe, classes, device)
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
-    per_batch = max(1, recipe.batch_size // clip_len)
-    if per_batch % world:
-        raise UserError(f"--batch-size {recipe.batch_size} gives {per_batch} samples per step, which do not "
-                        f"split evenly over {world} processes")
-    steps_per_epoch = len(dataset) // per_batch if len(dataset) > per_batch else 1
+    per_batch, steps_per_epoch = _batching(recipe, len(dataset), clip_len, world)
     total_steps = steps_per_epoch * recipe.epochs
 
     optimizer, scheduler = _optimizer(model, recipe, total_steps)
@@ -396,53 +443,24 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     start_epoch, elapsed = _resume(ckpt, model, optimizer, scheduler)
     if world > 1 and device.type == "cuda":  # batch-norm statistics over the global batch, as on one GPU
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    losses = _loss_module(method, model, device, compile_model)
-    autocast = device_autocast(device)
+    loop = _Loop(method, recipe, model, _loss_module(method, model, device, hardware.compile_model), optimizer,
+                 scheduler, classes, steps_per_epoch, total_steps, device, ckpt)
 
-    log_path = folder / "log.csv"
     if main:
-        _restart_log(log_path, start_epoch)
+        _restart_log(log_path := folder / "log.csv", start_epoch)
     # the classification loss of a classifier at chance, for the live collapse check after each epoch
     chance = collapse.chance_loss(Counter(classes[label] for *_, label in dataset.items), classes)
     stalled: collapse.Stall | None = None
     saved = start_epoch - 1  # last epoch with a checkpoint
     step = start_epoch * steps_per_epoch
-    first_step, loop_started = step, time.perf_counter()
-    estimate_after = min(5, total_steps - step)  # steps timed before the estimate is printed
+    estimate = (step, time.perf_counter(), min(5, total_steps - step))  # steps timed before the estimate
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter()
         if isinstance(dataset, ClipDataset):  # a function of (seed, epoch): a resumed run moves the clips alike
             dataset.set_offset(epoch_offset(seed, epoch, dataset.stride))
         loader = _epoch_loader(dataset, per_batch, seed, epoch, workers, device)
-        aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
-        model.train()
-        rows = []
-        bar = tqdm(loader, desc=f"{method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=not show_progress(progress and main), total=steps_per_epoch)
-        for raw in bar:
-            batch = _to_batch(raw, model, device, len(classes), clip_len, recipe.augment, aug_gen)
-            prog = Progress(epoch=epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
-            with autocast:
-                terms = losses(batch, prog)
-            total = sum(t.value.float() * t.weight for t in terms.values())
-            # logged values: the mean over ranks of each rank's share (the terms themselves alone)
-            logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
-                                                                                 for t in terms.values()]))
-            values = dict(zip(["total", *terms], logged.tolist(), strict=True))
-            _check_finite(values, epoch, step, ckpt, saved)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            scheduler.step()
-            row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"]}
-            row.update(values)
-            row.update({f"weight:{k}": t.weight for k, t in terms.items()})  # the methods' loss weights
-            rows.append(row)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "total"})
-            step += 1
-            if progress and main and step - first_step == estimate_after:
-                _print_estimate(time.perf_counter() - loop_started, estimate_after, total_steps - first_step,
-                                recipe, device)
+        rows = _epoch(loop, loader, seed, epoch, step, saved, estimate)
+        step += len(rows)
         elapsed += time.perf_counter() - started
         saved = epoch
         if not main:
@@ -464,3 +482,53 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     distributed.barrier()  # the other ranks read final.pt after this
     model.eval()
     return model
+
+
+def _epoch(loop: _Loop, loader: DataLoader, seed: int, epoch: int, step: int, saved: int,
+           estimate: tuple[int, float, int]) -> list[dict[str, Any]]:
+    """Train one epoch; returns its log rows, one per step.
+
+    Args:
+        loop: the training.
+        loader: this epoch's batches.
+        seed, epoch: the training seed and this epoch (its augmentation generator).
+        step: the global step the epoch starts at.
+        saved: the last epoch with a checkpoint (named when the loss diverges).
+        estimate: ``(first step of this process, when it started, steps timed before the estimate)``.
+    """
+    from tqdm.auto import tqdm
+
+    main = distributed.is_main()
+    model, recipe, clip_len = loop.model, loop.recipe, loop.method.clip_length()
+    autocast = device_autocast(loop.device)
+    aug_gen = torch.Generator().manual_seed((seed * 100_003 + epoch + 7) % 2**64)
+    model.train()
+    rows = []
+    first_step, loop_started, estimate_after = estimate
+    bar = tqdm(loader, desc=f"{loop.method.name} epoch {epoch + 1}/{recipe.epochs}", leave=False,
+               disable=not show_progress(main), total=loop.steps_per_epoch)
+    for raw in bar:
+        batch = _to_batch(raw, model, loop.device, len(loop.classes), clip_len, recipe.augment, aug_gen)
+        prog = Progress(epoch=epoch, step=step, steps_per_epoch=loop.steps_per_epoch, total_steps=loop.total_steps)
+        with autocast:
+            terms = loop.losses(batch, prog)
+        total = sum(t.value.float() * t.weight for t in terms.values())
+        # logged values: the mean over ranks of each rank's share (the terms themselves alone)
+        logged = distributed.mean_over_ranks(torch.stack([total.detach()] + [t.value.detach().float()
+                                                                             for t in terms.values()]))
+        values = dict(zip(["total", *terms], logged.tolist(), strict=True))
+        _check_finite(values, epoch, step, loop.ckpt, saved)
+        loop.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        loop.optimizer.step()
+        loop.scheduler.step()
+        row = {"epoch": epoch, "step": step, "lr": loop.optimizer.param_groups[0]["lr"]}
+        row.update(values)
+        row.update({f"weight:{k}": t.weight for k, t in terms.items()})  # the methods' loss weights
+        rows.append(row)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "total"})
+        step += 1
+        if show_messages() and main and step - first_step == estimate_after:
+            _print_estimate(time.perf_counter() - loop_started, estimate_after, loop.total_steps - first_step,
+                            recipe, loop.device)
+    return rows

@@ -246,6 +246,13 @@ class Method:
         """
         return model(images)[:, model.class_index(self.target)].relu()
 
+    @property
+    def needs_grad(self) -> bool:
+        """Whether :meth:`maps` needs autograd: the registry entry's ``needs_grad`` (what map production asks)."""
+        from . import METHODS
+
+        return METHODS.entry(self.name).meta.needs_grad
+
     def fusion(self) -> Fusion | None:
         """Temporal fusion of the maps at inference (``None``: per-frame maps as they are).
 
