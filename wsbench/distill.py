@@ -2,7 +2,7 @@
 
 1. **Pseudo-labels.** Every frame of the source run's **train** split gets the run's own mask in
    the three-label domain, exactly as ``wsbench export`` writes it: the run's maps
-   (:meth:`~wsbench.inference.TrainedRun.video_maps`: its classifier, method, multi-scale/flip
+   (:meth:`~wsbench.maps.MapProducer.video`: its classifier, method, multi-scale/flip
    inference and fusion) cut at its val-chosen threshold with the cached foreground
    (:func:`~wsbench.inference.label_mask`: 0 background, 1 legal, 2 illegal); *after* frames are
    legal + background. They are computed at the segmenter's training resolution. With an
@@ -324,25 +324,25 @@ def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, fl
         ``(frame indices into size_data.frames, (N, h, w) uint8 labels, {video position: maps of the
         train before videos})``.
     """
-    import cv2
     from tqdm.auto import tqdm
 
     from .inference import label_mask
+    from .maps import upsample
     from .progress import show_progress
 
-    flows = trained.flows(data)
-    w, h = size_data.image_size
+    flows = trained.producer.fusion_flows(data)
+    size = size_data.image_size
     index, labels, maps_of = [], [], {}
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split == "train"]
     for pos, video in tqdm(videos, desc="pseudo-labels", unit="video", leave=False,
                            disable=not show_progress()):
-        maps = trained.video_maps(data, pos, flows, batch_size) if video.label == "before" else None
+        maps = trained.producer.video(data, pos, flows, batch_size) if video.label == "before" else None
         if maps is not None:
             maps_of[pos] = maps
         s = size_data.slices[pos]
         for i in range(len(video)):
             fg = np.asarray(size_data.fg[s.start + i]) > 0
-            scores = None if maps is None else cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            scores = None if maps is None else upsample(maps[i], size)
             label = label_mask(scores, fg, trained.threshold)
             if scores is not None:
                 label = ignore_band_labels(label, scores, fg, band)
@@ -597,6 +597,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     from .data.cache import prepare, resolve_cache_dir
     from .evaluate import evaluate_maps, split_iou
     from .inference import load_run, open_data
+    from .maps import MapProducer
     from .report import SOURCE_KEYS
 
     started = time.perf_counter()
@@ -671,10 +672,9 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     _save(record.path / "segmenter.pt", net.state_dict())
 
     # the evaluator asks of a model only what SegmenterNet has: eval(), normalize(), classes and forward
-    evaluation = evaluate_maps(SegmenterMaps(_evaluator_name(config["distill"]["source_method"])), cast(Any, net),
-                               size_data,
-                               torch_device, background_removal=False, fusion=None, flow=rec.flow,
-                               flow_options=rec.flow_options())
+    segmenter = MapProducer(SegmenterMaps(_evaluator_name(config["distill"]["source_method"])), cast(Any, net),
+                            torch_device, background_removal=False, flow=rec.flow, flow_options=rec.flow_options())
+    evaluation = evaluate_maps(segmenter, size_data)
     pixels = np.bincount(labels.ravel(), minlength=IGNORE + 1)
     src_metrics = src_result.get("metrics", {})
     result = {

@@ -20,8 +20,8 @@ video's length:
    for unwarped fusion), and frame t is emitted once frame t+k has been read (k frames of latency;
    none for causal fusion), fused over the window t−k … t+k held in a ring buffer. The result
    equals :func:`wsbench.maps.fuse_maps` on the whole video.
-4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
-   :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
+4. **Masks.** Maps are upsampled to frame size (:func:`wsbench.maps.upsample`) and cut at the run's
+   val-chosen threshold: :func:`wsbench.masks.label_mask` (0 belt, 1 legal, 2 illegal).
 """
 
 from __future__ import annotations
@@ -39,11 +39,15 @@ import numpy as np
 import torch
 
 from .data import background as bg
+from .data.cache import FLOW_STRIDE, frame_arrays
 from .data.io import ImageFiles, image_files
 from .data.video import VideoFile, is_video_file
 from .errors import UserError
 from .files import atomic_write_json, video_writer, write_image
-from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
+from .flow import create_flow, resize_flow
+from .inference import TrainedRun, overlay, run_summary, write_classes
+from .maps import fuse_maps, upsample
+from .masks import CLASSES, label_mask
 from .progress import show_progress
 
 if TYPE_CHECKING:
@@ -73,7 +77,7 @@ class SegmentedFrame:
 
 @dataclasses.dataclass
 class _Entry:
-    """A frame in the ring buffer, with what fusion needs."""
+    """A frame in the fusion window, with what fusion needs."""
 
     frame: np.ndarray
     small: np.ndarray
@@ -81,6 +85,68 @@ class _Entry:
     maps: torch.Tensor
     to_next: torch.Tensor | None = None
     to_prev: torch.Tensor | None = None
+
+
+class _Window:
+    """The frames t−k … t+k that fusing frame t needs (k = the run's fusion neighbours), as a ring buffer, and
+    the flows between them (step 3 of the module docstring)."""
+
+    def __init__(self, trained: TrainedRun) -> None:
+        recipe, fusion = trained.recipe, trained.fusion
+        self.fusion = fusion if fusion is not None and fusion.neighbours > 0 else None
+        self.k = self.fusion.neighbours if self.fusion is not None else 0
+        self.ahead = 0 if fusion is None or fusion.causal else self.k  # later frames a frame's fusion waits for
+        warps = self.fusion is not None and self.fusion.warp  # .flo files exist only for a data set's own frames
+        self.estimator = create_flow("dis" if recipe.flow == "files" else recipe.flow) if warps else None
+        w, h = recipe.image_size
+        self.flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
+        self.entries: collections.deque[_Entry] = collections.deque()  # frames start .. read-1
+        self.start = self.read = self.emitted = 0
+
+    def _flow(self, src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
+        assert self.estimator is not None  # called only when fusion warps
+        f = torch.from_numpy(np.ascontiguousarray(self.estimator(src[None], dst[None]))).permute(0, 3, 1, 2)
+        return resize_flow(f, self.flow_size)[0]
+
+    def add(self, entry: _Entry) -> None:
+        """Append the next frame of the stream (and the flows between it and the one before)."""
+        if self.estimator is not None and self.entries:
+            prev = self.entries[-1]
+            prev.to_next, entry.to_prev = self._flow(prev.small, entry.small), self._flow(entry.small, prev.small)
+        self.entries.append(entry)
+        self.read += 1
+
+    def ready(self, done: bool) -> Iterator[tuple[int, _Entry, torch.Tensor]]:
+        """``(index, entry, fused map)`` of every frame whose later frames in its window have arrived (all of
+        them once the stream is ``done``); frames no later frame needs are dropped."""
+        k = self.k
+        while self.emitted < self.read and (done or self.emitted + self.ahead < self.read):
+            lo, hi = max(0, self.emitted - k), min(self.read, self.emitted + self.ahead + 1)
+            clip = [self.entries[i - self.start] for i in range(lo, hi)]
+            entry = clip[self.emitted - lo]
+            fused = entry.maps
+            if self.fusion is not None:  # a lone frame too: fusion on raw maps normalises it
+                zero = torch.zeros(2, *self.flow_size)
+                to_next = to_prev = None
+                if self.estimator is not None:
+                    to_next = torch.stack([e.to_next if e.to_next is not None else zero for e in clip])
+                    to_prev = torch.stack([e.to_prev if e.to_prev is not None else zero for e in clip])
+                fused = fuse_maps(torch.stack([e.maps for e in clip]), to_next, to_prev,
+                                  self.fusion)[self.emitted - lo]
+            yield self.emitted, entry, fused
+            self.emitted += 1
+            while self.start < self.emitted - k:  # no later frame needs it
+                self.entries.popleft()
+                self.start += 1
+
+
+def _same_size(frame: np.ndarray, size: tuple[int, int] | None, index: int) -> tuple[int, int]:
+    """``(width, height)`` of frame ``index``; a :class:`UserError` unless it is ``size`` (the first frame's)."""
+    got = (frame.shape[1], frame.shape[0])
+    if size is not None and got != size:
+        raise UserError(f"frame {index} is {got[0]}x{got[1]}, the first frame {size[0]}x{size[1]}; "
+                        "frames of one video must share a size")
+    return got
 
 
 def open_source(path: str | Path) -> Any:
@@ -153,78 +219,27 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     Raises:
         UserError: frames of different sizes.
     """
-    from .data.cache import FLOW_STRIDE, frame_arrays
-    from .data.torch_data import FOREGROUND, ORIGINAL
-    from .flow import create_flow, resize_flow
-    from .maps import batch_maps, fuse_maps, uses_raw_maps
-    from .methods import METHODS
-
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    recipe, fusion = trained.recipe, trained.fusion
-    k = fusion.neighbours if fusion is not None else 0
-    ahead = 0 if fusion is None or fusion.causal else k  # later frames a frame's fusion waits for
-    # .flo files exist only for a data set's own frames: a new video gets DIS flow instead
-    warp = fusion is not None and k > 0 and fusion.warp
-    estimator = create_flow("dis" if recipe.flow == "files" else recipe.flow) if warp else None
-    w, h = recipe.image_size
-    flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
-    variant = FOREGROUND if recipe.background_removal else ORIGINAL
-    needs_grad = METHODS.entry(trained.method.name).meta.needs_grad
-
-    def flow(src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
-        assert estimator is not None  # called only when fusion warps
-        f = torch.from_numpy(np.ascontiguousarray(estimator(src[None], dst[None]))).permute(0, 3, 1, 2)
-        return resize_flow(f, flow_size)[0]
-
-    window: collections.deque[_Entry] = collections.deque()  # frames start .. read-1
-    start = read = emitted = 0
+    window = _Window(trained)
     size: tuple[int, int] | None = None
     source = iter(frames)
     done = False
     while not done:
         batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # frame, small, fg, fg small
         for frame in itertools.islice(source, batch_size):
-            got = (frame.shape[1], frame.shape[0])
-            if size is not None and got != size:
-                raise UserError(f"frame {read + len(batch)} is {got[0]}x{got[1]}, the first frame "
-                                f"{size[0]}x{size[1]}; frames of one video must share a size")
-            size = got
-            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size)
+            size = _same_size(frame, size, window.read + len(batch))
+            small, fg_small, fg = frame_arrays(frame, background, trained.recipe.image_size)
             batch.append((frame, small, fg, fg_small))
         done = len(batch) < batch_size
         if batch:
-            maps = batch_maps(trained.method, trained.model, np.stack([b[1] for b in batch]),
-                              np.stack([b[3] for b in batch]), variant, trained.device, needs_grad,
-                              trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion), trained.cam_combine)
+            maps = trained.producer.batch(np.stack([b[1] for b in batch]), np.stack([b[3] for b in batch]))
             for (image, small, fg, _), m in zip(batch, maps, strict=True):
-                entry = _Entry(image, small, fg, m)
-                if estimator is not None and window:
-                    prev = window[-1]
-                    prev.to_next, entry.to_prev = flow(prev.small, entry.small), flow(entry.small, prev.small)
-                window.append(entry)
-            read += len(batch)
-        # emit every frame whose following frames in its window have arrived (all left at the end)
-        while emitted < read and (done or emitted + ahead < read):
-            lo, hi = max(0, emitted - k), min(read, emitted + ahead + 1)
-            clip = [window[i - start] for i in range(lo, hi)]
-            entry = clip[emitted - lo]
-            fused = entry.maps
-            if fusion is not None and k > 0:  # a lone frame too: fusion on raw maps normalises it
-                zero = torch.zeros(2, *flow_size)
-                to_next = to_prev = None
-                if estimator is not None:
-                    to_next = torch.stack([e.to_next if e.to_next is not None else zero for e in clip])
-                    to_prev = torch.stack([e.to_prev if e.to_prev is not None else zero for e in clip])
-                fused = fuse_maps(torch.stack([e.maps for e in clip]), to_next, to_prev, fusion)[emitted - lo]
+                window.add(_Entry(image, small, fg, m))
+        for index, entry, fused in window.ready(done):
             assert size is not None
-            scores = cv2.resize(fused.numpy(), size, interpolation=cv2.INTER_LINEAR)
             fg_full = cv2.resize(entry.fg, size, interpolation=cv2.INTER_NEAREST) > 0
-            yield SegmentedFrame(emitted, entry.frame, label_mask(scores, fg_full, trained.threshold))
-            emitted += 1
-            while start < emitted - k:  # no later frame needs it
-                window.popleft()
-                start += 1
+            yield SegmentedFrame(index, entry.frame, label_mask(upsample(fused, size), fg_full, trained.threshold))
 
 
 def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int = 8) -> Iterator[SegmentedFrame]:
@@ -252,11 +267,7 @@ def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int
         if not batch:
             return
         for frame in batch:
-            got = (frame.shape[1], frame.shape[0])
-            if size is not None and got != size:
-                raise UserError(f"frame {index} is {got[0]}x{got[1]}, the first frame {size[0]}x{size[1]}; "
-                                "frames of one video must share a size")
-            size = got
+            size = _same_size(frame, size, index)
         assert size is not None
         small = np.stack([cv2.resize(f, trained.image_size, interpolation=cv2.INTER_AREA) for f in batch])
         probs = trained.probabilities(small)
