@@ -25,9 +25,9 @@ mIoU over its classes.
 The threshold is the one with the best IoU on **validation**; the test IoU at that threshold is the
 reported number. A data set whose validation split has no masked before frame gets the fixed
 threshold 0.5 instead, and its result says so (``metrics.threshold_source``: ``"val"`` or
-``"fixed"``; :func:`threshold_text` words it for summaries and captions). The best test IoU over
-the sweep is reported too, marked ``oracle``, for
-comparison with papers that tune on test. GT masks are opened here and nowhere else. Each test
+``"fixed"``; :func:`wsbench.texts.threshold_text` words it for summaries and captions). The best
+test IoU over the sweep is reported too, marked ``oracle``, for comparison with papers that tune on
+test. GT masks are opened here and nowhere else. Each test
 video's own intersection and union pixel counts at the chosen threshold are kept as well
 (``counts.test_videos``; their sums give the test IoU), so tables can bootstrap over test videos.
 

@@ -6,7 +6,8 @@
   way maps reach frame size; :func:`save_maps`, the maps of a run without GT to score them with.
 - :mod:`~wsbench.maps.multiscale`: multi-scale and flip inference around any method's maps
   (``--cam-scales``/``--cam-flip``/``--cam-combine``).
-- :mod:`~wsbench.maps.fusion`: temporal fusion over neighbouring frames (:func:`fuse_maps`).
+- :mod:`~wsbench.maps.fusion`: temporal fusion over neighbouring frames (:func:`fuse_maps`), and
+  :mod:`~wsbench.maps.stream` the same over a stream whose frames arrive one at a time (:class:`StreamFusion`).
 
 Nothing here thresholds maps (that is :mod:`wsbench.masks`) or reads GT (that is :mod:`wsbench.evaluate`).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from .fusion import fuse_maps, uses_raw_maps
 from .multiscale import CAM_COMBINE, class_multiscale_maps, multiscale_maps, parse_scales, resize_maps
 from .producer import CamInference, MapProducer, network_input, save_maps, upsample
+from .stream import StreamFusion
 
-__all__ = ["CAM_COMBINE", "CamInference", "MapProducer", "class_multiscale_maps", "fuse_maps", "multiscale_maps",
-           "network_input", "parse_scales", "resize_maps", "save_maps", "upsample", "uses_raw_maps"]
+__all__ = ["CAM_COMBINE", "CamInference", "MapProducer", "StreamFusion", "class_multiscale_maps", "fuse_maps",
+           "multiscale_maps", "network_input", "parse_scales", "resize_maps", "save_maps", "upsample", "uses_raw_maps"]
