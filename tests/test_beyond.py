@@ -415,7 +415,7 @@ def test_export_masks_are_exactly_what_was_scored_with_multiscale_flip(tiny_run,
     res = json.loads((run_dir / "result.json").read_text())
     assert res["config"]["cam_inference"] == {"scales": [0.5, 1.0, 2.0], "flip": True}
     trained = load_run(run_dir)
-    assert trained.cam_scales == (0.5, 1.0, 2.0) and trained.cam_flip
+    assert trained.producer.cam.scales == (0.5, 1.0, 2.0) and trained.producer.cam.flip
     out = tmp_path / "pseudo"
     result = CliRunner().invoke(cli, ["export", "--run", str(run_dir), "--cache-dir", str(cache), "--out", str(out),
                                       "--split", "test", "-q"])
