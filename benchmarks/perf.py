@@ -116,7 +116,7 @@ def worker_flow(out: Path, data_root: str, cache_dir: str, size: int, names: lis
 def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device: str, rounds: int = 3) -> None:
     """Map frames/s of ``cam`` and ``gradcam`` on the same (cam) classifier, warm, alternating.
 
-    Both go through the evaluator's :func:`~wsbench.maps.video_maps` (native CAM under
+    Both go through the evaluator's :meth:`~wsbench.maps.MapProducer.video` (native CAM under
     ``torch.inference_mode``; GradCAM with autograd) over every scored frame; each method is warmed up
     on one video, then timed ``rounds`` times alternating with the other, and its best round is kept
     (on a shared machine the minimum is the least disturbed measurement).
@@ -125,9 +125,8 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
 
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
-    from wsbench.data.torch_data import FOREGROUND, classes_for
-    from wsbench.maps import video_maps
-    from wsbench.methods import METHODS as REGISTRY
+    from wsbench.data.torch_data import classes_for
+    from wsbench.maps import MapProducer
     from wsbench.methods import create_method
     from wsbench.model import build_model
     from wsbench.recipes import Recipe
@@ -144,15 +143,15 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
                    **recipe.background_options())
     videos = [pos for pos, v in enumerate(data.index.videos) if v.label == "before" and v.split in ("val", "test")]
     frames = sum(data.slices[pos].length for pos in videos)
-    methods = {name: (create_method(name), REGISTRY.entry(name).meta.needs_grad) for name in ("cam", "gradcam")}
-    best = {name: float("inf") for name in methods}
-    for method, grad in methods.values():
-        video_maps(method, model, data, videos[0], FOREGROUND, dev, needs_grad=grad)
+    producers = {name: MapProducer(create_method(name), model, dev) for name in ("cam", "gradcam")}
+    best = {name: float("inf") for name in producers}
+    for producer in producers.values():
+        producer.video(data, videos[0])
     for _ in range(rounds):
-        for name, (method, grad) in methods.items():
+        for name, producer in producers.items():
             started = time.perf_counter()
             for pos in videos:
-                video_maps(method, model, data, pos, FOREGROUND, dev, needs_grad=grad)
+                producer.video(data, pos)
             best[name] = min(best[name], time.perf_counter() - started)
     out.write_text(json.dumps({"frames": frames, "rounds": rounds,
                                "fps": {name: frames / seconds for name, seconds in best.items()}}))

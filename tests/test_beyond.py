@@ -87,7 +87,7 @@ def test_fusion_runs_for_every_method(video_folder):
     """Each method's maps go through the flow-warped fusion (an untrained net is enough to see it)."""
     from wsbench.data import create_dataset
     from wsbench.data.cache import prepare
-    from wsbench.maps import fused_video_maps
+    from wsbench.maps import MapProducer
     from wsbench.methods import Fusion, create_method
     from wsbench.model import build_model
     from wsbench.recipes import Recipe
@@ -100,8 +100,8 @@ def test_fusion_runs_for_every_method(video_folder):
     pos = next(i for i, v in enumerate(data.index.videos) if v.label == "before")
     for name in METHODS_ALL:
         method = create_method(name)
-        plain = fused_video_maps(method, model, data, pos, torch.device("cpu"), fusion=None)
-        fused = fused_video_maps(method, model, data, pos, torch.device("cpu"), fusion=Fusion(1, "max"), flows=flows)
+        plain = MapProducer(method, model, torch.device("cpu"), fusion=None).video(data, pos)
+        fused = MapProducer(method, model, torch.device("cpu"), fusion=Fusion(1, "max")).video(data, pos, flows)
         assert fused.shape == plain.shape == (len(data.index.videos[pos]),) + plain.shape[1:], name
         assert (fused >= plain - 1e-6).all(), name  # the max includes the frame's own map
         assert not torch.allclose(fused, plain), name
@@ -302,6 +302,7 @@ def test_segment_errors_are_one_line(tmp_path):
 # -- streaming ----------------------------------------------------------------------------------
 def _random_run(tmp_path, fusion):
     from wsbench.inference import TrainedRun
+    from wsbench.maps import MapProducer
     from wsbench.methods import create_method
     from wsbench.model import build_model
     from wsbench.recipes import Recipe
@@ -310,8 +311,8 @@ def _random_run(tmp_path, fusion):
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
     torch.manual_seed(0)
     model = build_model(recipe, ("before", "after", "background")).eval()
-    return TrainedRun(record=RunRecord(tmp_path, {}, {}), method=create_method("cam"), model=model,
-                      recipe=recipe, fusion=fusion, threshold=0.3, device=torch.device("cpu"))
+    return TrainedRun(record=RunRecord(tmp_path, {}, {}), recipe=recipe, threshold=0.3,
+                      producer=MapProducer(create_method("cam"), model, torch.device("cpu"), fusion=fusion))
 
 
 def _belt_frames(n, size=(48, 40)):
@@ -354,10 +355,9 @@ def test_segment_stream_is_lazy_and_bounded(tmp_path):
 def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
     """The ring buffer gives the same masks as fusing the whole video at once."""
     from wsbench.data.cache import frame_arrays
-    from wsbench.data.torch_data import FOREGROUND
     from wsbench.flow import estimate_video_flows, resize_flow
     from wsbench.inference import label_mask
-    from wsbench.maps import batch_maps, fuse_maps, uses_raw_maps
+    from wsbench.maps import fuse_maps
     from wsbench.methods import Fusion
     from wsbench.segment import segment_stream, stream_background
 
@@ -369,8 +369,7 @@ def test_segment_stream_fusion_equals_whole_video_fusion(tmp_path, fusion):
 
     arrays = [frame_arrays(f, background, (32, 32)) for f in frames]
     small = np.stack([a[0] for a in arrays])
-    maps = batch_maps(trained.method, trained.model, small, np.stack([a[1] for a in arrays]), FOREGROUND,
-                      trained.device, raw=uses_raw_maps(fusion))
+    maps = trained.producer.batch(small, np.stack([a[1] for a in arrays]))  # raw maps when fusion is on raw maps
     fwd, bwd = estimate_video_flows(small, "dis")
     to = [resize_flow(torch.from_numpy(f).permute(0, 3, 1, 2), (8, 8)) for f in (fwd, bwd)]
     fused = fuse_maps(maps, to[0], to[1], fusion)
@@ -416,7 +415,7 @@ def test_export_masks_are_exactly_what_was_scored_with_multiscale_flip(tiny_run,
     res = json.loads((run_dir / "result.json").read_text())
     assert res["config"]["cam_inference"] == {"scales": [0.5, 1.0, 2.0], "flip": True}
     trained = load_run(run_dir)
-    assert trained.cam_scales == (0.5, 1.0, 2.0) and trained.cam_flip
+    assert trained.producer.cam.scales == (0.5, 1.0, 2.0) and trained.producer.cam.flip
     out = tmp_path / "pseudo"
     result = CliRunner().invoke(cli, ["export", "--run", str(run_dir), "--cache-dir", str(cache), "--out", str(out),
                                       "--split", "test", "-q"])

@@ -171,15 +171,15 @@ class FinishedRun:
             (T, H, W) float32 maps in [0, 1] of the illegal class (the *before* class), or ``None``
             for an *after* video: it has no illegal objects by definition, so no map is scored.
         """
-        import cv2
         import numpy as np
+
+        from .maps import upsample
 
         pos = self._position(video)
         if self.data.index.videos[pos].label != "before":
             return None
-        small = self.trained.video_maps(self.data, pos).numpy()
-        w, h = self.data.slices[pos].frame_size
-        return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in small])
+        small = self.trained.producer.video(self.data, pos)
+        return np.stack([upsample(m, self.data.slices[pos].frame_size) for m in small])
 
     def masks(self, video: str) -> np.ndarray:
         """One video's masks in the three-label domain, as ``wsbench export`` writes them.

@@ -921,16 +921,16 @@ def segment_cmd(run: str, input_path: Path, out: Path, overlay_video: Path | Non
     once; the run's fusion, if any, is applied with flow computed on the fly.
     """
     from .inference import load_run
-    from .segment import check_segment_options, segment_file
+    from .segment import SegmentOptions, check_segment_options, segment_file
 
-    options: dict[str, Any] = dict(overlay_video=overlay_video, overwrite=overwrite, bg_frames=bg_frames,
-                                   batch_size=batch_size, fps=fps)
-    check_segment_options(input_path, out, **options)  # before the run is loaded
+    options = SegmentOptions(overlay_video=overlay_video, save_overlays=save_overlays, bg_frames=bg_frames,
+                             batch_size=batch_size, fps=fps, overwrite=overwrite)
+    check_segment_options(input_path, out, options)  # before the run is loaded
     from .distill import distilled_record, load_distilled
 
     distilled = distilled_record(run, _runs_dir(runs_dir))
     trained = load_distilled(distilled, device) if distilled else load_run(run, _runs_dir(runs_dir), device)
-    summary = segment_file(trained, input_path, out, save_overlays=save_overlays, **options)
+    summary = segment_file(trained, input_path, out, options)
     click.echo(f"segmented {summary['frames']} frames with run {trained.run_id}: masks in {out / 'masks'}"
                + (f", overlay video {overlay_video}" if overlay_video else "")
                + " (new frames: the run's own data set is not read or checked; segment.json records both)")

@@ -16,8 +16,8 @@ and cut at the threshold chosen on validation, with the cached foreground (backg
 separating legal objects from the belt. *After* frames contain no illegal object by definition,
 so their masks are legal + background and need no maps. GT masks are never read.
 
-:func:`export_maps` writes a run's raw maps instead, into ``RUNS_DIR/<run-id>/maps/``, when the
-run's test frames have no GT masks to score them with.
+(A run whose test frames have no GT masks keeps its maps instead, written when it is made:
+:func:`wsbench.maps.save_maps`.)
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .data.cache import PreparedData
 from .data.index import SPLITS
 from .errors import UserError
 from .files import atomic_write_json, check_output, removed_on_failure, write_image
-from .inference import CLASSES, TrainedRun, label_mask, open_data, run_summary, write_classes
+from .inference import TrainedRun, open_data, run_summary, write_classes
+from .maps import upsample
+from .masks import CLASSES, label_mask
 from .progress import show_progress
 
-__all__ = ["export_maps", "export_pseudo_labels"]
+__all__ = ["export_pseudo_labels"]
 
 
 #: longest file stem written (bytes): with ``.png`` within the 255 bytes file systems allow a name
@@ -88,21 +89,19 @@ def _export(trained: TrainedRun, out: Path, splits: tuple[str, ...], cache_dir: 
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split in splits]
     if not videos:
         raise UserError(f"data set {data.index.name!r} has no videos in split(s) {', '.join(splits)}")
-    flows = trained.flows(data)
+    flows = trained.producer.fusion_flows(data)
     counts: dict[str, dict[str, int]] = {}
     pixels = np.zeros(len(CLASSES), np.int64)
     written: set[str] = set()
     for pos, video in tqdm(videos, desc="export", unit="video", leave=False,
                            disable=not show_progress()):
-        maps = None
-        if video.label == "before":
-            maps = trained.video_maps(data, pos, flows, batch_size)
-        w, h = data.slices[pos].frame_size
+        maps = trained.producer.video(data, pos, flows, batch_size) if video.label == "before" else None
+        size = data.slices[pos].frame_size
         image_dir, mask_dir = out / "images" / video.split, out / "masks" / video.split
         image_dir.mkdir(parents=True, exist_ok=True)
         mask_dir.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(video.frames):
-            scores = None if maps is None else cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            scores = None if maps is None else upsample(maps[i], size)
             mask = label_mask(scores, data.fg_full(pos, i), trained.threshold)
             stem = _safe(f"{video.label}_{video.id}_{video.frames.names[i]}")
             if f"{video.split}/{stem}" in written:
@@ -128,38 +127,3 @@ def _export(trained: TrainedRun, out: Path, splits: tuple[str, ...], cache_dir: 
     atomic_write_json(out / "export.json", summary)
     return summary
 
-
-def export_maps(trained: TrainedRun, data: PreparedData, out_dir: str | Path,
-                splits: tuple[str, ...] = ("val", "test"), batch_size: int = 32) -> int:
-    """Write the maps of every *before* frame of ``splits`` to ``out_dir/<video id>/<frame name>.png``.
-
-    A run whose test frames have no GT masks has no score, so it keeps its maps instead: exactly
-    the maps the evaluator would score (:meth:`TrainedRun.video_maps`: same input, multi-scale/flip
-    inference and fusion), upsampled bilinearly to each frame's original size and written as 8-bit
-    grayscale (0 = 0.0, 255 = 1.0).
-
-    Args:
-        trained: the run (its threshold is not used).
-        data: its prepared data.
-        out_dir: folder to write (created).
-        splits: whose before videos (by default the held-out ones).
-        batch_size: frames per forward pass.
-
-    Returns:
-        The number of maps written.
-    """
-    flows = trained.flows(data)
-    out_dir = Path(out_dir)
-    written = 0
-    for pos, video in enumerate(data.index.videos):
-        if video.label != "before" or video.split not in splits:
-            continue
-        maps = trained.video_maps(data, pos, flows, batch_size)
-        w, h = data.slices[pos].frame_size
-        folder = out_dir / video.id
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(video.frames.names):
-            scores = cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            write_image(folder / f"{name}.png", np.clip(scores * 255 + 0.5, 0, 255).astype(np.uint8))
-            written += 1
-    return written

@@ -229,23 +229,21 @@ def example_masks(trained: TrainedRun, data: PreparedData, frames: list[tuple[st
         Per frame ``{"video", "frame", "image" (H, W, 3) uint8, "gt" (H, W) bool, "pred" (H, W) bool,
         "iou" (float or None)}`` at the frame's original size.
     """
-    import cv2
-
     from .data.io import read_mask
-    from .evaluate import predict_mask
+    from .maps import upsample
+    from .masks import predict_mask
 
-    flows = trained.flows(data)
+    flows = trained.producer.fusion_flows(data)
     threshold = trained.threshold
     positions = {v.key: pos for pos, v in enumerate(data.index.videos)}
     out, cached = [], {}
     for key, i in frames:
         pos = positions[key]
         if pos not in cached:
-            cached[pos] = trained.video_maps(data, pos, flows, batch_size)
+            cached[pos] = trained.producer.video(data, pos, flows, batch_size)
         video = data.index.videos[pos]
         w, h = data.slices[pos].frame_size
-        scores = cv2.resize(cached[pos][i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-        pred = predict_mask(scores, data.fg_full(pos, i), threshold)
+        pred = predict_mask(upsample(cached[pos][i], (w, h)), data.fg_full(pos, i), threshold)
         mask_path = video.masks[i] if video.masks else None
         gt = read_mask(mask_path, (w, h)) if mask_path is not None else np.zeros((h, w), bool)
         union = int((gt | pred).sum())
@@ -274,9 +272,9 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     """
     import cv2
 
-    from .evaluate import threshold_text
     from .inference import load_run, open_data
     from .report import method_columns
+    from .texts import threshold_text
 
     columns = method_columns(records)
     datasets = list(dict.fromkeys(r.finished_result["dataset"] for _, runs in columns for r in runs))

@@ -3,8 +3,9 @@
 ``wsbench export`` and ``wsbench segment`` start from :func:`load_run`; the masks they write are
 in the paper's three-label domain (Fig. 3b), :data:`CLASSES`: belt, legal object, illegal object.
 A pixel is *illegal* when the (fused) map reaches the run's threshold and it is foreground,
-exactly as the evaluator counts it (:func:`wsbench.evaluate.predict_mask`); any other foreground
-pixel is *legal*; the rest is *background*. Nothing here reads GT masks.
+exactly as the evaluator counts it (the mask rule, :mod:`wsbench.masks`); any other foreground
+pixel is *legal*; the rest is *background*; the maps come from the run's :class:`~wsbench.maps.MapProducer`.
+Nothing here reads GT masks.
 """
 
 from __future__ import annotations
@@ -12,29 +13,23 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from .errors import UserError
-from .evaluate import predict_mask
 from .files import atomic_write_json, atomic_write_text, config_hash
 from .flow import flow_fingerprint
-from .maps import fused_video_maps
+from .maps import MapProducer
+from .masks import CLASSES, ILLEGAL, PALETTE, label_mask
 from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet, build_model, load_weights
 from .recipes import Recipe, recorded_fields
-from .runs import RunRecord, cam_inference, recorded_split_seed, resolve_runs_dir
+from .runs import RunRecord, recorded_split_seed, resolve_runs_dir
 
 __all__ = ["CLASSES", "PALETTE", "TrainedRun", "check_data", "data_fingerprint", "data_parts", "label_mask",
            "load_run", "open_data", "overlay", "run_summary", "write_classes"]
-
-#: label values of exported masks, in order (PNG pixel value = index)
-CLASSES = ("background", "legal", "illegal")
-#: RGB colours of the classes, as in the paper's Fig. 3b (belt blue, legal green, illegal red)
-PALETTE = ((0, 0, 255), (0, 255, 0), (255, 0, 0))
-LEGAL, ILLEGAL = 1, 2
 
 
 @dataclasses.dataclass
@@ -43,57 +38,42 @@ class TrainedRun:
 
     Attributes:
         record: the run record (config and result).
-        method: the run's method with its options.
-        model: its classifier, in eval mode on ``device``.
+        producer: its maps: method with options, classifier (eval mode), input, multi-scale/flip
+            inference and the fusion recorded in the result, on the device maps are computed on.
         recipe: the training recipe (resolution, background removal, flow estimator).
-        fusion: temporal fusion at inference recorded in the result (``None``: per-frame maps).
         threshold: the run's threshold: chosen on validation, or fixed when the validation split
             had no masks (``metrics.threshold_source``).
-        device: where maps are computed.
-        cam_scales: input scales of the run's multi-scale map inference (``(1.0,)``: single scale).
-        cam_flip: whether the run also averaged the maps of mirrored frames.
-        cam_combine: how the run combined the scales (:func:`wsbench.maps.multiscale_maps`).
     """
 
     record: RunRecord
-    method: Method
-    model: CamNet
+    producer: MapProducer
     recipe: Recipe
-    fusion: Fusion | None
     threshold: float
-    device: torch.device
-    cam_scales: tuple[float, ...] = (1.0,)
-    cam_flip: bool = False
-    cam_combine: str = "normalised"
 
     @property
     def run_id(self) -> str:
         """The run's id."""
         return self.record.run_id
 
-    def flows(self, data: Any) -> Any:
-        """The cached flows the run's fusion warps with (``None`` when it does not warp)."""
-        fusion = self.fusion
-        if fusion is None or fusion.neighbours <= 0 or not fusion.warp:
-            return None
-        return data.flows(self.recipe.flow, **self.recipe.flow_options())
+    @property
+    def method(self) -> Method:
+        """The run's method with its options."""
+        return cast(Method, self.producer.method)  # load_run builds the producer from the run's registered method
 
-    def video_maps(self, data: Any, pos: int, flows: Any = None, batch_size: int = 32) -> torch.Tensor:
-        """The run's scored maps of video ``pos`` of ``data``: same input, multi-scale/flip and fusion.
+    @property
+    def model(self) -> CamNet:
+        """Its classifier, in eval mode."""
+        return cast(CamNet, self.producer.model)
 
-        Args:
-            data: the run's prepared data (:func:`open_data`).
-            pos: position of the video in ``data.index.videos``.
-            flows: :meth:`flows` of ``data`` (looked up when ``None`` and needed).
-            batch_size: frames per forward pass.
+    @property
+    def fusion(self) -> Fusion | None:
+        """Temporal fusion at inference recorded in the result (``None``: per-frame maps)."""
+        return self.producer.fusion
 
-        Returns:
-            (T, h, w) maps on the CPU, as :func:`wsbench.maps.fused_video_maps` gives them.
-        """
-        if flows is None:
-            flows = self.flows(data)
-        return fused_video_maps(self.method, self.model, data, pos, self.device, self.recipe.background_removal,
-                                self.fusion, flows, batch_size, self.cam_scales, self.cam_flip, self.cam_combine)
+    @property
+    def device(self) -> torch.device:
+        """Where maps are computed."""
+        return self.producer.device
 
 
 def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = "auto") -> TrainedRun:
@@ -143,10 +123,8 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     load_weights(model, weights)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()
-    cam = cam_inference(config)
-    return TrainedRun(record=record, method=method, model=model, recipe=recipe, fusion=fusion,
-                      threshold=float(result["metrics"]["threshold"]), device=torch_device,
-                      cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"], cam_combine=cam["cam_combine"])
+    return TrainedRun(record=record, producer=MapProducer.of_run(method, model, recipe, config, torch_device, fusion),
+                      recipe=recipe, threshold=float(result["metrics"]["threshold"]))
 
 
 def _classifier_weights(record: RunRecord) -> Path:
@@ -247,24 +225,6 @@ def check_data(record: RunRecord, index: Any, recipe: Recipe) -> None:
     raise UserError(f"{record.path}: the data changed since the run was made: {what} (data fingerprint {recorded} "
                     f"recorded, {now} now); its classifier, threshold and scores belong to the old data: restore "
                     "it, or run the configuration again on this data")
-
-
-def label_mask(scores: np.ndarray | None, foreground: np.ndarray, threshold: float) -> np.ndarray:
-    """A frame's mask in the three-label domain.
-
-    Args:
-        scores: (H, W) maps in [0, 1] at frame size, or ``None`` for an *after* frame (no illegal
-            objects by definition).
-        foreground: (H, W) boolean foreground (background removal).
-        threshold: the run's val-chosen threshold.
-
-    Returns:
-        (H, W) uint8: 0 background, 1 legal (foreground, not illegal), 2 illegal.
-    """
-    out = foreground.astype(np.uint8) * LEGAL
-    if scores is not None:
-        out[predict_mask(scores, foreground, threshold)] = ILLEGAL
-    return out
 
 
 def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:

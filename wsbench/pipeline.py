@@ -29,7 +29,7 @@ from .maps import CAM_COMBINE, parse_scales
 from .methods import METHODS, Fusion, Method, create_method, has_raw_maps, method_info
 from .progress import no_bars_unless, show_messages
 from .recipes import Recipe, choose_recipe, named_recipe, recipe_record
-from .runs import RunRecord, cam_inference, environment, finish_run, run_result, same_run, save_sample_maps, start_run
+from .runs import RunRecord, environment, finish_run, run_result, same_run, save_sample_maps, start_run
 from .texts import static_after_refusal
 from .train import Hardware
 
@@ -287,6 +287,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | None:
     from . import distributed
     from .evaluate import evaluate_maps
+    from .maps import MapProducer, save_maps
 
     started = time.perf_counter()
     runs_dir = Path(runs_dir)
@@ -314,9 +315,8 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
     if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records
         return None
     accuracy = _cached_accuracy(Path(runs_dir) / classifier["path"], model, data, device)
-    evaluation = evaluate_maps(resolved.method, model, data, device, recipe.background_removal,
-                               fusion=resolved.fusion, flow=recipe.flow, flow_options=recipe.flow_options(),
-                               **cam_inference(config))
+    producer = MapProducer.of_run(resolved.method, model, recipe, config, device, resolved.fusion)
+    evaluation = evaluate_maps(producer, data)
     own_input = "foreground" if recipe.background_removal else "original"
     metrics = dict(evaluation["metrics"], accuracy=accuracy[own_input]["val"])
     train = {"train": round(classifier["train_seconds"], 3) if classifier["trained_now"] else 0.0,
@@ -329,16 +329,8 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
     if evaluation["sample"]["frames"]:
         result["sanity"] = save_sample_maps(record, evaluation["sample"]["frames"], evaluation["sample"]["maps"])
     if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead
-        from .export import export_maps
-
         maps_dir = record.path / "maps"
-        from .inference import TrainedRun
-
-        cam = cam_inference(config)
-        trained = TrainedRun(record=record, method=resolved.method, model=model.eval(), recipe=recipe,
-                             fusion=resolved.fusion, threshold=float("nan"), device=device,
-                             cam_scales=cam["cam_scales"], cam_flip=cam["cam_flip"], cam_combine=cam["cam_combine"])
-        count = export_maps(trained, data, maps_dir)
+        count = save_maps(producer, data, maps_dir)
         result["maps"] = {"dir": maps_dir.relative_to(Path(runs_dir)).as_posix(), "frames": count}
         result["note"] = ("no GT masks in the test split, so no IoU (it needs masks/before/<video>/<frame>.png); "
                           "the maps of the validation and test before frames were written instead")

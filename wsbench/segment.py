@@ -15,18 +15,17 @@ video's length:
 2. **Maps.** Frames are resized to the training resolution and the run's method gives their maps,
    ``batch_size`` frames per forward pass.
 3. **Fusion.** If the run fused maps at inference (``--fuse-neighbours`` or ``f2f``), the same
-   fusion runs here: flows between consecutive frames come from the run's flow estimator on the
-   fly (DIS for runs that read precomputed ``.flo`` files), at the cached flows' resolution (none
-   for unwarped fusion), and frame t is emitted once frame t+k has been read (k frames of latency;
-   none for causal fusion), fused over the window t−k … t+k held in a ring buffer. The result
-   equals :func:`wsbench.maps.fuse_maps` on the whole video.
-4. **Masks.** Maps are upsampled to frame size and cut at the run's val-chosen threshold:
-   :func:`wsbench.inference.label_mask` (0 belt, 1 legal, 2 illegal).
+   fusion runs here (:class:`wsbench.maps.StreamFusion`): flows between consecutive frames come from
+   the run's flow estimator on the fly (DIS for runs that read precomputed ``.flo`` files), at the
+   cached flows' resolution (none for unwarped fusion), and frame t is emitted once frame t+k has
+   been read (k frames of latency; none for causal fusion), fused over the window t−k … t+k held in
+   a ring buffer. The result equals :func:`wsbench.maps.fuse_maps` on the whole video.
+4. **Masks.** Maps are upsampled to frame size (:func:`wsbench.maps.upsample`) and cut at the run's
+   val-chosen threshold: :func:`wsbench.masks.label_mask` (0 belt, 1 legal, 2 illegal).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import math
@@ -39,17 +38,20 @@ import numpy as np
 import torch
 
 from .data import background as bg
+from .data.cache import frame_arrays
 from .data.io import ImageFiles, image_files
 from .data.video import VideoFile, is_video_file
 from .errors import UserError
 from .files import atomic_write_json, video_writer, write_image
-from .inference import CLASSES, TrainedRun, label_mask, overlay, run_summary, write_classes
+from .inference import TrainedRun, overlay, run_summary, write_classes
+from .maps import StreamFusion, upsample
+from .masks import CLASSES, label_mask
 from .progress import show_progress
 
 if TYPE_CHECKING:
     from .distill import DistilledRun
 
-__all__ = ["SegmentedFrame", "check_segment_options", "open_source", "segment_file", "segment_stream",
+__all__ = ["SegmentOptions", "SegmentedFrame", "check_segment_options", "open_source", "segment_file", "segment_stream",
            "segmenter_stream", "stream_background"]
 
 #: the highest overlay video frame rate accepted
@@ -71,16 +73,13 @@ class SegmentedFrame:
     mask: np.ndarray
 
 
-@dataclasses.dataclass
-class _Entry:
-    """A frame in the ring buffer, with what fusion needs."""
-
-    frame: np.ndarray
-    small: np.ndarray
-    fg: np.ndarray  # foreground at the analysis size
-    maps: torch.Tensor
-    to_next: torch.Tensor | None = None
-    to_prev: torch.Tensor | None = None
+def _same_size(frame: np.ndarray, size: tuple[int, int] | None, index: int) -> tuple[int, int]:
+    """``(width, height)`` of frame ``index``; a :class:`UserError` unless it is ``size`` (the first frame's)."""
+    got = (frame.shape[1], frame.shape[0])
+    if size is not None and got != size:
+        raise UserError(f"frame {index} is {got[0]}x{got[1]}, the first frame {size[0]}x{size[1]}; "
+                        "frames of one video must share a size")
+    return got
 
 
 def open_source(path: str | Path) -> Any:
@@ -153,78 +152,27 @@ def segment_stream(trained: TrainedRun, frames: Iterable[np.ndarray], background
     Raises:
         UserError: frames of different sizes.
     """
-    from .data.cache import FLOW_STRIDE, frame_arrays
-    from .data.torch_data import FOREGROUND, ORIGINAL
-    from .flow import create_flow, resize_flow
-    from .maps import batch_maps, fuse_maps, uses_raw_maps
-    from .methods import METHODS
-
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    recipe, fusion = trained.recipe, trained.fusion
-    k = fusion.neighbours if fusion is not None else 0
-    ahead = 0 if fusion is None or fusion.causal else k  # later frames a frame's fusion waits for
-    # .flo files exist only for a data set's own frames: a new video gets DIS flow instead
-    warp = fusion is not None and k > 0 and fusion.warp
-    estimator = create_flow("dis" if recipe.flow == "files" else recipe.flow) if warp else None
-    w, h = recipe.image_size
-    flow_size = (max(1, h // FLOW_STRIDE), max(1, w // FLOW_STRIDE))
-    variant = FOREGROUND if recipe.background_removal else ORIGINAL
-    needs_grad = METHODS.entry(trained.method.name).meta.needs_grad
-
-    def flow(src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
-        assert estimator is not None  # called only when fusion warps
-        f = torch.from_numpy(np.ascontiguousarray(estimator(src[None], dst[None]))).permute(0, 3, 1, 2)
-        return resize_flow(f, flow_size)[0]
-
-    window: collections.deque[_Entry] = collections.deque()  # frames start .. read-1
-    start = read = emitted = 0
+    window = StreamFusion(trained.fusion, trained.recipe.flow, trained.recipe.image_size)
     size: tuple[int, int] | None = None
     source = iter(frames)
     done = False
     while not done:
         batch: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # frame, small, fg, fg small
         for frame in itertools.islice(source, batch_size):
-            got = (frame.shape[1], frame.shape[0])
-            if size is not None and got != size:
-                raise UserError(f"frame {read + len(batch)} is {got[0]}x{got[1]}, the first frame "
-                                f"{size[0]}x{size[1]}; frames of one video must share a size")
-            size = got
-            small, fg_small, fg = frame_arrays(frame, background, recipe.image_size)
+            size = _same_size(frame, size, window.read + len(batch))
+            small, fg_small, fg = frame_arrays(frame, background, trained.recipe.image_size)
             batch.append((frame, small, fg, fg_small))
         done = len(batch) < batch_size
         if batch:
-            maps = batch_maps(trained.method, trained.model, np.stack([b[1] for b in batch]),
-                              np.stack([b[3] for b in batch]), variant, trained.device, needs_grad,
-                              trained.cam_scales, trained.cam_flip, uses_raw_maps(fusion), trained.cam_combine)
+            maps = trained.producer.batch(np.stack([b[1] for b in batch]), np.stack([b[3] for b in batch]))
             for (image, small, fg, _), m in zip(batch, maps, strict=True):
-                entry = _Entry(image, small, fg, m)
-                if estimator is not None and window:
-                    prev = window[-1]
-                    prev.to_next, entry.to_prev = flow(prev.small, entry.small), flow(entry.small, prev.small)
-                window.append(entry)
-            read += len(batch)
-        # emit every frame whose following frames in its window have arrived (all left at the end)
-        while emitted < read and (done or emitted + ahead < read):
-            lo, hi = max(0, emitted - k), min(read, emitted + ahead + 1)
-            clip = [window[i - start] for i in range(lo, hi)]
-            entry = clip[emitted - lo]
-            fused = entry.maps
-            if fusion is not None and k > 0:  # a lone frame too: fusion on raw maps normalises it
-                zero = torch.zeros(2, *flow_size)
-                to_next = to_prev = None
-                if estimator is not None:
-                    to_next = torch.stack([e.to_next if e.to_next is not None else zero for e in clip])
-                    to_prev = torch.stack([e.to_prev if e.to_prev is not None else zero for e in clip])
-                fused = fuse_maps(torch.stack([e.maps for e in clip]), to_next, to_prev, fusion)[emitted - lo]
+                window.add((image, fg), small, m)  # fg: the foreground at the analysis size
+        for index, (image, fg), fused in window.ready(done):
             assert size is not None
-            scores = cv2.resize(fused.numpy(), size, interpolation=cv2.INTER_LINEAR)
-            fg_full = cv2.resize(entry.fg, size, interpolation=cv2.INTER_NEAREST) > 0
-            yield SegmentedFrame(emitted, entry.frame, label_mask(scores, fg_full, trained.threshold))
-            emitted += 1
-            while start < emitted - k:  # no later frame needs it
-                window.popleft()
-                start += 1
+            fg_full = cv2.resize(fg, size, interpolation=cv2.INTER_NEAREST) > 0
+            yield SegmentedFrame(index, image, label_mask(upsample(fused, size), fg_full, trained.threshold))
 
 
 def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int = 8) -> Iterator[SegmentedFrame]:
@@ -252,11 +200,7 @@ def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int
         if not batch:
             return
         for frame in batch:
-            got = (frame.shape[1], frame.shape[0])
-            if size is not None and got != size:
-                raise UserError(f"frame {index} is {got[0]}x{got[1]}, the first frame {size[0]}x{size[1]}; "
-                                "frames of one video must share a size")
-            size = got
+            size = _same_size(frame, size, index)
         assert size is not None
         small = np.stack([cv2.resize(f, trained.image_size, interpolation=cv2.INTER_AREA) for f in batch])
         probs = trained.probabilities(small)
@@ -267,35 +211,58 @@ def segmenter_stream(trained: Any, frames: Iterable[np.ndarray], batch_size: int
             index += 1
 
 
-def check_segment_options(source: str | Path, out: str | Path, overlay_video: str | Path | None = None,
-                          overwrite: bool = False, bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
-                          fps: float | None = None) -> None:
-    """Check the options of :func:`segment_file` before anything is read or written.
+@dataclasses.dataclass(frozen=True)
+class SegmentOptions:
+    """How :func:`segment_file` reads its input and what it writes besides the masks.
+
+    Attributes:
+        overlay_video: also write the overlay (illegal objects tinted red) as a video
+            (``.avi``: MJPG, anything else: MP4V).
+        save_overlays: write each overlay frame as a PNG (``overlay/<frame>.png``).
+        bg_frames: frames the median background is taken over.
+        batch_size: frames per forward pass.
+        fps: overlay video frame rate (default: the input video's, 10 for a frame folder).
+        overwrite: replace an existing overlay video.
+
+    Raises:
+        UserError: one line naming the option and what is wrong.
+    """
+
+    overlay_video: str | Path | None = None
+    save_overlays: bool = False
+    bg_frames: int = bg.MEDIAN_FRAMES
+    batch_size: int = 8
+    fps: float | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bg_frames < 1:
+            raise UserError("--bg-frames must be at least 1")
+        if self.batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            raise UserError(f"--fps must be above 0 and at most {MAX_FPS:g}, not {self.fps:g}")
+
+
+def check_segment_options(source: str | Path, out: str | Path, options: SegmentOptions = SegmentOptions()) -> None:
+    """Check the outputs of :func:`segment_file` before anything is read or written.
 
     ``out`` must be a new or empty folder and the overlay video a ``.mp4``/``.avi`` file that does
-    not exist yet (unless ``overwrite``); neither may be the input or inside it.
+    not exist yet (unless ``options.overwrite``); neither may be the input or inside it.
 
     Raises:
         UserError: one line naming the option and what is wrong.
     """
     from .files import VIDEO_SUFFIXES, check_output
 
-    if bg_frames < 1:
-        raise UserError("--bg-frames must be at least 1")
-    if batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise UserError(f"--fps must be above 0 and at most {MAX_FPS:g}, not {fps:g}")
     out = check_output(out, "--out", "dir", inputs=[source], empty=True)
-    if overlay_video is not None:
-        check_output(overlay_video, "--overlay-video", inputs=[source], overwrite=overwrite,
+    if options.overlay_video is not None:
+        check_output(options.overlay_video, "--overlay-video", inputs=[source], overwrite=options.overwrite,
                      suffixes=VIDEO_SUFFIXES)
 
 
 def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: str | Path,
-                 overlay_video: str | Path | None = None, save_overlays: bool = False,
-                 bg_frames: int = bg.MEDIAN_FRAMES, batch_size: int = 8,
-                 fps: float | None = None, overwrite: bool = False) -> dict[str, Any]:
+                 options: SegmentOptions = SegmentOptions()) -> dict[str, Any]:
     """Segment a video file or frame folder, writing masks (and overlays) as frames are done.
 
     Args:
@@ -303,49 +270,43 @@ def segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: st
         source: video file or folder of frames.
         out: output folder: ``masks/<frame>.png`` (0 background, 1 legal, 2 illegal),
             ``classes.json``/``classes.txt``, ``segment.json``; ``overlay/<frame>.png`` too with
-            ``save_overlays``.
-        overlay_video: also write the overlay (illegal objects tinted red) as a video
-            (``.avi``: MJPG, anything else: MP4V).
-        save_overlays: write each overlay frame as a PNG.
-        bg_frames: frames the median background is taken over.
-        batch_size: frames per forward pass.
-        fps: overlay video frame rate (default: the input video's, 10 for a frame folder).
-        overwrite: replace an existing overlay video.
+            ``options.save_overlays``.
+        options: background frames, batch size and the overlays to write.
 
     Returns:
         The content of ``segment.json``.
 
     Raises:
-        UserError: an option :func:`check_segment_options` refuses, an unreadable input, or a
+        UserError: an output :func:`check_segment_options` refuses, an unreadable input, or a
             file that cannot be written.
     """
     from .files import check_output, removed_on_failure
 
-    check_segment_options(source, out, overlay_video, overwrite, bg_frames, batch_size, fps)
+    check_segment_options(source, out, options)
     out = check_output(out, "--out", "dir", inputs=[trained.record.path])  # nor inside the run
-    with removed_on_failure(out, [overlay_video]):  # a failed command leaves nothing that blocks its retry
-        return _segment_file(trained, source, out, overlay_video, save_overlays, bg_frames, batch_size, fps)
+    with removed_on_failure(out, [options.overlay_video]):  # a failed command leaves nothing that blocks its retry
+        return _segment_file(trained, source, out, options)
 
 
 def _segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: Path,
-                  overlay_video: str | Path | None, save_overlays: bool, bg_frames: int, batch_size: int,
-                  fps: float | None) -> dict[str, Any]:
+                  options: SegmentOptions) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     frames = open_source(source)
     mask_dir = out / "masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
-    if save_overlays:
+    if options.save_overlays:
         (out / "overlay").mkdir(exist_ok=True)
     from .distill import DistilledRun
 
     distilled = isinstance(trained, DistilledRun)  # a segmenter: no background model, no flow
     if isinstance(trained, DistilledRun):  # streams are generators: they start in the loop below
-        stream = segmenter_stream(trained, iter(frames), batch_size)
+        stream = segmenter_stream(trained, iter(frames), options.batch_size)
     else:
-        background = stream_background(iter(frames), bg_frames, bg.BackgroundRule.of(trained.recipe))
-        stream = segment_stream(trained, iter(frames), background, batch_size)
-    rate = fps or getattr(frames, "fps", None) or 10.0
+        background = stream_background(iter(frames), options.bg_frames, bg.BackgroundRule.of(trained.recipe))
+        stream = segment_stream(trained, iter(frames), background, options.batch_size)
+    rate = options.fps or getattr(frames, "fps", None) or 10.0
+    video = options.overlay_video
     writer = None
     counts = np.zeros(len(CLASSES), np.int64)
     n = 0
@@ -356,29 +317,28 @@ def _segment_file(trained: TrainedRun | DistilledRun, source: str | Path, out: P
             write_image(mask_dir / f"{name}.png", item.mask)
             counts += np.bincount(item.mask.ravel(), minlength=len(CLASSES))
             n += 1
-            if overlay_video is None and not save_overlays:
+            if video is None and not options.save_overlays:
                 continue
             shown = cv2.cvtColor(overlay(item.frame, item.mask), cv2.COLOR_RGB2BGR)
-            if save_overlays:
+            if options.save_overlays:
                 write_image(out / "overlay" / f"{name}.png", shown)
-            if overlay_video is not None:
+            if video is not None:
                 if writer is None:
-                    Path(overlay_video).parent.mkdir(parents=True, exist_ok=True)
-                    writer = video_writer(overlay_video, rate, (shown.shape[1], shown.shape[0]))
+                    Path(video).parent.mkdir(parents=True, exist_ok=True)
+                    writer = video_writer(video, rate, (shown.shape[1], shown.shape[0]))
                 writer.write(shown)
     finally:
         if writer is not None:
             writer.release()
-    if writer is not None and overlay_video is not None and not (Path(overlay_video).is_file()
-                                                                  and Path(overlay_video).stat().st_size > 0):
-        raise UserError(f"{overlay_video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
+    if writer is not None and video is not None and not (Path(video).is_file() and Path(video).stat().st_size > 0):
+        raise UserError(f"{video}: OpenCV wrote no video (is the disk full?)")  # VideoWriter.write is silent
     write_classes(out)
     own = trained.summary() if isinstance(trained, DistilledRun) else run_summary(trained)
     # new frames are the point here: say so, and which data the run was trained and scored on
     summary = {**own, "input": str(source), "input_is_new_data": True,
                "run_data_fingerprint": trained.record.config.get("data_fingerprint"), "frames": n,
-               "bg_frames": None if distilled else bg_frames,
-               "overlay_video": str(overlay_video) if overlay_video else None, "fps": rate,
+               "bg_frames": None if distilled else options.bg_frames,
+               "overlay_video": str(video) if video else None, "fps": rate,
                "pixels": {name: int(c) for name, c in zip(CLASSES, counts, strict=True)}}
     atomic_write_json(out / "segment.json", summary)
     return summary

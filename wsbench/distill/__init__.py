@@ -2,7 +2,7 @@
 
 1. **Pseudo-labels.** Every frame of the source run's **train** split gets the run's own mask in
    the three-label domain, exactly as ``wsbench export`` writes it: the run's maps
-   (:meth:`~wsbench.inference.TrainedRun.video_maps`: its classifier, method, multi-scale/flip
+   (:meth:`~wsbench.maps.MapProducer.video`: its classifier, method, multi-scale/flip
    inference and fusion) cut at its val-chosen threshold with the cached foreground
    (:func:`~wsbench.inference.label_mask`: 0 background, 1 legal, 2 illegal); *after* frames are
    legal + background. They are computed at the segmenter's training resolution. With an

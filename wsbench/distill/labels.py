@@ -70,25 +70,25 @@ def pseudo_labels(trained: Any, data: Any, size_data: Any, band: tuple[float, fl
         ``(frame indices into size_data.frames, (N, h, w) uint8 labels, {video position: maps of the
         train before videos})``.
     """
-    import cv2
     from tqdm.auto import tqdm
 
     from ..inference import label_mask
+    from ..maps import upsample
     from ..progress import show_progress
 
-    flows = trained.flows(data)
-    w, h = size_data.image_size
+    flows = trained.producer.fusion_flows(data)
+    size = size_data.image_size
     index, labels, maps_of = [], [], {}
     videos = [(pos, v) for pos, v in enumerate(data.index.videos) if v.split == "train"]
     for pos, video in tqdm(videos, desc="pseudo-labels", unit="video", leave=False,
                            disable=not show_progress()):
-        maps = trained.video_maps(data, pos, flows, batch_size) if video.label == "before" else None
+        maps = trained.producer.video(data, pos, flows, batch_size) if video.label == "before" else None
         if maps is not None:
             maps_of[pos] = maps
         s = size_data.slices[pos]
         for i in range(len(video)):
             fg = np.asarray(size_data.fg[s.start + i]) > 0
-            scores = None if maps is None else cv2.resize(maps[i].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            scores = None if maps is None else upsample(maps[i], size)
             label = label_mask(scores, fg, trained.threshold)
             if scores is not None:
                 label = ignore_band_labels(label, scores, fg, band)

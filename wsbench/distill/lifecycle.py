@@ -82,6 +82,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
             train frames, or a bad recipe.
     """
     from ..evaluate import evaluate_maps, split_iou
+    from ..maps import MapProducer
 
     started = time.perf_counter()
     check_recipe(recipe)
@@ -110,8 +111,9 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
     save_state(record.path / "segmenter.pt", net.state_dict())
 
     rec = trained.recipe
-    evaluation = evaluate_maps(SegmenterMaps(config["method"]), net, size_data, torch_device,
-                               background_removal=False, fusion=None, flow=rec.flow, flow_options=rec.flow_options())
+    segmenter = MapProducer(SegmenterMaps(config["method"]), net, torch_device, background_removal=False,
+                            flow=rec.flow, flow_options=rec.flow_options())
+    evaluation = evaluate_maps(segmenter, size_data)
     info = _source_info(trained, config)
     pixels = np.bincount(labels.ravel(), minlength=IGNORE + 1)
     info.update({"pseudo_labels_train": train_quality, "train_frames": len(index),

@@ -69,9 +69,9 @@ class DistilledRun:
     def label_masks(self, probabilities: np.ndarray) -> np.ndarray:
         """Three-label masks from (B, 3, H, W) probabilities: *illegal* where its probability reaches
         the threshold (the evaluator's binning), else the likelier of belt and legal."""
-        from ..evaluate import BINS, score_bins
+        from ..masks import score_bins, threshold_bin
 
-        illegal = score_bins(probabilities[:, 2]) >= int(round(self.threshold * BINS))
+        illegal = score_bins(probabilities[:, 2]) >= threshold_bin(self.threshold)
         out = (probabilities[:, 1] > probabilities[:, 0]).astype(np.uint8)
         out[illegal] = 2
         return out
