@@ -382,10 +382,10 @@ def test_mkdir_on_a_read_only_place_is_one_line(video_folder, tmp_path, monkeypa
 def _little_space(monkeypatch, free: int = 1000) -> None:
     import collections
 
-    import wsbench.files
+    import wsbench.files.outputs
 
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(wsbench.files.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - free, free))
+    monkeypatch.setattr(wsbench.files.outputs.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - free, free))
 
 
 def test_full_cache_disk_is_one_line_naming_the_folder_and_the_space(video_folder, tmp_path, monkeypatch):
