@@ -624,8 +624,7 @@ def distill(run: str | Path, runs_dir: str | Path, recipe: DistillRecipe, seed: 
         raise UserError(f"the source run's resolution {size[0]}x{size[1]} is not a multiple of {stride} "
                         "(2^encoder_depth); give --image-size")
     rec = trained.recipe
-    size_data = data if size == tuple(data.image_size) else prepare(data.index, size, cache_dir,
-                                                                     **rec.background_options())
+    size_data = data if size == tuple(data.image_size) else prepare(data.index, size, cache_dir, background=rec)
     method_name = f"{src_result.get('method', src_config['method'])}-distill"
     recipe_config = dict(recipe.as_config(), image_size=list(size))
     config = {

@@ -305,7 +305,7 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool, progress: bool) 
     recipe = resolved.recipe
 
     with distributed.main_first():
-        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
+        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, background=recipe)
     model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir, device,
                                           resume=resume, workers=spec.workers, compile_model=spec.compile,
                                           progress=progress and main)
