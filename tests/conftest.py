@@ -1,7 +1,11 @@
-"""Shared fixtures: tiny generated data sets in every layout, isolated runs and cache dirs."""
+"""Shared fixtures: tiny generated data sets in every layout, isolated runs and cache dirs, one finished tiny run.
+
+Tiny runs use the registered ``smoke`` recipe (``--recipe smoke``, ``recipe="smoke"``), never its fields retyped.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -95,3 +99,57 @@ def tiny_belt(tmp_path_factory) -> Path:
 
     config = BeltConfig(train_videos=3, val_videos=2, test_videos=2, frames=8, size=(64, 64), seed=1)
     return generate_belt(tmp_path_factory.mktemp("belt") / "belt", config)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+    """A finished run of :func:`tiny_run` and where it lives.
+
+    Attributes:
+        data: the data root it was trained and scored on.
+        runs: its runs folder (the run and its classifier under ``classifiers/``).
+        cache: its cache folder.
+        run_dir: the run's folder.
+        output: what ``wsbench run`` printed.
+    """
+
+    data: Path
+    runs: Path
+    cache: Path
+    run_dir: Path
+    output: str
+
+    def copy(self, folder: Path) -> TinyRun:
+        """The runs and cache folders copied into ``folder``, for a test that adds runs or changes files.
+
+        Args:
+            folder: an empty or new folder.
+
+        Returns:
+            The same run in the copy (the data root is shared: it is only read).
+        """
+        runs, cache = folder / "runs", folder / "cache"
+        shutil.copytree(self.runs, runs)
+        shutil.copytree(self.cache, cache)
+        return dataclasses.replace(self, runs=runs, cache=cache, run_dir=runs / self.run_dir.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_belt, tmp_path_factory) -> TinyRun:
+    """A finished ``cam`` run on :func:`tiny_belt` with ``--recipe smoke``, trained once per session.
+
+    Shared by every test that asks for it, so a test only reads it; one that adds runs to its runs
+    folder or changes its files works on ``tiny_run.copy(tmp_path)``.
+    """
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+
+    base = tmp_path_factory.mktemp("tiny-run")
+    runs, cache = base / "runs", base / "cache"
+    result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
+                                      str(tiny_belt), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q",
+                                      "--recipe", "smoke"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
+    return TinyRun(tiny_belt, runs, cache, run_dir, result.output)

@@ -245,11 +245,7 @@ seeds = [0]
 tables = ["comparison", "background"]
 
 [recipe]
-backbone = "wsbench_resnet_tiny"
-output_stride = 8
-image_size = [32, 32]
-epochs = 1
-batch_size = 8
+name = "smoke"
 
 [datasets_options."video-folder"]
 data_root = "{tiny_belt}"

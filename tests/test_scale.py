@@ -26,11 +26,8 @@ seeds = [0]
 tables = ["comparison", "background"]
 
 [recipe]
-backbone = "wsbench_resnet_tiny"
-output_stride = 8
-image_size = [32, 32]
+name = "smoke"
 epochs = {epochs}
-batch_size = 8
 
 [datasets_options."video-folder"]
 data_root = "{root}"
@@ -443,8 +440,7 @@ def assert_same_as_uninterrupted(data: Path, runs: Path, fresh: Path) -> None:
     the same scores and bit-identical weights."""
     assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
     uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(data), "-q",
-                             "--runs-dir", str(fresh), "--backbone", "wsbench_resnet_tiny",
-                             "--output-stride", "8", "--image-size", "32", "--epochs", "3", "--batch-size", "8"])
+                             "--runs-dir", str(fresh), "--recipe", "smoke", "--epochs", "3"])
     assert uninterrupted.exit_code == 0, uninterrupted.output
     (scores, weights), (other_scores, other_weights) = _outcome(fresh), _outcome(runs)
     assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
@@ -494,8 +490,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tin
 # -- TensorBoard ------------------------------------------------------------------------------
 def _tiny_run(belt: Path, runs: Path, method: str = "cam"):
     return _invoke(["run", "-m", method, "-d", "video-folder", "--data-root", str(belt), "-q", "--runs-dir",
-                    str(runs), "--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32",
-                    "--epochs", "2", "--batch-size", "8"])
+                    str(runs), "--recipe", "smoke", "--epochs", "2"])
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from wsbench.evaluate import frame_iou, wsws_mask
 from wsbench.flow import FlowFiles, read_flo, write_flo
 from wsbench.maps import multiscale_maps, parse_scales
 
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
+TINY = ["--recipe", "smoke"]
 SIZE = (48, 40)
 MOTION = (3.0, 0.0)  # the fixture's objects move 3 px to the right per frame
 
@@ -555,11 +554,11 @@ def test_raw_maps_hook_multiscale_and_refusals(seruso_tree):
     from wsbench.methods import Fusion, create_method, has_raw_maps
     from wsbench.model import build_model, cam_from_class_maps
     from wsbench.pipeline import RunSpec, resolve
-    from wsbench.recipes import Recipe
+    from wsbench.recipes import named_recipe
     from wsbench.report import column_label
 
     torch.manual_seed(0)
-    model = build_model(Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32)),
+    model = build_model(named_recipe("smoke").recipe(),
                         ("before", "after")).eval()
     x = torch.randn(2, 3, 32, 32)
     cam = create_method("tccam")
