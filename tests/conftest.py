@@ -86,6 +86,44 @@ def write_mp4_folder(root: Path, frames: int, fps: float = 10.0) -> Path:
     return root
 
 
+#: ``[[runs]]`` tables of a suite: plain CAM (labelled) and GradCAM, the start of most test suites
+CAM_AND_GRADCAM = """
+[[runs]]
+method = "cam"
+label = "Plain CAM"
+
+[[runs]]
+method = "gradcam"
+"""
+
+
+def smoke_suite(data_root: Path, runs: str = "", name: str = "tiny", epochs: int = 1) -> str:
+    """A suite spec (TOML): seed 0 on the video-folder data at ``data_root`` with the smoke recipe.
+
+    Args:
+        data_root: the data set.
+        runs: its ``[[runs]]`` tables (TOML; empty: none yet).
+        name: the suite's name.
+        epochs: training epochs (over the smoke recipe's).
+
+    Returns:
+        The spec's text, with the comparison and background tables.
+    """
+    return f"""
+name = "{name}"
+datasets = ["video-folder"]
+seeds = [0]
+tables = ["comparison", "background"]
+
+[recipe]
+name = "smoke"
+epochs = {epochs}
+
+[datasets_options."video-folder"]
+data_root = "{data_root}"
+""" + runs
+
+
 @pytest.fixture
 def video_folder(tmp_path) -> Path:
     """3 before + 3 after videos of 5 PNG frames (48×40) with masks, no splits.json."""

@@ -250,16 +250,9 @@ class _RandomMaps:
 def _authors_combination(method, images, scales, flip):
     """The authors' combination restated: every scale's (and mirror's) map enlarged to the input, summed,
     max-normalised."""
-    h, w = images.shape[-2:]
-    total = 0
-    for s in scales:
-        size = (max(8, round(h * s)), max(8, round(w * s)))
-        x = torch.nn.functional.interpolate(images, size=size, mode="bilinear", antialias=s < 1)
-        for m in ([False, True] if flip else [False]):
-            maps = method.maps(None, x.flip(-1) if m else x)
-            maps = maps.flip(-1) if m else maps
-            total = total + torch.nn.functional.interpolate(maps[:, None], size=(h, w), mode="bilinear",
-                                                            antialias=maps.shape[-1] > w)[:, 0]
+    from .test_fidelity import authors_sum
+
+    total = authors_sum(lambda x: method.maps(None, x), images, scales, flip)
     return total / total.flatten(1).amax(1).view(-1, 1, 1)
 
 
