@@ -140,7 +140,7 @@ def worker_maps(out: Path, data_root: str, cache_dir: str, runs_dir: str, device
     dev = torch.device(device)
     model.to(dev).eval()
     data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir,
-                   **recipe.background_options())
+                   background=recipe)
     videos = [pos for pos, v in enumerate(data.index.videos) if v.label == "before" and v.split in ("val", "test")]
     frames = sum(data.slices[pos].length for pos in videos)
     producers = {name: MapProducer(create_method(name), model, dev) for name in ("cam", "gradcam")}
@@ -177,7 +177,7 @@ def worker_epochs(out: Path, data_root: str, cache_dir: str, device: str, rounds
     recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(96, 96), epochs=1, batch_size=32,
                     lr=2e-3)
     data = prepare(create_dataset("video-folder", root=data_root), recipe.image_size, cache_dir,
-                   **recipe.background_options())
+                   background=recipe)
     data.flows(recipe.flow)
     methods = {"cam": create_method("cam"), "gradcam": create_method("gradcam"),
                "puzzlecam": create_method("puzzlecam"),

@@ -1,7 +1,11 @@
-"""Shared fixtures: tiny generated data sets in every layout, isolated runs and cache dirs."""
+"""Shared fixtures: tiny generated data sets in every layout, isolated runs and cache dirs, one finished tiny run.
+
+Tiny runs use the registered ``smoke`` recipe (``--recipe smoke``, ``recipe="smoke"``), never its fields retyped.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -82,6 +86,44 @@ def write_mp4_folder(root: Path, frames: int, fps: float = 10.0) -> Path:
     return root
 
 
+#: ``[[runs]]`` tables of a suite: plain CAM (labelled) and GradCAM, the start of most test suites
+CAM_AND_GRADCAM = """
+[[runs]]
+method = "cam"
+label = "Plain CAM"
+
+[[runs]]
+method = "gradcam"
+"""
+
+
+def smoke_suite(data_root: Path, runs: str = "", name: str = "tiny", epochs: int = 1) -> str:
+    """A suite spec (TOML): seed 0 on the video-folder data at ``data_root`` with the smoke recipe.
+
+    Args:
+        data_root: the data set.
+        runs: its ``[[runs]]`` tables (TOML; empty: none yet).
+        name: the suite's name.
+        epochs: training epochs (over the smoke recipe's).
+
+    Returns:
+        The spec's text, with the comparison and background tables.
+    """
+    return f"""
+name = "{name}"
+datasets = ["video-folder"]
+seeds = [0]
+tables = ["comparison", "background"]
+
+[recipe]
+name = "smoke"
+epochs = {epochs}
+
+[datasets_options."video-folder"]
+data_root = "{data_root}"
+""" + runs
+
+
 @pytest.fixture
 def video_folder(tmp_path) -> Path:
     """3 before + 3 after videos of 5 PNG frames (48×40) with masks, no splits.json."""
@@ -95,3 +137,57 @@ def tiny_belt(tmp_path_factory) -> Path:
 
     config = BeltConfig(train_videos=3, val_videos=2, test_videos=2, frames=8, size=(64, 64), seed=1)
     return generate_belt(tmp_path_factory.mktemp("belt") / "belt", config)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+    """A finished run of :func:`tiny_run` and where it lives.
+
+    Attributes:
+        data: the data root it was trained and scored on.
+        runs: its runs folder (the run and its classifier under ``classifiers/``).
+        cache: its cache folder.
+        run_dir: the run's folder.
+        output: what ``wsbench run`` printed.
+    """
+
+    data: Path
+    runs: Path
+    cache: Path
+    run_dir: Path
+    output: str
+
+    def copy(self, folder: Path) -> TinyRun:
+        """The runs and cache folders copied into ``folder``, for a test that adds runs or changes files.
+
+        Args:
+            folder: an empty or new folder.
+
+        Returns:
+            The same run in the copy (the data root is shared: it is only read).
+        """
+        runs, cache = folder / "runs", folder / "cache"
+        shutil.copytree(self.runs, runs)
+        shutil.copytree(self.cache, cache)
+        return dataclasses.replace(self, runs=runs, cache=cache, run_dir=runs / self.run_dir.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_belt, tmp_path_factory) -> TinyRun:
+    """A finished ``cam`` run on :func:`tiny_belt` with ``--recipe smoke``, trained once per session.
+
+    Shared by every test that asks for it, so a test only reads it; one that adds runs to its runs
+    folder or changes its files works on ``tiny_run.copy(tmp_path)``.
+    """
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+
+    base = tmp_path_factory.mktemp("tiny-run")
+    runs, cache = base / "runs", base / "cache"
+    result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
+                                      str(tiny_belt), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q",
+                                      "--recipe", "smoke"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
+    return TinyRun(tiny_belt, runs, cache, run_dir, result.output)

@@ -10,8 +10,6 @@ import pytest
 
 import wsbench.api as wb
 
-TINY = {"backbone": "wsbench_resnet_tiny", "output_stride": 8, "image_size": (32, 32), "epochs": 1, "batch_size": 8}
-
 
 def test_listing_imports_no_torch():
     code = ("import sys, wsbench.api as wb; m = wb.list_methods(); d = wb.list_datasets(); f = wb.list_flows(); "
@@ -33,7 +31,7 @@ def test_run_open_maps_masks_and_table(tiny_belt, tmp_path):
 
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     record = wb.run("cam", "video-folder", data_root=str(tiny_belt), runs_dir=runs, recipe="smoke",
-                    recipe_options=TINY, dataset_options={})
+                    dataset_options={})
     assert record.result is not None
     iou = record.result["metrics"]["iou_illegal"]
     assert [r.run_id for r in wb.runs(runs)] == [record.run_id]

@@ -22,10 +22,7 @@ from click.testing import CliRunner
 from wsbench.cli import cli
 from wsbench.errors import UserError
 
-from .conftest import write_video_folder
-
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
+TINY = ["--recipe", "smoke"]
 
 
 def _cli(*args: str):
@@ -47,15 +44,11 @@ def _run_args(data: Path, runs: Path, cache: Path) -> list[str]:
             "--cache-dir", str(cache), "-q", *TINY]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished tiny ``cam`` run: (data, runs dir, cache dir, run dir)."""
-    base = tmp_path_factory.mktemp("attack")
-    data, runs, cache = write_video_folder(base / "data"), base / "runs", base / "cache"
-    result = _cli(*_run_args(data, runs, cache))
-    assert result.exit_code == 0, result.output
-    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
-    return data, runs, cache, run_dir
+@pytest.fixture
+def finished(tiny_run):
+    """The session's finished tiny ``cam`` run (:func:`tests.conftest.tiny_run`, read only): (data, runs dir,
+    cache dir, run dir); a test that changes it works on a copy."""
+    return tiny_run.data, tiny_run.runs, tiny_run.cache, tiny_run.run_dir
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -382,10 +375,10 @@ def test_mkdir_on_a_read_only_place_is_one_line(video_folder, tmp_path, monkeypa
 def _little_space(monkeypatch, free: int = 1000) -> None:
     import collections
 
-    import wsbench.files
+    import wsbench.files.outputs
 
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(wsbench.files.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - free, free))
+    monkeypatch.setattr(wsbench.files.outputs.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - free, free))
 
 
 def test_full_cache_disk_is_one_line_naming_the_folder_and_the_space(video_folder, tmp_path, monkeypatch):

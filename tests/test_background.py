@@ -42,7 +42,7 @@ def _write_one_object_video(root: Path, paint, frames: int = 5, size: int = 64) 
 def _recall(root: Path, cache: Path, **options) -> tuple[int, int]:
     """(GT pixels inside the cached foreground, GT pixels) over the before video, through prepare()."""
     index = create_dataset("video-folder", root=root)
-    data = prepare(index, (32, 32), cache, **options)
+    data = prepare(index, (32, 32), cache, background=Recipe(**options))
     pos = next(i for i, v in enumerate(index.videos) if v.label == "before")
     video = index.videos[pos]
     sweep = IoUSweep()
@@ -162,10 +162,9 @@ def test_rule_enters_config_hash_classifier_key_and_cache_but_the_default_keeps_
     assert config_hash(classifier_key(cam, cpu, data, 0)) != config_hash(classifier_key(cam, lab, data, 0))
 
     index = create_dataset("video-folder", root=video_folder)
-    paper = prepare(index, (32, 32), tmp_path / "c", **cpu.background_options())
-    colour = prepare(index, (32, 32), tmp_path / "c", **lab.background_options())
-    otsu = prepare(index, (32, 32), tmp_path / "c", **RECIPES["cpu"].recipe(bg_threshold_mode="otsu")
-                   .background_options())
+    paper = prepare(index, (32, 32), tmp_path / "c", background=cpu)
+    colour = prepare(index, (32, 32), tmp_path / "c", background=lab)
+    otsu = prepare(index, (32, 32), tmp_path / "c", background=RECIPES["cpu"].recipe(bg_threshold_mode="otsu"))
     assert paper.path.name == "32x32-bg22-m3" and colour.path.name == "32x32-lab10-m3"
     meta = json.loads((otsu.path / "meta.json").read_text())
     assert meta["bg_threshold_mode"] == "otsu" and all("bg_threshold" in v for v in meta["videos"])
@@ -204,7 +203,7 @@ def test_contact_sheet_shows_what_each_rule_keeps(tmp_path):
 
     root = _write_one_object_video(tmp_path / "blue", lambda region: np.array(BLUE, np.uint8))
     out = contact_sheet(create_dataset("video-folder", root=root), tmp_path / "sheet.png", videos=1, frames=1,
-                        size=64, bg_rule="lab")
+                        size=64, rule=bg.BackgroundRule("lab"))
     sheet = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
     assert sheet.shape == (2 * (64 + 16), 5 * 64, 3)  # before and after rows, five tiles each
     box = np.s_[16 + 21:16 + 29, 6:16]  # frame 0's box, inside its edges, in the first row's tiles

@@ -90,9 +90,9 @@ def test_fusion_runs_for_every_method(video_folder):
     from wsbench.maps import MapProducer
     from wsbench.methods import Fusion, create_method
     from wsbench.model import build_model
-    from wsbench.recipes import Recipe
+    from wsbench.recipes import named_recipe
 
-    recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
+    recipe = named_recipe("smoke").recipe()
     data = prepare(create_dataset("video-folder", root=video_folder), recipe.image_size)
     flows = data.flows("dis")
     torch.manual_seed(0)
@@ -140,27 +140,27 @@ def test_column_label_shows_fusion_other_than_the_methods_own():
 
 
 # -- export, segment: on a tiny trained run -----------------------------------------------------
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
+TINY = ["--recipe", "smoke"]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_belt, tmp_path_factory):
-    """A finished ``cam`` run with fusion ±1 (max) on the tiny belt: (runs dir, cache dir, run dir)."""
+def fused_run(tiny_run, tmp_path_factory):
+    """A finished ``cam`` run with fusion ±1 (max) on the tiny belt, made beside a copy of the session's tiny run
+    (whose classifier it reuses): (runs dir, cache dir, run dir)."""
     import json
 
     from click.testing import CliRunner
 
     from wsbench.cli import cli
 
-    base = tmp_path_factory.mktemp("beyond")
-    runs, cache = base / "runs", base / "cache"
+    copy = tiny_run.copy(tmp_path_factory.mktemp("beyond"))
+    runs, cache = copy.runs, copy.cache
     result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
-                                      str(tiny_belt), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q",
+                                      str(copy.data), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q",
                                       "--fuse-neighbours", "1", *TINY])
     assert result.exit_code == 0, result.output
     assert "| stability " in result.output
-    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
+    (run_dir,) = [p for p in runs.iterdir() if p.name not in ("classifiers", copy.run_dir.name)]
     res = json.loads((run_dir / "result.json").read_text())
     assert res["fusion"]["neighbours"] == 1 and res["fusion"]["mode"] == "max"
     assert res["config"]["fusion"] == res["fusion"]
@@ -169,18 +169,18 @@ def tiny_run(tiny_belt, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_leaderboard_labels_fused_runs(tiny_run):
+def test_leaderboard_labels_fused_runs(fused_run):
     from click.testing import CliRunner
 
     from wsbench.cli import cli
 
-    runs, _, _ = tiny_run
+    runs, _, _ = fused_run
     result = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs)])
     assert result.exit_code == 0 and "CAM --fuse 1 max" in result.output
 
 
 @pytest.mark.slow
-def test_export_cli_writes_trainer_layout(tiny_run, tmp_path):
+def test_export_cli_writes_trainer_layout(fused_run, tmp_path):
     import json
 
     import cv2
@@ -188,7 +188,7 @@ def test_export_cli_writes_trainer_layout(tiny_run, tmp_path):
 
     from wsbench.cli import cli
 
-    runs, cache, run_dir = tiny_run
+    runs, cache, run_dir = fused_run
     out = tmp_path / "pseudo"
     result = CliRunner().invoke(cli, ["export", "--run", run_dir.name, "--runs-dir", str(runs), "--cache-dir",
                                       str(cache), "--out", str(out), "--split", "test", "-q"])
@@ -221,7 +221,7 @@ def test_export_cli_writes_trainer_layout(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_segment_cli_on_frame_folder(tiny_run, tiny_belt, tmp_path):
+def test_segment_cli_on_frame_folder(fused_run, tiny_belt, tmp_path):
     import json
 
     import cv2
@@ -229,7 +229,7 @@ def test_segment_cli_on_frame_folder(tiny_run, tiny_belt, tmp_path):
 
     from wsbench.cli import cli
 
-    runs, _, run_dir = tiny_run
+    runs, _, run_dir = fused_run
     video = sorted((tiny_belt / "before").iterdir())[0]
     out = tmp_path / "seg"
     result = CliRunner().invoke(cli, ["segment", "--run", run_dir.name, "--runs-dir", str(runs), str(video),
@@ -264,14 +264,14 @@ def _write_mp4(path, frames, fps=10.0) -> bool:
 
 
 @pytest.mark.slow
-def test_segment_cli_on_mp4_with_overlay_video(tiny_run, tiny_belt, tmp_path):
+def test_segment_cli_on_mp4_with_overlay_video(fused_run, tiny_belt, tmp_path):
     import cv2
     from click.testing import CliRunner
 
     from wsbench.cli import cli
     from wsbench.data.io import read_image
 
-    runs, _, run_dir = tiny_run
+    runs, _, run_dir = fused_run
     video = sorted((tiny_belt / "before").iterdir())[0]
     frames = [read_image(p) for p in sorted(video.iterdir())]
     mp4 = tmp_path / "belt.mp4"
@@ -305,10 +305,10 @@ def _random_run(tmp_path, fusion):
     from wsbench.maps import MapProducer
     from wsbench.methods import create_method
     from wsbench.model import build_model
-    from wsbench.recipes import Recipe
+    from wsbench.recipes import named_recipe
     from wsbench.runs import RunRecord
 
-    recipe = Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32))
+    recipe = named_recipe("smoke").recipe()
     torch.manual_seed(0)
     model = build_model(recipe, ("before", "after", "background")).eval()
     return TrainedRun(record=RunRecord(tmp_path, {}, {}), recipe=recipe, threshold=0.3,
@@ -394,7 +394,7 @@ def test_label_mask_and_overlay():
 
 
 @pytest.mark.slow
-def test_export_masks_are_exactly_what_was_scored_with_multiscale_flip(tiny_run, tiny_belt, tmp_path):
+def test_export_masks_are_exactly_what_was_scored_with_multiscale_flip(fused_run, tiny_belt, tmp_path):
     """Export (and figures, through the same TrainedRun) reuse the run's multi-scale/flip inference and fusion:
     the IoU recomputed from the exported masks equals the run's test IoU."""
     import json
@@ -405,7 +405,7 @@ def test_export_masks_are_exactly_what_was_scored_with_multiscale_flip(tiny_run,
     from wsbench.cli import cli
     from wsbench.inference import load_run
 
-    runs, cache, _ = tiny_run
+    runs, cache, _ = fused_run
     result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
                                       str(tiny_belt), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q",
                                       "--fuse-neighbours", "1", "--cam-scales", "0.5,1,2", "--cam-flip", *TINY])

@@ -10,9 +10,6 @@ from click.testing import CliRunner
 from wsbench import __version__
 from wsbench.cli import cli
 
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
-
 
 @pytest.fixture
 def runner():
@@ -73,13 +70,10 @@ def test_debug_shows_traceback(runner, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_end_to_end_writes_record(runner, tiny_belt, tmp_path):
-    runs = tmp_path / "runs"
-    args = ["run", "--method", "cam", "--dataset", "video-folder", "--data-root", str(tiny_belt),
-            "--runs-dir", str(runs), "-q", *TINY]
-    result = runner.invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
+def test_run_end_to_end_writes_record(runner, tiny_run, tmp_path):
+    """The session's tiny ``cam`` run (``wsbench run``), copied: gradcam and f2f runs are added beside it."""
+    copy = tiny_run.copy(tmp_path)
+    runs, run_dir, tiny_belt = copy.runs, copy.run_dir, copy.data
     config = json.loads((run_dir / "config.json").read_text())
     res = json.loads((run_dir / "result.json").read_text())
     assert config["method"] == "cam" and config["recipe"]["epochs"] == 1 and config["seed"] == 0
@@ -91,7 +85,7 @@ def test_run_end_to_end_writes_record(runner, tiny_belt, tmp_path):
     # gradcam trains its own standard classifier; f2f explains it: nothing is trained again
     for method, classifiers in (("gradcam", 2), ("f2f", 2)):
         result = runner.invoke(cli, ["run", "--method", method, "--dataset", "video-folder", "--data-root",
-                                     str(tiny_belt), "--runs-dir", str(runs), "-q", *TINY])
+                                     str(tiny_belt), "--runs-dir", str(runs), "-q", "--recipe", "smoke"])
         assert result.exit_code == 0, result.output
         assert len(list((runs / "classifiers").glob("*/final.pt"))) == classifiers
     result = runner.invoke(cli, ["leaderboard", "--runs-dir", str(runs)])

@@ -16,20 +16,13 @@ from click.testing import CliRunner
 from wsbench.cli import cli
 from wsbench.errors import UserError
 
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
-
 
 @pytest.fixture(scope="module")
-def source(tiny_belt, tmp_path_factory):
-    """A finished tiny ``cam`` run: (runs dir, cache dir, run dir)."""
-    base = tmp_path_factory.mktemp("distill")
-    runs, cache = base / "runs", base / "cache"
-    result = CliRunner().invoke(cli, ["run", "--method", "cam", "--dataset", "video-folder", "--data-root",
-                                      str(tiny_belt), "--runs-dir", str(runs), "--cache-dir", str(cache), "-q", *TINY])
-    assert result.exit_code == 0, result.output
-    (run_dir,) = [p for p in runs.iterdir() if p.name != "classifiers"]
-    return runs, cache, run_dir
+def source(tiny_run, tmp_path_factory):
+    """The session's finished tiny ``cam`` run, copied (a distilled run lands in its runs dir): (runs dir, cache
+    dir, run dir)."""
+    copy = tiny_run.copy(tmp_path_factory.mktemp("distill"))
+    return copy.runs, copy.cache, copy.run_dir
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import RandomSampler
 
+from wsbench.data.augment import augment
 from wsbench.distributed import ShardSampler
-from wsbench.train import augment
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -133,20 +133,26 @@ class _ScaledRandomCam:
         return raw / (raw.flatten(1).amax(1).view(-1, 1, 1) + 1e-5)
 
 
-def _authors_raw_combination(method, images, scales, flip):
-    """The authors' code restated: the raw maps of every scale (and mirror) enlarged to the input and
-    summed, then ReLU and one division by the maximum + 1e-5."""
+def authors_sum(maps_of, images, scales, flip):
+    """The authors' multi-scale sum restated: ``maps_of`` (images -> (N, h, w) maps) of every scale (and mirror,
+    flipped back) enlarged to the input size and summed."""
     h, w = images.shape[-2:]
     total = torch.zeros(images.shape[0], h, w)
     for s in scales:
         size = (max(8, round(h * s)), max(8, round(w * s)))
         x = torch.nn.functional.interpolate(images, size=size, mode="bilinear", antialias=s < 1)
         for mirrored in ([False, True] if flip else [False]):
-            raw = method.raw_maps(None, x.flip(-1) if mirrored else x)
-            raw = raw.flip(-1) if mirrored else raw
-            total += torch.nn.functional.interpolate(raw[:, None], size=(h, w), mode="bilinear",
-                                                     antialias=raw.shape[-1] > w)[:, 0]
-    total = total.relu()
+            maps = maps_of(x.flip(-1) if mirrored else x)
+            maps = maps.flip(-1) if mirrored else maps
+            total += torch.nn.functional.interpolate(maps[:, None], size=(h, w), mode="bilinear",
+                                                     antialias=maps.shape[-1] > w)[:, 0]
+    return total
+
+
+def _authors_raw_combination(method, images, scales, flip):
+    """The authors' code restated: the raw maps of every scale (and mirror) enlarged to the input and
+    summed, then ReLU and one division by the maximum + 1e-5."""
+    total = authors_sum(lambda x: method.raw_maps(None, x), images, scales, flip).relu()
     return total / (total.flatten(1).amax(1).view(-1, 1, 1) + 1e-5)
 
 

@@ -9,6 +9,7 @@ draws the same table.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -43,6 +44,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
 #: ``wsbench.report`` builds tables from run records: nothing heavier than these (and pandas)
 REPORT_MAY_IMPORT = {"wsbench.runs", "wsbench.bootstrap", "wsbench.collapse", "wsbench.schema", "wsbench.errors",
                      "wsbench.files", "wsbench.recipes", "wsbench.texts"}
+
+
+#: what a run never needs: the deploy layer (pseudo-label export, streaming segmentation) consumes finished runs
+PIPELINE_NEVER_REACHES = {"wsbench.export", "wsbench.segment"}
 
 
 def _rank() -> dict[str, int]:
@@ -100,6 +105,18 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     return {m: imports_of(m, f.read_text(), set(files), f.name == "__init__.py") for m, f in files.items()}
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that ``start`` imports, directly or through other modules of ``graph``."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
 def violations(graph: dict[str, set[str]], skip: tuple[str, ...] = ()) -> list[str]:
     """Arrows that do not point to a lower layer, and modules the table does not place."""
     rank = _rank()
@@ -132,16 +149,30 @@ def test_report_reads_run_records_only():
         assert used <= REPORT_MAY_IMPORT | {"wsbench.report"}, sorted(used - REPORT_MAY_IMPORT)
 
 
-def test_loading_a_finished_run_does_not_import_the_trainer():
+def test_the_graph_covers_the_whole_package():
+    """The checks above see every module: the graph has a node for each ``.py`` file, counted here on its own."""
+    files = sum(name.endswith(".py") for folder, _, names in os.walk(PACKAGE) if "__pycache__" not in folder
+                for name in names)
     graph = import_graph()
-    reachable, todo = set(), ["wsbench.inference"]
-    while todo:
-        module = todo.pop()
-        for target in graph.get(module, ()):
-            if target not in reachable:
-                reachable.add(target)
-                todo.append(target)
-    assert not reachable & {"wsbench.train", "wsbench.pipeline", "wsbench.classifiers"}
+    assert files > 50 and len(graph) >= files, f"{len(graph)} modules in the graph, {files} .py files in {PACKAGE}"
+    assert {"wsbench", "wsbench.pipeline", "wsbench.data.synthetic", "wsbench.methods.tccam"} <= set(graph)
+
+
+def test_loading_a_finished_run_does_not_import_the_trainer():
+    assert not reachable(import_graph(), "wsbench.inference") & {"wsbench.train", "wsbench.pipeline",
+                                                                  "wsbench.classifiers"}
+
+
+def test_pipeline_never_imports_the_deploy_layer():
+    """A run produces a result and maps; exporting pseudo-labels or segmenting streams consumes finished runs, so
+    ``wsbench.pipeline`` reaches neither ``export`` nor ``segment``, not even through another module."""
+    assert sorted(reachable(import_graph(), "wsbench.pipeline") & PIPELINE_NEVER_REACHES) == []
+
+
+def test_the_pipeline_rule_can_fail():
+    graph = {"wsbench.pipeline": {"wsbench.classifiers"}, "wsbench.classifiers": {"wsbench.export"},
+             "wsbench.export": set()}
+    assert reachable(graph, "wsbench.pipeline") & PIPELINE_NEVER_REACHES == {"wsbench.export"}
 
 
 def test_contributing_draws_the_same_layers():

@@ -29,8 +29,7 @@ from wsbench.testing import DatasetContract, MethodContract
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
+TINY = ["--recipe", "smoke"]
 
 
 def _offline_build_problem() -> str | None:

@@ -199,16 +199,12 @@ def test_a_record_with_a_broken_histogram_is_refused_in_one_line(pxap_runs):
 
 
 @pytest.mark.slow
-def test_a_run_records_pxap_and_its_per_video_histograms(tiny_belt, tmp_path):
+def test_a_run_records_pxap_and_its_per_video_histograms(tiny_run):
     """End to end: a finished run's PxAP is the AP of its test videos' summed histograms, which count
     the foreground pixels of every masked test frame; the reference is the share of illegal ones."""
-    import wsbench.api as wb
-    from wsbench.runs import check_record
+    from wsbench.runs import RunRecord, check_record
 
-    tiny = {"backbone": "wsbench_resnet_tiny", "output_stride": 8, "image_size": (32, 32), "epochs": 1,
-            "batch_size": 8}
-    record = wb.run("cam", "video-folder", data_root=str(tiny_belt), runs_dir=tmp_path / "runs", recipe="smoke",
-                    recipe_options=tiny, dataset_options={})
+    record = RunRecord.load(tiny_run.run_dir)
     result = record.result
     videos = result["counts"]["test_videos"]
     pos = np.sum([v["pxap_pos"] for v in videos.values()], axis=0)

@@ -38,8 +38,7 @@ from .conftest import write_video_folder
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "bad-input.md"
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
+TINY = ["--recipe", "smoke"]
 RUN_ID = re.compile(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{6}")
 
 
@@ -682,7 +681,7 @@ def test_bad_input_table(tmp_path, monkeypatch):
 
 # -- diverging training -----------------------------------------------------------------------
 def _tiny(epochs: int) -> list[str]:
-    return [*TINY[:-4], "--epochs", str(epochs), *TINY[-2:]]
+    return [*TINY, "--epochs", str(epochs)]
 
 
 def _belt_run(belt: Path, runs: Path, epochs: int = 3, method: str = "cam") -> list[str]:

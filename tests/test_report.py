@@ -21,6 +21,8 @@ from wsbench.recipes import MOVED_TO_METHODS
 from wsbench.report import ablation, ablation_components, background, build_tables, comparison, long_form, render
 from wsbench.runs import create_run, finish_run, iter_runs
 
+from .conftest import CAM_AND_GRADCAM, smoke_suite
+
 
 def fake_run(runs_dir, method, seed=0, iou=0.3, dataset="synthetic-belt", label=None, background_removal=True,
              static_after=False, accuracy=None, finished=True, legacy=False, recipe=None, all_foreground=0.2,
@@ -238,34 +240,12 @@ def test_empty_runs_dir(tmp_path):
 @pytest.mark.slow
 def test_suite_reruns_nothing_and_draws_masks(tiny_belt, tmp_path):
     spec = tmp_path / "tiny.toml"
-    spec.write_text(f"""
-name = "tiny"
-datasets = ["video-folder"]
-seeds = [0]
-tables = ["comparison", "background"]
-
-[recipe]
-backbone = "wsbench_resnet_tiny"
-output_stride = 8
-image_size = [32, 32]
-epochs = 1
-batch_size = 8
-
-[datasets_options."video-folder"]
-data_root = "{tiny_belt}"
-
-[[runs]]
-method = "cam"
-label = "Plain CAM"
-
+    spec.write_text(smoke_suite(tiny_belt, CAM_AND_GRADCAM + """
 [[runs]]
 method = "gradcam"
-
-[[runs]]
-method = "gradcam"
-recipe = {{ background_removal = false }}
+recipe = { background_removal = false }
 label = "GradCAM with background"
-""")
+"""))
     runs = tmp_path / "runs"
     runner = CliRunner()
     first = runner.invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "-q"])

@@ -74,7 +74,7 @@ def test_runs_without_a_sample_or_with_a_broken_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_column_that_repeats_another_is_footnoted(tiny_belt, tmp_path, monkeypatch):
+def test_a_column_that_repeats_another_is_footnoted(tiny_run, tmp_path, monkeypatch):
     """A duplicate column on purpose, the shape of the old GradCAM bug (a column that computed another
     column's maps under its own name): CAM's classifier and maps registered again as a new method. Its
     stored samples equal CAM's and the comparison footnotes the pair; GradCAM (another classifier) is
@@ -83,7 +83,7 @@ def test_a_column_that_repeats_another_is_footnoted(tiny_belt, tmp_path, monkeyp
     from wsbench.methods import METHODS, register_method
     from wsbench.methods.cam import Cam
     from wsbench.report import comparison
-    from wsbench.runs import iter_runs, load_sample_maps
+    from wsbench.runs import RunRecord, iter_runs, load_sample_maps
 
     monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))  # the registration ends with the test
 
@@ -92,11 +92,11 @@ def test_a_column_that_repeats_another_is_footnoted(tiny_belt, tmp_path, monkeyp
         def classifier(self):
             return "cam", {}
 
-    tiny = {"backbone": "wsbench_resnet_tiny", "output_stride": 8, "image_size": (32, 32), "epochs": 1,
-            "batch_size": 8}
-    runs = tmp_path / "runs"
-    made = [wb.run(method, "video-folder", data_root=str(tiny_belt), runs_dir=runs, recipe="smoke",
-                   recipe_options=tiny, dataset_options={}) for method in ("cam", "cam_again", "gradcam")]
+    copy = tiny_run.copy(tmp_path)  # the session's cam run; cam_again and gradcam are added beside it
+    runs = copy.runs
+    made = [RunRecord.load(copy.run_dir)] + [
+        wb.run(method, "video-folder", data_root=str(copy.data), runs_dir=runs, recipe="smoke", dataset_options={})
+        for method in ("cam_again", "gradcam")]
     samples = [load_sample_maps(r) for r in made]
     assert all(s is not None and s[0] == samples[0][0] and s[1].shape[1:] == (32, 32) for s in samples)
     frames = samples[0][0]

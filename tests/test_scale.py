@@ -17,31 +17,12 @@ from wsbench.cli import cli
 from wsbench.runs import iter_runs
 from wsbench.slurm import SuiteJob
 
+from .conftest import CAM_AND_GRADCAM, smoke_suite
+
 REPO = Path(__file__).resolve().parent.parent
 
-_SPEC = """
-name = "{name}"
-datasets = ["video-folder"]
-seeds = [0]
-tables = ["comparison", "background"]
-
-[recipe]
-backbone = "wsbench_resnet_tiny"
-output_stride = 8
-image_size = [32, 32]
-epochs = {epochs}
-batch_size = 8
-
-[datasets_options."video-folder"]
-data_root = "{root}"
-
-[[runs]]
-method = "cam"
-label = "Plain CAM"
-
-[[runs]]
-method = "gradcam"
-
+#: the runs of the suites below (:func:`tests.conftest.smoke_suite`)
+_RUNS = CAM_AND_GRADCAM + """
 [[runs]]
 method = "f2f"
 """
@@ -57,7 +38,7 @@ label = "Diverging"
 
 def _spec(tmp_path: Path, belt: Path, extra: str = "", epochs: int = 1, name: str = "tiny") -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(_SPEC.format(root=belt, epochs=epochs, name=name) + extra)
+    path.write_text(smoke_suite(belt, _RUNS + extra, name, epochs))
     return path
 
 
@@ -165,8 +146,7 @@ def test_the_parent_builds_the_flows_of_the_stability_score_for_runs_without_cli
     from wsbench.suite import load_spec, plan_suite
 
     spec_path = tmp_path / "cam.toml"
-    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="cam").split("[[runs]]")[0]
-                         + '[[runs]]\nmethod = "cam"\n')
+    spec_path.write_text(smoke_suite(tiny_belt, '[[runs]]\nmethod = "cam"\n', "cam"))
     planned = plan_suite(load_spec(spec_path), tmp_path / "runs", overrides={"cache_dir": tmp_path / "cache"})
     assert warm_caches(planned, echo=lambda line: None) == 1
     assert len(list((tmp_path / "cache").rglob("flow-*.npy"))) == 1
@@ -333,7 +313,7 @@ def test_slurm_strings_accept_what_slurm_does_and_name_command_line_options(tmp_
 @pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "..", "two\\nlines", "x'y", "a;b", " lead"])
 def test_a_spec_name_must_be_a_plain_file_name(tmp_path, tiny_belt, name):
     path = tmp_path / "spec.toml"
-    path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name=name))
+    path.write_text(smoke_suite(tiny_belt, _RUNS, name))
     result = _invoke(["suite", str(path), "--runs-dir", str(tmp_path / "runs"), "--launcher", "submitit-local"])
     assert result.exit_code == 1 and f"{path}: name = " in result.stderr and "not a plain file name" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "runs").exists() and not (tmp_path / "x.json").exists()
@@ -443,8 +423,7 @@ def assert_same_as_uninterrupted(data: Path, runs: Path, fresh: Path) -> None:
     the same scores and bit-identical weights."""
     assert len(list(iter_runs(runs, finished=None))) == 1  # the interrupted run record was finished
     uninterrupted = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", str(data), "-q",
-                             "--runs-dir", str(fresh), "--backbone", "wsbench_resnet_tiny",
-                             "--output-stride", "8", "--image-size", "32", "--epochs", "3", "--batch-size", "8"])
+                             "--runs-dir", str(fresh), "--recipe", "smoke", "--epochs", "3"])
     assert uninterrupted.exit_code == 0, uninterrupted.output
     (scores, weights), (other_scores, other_weights) = _outcome(fresh), _outcome(runs)
     assert other_scores == scores and scores["metrics"]["iou_illegal"] is not None
@@ -466,8 +445,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tin
 
     monkeypatch.setattr(slurm, "SuiteJob", PausingJob)
     spec_path = tmp_path / "one.toml"
-    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=3, name="one").split("[[runs]]")[0]
-                         + '[[runs]]\nmethod = "cam"\n')
+    spec_path.write_text(smoke_suite(tiny_belt, '[[runs]]\nmethod = "cam"\n', "one", epochs=3))
     spec, runs = load_spec(spec_path), tmp_path / "runs"
     (job,) = slurm.submit_suite(spec, plan_suite(spec, runs), runs, slurm.SlurmOptions(gpus=0), cluster="local",
                                 echo=lambda line: None)
@@ -494,8 +472,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_uninterrupted_result(tin
 # -- TensorBoard ------------------------------------------------------------------------------
 def _tiny_run(belt: Path, runs: Path, method: str = "cam"):
     return _invoke(["run", "-m", method, "-d", "video-folder", "--data-root", str(belt), "-q", "--runs-dir",
-                    str(runs), "--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32",
-                    "--epochs", "2", "--batch-size", "8"])
+                    str(runs), "--recipe", "smoke", "--epochs", "2"])
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from wsbench.evaluate import frame_iou, wsws_mask
 from wsbench.flow import FlowFiles, read_flo, write_flo
 from wsbench.maps import multiscale_maps, parse_scales
 
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8"]
+TINY = ["--recipe", "smoke"]
 SIZE = (48, 40)
 MOTION = (3.0, 0.0)  # the fixture's objects move 3 px to the right per frame
 
@@ -251,16 +250,9 @@ class _RandomMaps:
 def _authors_combination(method, images, scales, flip):
     """The authors' combination restated: every scale's (and mirror's) map enlarged to the input, summed,
     max-normalised."""
-    h, w = images.shape[-2:]
-    total = 0
-    for s in scales:
-        size = (max(8, round(h * s)), max(8, round(w * s)))
-        x = torch.nn.functional.interpolate(images, size=size, mode="bilinear", antialias=s < 1)
-        for m in ([False, True] if flip else [False]):
-            maps = method.maps(None, x.flip(-1) if m else x)
-            maps = maps.flip(-1) if m else maps
-            total = total + torch.nn.functional.interpolate(maps[:, None], size=(h, w), mode="bilinear",
-                                                            antialias=maps.shape[-1] > w)[:, 0]
+    from .test_fidelity import authors_sum
+
+    total = authors_sum(lambda x: method.maps(None, x), images, scales, flip)
     return total / total.flatten(1).amax(1).view(-1, 1, 1)
 
 
@@ -555,11 +547,11 @@ def test_raw_maps_hook_multiscale_and_refusals(seruso_tree):
     from wsbench.methods import Fusion, create_method, has_raw_maps
     from wsbench.model import build_model, cam_from_class_maps
     from wsbench.pipeline import RunSpec, resolve
-    from wsbench.recipes import Recipe
+    from wsbench.recipes import named_recipe
     from wsbench.report import column_label
 
     torch.manual_seed(0)
-    model = build_model(Recipe(backbone="wsbench_resnet_tiny", output_stride=8, image_size=(32, 32)),
+    model = build_model(named_recipe("smoke").recipe(),
                         ("before", "after")).eval()
     x = torch.randn(2, 3, 32, 32)
     cam = create_method("tccam")

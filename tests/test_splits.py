@@ -162,8 +162,7 @@ def test_resplit_run_records_its_split_and_per_video_counts(small_belt, tmp_path
     from wsbench.cli import cli
 
     runs = tmp_path / "runs"
-    tiny = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-            "--batch-size", "8", "--runs-dir", str(runs), "-q"]
+    tiny = ["--recipe", "smoke", "--runs-dir", str(runs), "-q"]
     result = CliRunner().invoke(cli, ["run", "--method", "cam", "--split-seed", "2", *tiny])
     assert result.exit_code == 0, result.output
     (res,) = [json.loads(p.read_text()) for p in runs.glob("*/result.json")]

@@ -168,11 +168,7 @@ def test_all_foreground_reference_is_per_data_set_identity(tmp_path):
 # -- data identity: content fingerprints ---------------------------------------------------------
 TINY_RECIPE = """
 [recipe]
-backbone = "wsbench_resnet_tiny"
-output_stride = 8
-image_size = [32, 32]
-epochs = 1
-batch_size = 8
+name = "smoke"
 """
 
 
@@ -253,8 +249,7 @@ def test_data_fingerprint_resolves_the_root_and_sees_masks(tmp_path, monkeypatch
 def test_the_largest_seed_trains(tmp_path):
     data = write_video_folder(tmp_path / "data")
     result = _invoke(["run", "-m", "cam", "-d", "video-folder", "--data-root", data, "--seed", 2**64 - 1, "-q",
-                      "--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs",
-                      "1", "--runs-dir", tmp_path / "runs"])
+                      "--recipe", "smoke", "--runs-dir", tmp_path / "runs"])
     assert result.exit_code == 0, result.output
 
 

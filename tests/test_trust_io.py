@@ -231,8 +231,7 @@ def test_suite_with_a_smoke_distill_stage_on_few_frames_prints_its_tables(tmp_pa
     data = write_video_folder(tmp_path / "data", frames=10)  # 40 train frames: 5 steps of the smoke batch of 8
     spec = tmp_path / "s.toml"
     spec.write_text(f'name = "few"\ndatasets = ["video-folder"]\nseeds = [0]\ntables = ["comparison", "stages"]\n'
-                    '[recipe]\nbackbone = "wsbench_resnet_tiny"\noutput_stride = 8\nimage_size = [32, 32]\n'
-                    f'epochs = 1\nbatch_size = 8\n[datasets_options."video-folder"]\ndata_root = "{data}"\n'
+                    f'[recipe]\nname = "smoke"\n[datasets_options."video-folder"]\ndata_root = "{data}"\n'
                     '[distill]\nrecipe = "smoke"\n[[runs]]\nmethod = "cam"\n')
     runs = tmp_path / "runs"
     result = CliRunner().invoke(cli, ["suite", str(spec), "--runs-dir", str(runs), "--cache-dir",
@@ -407,8 +406,7 @@ def test_sigterm_and_kill_during_a_cache_build_leave_nothing_that_stays(tmp_path
 
 
 # -- outputs inside a data root the command reads --------------------------------------------------
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8", "-q"]
+TINY = ["--recipe", "smoke", "-q"]
 
 
 def _cli(*args):

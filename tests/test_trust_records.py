@@ -34,8 +34,7 @@ from .test_distill import _fake as fake_distilled
 from .test_report import fake_run
 
 SPLITS = {"train": ["vid0"], "val": ["vid1"], "test": ["vid2"]}
-TINY = ["--backbone", "wsbench_resnet_tiny", "--output-stride", "8", "--image-size", "32", "--epochs", "1",
-        "--batch-size", "8", "-q"]
+TINY = ["--recipe", "smoke", "-q"]
 
 
 def _invoke(args: list[Any]):

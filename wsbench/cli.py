@@ -758,6 +758,7 @@ def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_thresh
     """Print counts per class and split, and save a contact sheet of frames, what each background rule keeps,
     and masks."""
     from .data import create_dataset
+    from .data.background import BackgroundRule
     from .data.preview import contact_sheet, counts_table
     from .files import IMAGE_SUFFIXES, check_output
 
@@ -765,8 +766,8 @@ def data_show(root: Path | None, dataset: str, split_seed: int | None, bg_thresh
     index = create_dataset(dataset, root=root, split_seed=split_seed, cache_dir=_cache_dir(cache_dir),
                            **dataset_options(dataset_option))
     click.echo(counts_table(index))
-    contact_sheet(index, target, bg_threshold=bg_threshold, bg_morph=bg_morph, bg_rule=bg_rule,
-                  bg_lab_threshold=bg_lab_threshold, bg_threshold_mode=bg_threshold_mode)
+    contact_sheet(index, target,
+                  rule=BackgroundRule(bg_rule, bg_threshold, bg_lab_threshold, bg_threshold_mode, bg_morph))
     click.echo(f"contact sheet: {target}")
 
 

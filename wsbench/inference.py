@@ -167,7 +167,7 @@ def open_data(trained: TrainedRun, cache_dir: str | Path | None = None) -> Any:
                            cache_dir=str(cache_dir) if cache_dir else None, **(config.get("dataset_options") or {}))
     recipe = trained.recipe
     check_data(trained.record, index, recipe)
-    return prepare(index, recipe.image_size, cache_dir, **recipe.background_options())
+    return prepare(index, recipe.image_size, cache_dir, background=recipe)
 
 
 def data_fingerprint(index: Any, recipe: Recipe, splits: bool = True) -> str:

@@ -186,7 +186,7 @@ def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) 
         if key in seen:
             continue
         seen.add(key)
-        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
+        data = prepare(resolved.index, recipe.image_size, spec.cache_dir, background=recipe)
         data.flows(recipe.flow, **recipe.flow_options())
     if seen:
         echo(f"caches ready for {len(seen)} data/flow configuration(s) ({time.perf_counter() - started:.0f} s)")

@@ -309,7 +309,7 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
     recipe = resolved.recipe
 
     with distributed.main_first():
-        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, **recipe.background_options())
+        data: PreparedData = prepare(resolved.index, recipe.image_size, spec.cache_dir, background=recipe)
     model, classifier = obtain_classifier(resolved.method, recipe, data, spec.seed, runs_dir,
                                           Hardware(device, spec.workers, spec.compile), resume=resume)
     if record is None:  # torchrun ranks > 0: training done, rank 0 evaluates and records

@@ -113,7 +113,7 @@ class Recipe:
     flow_root: str | None = _field(None, "folder of .flo files for --flow files [default: the dataset's own]")
 
     def background_options(self) -> dict[str, Any]:
-        """The background-removal fields, as :func:`wsbench.data.cache.prepare` takes them (``bg_*`` keywords)."""
+        """The background-removal fields (``bg_*``) and their values, as records and keys list them."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.startswith("bg_")}
 
     def flow_options(self) -> dict[str, Any]:

@@ -99,6 +99,13 @@ class Bool(Schema):
         return None if isinstance(value, bool) else self._expected(value, where)
 
 
+def _in_range(noun: str, lo: float | None, hi: float | None, spec: str) -> str:
+    """``noun`` with its bounds (``spec``: their format), as ``describe`` says it: ``a number in 0..1``, ``>= 0``."""
+    if lo is not None and hi is not None:
+        return f"{noun} in {lo:{spec}}..{hi:{spec}}"
+    return noun + (f" >= {lo:{spec}}" if lo is not None else "") + (f" <= {hi:{spec}}" if hi is not None else "")
+
+
 @dataclasses.dataclass
 class Int(Schema):
     """An integer (not a boolean) in ``[lo, hi]``."""
@@ -109,10 +116,7 @@ class Int(Schema):
     @property
     def describe(self) -> str:  # type: ignore[override]
         """``an integer``, with its range."""
-        if self.lo is not None and self.hi is not None:
-            return f"an integer in {self.lo}..{self.hi}"
-        return "an integer" + (f" >= {self.lo}" if self.lo is not None else "") + (
-            f" <= {self.hi}" if self.hi is not None else "")
+        return _in_range("an integer", self.lo, self.hi, "")
 
     def problem(self, value: Any, where: str) -> tuple[str, str] | None:
         """A problem unless ``value`` is an ``int`` in range."""
@@ -133,12 +137,9 @@ class Number(Schema):
     @property
     def describe(self) -> str:  # type: ignore[override]
         """``a number`` or ``a finite number``, with its range."""
-        if self.lo is not None and self.hi is not None:
-            return f"a number in {self.lo:g}..{self.hi:g}"
-        if self.lo is not None or self.hi is not None:
-            return "a number" + (f" >= {self.lo:g}" if self.lo is not None else "") + (
-                f" <= {self.hi:g}" if self.hi is not None else "")
-        return "a finite number" if self.finite else "a number"
+        if self.lo is None and self.hi is None:
+            return "a finite number" if self.finite else "a number"
+        return _in_range("a number", self.lo, self.hi, "g")
 
     def problem(self, value: Any, where: str) -> tuple[str, str] | None:
         """A problem unless ``value`` is a number (finite and in range if asked)."""

@@ -1,6 +1,7 @@
 """The one training loop every method uses.
 
-It owns: data loading (single frames or clips with flows), augmentation on the batch, the α/β
+It owns: data loading (single frames or clips with flows), calling the batch augmentation
+(:mod:`wsbench.data.augment`), the α/β
 schedule, the optimiser and learning-rate schedule, AMP (bf16) and a channels_last model on CUDA and under DDP,
 a checkpoint after every epoch, resume, a per-step CSV log of every loss term, and stopping with
 a clear message on a non-finite loss. It has no method-specific branch: the method named by
@@ -32,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import collapse, distributed, tblog
+from .data.augment import augment
 from .data.cache import PreparedData
 from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate, epoch_offset
 from .device import autocast as device_autocast
@@ -43,7 +45,7 @@ from .model import CamNet, build_model
 from .progress import show_messages, show_progress
 from .recipes import Recipe
 
-__all__ = ["Hardware", "TrainingDiverged", "augment", "train_classifier"]
+__all__ = ["Hardware", "TrainingDiverged", "train_classifier"]
 
 
 class TrainingDiverged(UserError):
@@ -105,66 +107,6 @@ def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDa
         flows = data.flows(recipe.flow, **recipe.flow_options())
     return ClipDataset(data, "train", flows, clip_len=clip, stride=method.clip_stride(),
                        background_removal=recipe.background_removal)
-
-
-def augment(images: torch.Tensor, flows: torch.Tensor | None, generator: torch.Generator,
-            clip_len: int = 1, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random flips, shifts (≤ 1/16 of the size, zero fill) and colour gain, the same for a clip.
-
-    The flow fields move with the frames: flips mirror them and negate the flipped component, and
-    a clip's shift is rounded to whole cells of the flow grid (``H / h``) so that the flow field is
-    shifted by exactly as many cells (zero flow where the frames are zero-filled). A field with
-    several motions would otherwise be misaligned with the shifted frames.
-
-    Args:
-        images: float images (N, 3, H, W) in 0–255, clip-major when ``clip_len > 1``.
-        flows: (B, T, 2, 2, h, w) clip flows or ``None``.
-        generator: CPU generator for the random draws.
-        clip_len: frames per clip.
-        shard: ``(rank, world)``: the batch is part ``rank`` of ``world`` equal parts of a global
-            batch; the draws are made for the global batch and this part's are used, so the ranks
-            of a distributed run augment exactly as one process would.
-
-    Returns:
-        Augmented ``(images, flows)``.
-    """
-    n, _, h, w = images.shape
-    b = n // clip_len
-    part = slice(shard[0] * b, (shard[0] + 1) * b)
-    draw = lambda *shape: torch.rand(shard[1] * shape[0], *shape[1:], generator=generator)[part]  # noqa: E731
-    hflip, vflip = draw(b) < 0.5, draw(b) < 0.5
-    gain = (0.9 + 0.2 * draw(b, 3)) * (0.9 + 0.2 * draw(b, 1))
-    max_dy, max_dx = h // 16, w // 16
-    dy = (draw(b) * (2 * max_dy + 1)).long() - max_dy
-    dx = (draw(b) * (2 * max_dx + 1)).long() - max_dx
-
-    clips = images.view(b, clip_len, 3, h, w)
-    clips = torch.where(hflip.view(b, 1, 1, 1, 1).to(images.device), clips.flip(-1), clips)
-    clips = torch.where(vflip.view(b, 1, 1, 1, 1).to(images.device), clips.flip(-2), clips)
-    clips = (clips * gain.view(b, 1, 3, 1, 1).to(images.device)).clamp_(0, 255)
-    if flows is None:
-        return _shift(clips, dy, dx).view(n, 3, h, w), None
-    sign_u = torch.where(hflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
-    sign_v = torch.where(vflip, -1.0, 1.0).to(flows.device).view(b, 1, 1, 1, 1)
-    flows = torch.where(hflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-1), flows)
-    flows = torch.where(vflip.view(b, 1, 1, 1, 1, 1).to(flows.device), flows.flip(-2), flows)
-    flows = torch.stack((flows[:, :, :, 0] * sign_u, flows[:, :, :, 1] * sign_v), dim=3)
-    # whole cells of the flow grid (towards zero, so within the bound), shifting the flow field exactly
-    cell_y, cell_x = h / flows.shape[-2], w / flows.shape[-1]
-    cells_y, cells_x = (dy.double() / cell_y).trunc().long(), (dx.double() / cell_x).trunc().long()
-    shifted = _shift(clips, (cells_y * cell_y).round().long(), (cells_x * cell_x).round().long())
-    return shifted.view(n, 3, h, w), _shift(flows, cells_y, cells_x)  # a common shift keeps flow values
-
-
-def _shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """Shift each item ``x[i]`` (any leading dims, then H, W) by (dy[i], dx[i]) pixels, zero fill."""
-    out = torch.zeros_like(x)
-    h, w = x.shape[-2:]
-    for i in range(x.shape[0]):
-        y, s = int(dy[i]), int(dx[i])
-        out[i, ..., max(y, 0):h + min(y, 0), max(s, 0):w + min(s, 0)] = \
-            x[i, ..., max(-y, 0):h + min(-y, 0), max(-s, 0):w + min(-s, 0)]
-    return out
 
 
 def _to_batch(raw: dict, model: CamNet, device: torch.device, num_classes: int, clip_len: int,

@@ -20,10 +20,8 @@ Layout::
                                     their content fingerprint
 
 Every artefact is built in a temporary location and renamed into place, so an interrupted build
-leaves nothing half-written and two processes building the same cache do not corrupt it. A
-temporary name carries its owner (``.<name>.<host>-<pid>.<random>``): Ctrl-C and SIGTERM (what
-``timeout`` and ``scancel`` send) during a build remove it, and what a killed process left (kill
--9, a lost machine) is removed by the next :func:`prepare` on that host once its owner is gone.
+leaves nothing half-written and two processes building the same cache do not corrupt it; the
+temporary builds carry their owner and are cleaned up as :mod:`wsbench.data.builds` says.
 """
 
 from __future__ import annotations
@@ -33,13 +31,10 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import signal
-import socket
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +44,10 @@ import numpy as np
 from ..errors import UserError
 from ..files import atomic_write_json, chmod_as_new, config_hash, reserve_space, write_image
 from ..progress import show_progress
+from ..recipes import Recipe
 from ..schema import AnyValue, Int, ListOf, Record, load_json
 from . import background as bg
+from .builds import build_owner, remove_stale_builds, terminate_as_exit
 from .index import Video, VideoIndex
 
 __all__ = ["FLOW_STRIDE", "PreparedData", "VideoSlice", "frame_arrays", "prepare", "remove_stale_builds",
@@ -188,7 +185,7 @@ class PreparedData:
         target = self.path / f"{key}.npy"
         if not target.exists():
             start = time.perf_counter()
-            with _terminate_as_exit():
+            with terminate_as_exit():
                 self._build_flows(target, name, options)
             self.timings["flow"] += time.perf_counter() - start
         self._flows[key] = np.load(target, mmap_mode="r")
@@ -202,7 +199,7 @@ class PreparedData:
 
         estimator = create_flow(name, **options)
         fw, fh = self.flow_size
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{_owner()}.", suffix=".npy", dir=self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{build_owner()}.", suffix=".npy", dir=self.path)
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.num_frames, 2, 2, fh, fw))
@@ -237,17 +234,8 @@ class PreparedData:
             raise
 
 
-def prepare(
-    index: VideoIndex,
-    image_size: tuple[int, int],
-    cache_dir: str | os.PathLike | None = None,
-    bg_threshold: float = 22.0,
-    workers: int | None = None,
-    bg_morph: int = bg.DEFAULT_MORPH,
-    bg_rule: str = "gray",
-    bg_lab_threshold: float = bg.DEFAULT_LAB_THRESHOLD,
-    bg_threshold_mode: str = "fixed",
-) -> PreparedData:
+def prepare(index: VideoIndex, image_size: tuple[int, int], cache_dir: str | os.PathLike | None = None,
+            workers: int | None = None, background: Recipe | None = None) -> PreparedData:
     """Build (or reuse) the frame and foreground caches of ``index`` at ``image_size``.
 
     Args:
@@ -255,12 +243,9 @@ def prepare(
         image_size: training resolution ``(w, h)``; frames are resized to it (aspect not kept,
             as in the paper's 512×512 inputs).
         cache_dir: cache root (see :func:`resolve_cache_dir`).
-        bg_threshold: background-removal threshold (grey levels).
         workers: threads decoding videos in parallel (default: up to 4, one per core).
-        bg_morph: side of the background-removal opening/closing square (≤ 1: none).
-        bg_rule: ``"gray"`` (the paper's) or ``"lab"`` (:class:`~wsbench.data.background.BackgroundRule`).
-        bg_lab_threshold: ΔE threshold of the ``lab`` rule.
-        bg_threshold_mode: ``"fixed"`` or ``"otsu"`` (per video).
+        background: the recipe whose ``bg_*`` fields are the background rule
+            (:class:`~wsbench.data.background.BackgroundRule`; default: the paper's rule).
 
     Returns:
         The prepared data set.
@@ -268,16 +253,16 @@ def prepare(
     root = resolve_cache_dir(cache_dir)
     w, h = image_size
     data_key = config_hash({"data": index.fingerprint(), "v": _VERSION}, 16)
-    rule = bg.BackgroundRule(bg_rule, bg_threshold, bg_lab_threshold, bg_threshold_mode, bg_morph)
+    rule = bg.BackgroundRule() if background is None else bg.BackgroundRule.of(background)
     path = root / f"{index.name}-{data_key}" / f"{w}x{h}-{rule.cache_name()}"
     remove_stale_builds(root)
     start = time.perf_counter()
     built = False
     if not (path / "meta.json").exists():
-        with _terminate_as_exit():
+        with terminate_as_exit():
             _build(index, path, image_size, rule, workers)
         built = True
-    data = PreparedData(index, path, image_size, bg_threshold, bg_morph, rule)
+    data = PreparedData(index, path, image_size, rule.threshold, rule.morph, rule)
     if built:
         data.timings["frames"] = time.perf_counter() - start
     return data
@@ -290,7 +275,7 @@ def _build(index: VideoIndex, path: Path, image_size: tuple[int, int], rule: bg.
     if not index.videos:
         raise UserError(f"data set {index.name!r} has no videos")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{build_owner()}.", dir=path.parent))
     stop = threading.Event()  # set on any exception: the worker threads stop after their current frame
     try:
         chmod_as_new(tmp, folder=True)  # renamed into place below: a normal folder, not mkdtemp's 0700
@@ -374,74 +359,6 @@ def _build_video(video: Video, fg_dir: Path, start: int, frames: np.ndarray, fg:
 
 class _Stopped(Exception):
     """A worker thread's video was abandoned because the build failed or was interrupted elsewhere."""
-
-
-def _owner() -> str:
-    """``<host>-<pid>``: who owns a temporary build (dots and slashes of the host name dropped)."""
-    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-_") or "host"
-    return f"{host}-{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def remove_stale_builds(root: str | os.PathLike) -> list[Path]:
-    """Remove the temporary builds under a cache root whose owner process on this host is gone.
-
-    A build killed without a chance to clean up (kill -9, a lost machine, OOM) leaves a hidden
-    folder or file of preallocated arrays; its name says which host and process owned it (see the
-    module docstring). Builds of live processes and of other hosts (a shared cache folder) are
-    left alone.
-
-    Args:
-        root: the cache root (:func:`resolve_cache_dir`).
-
-    Returns:
-        What was removed.
-    """
-    root, host = Path(root), _owner().rsplit("-", 1)[0]
-    removed = []
-    for entry in (*root.glob("*/.*"), *root.glob("*/*/.*")):
-        parts = entry.name.split(".")
-        owner = next((p for p in parts if p.startswith(f"{host}-") and p[len(host) + 1:].isdigit()), None)
-        if owner is None or _alive(int(owner[len(host) + 1:])):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-        removed.append(entry)
-    return removed
-
-
-@contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """While a cache is built, SIGTERM raises ``SystemExit(143)`` so the build's clean-up runs.
-
-    Only in the main thread and only where nothing else handles SIGTERM (a job system's handler
-    is kept); the previous handler is restored afterwards.
-    """
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def frame_arrays(frame: np.ndarray, background: bg.VideoBackground,

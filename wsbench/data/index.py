@@ -169,60 +169,69 @@ def assign_splits(
         UserError: an id in ``splits`` that matches no video, or a video in two splits.
     """
     if splits is not None:
-        by_key: dict[str, list[Video]] = {}
-        by_id: dict[str, list[Video]] = {}
-        for v in videos:
-            by_key.setdefault(v.key, []).append(v)
-            by_id.setdefault(v.id, []).append(v)
-        by_recording: dict[str, list[Video]] = {}  # a recording's id names all of its segments
-        for v in videos:
-            if v.recording is not None:
-                for name in (f"{v.label}/{v.recording}", v.recording):
-                    by_recording.setdefault(name, []).append(v)
-        seen: dict[str, str] = {}
-        for split, ids in splits.items():
-            for vid in ids:
-                matched = by_key.get(vid) or by_id.get(vid) or by_recording.get(vid, [])
-                if not matched:
-                    raise UserError(f"{source}: {split} lists video {vid!r}, which is not in the data set")
-                for v in matched:
-                    if v.key in seen and seen[v.key] != split:
-                        raise UserError(f"{source}: video {v.key!r} is in both {seen[v.key]} and {split}")
-                    seen[v.key] = split
-                    v.split = split
-        unused = [v.key for v in videos if v.key not in seen]
-        if unused:
-            warnings.warn(f"{source}: {len(unused)} video(s) in no split are not used: {', '.join(unused[:5])}"
-                          + (" ..." if len(unused) > 5 else ""), stacklevel=2)
-        return [v for v in videos if v.key in seen]
-
+        return _assign_listed(videos, splits, source)
     rng = random.Random(seed)
     if proportions is not None:
         return _assign_proportions(videos, rng, proportions)
     for label in LABELS:
-        units = _recordings(v for v in videos if v.label == label)
-        rng.shuffle(units)
-        n_videos = sum(len(u) for u in units)
-        # at least one video each for val and test once there are four; one held out from two
-        n_held = max(int(round(n_videos * val_fraction)), 2 if n_videos >= 4 else min(n_videos // 2, 1))
-        held: list[list[Video]] = []
-        for unit in units[:-1]:  # a recording stays in train
-            if sum(len(u) for u in held) >= n_held and len(held) >= min(2, n_held):
-                break
-            held.append(unit)
-        for unit in units[len(held):]:
-            for v in unit:
-                v.split = "train"
-        held.sort(key=lambda u: not any(v.has_masks for v in u))  # masked first, so val and test both get GT
-        for i, unit in enumerate(held):
-            for v in unit:
-                v.split = "val" if i % 2 == 0 else "test"
-        if held and not any(v.has_masks for u in held for v in u if v.split == "test"):
-            masked_val = [u for u in held if u[0].split == "val" and any(v.has_masks for v in u)]
-            if masked_val:  # a single masked held-out recording goes to test, not val
-                for v in masked_val[0]:
-                    v.split = "test"
+        _hold_out(videos, label, rng, val_fraction)
     return list(videos)
+
+
+def _assign_listed(videos: Sequence[Video], splits: Mapping[str, Iterable[str]], source: str) -> list[Video]:
+    """The explicit split of :func:`assign_splits`: each listed id's videos get its split, the rest are dropped."""
+    by_key: dict[str, list[Video]] = {}
+    by_id: dict[str, list[Video]] = {}
+    for v in videos:
+        by_key.setdefault(v.key, []).append(v)
+        by_id.setdefault(v.id, []).append(v)
+    by_recording: dict[str, list[Video]] = {}  # a recording's id names all of its segments
+    for v in videos:
+        if v.recording is not None:
+            for name in (f"{v.label}/{v.recording}", v.recording):
+                by_recording.setdefault(name, []).append(v)
+    seen: dict[str, str] = {}
+    for split, ids in splits.items():
+        for vid in ids:
+            matched = by_key.get(vid) or by_id.get(vid) or by_recording.get(vid, [])
+            if not matched:
+                raise UserError(f"{source}: {split} lists video {vid!r}, which is not in the data set")
+            for v in matched:
+                if v.key in seen and seen[v.key] != split:
+                    raise UserError(f"{source}: video {v.key!r} is in both {seen[v.key]} and {split}")
+                seen[v.key] = split
+                v.split = split
+    unused = [v.key for v in videos if v.key not in seen]
+    if unused:  # stacklevel 3: the warning names the caller of assign_splits
+        warnings.warn(f"{source}: {len(unused)} video(s) in no split are not used: {', '.join(unused[:5])}"
+                      + (" ..." if len(unused) > 5 else ""), stacklevel=3)
+    return [v for v in videos if v.key in seen]
+
+
+def _hold_out(videos: Sequence[Video], label: str, rng: random.Random, val_fraction: float) -> None:
+    """The seeded split of :func:`assign_splits` for one label's videos: recordings held out for val and test."""
+    units = _recordings(v for v in videos if v.label == label)
+    rng.shuffle(units)
+    n_videos = sum(len(u) for u in units)
+    # at least one video each for val and test once there are four; one held out from two
+    n_held = max(int(round(n_videos * val_fraction)), 2 if n_videos >= 4 else min(n_videos // 2, 1))
+    held: list[list[Video]] = []
+    for unit in units[:-1]:  # a recording stays in train
+        if sum(len(u) for u in held) >= n_held and len(held) >= min(2, n_held):
+            break
+        held.append(unit)
+    for unit in units[len(held):]:
+        for v in unit:
+            v.split = "train"
+    held.sort(key=lambda u: not any(v.has_masks for v in u))  # masked first, so val and test both get GT
+    for i, unit in enumerate(held):
+        for v in unit:
+            v.split = "val" if i % 2 == 0 else "test"
+    if held and not any(v.has_masks for u in held for v in u if v.split == "test"):
+        masked_val = [u for u in held if u[0].split == "val" and any(v.has_masks for v in u)]
+        if masked_val:  # a single masked held-out recording goes to test, not val
+            for v in masked_val[0]:
+                v.split = "test"
 
 
 def _recordings(videos: Iterable[Video]) -> list[list[Video]]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +40,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..files import file_stat
+from .headers import PNG_SIGNATURE, declared_size, palette_as_indices, png_mode, png_problem
 
 __all__ = [
     "FrameSource",
@@ -52,6 +52,7 @@ __all__ = [
     "image_files",
     "is_image_file",
     "max_image_pixels",
+    "named_images",
     "natural_key",
     "read_image",
     "read_mask",
@@ -77,6 +78,26 @@ def natural_key(name: str) -> tuple:
 def is_image_file(path: Path) -> bool:
     """Whether ``path`` has an image suffix (case-insensitive) and is not hidden."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def named_images(folder: Path, pattern: re.Pattern[str], expected: str) -> Iterator[tuple[re.Match[str], Path]]:
+    """Every image file of ``folder`` (in listing order, other files skipped), with its stem matched by ``pattern``.
+
+    Args:
+        folder: the folder.
+        pattern: what a frame's name (without the suffix) must match.
+        expected: the end of the error line for a name that does not match.
+
+    Raises:
+        UserError: ``<file>: <expected>`` for the first image whose name does not match.
+    """
+    for path in folder.iterdir():
+        if not (path.is_file() and is_image_file(path)):
+            continue
+        match = pattern.match(path.stem)
+        if match is None:
+            raise UserError(f"{path}: {expected}")
+        yield match, path
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -163,9 +184,9 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, thre
     """
     path = Path(path)
     data = _read_bytes(path)
-    depth, colour = _png_mode(data)
+    depth, colour = png_mode(data)
     if colour == 3:  # indexed: decode the palette indices, not their colours
-        raw = _decode(path, cv2.IMREAD_GRAYSCALE, "mask image", _palette_as_indices(data))
+        raw = _decode(path, cv2.IMREAD_GRAYSCALE, "mask image", palette_as_indices(data))
         if size is not None and (raw.shape[1], raw.shape[0]) != tuple(size):
             raise UserError(f"{path}: mask is {raw.shape[1]}x{raw.shape[0]} but its frame is {size[0]}x{size[1]}")
         return raw > 0
@@ -216,104 +237,9 @@ def check_pixels(source: str | os.PathLike, width: int, height: int) -> None:
                         f"the limit of {limit / 1e6:g} megapixels; set ${PIXELS_ENV} to raise it")
 
 
-def declared_size(data: bytes) -> tuple[int, int] | None:
-    """The ``(width, height)`` an image file's header declares, without decoding it.
-
-    Reads PNG (IHDR), JPEG (the SOF marker), BMP, WebP (VP8, VP8L, VP8X) and TIFF (first image
-    file directory) headers.
-
-    Returns:
-        The size, or ``None`` for other formats and headers too short to say.
-    """
-    be = lambda i, n: int.from_bytes(data[i:i + n], "big")  # noqa: E731
-    le = lambda i, n: int.from_bytes(data[i:i + n], "little")  # noqa: E731
-    if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 24:
-        return be(16, 4), be(20, 4)
-    if data.startswith(b"\xff\xd8"):
-        pos = 2
-        while pos + 9 <= len(data):
-            if data[pos] != 0xFF:
-                return None
-            marker = data[pos + 1]
-            if marker == 0xFF:  # fill byte
-                pos += 1
-                continue
-            if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
-                pos += 2
-                continue
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-                return be(pos + 7, 2), be(pos + 5, 2)
-            pos += 2 + be(pos + 2, 2)
-        return None
-    if data.startswith(b"BM") and len(data) >= 26:
-        if le(14, 4) == 12:  # OS/2 core header: 16-bit sizes
-            return le(18, 2), le(20, 2)
-        return abs(int.from_bytes(data[18:22], "little", signed=True)), \
-            abs(int.from_bytes(data[22:26], "little", signed=True))
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return _tiff_size(data)
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP" and len(data) >= 30:
-        kind = data[12:16]
-        if kind == b"VP8X":
-            return 1 + le(24, 3), 1 + le(27, 3)
-        if kind == b"VP8 ":
-            return le(26, 2) & 0x3FFF, le(28, 2) & 0x3FFF
-        if kind == b"VP8L":
-            bits = le(21, 4)
-            return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-    return None
-
-
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    """Width and length of a classic TIFF's first image (what OpenCV decodes)."""
-    big = data[:2] == b"MM"
-    num = lambda i, n: int.from_bytes(data[i:i + n], "big" if big else "little")  # noqa: E731
-    ifd = num(4, 4)
-    if len(data) < ifd + 2:
-        return None
-    sizes = {}
-    for k in range(num(ifd, 2)):
-        entry = ifd + 2 + 12 * k
-        if len(data) < entry + 12:
-            return None
-        tag, kind = num(entry, 2), num(entry + 2, 2)
-        if tag in (256, 257) and kind in (3, 4):  # ImageWidth, ImageLength as SHORT or LONG
-            sizes[tag] = num(entry + 8, 2 if kind == 3 else 4)
-    return (sizes[256], sizes[257]) if len(sizes) == 2 else None
-
-
-def _png_mode(data: bytes) -> tuple[int, int]:
-    """A PNG's (bit depth, colour type) from its IHDR, ``(0, -1)`` for other files."""
-    if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 26:
-        return data[24], data[25]
-    return 0, -1
-
-
-def _palette_as_indices(data: bytes) -> bytes:
-    """The PNG with its palette replaced by a grey ramp (entry i = grey i) and transparency dropped,
-    so that decoding gives each pixel's palette index. A damaged palette chunk is left as it is,
-    for the decoder's check to report."""
-    out = [data[:len(_PNG_SIGNATURE)]]
-    pos = len(_PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind, end = data[pos + 4:pos + 8], pos + 12 + length
-        chunk = data[pos:end]
-        intact = end <= len(data) and zlib.crc32(data[pos + 4:end - 4]) == int.from_bytes(data[end - 4:end], "big")
-        if kind == b"PLTE" and intact and length % 3 == 0:
-            body = b"PLTE" + bytes(i for i in range(length // 3) for _ in range(3))
-            chunk = data[pos:pos + 4] + body + zlib.crc32(body).to_bytes(4, "big")
-        elif kind == b"tRNS" and intact:
-            chunk = b""
-        out.append(chunk)
-        pos = end
-    out.append(data[pos:])
-    return b"".join(out)
-
-
 def _decode(path: Path, flags: int, what: str, data: bytes | None = None) -> np.ndarray:
     data = _read_bytes(path) if data is None else data
-    problem = _png_problem(data) if data.startswith(_PNG_SIGNATURE) else None
+    problem = png_problem(data) if data.startswith(PNG_SIGNATURE) else None
     if problem:
         raise UserError(f"{path}: not a readable {what} ({problem})")
     size = declared_size(data)
@@ -329,28 +255,7 @@ def _decode(path: Path, flags: int, what: str, data: bytes | None = None) -> np.
     return image
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UNSUPPORTED = "unsupported format or damaged header; wsbench reads PNG, JPEG, BMP, WebP and TIFF"
-
-
-def _png_problem(data: bytes) -> str | None:
-    """Why a PNG file is damaged (``None`` if every chunk is complete and its CRC matches).
-
-    Checking before decoding keeps libpng from printing its own error lines.
-    """
-    pos = len(_PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            break
-        if zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
-            return f"corrupt PNG: CRC mismatch in chunk {kind.decode('latin-1')!r}"
-        if kind == b"IEND":
-            return None
-        pos = end
-    return "truncated PNG: the file ends before its IEND chunk"
 
 
 def _read_bytes(path: Path) -> bytes:

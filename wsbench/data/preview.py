@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -76,14 +77,13 @@ def _rows_for(video: Video, frames: int, size: int, rules: dict[str, bg.Backgrou
 
 
 def contact_sheet(index: VideoIndex, out: Path, videos: int = 2, frames: int = 2, size: int = 160,
-                  bg_threshold: float = 22.0, bg_morph: int = bg.DEFAULT_MORPH, bg_rule: str = "gray",
-                  bg_lab_threshold: float = bg.DEFAULT_LAB_THRESHOLD, bg_threshold_mode: str = "fixed") -> Path:
+                  rule: bg.BackgroundRule | None = None) -> Path:
     """Save a PNG grid: per row a frame, the objects each background rule keeps, the background image and the GT.
 
     Shows ``videos`` before and ``videos`` after videos (masked before videos first), ``frames``
     frames each. Both rules (``gray`` and ``lab``) are shown with the given thresholds, threshold
     mode and cleaning, each captioned with the share of the frame's GT illegal pixels it keeps;
-    the background image is ``bg_rule``'s.
+    the background image is ``rule``'s.
 
     Args:
         index: the data set.
@@ -91,23 +91,19 @@ def contact_sheet(index: VideoIndex, out: Path, videos: int = 2, frames: int = 2
         videos: videos per class.
         frames: frames per video.
         size: tile side in pixels.
-        bg_threshold: the grey rule's threshold (grey levels).
-        bg_morph: side of the cleaning square (≤ 1: none).
-        bg_rule: the rule whose background image is shown.
-        bg_lab_threshold: the colour rule's threshold (ΔE).
-        bg_threshold_mode: ``"fixed"`` or ``"otsu"``.
+        rule: the rule whose background image is shown; its thresholds (the grey and the colour
+            one), threshold mode and cleaning apply to both rules (default: the paper's rule).
 
     Returns:
         ``out``.
     """
-    rules = {name: bg.BackgroundRule(name, bg_threshold, bg_lab_threshold, bg_threshold_mode, bg_morph)
-             for name in bg.RULES}
-    bg.BackgroundRule(bg_rule)  # validates the name
+    rule = rule or bg.BackgroundRule()
+    rules = {name: dataclasses.replace(rule, rule=name) for name in bg.RULES}
     chosen: list[Video] = []
     for label in LABELS:
         group = sorted((v for v in index.videos if v.label == label), key=lambda v: (not v.has_masks, v.key))
         chosen.extend(group[:videos])
-    rows = [row for v in chosen for row in _rows_for(v, frames, size, rules, bg_rule)]
+    rows = [row for v in chosen for row in _rows_for(v, frames, size, rules, rule.rule)]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = np.concatenate(rows, axis=0)

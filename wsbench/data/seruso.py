@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .index import LABELS, Video, VideoIndex
-from .io import ImageFiles, is_image_file, natural_key
+from .io import ImageFiles, named_images, natural_key
 from .video_folder import attach_masks, check_unmatched, find_masks
 
 __all__ = ["EXPECTED", "VAL_FROM_TEST", "carve_val_from_test", "find_layout", "read_seruso"]
@@ -192,14 +192,8 @@ def _read_subset(folder: Path, split: str, subset: str, flow_root: Path, masks_r
 
 def _consecutive_runs(vdir: Path) -> list[list[Path]]:
     """The frames of one video folder, ordered by number and cut where a number is skipped."""
-    numbered = []
-    for p in vdir.iterdir():
-        if not (p.is_file() and is_image_file(p)):
-            continue
-        match = _NAME.match(p.stem)
-        if match is None:
-            raise UserError(f"{p}: frame name is not <name>_<number> as in the SERUSO/WS² layout")
-        numbered.append((int(match["number"]), p))
+    expected = "frame name is not <name>_<number> as in the SERUSO/WS² layout"
+    numbered = [(int(match["number"]), p) for match, p in named_images(vdir, _NAME, expected)]
     numbered.sort(key=lambda item: (item[0], item[1].name))
     runs: list[list[Path]] = []
     previous = None

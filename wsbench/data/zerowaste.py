@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .index import LABELS, Video, VideoIndex, assign_splits
-from .io import ImageFiles, is_image_file, natural_key
+from .io import ImageFiles, named_images, natural_key
 from .video_folder import attach_masks, check_unmatched, find_masks
 
 __all__ = ["read_zerowaste"]
@@ -46,12 +46,7 @@ def read_zerowaste(root: str | Path, split_seed: int = 0, name: str = "zerowaste
         if not folder.is_dir():
             raise UserError(f"{folder}: missing; ZeroWaste-w needs {root}/before/ and {root}/after/")
         groups: dict[str, list[Path]] = {}
-        for path in folder.iterdir():
-            if not (path.is_file() and is_image_file(path)):
-                continue
-            match = _NAME.match(path.stem)
-            if match is None:
-                raise UserError(f"{path}: name is not <video>_frame_<number> as in ZeroWaste-w")
+        for match, path in named_images(folder, _NAME, "name is not <video>_frame_<number> as in ZeroWaste-w"):
             groups.setdefault(match["video"], []).append(path)
         if not groups:
             raise UserError(f"{folder}: no images")

@@ -158,7 +158,7 @@ def _source(run: str | Path, runs_dir: Path, recipe: DistillRecipe, device: str,
         raise UserError(f"the source run's resolution {size[0]}x{size[1]} is not a multiple of {stride} "
                         "(2^encoder_depth); give --image-size")
     size_data = data if size == tuple(data.image_size) else prepare(data.index, size, cache_dir,
-                                                                     **trained.recipe.background_options())
+                                                                     background=trained.recipe)
     return trained, data, size_data
 
 
