@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_scale import _DIVERGING, _SPEC, PausingJob, _invoke, _spec, _tables, assert_same_as_uninterrupted
+from tests.conftest import smoke_suite
+from tests.test_scale import _DIVERGING, PausingJob, _invoke, _spec, _tables, assert_same_as_uninterrupted
 from wsbench.runs import iter_runs
 
 
@@ -109,7 +110,7 @@ def test_a_run_reusing_a_classifier_waits_for_the_job_that_trains_it(tiny_belt, 
 
 def test_a_failing_job_is_named_and_the_command_exits_1(tiny_belt, tmp_path, job_env):
     spec_path = tmp_path / "fail.toml"
-    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="fail").split("[[runs]]")[0] + _DIVERGING)
+    spec_path.write_text(smoke_suite(tiny_belt, _DIVERGING, "fail"))
     runs = tmp_path / "runs"
     result = _slurm(spec_path, runs)
     assert result.exit_code == 1, result.output
@@ -133,8 +134,7 @@ def test_a_job_requeued_mid_training_resumes_to_the_uninterrupted_result(tiny_be
 
     monkeypatch.setattr(slurm, "SuiteJob", PausingJob)
     spec_path = tmp_path / "one.toml"
-    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=3, name="one").split("[[runs]]")[0]
-                         + '[[runs]]\nmethod = "cam"\n')
+    spec_path.write_text(smoke_suite(tiny_belt, '[[runs]]\nmethod = "cam"\n', "one", epochs=3))
     spec, runs = load_spec(spec_path), tmp_path / "runs"
     options = slurm.SlurmOptions(gpus=0, cpus=1, mem_gb=2, time_min=20)
     (job,) = slurm.submit_suite(spec, plan_suite(spec, runs), runs, options, echo=lambda line: None)
@@ -167,9 +167,9 @@ def test_a_job_requeued_mid_training_resumes_to_the_uninterrupted_result(tiny_be
 
 def test_distill_stages_run_in_the_jobs_after_their_source_runs(tiny_belt, tmp_path, job_env):
     spec_path = tmp_path / "two.toml"
-    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="two").split("[[runs]]")[0].replace(
-        'tables = ["comparison", "background"]', 'tables = ["comparison", "stages"]')
-        + '[[runs]]\nmethod = "cam"\nlabel = "Plain CAM"\n\n[distill]\nrecipe = "smoke"\nepochs = 1\n')
+    runs_toml = '[[runs]]\nmethod = "cam"\nlabel = "Plain CAM"\n\n[distill]\nrecipe = "smoke"\nepochs = 1\n'
+    spec_path.write_text(smoke_suite(tiny_belt, runs_toml, "two").replace('tables = ["comparison", "background"]',
+                                                                          'tables = ["comparison", "stages"]'))
     runs = tmp_path / "runs"
     result = _slurm(spec_path, runs)
     assert result.exit_code == 0, result.output
@@ -188,8 +188,7 @@ def test_two_tasks_of_one_job_train_with_ddp(tiny_belt, tmp_path, job_env):
     """tasks = 2: two processes of one job join one gloo group from SLURM's environment (as NCCL across GPU
     nodes would); rank 0 records the run and the job's world size."""
     spec_path = tmp_path / "ddp.toml"
-    spec_path.write_text(_SPEC.format(root=tiny_belt, epochs=1, name="ddp").split("[[runs]]")[0]
-                         + '[[runs]]\nmethod = "cam"\n\n[slurm]\ntasks = 2\n')
+    spec_path.write_text(smoke_suite(tiny_belt, '[[runs]]\nmethod = "cam"\n\n[slurm]\ntasks = 2\n', "ddp"))
     runs = tmp_path / "runs"
     result = _slurm(spec_path, runs)
     assert result.exit_code == 0, result.output
