@@ -258,7 +258,8 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
           ci: bool = False) -> pd.DataFrame:
     """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``, ``pairs``) as a DataFrame.
 
-    Built from the stored run records only (nothing is trained or evaluated), like the command.
+    Built from the stored run records only (nothing is trained or evaluated), like the command; distilled
+    runs (``wsbench distill``) are not in these tables (``wsbench leaderboard --table stages`` shows them).
 
     Args:
         name: which table.
@@ -270,11 +271,11 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
     Returns:
         See :func:`table_frame`.
     """
-    from .methods import complete_method_info
+    from .leaderboard import table_runs
     from .report import build_tables
     from .runs import iter_runs
 
-    built = build_tables(complete_method_info(iter_runs(runs_dir)), [name], metric, ci)[0]
+    built = build_tables(table_runs(iter_runs(runs_dir)), [name], metric, ci)[0]
     frame = table_frame(built)
     if ci:
         frame.attrs["ci"] = [[c.text for c in cells] for _, cells in built.rows]

@@ -410,28 +410,17 @@ _METRIC_CHOICES = ["iou_illegal", "iou_illegal_per_frame", "miou", "oracle_iou_i
 
 def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
                   echo=click.echo, ci: bool = False, footnotes: list[str] | None = None) -> None:
-    from .methods import complete_method_info
-    from .report import build_tables, long_form, render
+    from .leaderboard import tables_text
 
-    records = [r for r in records if "distill" not in r.config]  # distilled runs: --table stages
-    records = complete_method_info(records)  # runs recorded before config.json kept method_info
-    if not any(r.finished for r in records):
+    text = tables_text(records, names, fmt, metric, ci, footnotes)
+    if text is None:
         echo("no finished runs")
         return
-    if names == ["long"]:
-        if ci:
-            raise UserError("--ci adds intervals to table cells; --table long has one row per run and metric")
-        if fmt == "latex":
-            raise UserError("--table long has one row per run and metric: use --format csv, json or markdown")
-        df = long_form(records)
-        text = {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
-                "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
-    else:
-        tables = build_tables(records, names, metric, ci)
-        for table in tables:  # a suite's [sweep] choices, under the tables that show the chosen runs
-            if table.name != "background":
-                table.footnotes += footnotes or []
-        text = render(tables, fmt)
+    _write_or_echo(text, out, echo)
+
+
+def _write_or_echo(text: str, out: Path | None, echo=click.echo) -> None:
+    """Print a table, or write it to ``--out``."""
     if out is None:
         echo(text.rstrip("\n"))
     else:
@@ -484,22 +473,9 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
 
 def _print_stages(records, fmt: str, out: Path | None) -> None:
     """``--table stages`` (wsbench.stages): distilled runs only."""
-    from .methods import complete_method_info
-    from .stages import stages_table
+    from .leaderboard import stages_text
 
-    if fmt == "latex":
-        raise UserError("--table stages: use --format markdown, csv or json")
-    records = list(records)
-    sources = complete_method_info(r for r in records if "distill" not in r.config)  # source runs recorded before
-    # config.json kept method_info
-    text = stages_table(sources + [r for r in records if "distill" in r.config], fmt)
-    if out is None:
-        click.echo(text.rstrip("\n"))
-    else:
-        from .files import atomic_write_text
-
-        atomic_write_text(out, text)
-        click.echo(f"wrote {out}")
+    _write_or_echo(stages_text(records, fmt), out)
 
 
 def _run_folders(runs_dir: Path) -> list[Path]:
@@ -532,13 +508,12 @@ def figures_cmd(out: Path | None, fmt: str, examples: int, metric: str, device: 
     from .data.cache import resolve_cache_dir
     from .figures import write_figures
     from .files import check_output, check_outside
-    from .methods import complete_method_info
+    from .leaderboard import table_runs
     from .runs import iter_runs
 
     runs_dir = _runs_dir(runs_dir)
     out = check_output(out or runs_dir / "figures", "--out", "dir", inputs=_run_folders(runs_dir))
-    # distilled runs are in --table stages
-    records = complete_method_info(r for r in iter_runs(runs_dir) if "distill" not in r.config)
+    records = table_runs(iter_runs(runs_dir))  # distilled runs are in --table stages
     data_roots = {r.config.get("data_root") for r in records} if examples else set()  # qualitative: reads frames
     check_outside(out, "--out", data_roots)
     check_outside(resolve_cache_dir(cache_dir), "--cache-dir", data_roots)

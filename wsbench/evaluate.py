@@ -85,12 +85,15 @@ from .maps import fused_video_maps
 from .methods import Fusion, Method
 from .model import CamNet
 from .progress import show_progress
-from .texts import BINS, FIXED_THRESHOLD, threshold_text
+from .texts import BINS, threshold_text
 
 __all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "SAMPLE_SIZE", "SAMPLE_VIDEOS", "StabilitySweep", "WSWS_CLASS_ORDER",
            "classification_accuracy",
            "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "split_iou", "threshold_text",
            "wsws_mask"]
+
+#: the threshold used when the validation split has no before frame with a GT mask
+FIXED_THRESHOLD = 0.5
 
 #: the fixed sample of test maps every run keeps for the duplicate-column check: the middle frame of each of
 #: the first SAMPLE_VIDEOS test before videos (by key), resized to SAMPLE_SIZE (w, h)

@@ -299,7 +299,9 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             if not frames:
                 break
             panels.append((f"{name} (seed {runs[0].finished_result['seed']})", example_masks(trained, data, frames)))
-            sources.add(threshold_text(runs[0].finished_result["metrics"].get("threshold_source")))
+            metrics = runs[0].finished_result["metrics"]
+            source = metrics.get("threshold_source")
+            sources.add(threshold_text(source, metrics.get("threshold") if str(source).startswith("fixed") else None))
         if not panels or frames is None:  # panels are made of frames
             continue
         rows, cols = len(frames), 2 + len(panels)

@@ -843,10 +843,13 @@ def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
     fixed = runs.threshold_source.str.startswith("fixed")
     if not fixed.any():
         return threshold_text("val")
+    # the fixed threshold the runs recorded (the evaluator's, wsbench.evaluate.FIXED_THRESHOLD)
+    recorded = set(df[(df.metric == "threshold") & df.run_id.isin(runs[fixed].run_id)].value.dropna())
+    fixed_text = threshold_text("fixed", recorded.pop() if len(recorded) == 1 else None)
     if fixed.all():
-        return threshold_text("fixed")
+        return fixed_text
     datasets = ", ".join(dict.fromkeys(runs[fixed].dataset))
-    return f"{threshold_text('val')}, except {threshold_text('fixed')} for {datasets}"
+    return f"{threshold_text('val')}, except {fixed_text} for {datasets}"
 
 
 def _data_rows(df: pd.DataFrame) -> dict[str, str]:

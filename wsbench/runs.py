@@ -46,6 +46,7 @@ __all__ = [
     "create_run",
     "environment",
     "finish_run",
+    "is_distilled",
     "iter_runs",
     "load_sample_maps",
     "new_run_id",
@@ -360,6 +361,15 @@ def finish_run(record: RunRecord, result: Mapping[str, Any]) -> RunRecord:
     atomic_write_json(record.path / RESULT_FILE, dict(result))
     record.result = dict(result)
     return record
+
+
+def is_distilled(config: Mapping[str, Any]) -> bool:
+    """Whether a run's config records a distill source: a segmenter trained by ``wsbench distill`` on another run.
+
+    Args:
+        config: a run's ``config.json`` (:attr:`RunRecord.config`).
+    """
+    return isinstance(config.get("distill"), dict)
 
 
 def recorded_split_seed(config: dict[str, Any]) -> int | None:

@@ -61,7 +61,7 @@ from typing import Any
 from .collapse import warning_text
 from .errors import UserError
 from .progress import no_bars_unless
-from .runs import RunRecord, iter_runs, recorded_split_seed
+from .runs import RunRecord, is_distilled, iter_runs, recorded_split_seed
 from .schema import (
     AnyValue,
     Bool,
@@ -569,7 +569,7 @@ def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: 
                    echo: Callable[[str], None], execute: bool = True) -> RunRecord | None:
     """Distill ``source`` as the spec asks (skipped when a finished distilled run of that configuration exists;
     ``None`` when there is none and ``execute`` is false)."""
-    from .distill import distill_hash, distill_once, distill_recipe, is_distilled
+    from .distill import distill_hash, distill_once, distill_recipe
 
     options = dict(_distill_options(spec, run) or {})
     recipe = distill_recipe(options.pop("recipe", "cpu"), **options)
@@ -577,7 +577,7 @@ def _distill_stage(spec: SuiteSpec, run: SuiteRun, source: RunRecord, runs_dir: 
     label = f"distill {source.run_id} seed {seed}"
     if not execute:
         wanted = distill_hash(source, recipe, seed)
-        done = [r for r in iter_runs(runs_dir) if is_distilled(r) and r.config.get("config_hash") == wanted]
+        done = [r for r in iter_runs(runs_dir) if is_distilled(r.config) and r.config.get("config_hash") == wanted]
         return done[-1] if done else None
     record, ran = distill_once(source, runs_dir, recipe, seed, overrides.get("device", "auto"),
                                overrides.get("cache_dir"))
