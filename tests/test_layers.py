@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "public Python API": ("wsbench.api",),
     "suite launchers": ("wsbench.launch", "wsbench.slurm"),
     "suites": ("wsbench.suite",),
+    "one run as launchers start it (execute, TensorBoard)": ("wsbench.runner",),
     "one run": ("wsbench.pipeline",),
     "products of runs": ("wsbench.classifiers", "wsbench.export", "wsbench.segment", "wsbench.figures",
                          "wsbench.leaderboard"),

@@ -354,7 +354,8 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
     The classifier is shared with earlier runs that trained the same recipe (gradcam and f2f
     train once). Writes RUNS_DIR/<run-id>/config.json and, when finished, result.json.
     """
-    from .pipeline import RunSpec, execute
+    from .pipeline import RunSpec
+    from .runner import run_logged
 
     runs_dir, cache_dir = _runs_dir(kwargs["runs_dir"]), _cache_dir(kwargs["cache_dir"])
     method_params = ctx.meta.get(_METHOD_PARAMS) or []
@@ -369,13 +370,10 @@ def run_cmd(ctx: click.Context, **kwargs: Any) -> None:
                    workers=kwargs["workers"], compile=kwargs["compile_"],
                    cache_dir=cache_dir, cam_scales=kwargs["cam_scales"], cam_flip=kwargs["cam_flip"],
                    cam_combine=kwargs["cam_combine"])
-    record = execute(spec, runs_dir, resume=kwargs["resume"],
-                     progress=not kwargs["quiet"])
+    # also TensorBoard: the run's scores and example masks (optional extra)
+    record = run_logged(spec, runs_dir, resume=kwargs["resume"], progress=not kwargs["quiet"])
     if record is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    from .figures import tensorboard_run
-
-    tensorboard_run(record, cache_dir)  # TensorBoard: the run's scores and example masks (optional extra)
     click.echo(_summary(record.result or {}, record.path.parent))
     click.echo(f"run record: {record.path}")
 

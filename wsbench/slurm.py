@@ -142,8 +142,7 @@ class SuiteJob(_Base):
         """Run (or resume) every run of the job, then its distill stages; the run ids (``None`` on ranks
         other than 0)."""
         from . import distributed
-        from .figures import tensorboard_run
-        from .pipeline import execute
+        from .runner import run_logged
 
         cpus = os.environ.get("SLURM_CPUS_PER_TASK")
         if cpus:  # without task binding (task/none) torch would start one thread per core of the node
@@ -155,9 +154,8 @@ class SuiteJob(_Base):
         out, records, world = [], [], 1
         try:
             for spec in self.run_specs:
-                record = execute(spec, Path(self.runs_dir), resume=True, progress=False)
+                record = run_logged(spec, Path(self.runs_dir))
                 world = max(world, distributed.world_size())
-                tensorboard_run(record, spec.cache_dir)
                 out.append(None if record is None else record.run_id)
                 records.append(record)
             if self.distill is not None:
