@@ -20,6 +20,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "python -m wsbench": ("wsbench.__main__",),
     "command line": ("wsbench.cli",),
     "public Python API": ("wsbench.api",),
+    "a suite end to end: plan once, choose the launcher, tables": ("wsbench.orchestrate",),
     "suite launchers": ("wsbench.launch", "wsbench.slurm"),
     "suites": ("wsbench.suite",),
     "one run as launchers start it (execute, TensorBoard)": ("wsbench.runner",),

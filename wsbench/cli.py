@@ -563,91 +563,30 @@ def suite_cmd(spec: Path, seeds: int | None, device: str, workers: int | None, r
     (names, sizes and mtimes of its frames, masks and .flo files). With --jobs or --launcher slurm a
     failing run does not stop the others; the command then exits with status 1 naming them.
     """
-    from .suite import load_spec, plan_suite, run_suite
+    from .api import suite
 
     runs, cache = _runs_dir(runs_dir), _cache_dir(cache_dir)
-    suite = load_spec(spec)
     roots = {}
     for item in data_roots:
         dataset, sep, path = item.partition("=")
         if not sep or not dataset or not path:
             raise click.BadParameter(f"{item!r} is not DATASET=PATH", param_hint="--data-root")
         roots[dataset] = str(Path(path).expanduser())
-    seed_list = list(range(seeds)) if seeds else None
-    overrides = {"device": device, "workers": workers, "data_roots": roots, "cache_dir": cache}
-    if (status or no_wait) and launcher == "local":
-        raise UserError("--status and --no-wait go with --launcher slurm (or submitit-local)")
-    if launcher != "local" and (jobs > 1 or threads is not None):
-        raise UserError(f"--jobs and --threads are for --launcher local; with --launcher {launcher} every run is "
-                        "its own job (resources: --gpus, --cpus, --tasks or the spec's [slurm] table)")
-    if launcher == "local" and jobs == 1:
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
-        records = run_suite(suite, runs, seeds=seed_list, overrides=overrides, progress=not quiet, echo=click.echo)
+    slurm = dict(partition=partition, gpus=gpus, tasks=tasks, cpus=cpus, mem_gb=mem_gb, time_min=time_min)
+    outcome = suite(spec, runs_dir=runs, seeds=list(range(seeds)) if seeds else None, device=device, workers=workers,
+                    cache_dir=cache, data_roots=roots, launcher=launcher, jobs=jobs, threads=threads, slurm=slurm,
+                    status=status, wait=not no_wait, metric=metric, progress=not quiet, echo=click.echo)
+    for label, state in outcome.states or []:
+        click.echo(f"{label}: {state}")
+    if outcome.submitted is not None:
+        click.echo(f"{outcome.submitted} job(s) queued or running; wsbench suite {spec} --launcher {launcher} "
+                   "--status shows their state, wsbench leaderboard the tables")
+    if outcome.tables is not None:
         click.echo("")
-        _print_suite_tables(records, suite.tables, suite, runs, metric)
-        return
-    planned = plan_suite(suite, runs, seed_list, overrides)
-    failures: list[str] = []
-    if launcher == "local":
-        from .launch import run_parallel, slot_setups
-        from .suite import distill_stages
-
-        records, failed = run_parallel(planned, runs, jobs, slot_setups(jobs, device, threads), echo=click.echo)
-        failures = [f"{f.label}: {f.message}" for f in failed]
-        finished = [(p, p.done) for p in plan_suite(suite, runs, seed_list, overrides) if p.done is not None]
-        records = list(records) + distill_stages(suite, finished, runs, overrides, click.echo)
-    else:
-        from .slurm import SlurmOptions, job_states, submit_suite, wait_for_jobs
-
-        if status:
-            for label, state in job_states(suite, planned, runs):
-                click.echo(f"{label}: {state}")
-            return
-        options = SlurmOptions(partition=partition, gpus=gpus, tasks=tasks, cpus=cpus, mem_gb=mem_gb,
-                               time_min=time_min)
-        cluster = "slurm" if launcher == "slurm" else "local"
-        submitted = submit_suite(suite, planned, runs, options, cluster, echo=click.echo)
-        if no_wait:
-            click.echo(f"{len(submitted)} job(s) queued or running; wsbench suite {spec} --launcher {launcher} "
-                       "--status shows their state, wsbench leaderboard the tables")
-            return
-        wait_for_jobs(submitted, cluster, poll_s=10.0 if cluster == "slurm" else 0.5, echo=click.echo)
-        from .suite import distill_stages, suite_record
-
-        planned = plan_suite(suite, runs, seed_list, overrides)
-        records = [suite_record(p) for p in planned if p.done is not None]
-        # each unfinished run once, with its job's state and error
-        failures = [f"{label}: {state}" for label, state in job_states(suite, planned, runs)
-                    if not state.startswith("done (")]
-        finished = [(p, p.done) for p in planned if p.done is not None]
-        # the jobs ran the distill stages (a failed one failed its job): collect them
-        distilled = distill_stages(suite, finished, runs, overrides, click.echo, execute=False)
-        records += distilled
-    click.echo("")
-    _print_suite_tables(records, suite.tables, suite, runs, metric)
-    if failures:
-        raise UserError(f"{len(failures)} run(s) of {spec} failed: " + "; ".join(failures))
-
-
-def _print_suite_tables(records, tables: list[str], suite: Any = None, runs: Path | None = None,
-                        metric: str = "iou_illegal") -> None:
-    """A suite's tables; ``stages`` (the distill stages) after the others. With ``[sweep]`` grids
-    only each swept entry's run chosen on validation is shown (:func:`wsbench.suite.apply_sweeps`)."""
-    notes: list[str] = []
-    if suite is not None and runs is not None:
-        from .suite import apply_sweeps
-
-        records, notes = apply_sweeps(suite, list(records), runs)
-    names = [t for t in tables if t != "stages"]
-    if names:
-        _print_tables(records, names, metric=metric, footnotes=notes)
-    if "stages" in tables:
-        if names:
-            click.echo("")
-        _print_stages(records, "markdown", None)
+        if outcome.tables:
+            click.echo(outcome.tables)
+    if outcome.failures:
+        raise UserError(f"{len(outcome.failures)} run(s) of {spec} failed: " + "; ".join(outcome.failures))
 
 
 # -- data -------------------------------------------------------------------------------------
