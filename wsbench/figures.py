@@ -60,7 +60,8 @@ def ablation_bars(records: Iterable[RunRecord], out: Path, metric: str = "iou_il
     Returns:
         ``out``, or ``None`` when there are no ablation runs.
     """
-    from .report import _seeds_text, ablation
+    from .report import ablation
+    from .report.model import _seeds_text
 
     table = ablation(records, metric)
     if table.empty:
