@@ -317,7 +317,7 @@ def test_spec_with_unknown_table_is_one_line(tmp_path):
 
 
 def test_cli_metric_choices_match_report_metrics():
-    from wsbench.cli import _METRIC_CHOICES
+    from wsbench.cli.base import _METRIC_CHOICES
     from wsbench.report import METRICS
 
     assert sorted(_METRIC_CHOICES) == sorted(METRICS)
