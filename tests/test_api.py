@@ -91,3 +91,19 @@ def test_table_of_a_runs_dir_that_holds_a_distilled_run(tiny_belt, tmp_path):
                  and "ceiling" not in c]
     assert frame[column].dropna().tolist() == pytest.approx([100 * record.result["metrics"]["iou_illegal"]],
                                                             abs=0.01)
+
+
+def test_suite_checks_the_launcher_options_before_any_run(tmp_path):
+    """``suite()`` is what ``wsbench suite`` calls: options of another launcher are one-line errors, nothing runs."""
+    from wsbench.errors import UserError
+
+    spec = tmp_path / "one.toml"
+    spec.write_text('[[runs]]\nmethod = "cam"\n')
+    runs = tmp_path / "runs"
+    with pytest.raises(UserError, match="--status and --no-wait go with --launcher slurm"):
+        wb.suite(spec, runs_dir=runs, status=True)
+    with pytest.raises(UserError, match="--jobs and --threads are for --launcher local"):
+        wb.suite(spec, runs_dir=runs, launcher="submitit-local", jobs=2)
+    with pytest.raises(UserError, match="launcher 'ssh': choose from local, slurm, submitit-local"):
+        wb.suite(spec, runs_dir=runs, launcher="ssh")
+    assert not runs.exists()
