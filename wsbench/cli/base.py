@@ -178,15 +178,15 @@ _METRIC_CHOICES = ["iou_illegal", "iou_illegal_per_frame", "miou", "oracle_iou_i
                    "iou_illegal_wsws", "map_stability", "map_spread", "pxap"]
 
 
-def _write_or_echo(text: str, out: Path | None, echo=click.echo) -> None:
+def _write_or_echo(text: str, out: Path | None) -> None:
     """Print a table, or write it to ``--out``."""
     if out is None:
-        echo(text.rstrip("\n"))
+        click.echo(text.rstrip("\n"))
     else:
         from ..files import atomic_write_text
 
         atomic_write_text(out, text)
-        echo(f"wrote {out}")
+        click.echo(f"wrote {out}")
 
 
 def _run_folders(runs_dir: Path) -> list[Path]:

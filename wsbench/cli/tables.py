@@ -22,17 +22,6 @@ from .base import (
 )
 
 
-def _print_tables(records, names, fmt: str = "markdown", metric: str = "iou_illegal", out: Path | None = None,
-                  echo=click.echo, ci: bool = False, footnotes: list[str] | None = None) -> None:
-    from ..leaderboard import tables_text
-
-    text = tables_text(records, names, fmt, metric, ci, footnotes)
-    if text is None:
-        echo("no finished runs")
-        return
-    _write_or_echo(text, out, echo)
-
-
 @cli.command("leaderboard")
 @click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "pairs", "long",
                                                     "stages"]),
@@ -61,24 +50,21 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | Non
     with the same seed counts once (its latest finished run).
     """
     from ..files import check_output
+    from ..leaderboard import stages_text, tables_text
     from ..report import TABLES
     from ..runs import iter_runs
 
     runs = _runs_dir(runs_dir)
     if out is not None:
         check_output(out, "--out", inputs=_run_folders(runs), overwrite=overwrite)
-    if table == "stages":
-        _print_stages(iter_runs(runs), fmt, out)
+    if table == "stages":  # distilled runs only
+        _write_or_echo(stages_text(iter_runs(runs), fmt), out)
         return
-    names = list(TABLES) if table == "all" else [table]
-    _print_tables(iter_runs(runs), names, fmt, metric, out, ci=ci)
-
-
-def _print_stages(records, fmt: str, out: Path | None) -> None:
-    """``--table stages`` (wsbench.stages): distilled runs only."""
-    from ..leaderboard import stages_text
-
-    _write_or_echo(stages_text(records, fmt), out)
+    text = tables_text(iter_runs(runs), list(TABLES) if table == "all" else [table], fmt, metric, ci)
+    if text is None:
+        click.echo("no finished runs")
+        return
+    _write_or_echo(text, out)
 
 
 @cli.command("figures")
