@@ -68,3 +68,39 @@ def test_run_open_maps_masks_and_table(tiny_belt, tmp_path):
     column = next(c for c in frame.columns if frame[c].notna().any())
     assert frame[column].dropna().iloc[0] == pytest.approx(100 * iou, abs=0.01)
     assert "caption" in frame.attrs and frame.attrs["std"].shape == frame.shape
+
+
+@pytest.mark.slow
+def test_table_of_a_runs_dir_that_holds_a_distilled_run(tiny_belt, tmp_path):
+    """``table()`` leaves a distilled run to the two-stage table, as ``wsbench leaderboard`` does, instead of
+    refusing the whole runs directory ("'cam-distill' is not an installed method")."""
+    from wsbench.distill import distill, distill_recipe
+    from wsbench.runs import is_distilled
+
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    record = wb.run("cam", "video-folder", data_root=str(tiny_belt), runs_dir=runs, recipe="smoke")
+    distilled = distill(record.path, runs, distill_recipe("smoke"), cache_dir=cache)
+    assert is_distilled(distilled.config) and not is_distilled(record.config)
+    assert "method_info" not in distilled.config  # what made the method registry refuse it
+
+    frame = wb.table("comparison", runs_dir=runs)
+    (column,) = [c for c in frame.columns if frame[c].notna().any() and "reference" not in c
+                 and "ceiling" not in c]
+    assert frame[column].dropna().tolist() == pytest.approx([100 * record.result["metrics"]["iou_illegal"]],
+                                                            abs=0.01)
+
+
+def test_suite_checks_the_launcher_options_before_any_run(tmp_path):
+    """``suite()`` is what ``wsbench suite`` calls: options of another launcher are one-line errors, nothing runs."""
+    from wsbench.errors import UserError
+
+    spec = tmp_path / "one.toml"
+    spec.write_text('[[runs]]\nmethod = "cam"\n')
+    runs = tmp_path / "runs"
+    with pytest.raises(UserError, match="--status and --no-wait go with --launcher slurm"):
+        wb.suite(spec, runs_dir=runs, status=True)
+    with pytest.raises(UserError, match="--jobs and --threads are for --launcher local"):
+        wb.suite(spec, runs_dir=runs, launcher="submitit-local", jobs=2)
+    with pytest.raises(UserError, match="launcher 'ssh': choose from local, slurm, submitit-local"):
+        wb.suite(spec, runs_dir=runs, launcher="ssh")
+    assert not runs.exists()

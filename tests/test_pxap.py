@@ -221,10 +221,11 @@ def test_a_run_records_pxap_and_its_per_video_histograms(tiny_run):
 def test_suite_tables_take_the_metric(pxap_runs, capsys):
     from click.testing import CliRunner
 
-    from wsbench.cli import _print_suite_tables, cli
+    from wsbench.cli import cli
+    from wsbench.orchestrate import suite_tables
     from wsbench.runs import iter_runs
 
     runs_dir, _ = pxap_runs
-    _print_suite_tables(list(iter_runs(runs_dir)), ["comparison"], metric="pxap")
-    assert "**Comparison: PxAP (illegal-class pixel average precision" in capsys.readouterr().out
+    text = suite_tables(list(iter_runs(runs_dir)), ["comparison"], metric="pxap")
+    assert "**Comparison: PxAP (illegal-class pixel average precision" in text
     assert "--metric [iou_illegal|" in CliRunner().invoke(cli, ["suite", "--help"]).output

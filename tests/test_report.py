@@ -297,7 +297,7 @@ def test_spec_with_unknown_table_is_one_line(tmp_path):
 
 
 def test_cli_metric_choices_match_report_metrics():
-    from wsbench.cli import _METRIC_CHOICES
+    from wsbench.cli.base import _METRIC_CHOICES
     from wsbench.report import METRICS
 
     assert sorted(_METRIC_CHOICES) == sorted(METRICS)
@@ -338,7 +338,8 @@ def test_latex_keeps_double_hyphens_and_json_notes_only_without_values(tmp_path)
     (table,) = json.loads(render(build_tables(iter_runs(runs_dir), ["comparison"]), "json"))
     cells = table["rows"][0]["cells"]
     assert all(c["note"] is None for c in cells if c["mean"] is not None)
-    from wsbench.report import Cell, _json_note
+    from wsbench.report import Cell
+    from wsbench.report.render import _json_note
 
     assert _json_note(Cell(None, None, 0)) == "–" and _json_note(Cell(30.0, None, 1)) is None
     tex = render(build_tables(iter_runs(runs_dir), ["comparison"]), "latex")

@@ -20,7 +20,7 @@ def _with_sample(record, frames, maps):
 
 
 def test_sample_correlation_restated():
-    from wsbench.report import _sample_correlation
+    from wsbench.report.marks import _sample_correlation
 
     rng = np.random.default_rng(2)
     a, b = rng.random((3, 8, 8)), rng.random((3, 8, 8))

@@ -18,7 +18,7 @@ this module (and the ``list_*`` functions) does not import torch; running and op
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 
     from .data.cache import PreparedData
     from .inference import TrainedRun
+    from .orchestrate import SuiteOutcome
     from .report import Table
     from .runs import RunRecord
     from .segment import SegmentedFrame
 
 __all__ = ["FinishedRun", "list_datasets", "list_flows", "list_methods", "list_recipes", "open_run", "run",
-           "runs", "table", "table_frame"]
+           "runs", "suite", "table", "table_frame"]
 
 
 def list_methods(pattern: str = "*") -> list[str]:
@@ -105,6 +106,54 @@ def run(method: str, dataset: str = "synthetic-belt", *, runs_dir: str | Path = 
     if record is None:  # only on the non-zero ranks of a torchrun launch
         raise UserError("this process is not rank 0 of a torchrun launch: the run record is written by rank 0")
     return record
+
+
+def suite(spec: str | Path, *, runs_dir: str | Path = "runs", seeds: list[int] | None = None, device: str = "auto",
+          workers: int | None = None, cache_dir: str | Path | None = None, data_roots: dict[str, str] | None = None,
+          launcher: str = "local", jobs: int = 1, threads: int | None = None, slurm: dict[str, Any] | None = None,
+          status: bool = False, wait: bool = True, metric: str = "iou_illegal", progress: bool = True,
+          echo: Callable[[str], None] = print) -> SuiteOutcome:
+    """Run a benchmark suite spec (TOML, see ``benchmarks/``) as ``wsbench suite`` does: plan it once, run every
+    run without a finished run of its configuration on unchanged data, its distill stages, then its tables.
+
+    Args:
+        spec: the suite spec file.
+        runs_dir: the runs directory.
+        seeds: replaces the spec's seeds.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: data-loader worker processes (``None``: 0 on CPU, min(8, cores) on CUDA).
+        cache_dir: the frame and flow cache (``None``: the default).
+        data_roots: ``{dataset: folder}`` replacing the spec's ``data_root`` of those data sets.
+        launcher: ``local``, ``slurm`` (one SLURM job per run through submitit) or ``submitit-local``.
+        jobs: runs at once with ``local``, each in its own process.
+        threads: torch threads per run with ``local``.
+        slurm: job resources over the spec's ``[slurm]`` table (keys of :class:`wsbench.slurm.SlurmOptions`).
+        status: with a job launcher, only each run's state (``outcome.states``); nothing is submitted.
+        wait: with a job launcher, wait for the jobs and collect their runs (``False``: submit and return).
+        metric: the comparison and ablation metric of ``outcome.tables``.
+        progress: progress bars of the runs in this process.
+        echo: where status lines go.
+
+    Returns:
+        A :class:`~wsbench.orchestrate.SuiteOutcome`: ``records``, ``failures`` (runs that did not finish
+        are listed, not raised), ``tables`` (as the command prints them).
+
+    Raises:
+        UserError: an unreadable or invalid spec, options that do not go with the launcher.
+    """
+    from .orchestrate import Launch, launch_suite
+    from .suite import load_spec
+
+    loaded = load_spec(spec)
+    options = None
+    if launcher != "local":
+        from .slurm import SlurmOptions
+
+        options = SlurmOptions(**(slurm or {}))
+    launch = Launch(launcher, jobs, threads, options, status, wait)
+    overrides = {"device": device, "workers": workers, "data_roots": dict(data_roots or {}),
+                 "cache_dir": None if cache_dir is None else str(cache_dir)}
+    return launch_suite(loaded, Path(runs_dir), launch, seeds, overrides, metric, progress, echo)
 
 
 def runs(runs_dir: str | Path = "runs") -> list[RunRecord]:
@@ -258,7 +307,8 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
           ci: bool = False) -> pd.DataFrame:
     """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``, ``pairs``) as a DataFrame.
 
-    Built from the stored run records only (nothing is trained or evaluated), like the command.
+    Built from the stored run records only (nothing is trained or evaluated), like the command; distilled
+    runs (``wsbench distill``) are not in these tables (``wsbench leaderboard --table stages`` shows them).
 
     Args:
         name: which table.
@@ -270,11 +320,11 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
     Returns:
         See :func:`table_frame`.
     """
-    from .methods import complete_method_info
+    from .leaderboard import table_runs
     from .report import build_tables
     from .runs import iter_runs
 
-    built = build_tables(complete_method_info(iter_runs(runs_dir)), [name], metric, ci)[0]
+    built = build_tables(table_runs(iter_runs(runs_dir)), [name], metric, ci)[0]
     frame = table_frame(built)
     if ci:
         frame.attrs["ci"] = [[c.text for c in cells] for _, cells in built.rows]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .data.cache import PreparedData
     from .inference import TrainedRun
 
-__all__ = ["ablation_bars", "example_masks", "pick_examples", "qualitative", "tensorboard_run", "threshold_sweeps",
+__all__ = ["ablation_bars", "example_masks", "overlay", "pick_examples", "qualitative", "threshold_sweeps",
            "training_curves", "write_figures"]
 
 
@@ -60,7 +60,8 @@ def ablation_bars(records: Iterable[RunRecord], out: Path, metric: str = "iou_il
     Returns:
         ``out``, or ``None`` when there are no ablation runs.
     """
-    from .report import _seeds_text, ablation
+    from .report import ablation
+    from .report.model import _seeds_text
 
     table = ablation(records, metric)
     if table.empty:
@@ -297,7 +298,9 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             if not frames:
                 break
             panels.append((f"{name} (seed {runs[0].finished_result['seed']})", example_masks(trained, data, frames)))
-            sources.add(threshold_text(runs[0].finished_result["metrics"].get("threshold_source")))
+            metrics = runs[0].finished_result["metrics"]
+            source = metrics.get("threshold_source")
+            sources.add(threshold_text(source, metrics.get("threshold") if str(source).startswith("fixed") else None))
         if not panels or frames is None:  # panels are made of frames
             continue
         rows, cols = len(frames), 2 + len(panels)
@@ -306,12 +309,12 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
             first = panels[0][1][i]
             image, gt = first["image"], first["gt"]
             outline = cv2.morphologyEx(gt.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-            shows = [(f"{first['video']} #{first['frame']}", image), ("GT (illegal)", _overlay(image, gt, (0, 200, 0)))]
+            shows = [(f"{first['video']} #{first['frame']}", image), ("GT (illegal)", overlay(image, gt, (0, 200, 0)))]
             for name, masks in panels:
                 m = masks[i]
                 iou = "" if m["iou"] is None else f"IoU {100 * m['iou']:.1f}"
                 head = textwrap.fill(name, 22)  # long labels would run into the next column
-                shows.append((f"{head}\n{iou}" if i == 0 else iou, _overlay(image, m["pred"], (230, 30, 30), outline)))
+                shows.append((f"{head}\n{iou}" if i == 0 else iou, overlay(image, m["pred"], (230, 30, 30), outline)))
             for ax, (title, picture) in zip(axes[i], shows, strict=True):
                 ax.imshow(picture)
                 ax.set_xticks([])
@@ -324,7 +327,7 @@ def qualitative(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", e
     return written
 
 
-def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
+def overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
              outline: np.ndarray | None = None) -> np.ndarray:
     """``mask`` blended into ``image`` in ``colour``; ``outline`` (the GT edge) drawn in green."""
     out = image.astype(np.float32)
@@ -332,53 +335,6 @@ def _overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int],
     if outline is not None:
         out[outline] = (0, 255, 0)
     return out.clip(0, 255).astype(np.uint8)
-
-
-def tensorboard_run(record: RunRecord | None, cache_dir: str | Path | None = None, device: str | None = None,
-                    examples: int = 3) -> None:
-    """TensorBoard for a finished run (:mod:`wsbench.tblog`): its metrics and ``examples`` test frames with masks.
-
-    Written into the run's folder at the classifier's last training step, beside its training
-    curves; does nothing without tensorboard (the trainer has printed the note) or for ``None``
-    (torchrun ranks other than 0) and unfinished runs.
-
-    Args:
-        record: the finished run.
-        cache_dir: the cache root the run used (for its frames).
-        device: device for the masks of the example frames (``None``: the one the run used).
-        examples: frames shown (0: metrics only).
-    """
-    import json
-
-    from . import tblog
-
-    if record is None or record.result is None or tblog.summary_writer(record.path) is None:  # None: unfinished
-        return
-    result = record.result
-    step = 0  # the classifier's last training step
-    train_json = Path(record.path).parent / str(result.get("classifier", {}).get("path", "")) / "train.json"
-    try:
-        step = max(0, int(json.loads(train_json.read_text()).get("steps", 1)) - 1)
-    except (OSError, ValueError, TypeError, AttributeError):  # no or an unreadable training record: step 0
-        step = 0
-    tblog.log_scores(record.path, result.get("metrics") or {}, step)
-    images = []
-    if examples > 0 and (result.get("metrics") or {}).get("iou_illegal") is not None:
-        import warnings
-
-        import cv2
-
-        from .inference import load_run, open_data
-
-        with warnings.catch_warnings():  # the run itself has just shown the data's warnings
-            warnings.simplefilter("ignore")
-            trained = load_run(record.path, device=device or str(record.config.get("device", "auto")))
-            data = open_data(trained, cache_dir)
-        for shown in example_masks(trained, data, pick_examples(data.index, examples)):
-            edge = cv2.morphologyEx(shown["gt"].astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-            images.append((f"masks/{shown['video']}#{shown['frame']}",
-                           _overlay(shown["image"], shown["pred"], (230, 30, 30), edge)))
-    tblog.log_images(record.path, images, step)
 
 
 def write_figures(records: Iterable[RunRecord], out_dir: Path, fmt: str = "png", examples: int = 3,

@@ -141,13 +141,10 @@ def _init_slot(setup: SlotSetup, parent: int | None = None) -> None:
 def _run_one(run_spec: Any, runs_dir: Path) -> tuple[str, Any]:
     """Execute one run in a worker: ``("ok", record)`` or ``("error", one-line reason)``."""
     from .errors import UserError
-    from .figures import tensorboard_run
-    from .pipeline import execute
+    from .runner import run_logged
 
     try:
-        record = execute(run_spec, runs_dir, resume=True, progress=False)
-        tensorboard_run(record, run_spec.cache_dir)
-        return "ok", record
+        return "ok", run_logged(run_spec, runs_dir)
     except UserError as err:
         return "error", str(err)
     except Exception as err:  # noqa: BLE001 - any failure of one run is reported, the others go on
@@ -178,7 +175,7 @@ def warm_caches(planned: list[PlannedRun], echo: Callable[[str], None] = print) 
         if item.done is not None:
             continue
         spec = item.run_spec
-        resolved = resolve(spec, resolve_device(spec.device).type)
+        resolved = item.resolved or resolve(spec, resolve_device(spec.device).type)  # planned in this process
         recipe = resolved.recipe
         # every run reads flows: clip training and fusion, and always the temporal stability score
         key = (resolved.config.get("data_fingerprint"), tuple(recipe.image_size), repr(recipe.background_options()),

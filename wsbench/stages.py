@@ -22,7 +22,7 @@ import pandas as pd
 
 from .collapse import REASONS
 from .report import grouped
-from .runs import RunRecord
+from .runs import RunRecord, is_distilled
 
 __all__ = ["STAGES_COLUMNS", "stages_frame", "stages_table"]
 
@@ -71,8 +71,8 @@ def stages_frame(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]
         (re-runs ignored).
     """
     records = list(records)
-    sources = {r.run_id: r for r in records if r.finished and not isinstance(r.config.get("distill"), dict)}
-    distilled = {r.run_id: r for r in records if r.finished and isinstance(r.config.get("distill"), dict)}
+    sources = {r.run_id: r for r in records if r.finished and not is_distilled(r.config)}
+    distilled = {r.run_id: r for r in records if r.finished and is_distilled(r.config)}
     groups, notes = grouped(_as_sample(r, sources) for r in distilled.values())
     rows = []
     for run_id, row, column in zip(groups.run_id, groups.row, groups.column, strict=True):

@@ -8,7 +8,7 @@ wsbench, so the trainer can call it:
   ``log.csv``: every numeric column of a row except ``epoch`` and ``step`` (each loss term, the
   total, the loss weights, the learning rate — whatever the method's step produced) becomes the
   scalar ``train/<column>`` at the row's ``step``, in ``RUNS_DIR/classifiers/<hash>/``;
-* :func:`wsbench.figures.tensorboard_run` (through :func:`log_scores` and :func:`log_images`) after
+* :func:`wsbench.runner.tensorboard_run` (through :func:`log_scores` and :func:`log_images`) after
   a run is scored: its metrics as ``eval/<name>`` (validation accuracy, test illegal IoU and mIoU,
   ...) and a few test frames with the run's masks overlaid as images ``masks/<video>#<frame>``, in
   the run's own folder.

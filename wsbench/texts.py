@@ -6,12 +6,10 @@ pipeline, so the sentences they share with those live here.
 
 from __future__ import annotations
 
-__all__ = ["BINS", "FIXED_THRESHOLD", "static_after_refusal", "threshold_text"]
+__all__ = ["BINS", "static_after_refusal", "threshold_text"]
 
 #: map-value bins of the evaluator's threshold grid (0, 1/BINS, …) and of the stored PxAP histograms
 BINS = 100
-#: the threshold used when the validation split has no before frame with a GT mask
-FIXED_THRESHOLD = 0.5
 
 
 def threshold_text(source: str | None, threshold: float | None = None) -> str:
@@ -21,15 +19,14 @@ def threshold_text(source: str | None, threshold: float | None = None) -> str:
         source: ``metrics.threshold_source`` of a result: ``"val"`` (the best validation IoU) or
             ``"fixed"`` (the validation split had no masks); the older spellings ``"validation"``
             and ``"fixed 0.5 (...)"`` are read too.
-        threshold: the run's threshold, shown when given (the fixed one is always shown).
+        threshold: the run's threshold (``metrics.threshold``), shown when given.
 
     Returns:
         e.g. ``"threshold 0.37 chosen on val"``, ``"threshold chosen on val"`` or
         ``"fixed threshold 0.50 (no val masks)"``.
     """
     if source is not None and source.startswith("fixed"):
-        value = FIXED_THRESHOLD if threshold is None else threshold
-        return f"fixed threshold {value:.2f} (no val masks)"
+        return f"fixed threshold{'' if threshold is None else f' {threshold:.2f}'} (no val masks)"
     return "threshold chosen on val" if threshold is None else f"threshold {threshold:.2f} chosen on val"
 
 

@@ -86,12 +86,14 @@ from ..masks import BINS, predict_mask, score_bins, threshold_bin
 from ..methods import Fusion
 from ..model import CamNet
 from ..progress import show_progress
-from ..texts import FIXED_THRESHOLD
 from .sweeps import IoUSweep, StabilitySweep, frame_iou
 
 __all__ = ["BINS", "FIXED_THRESHOLD", "IoUSweep", "SAMPLE_SIZE", "SAMPLE_VIDEOS", "StabilitySweep", "WSWS_CLASS_ORDER",
            "classification_accuracy", "evaluate_maps", "frame_iou", "predict_mask", "score_bins", "split_iou",
            "wsws_mask"]
+
+#: the threshold used when the validation split has no before frame with a GT mask
+FIXED_THRESHOLD = 0.5
 
 #: the fixed sample of test maps every run keeps for the duplicate-column check: the middle frame of each of
 #: the first SAMPLE_VIDEOS test before videos (by key), resized to SAMPLE_SIZE (w, h)

@@ -31,18 +31,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .files import atomic_write_json
-from .suite import PlannedRun, SuiteSpec, distill_stages, done_line
+from ..errors import UserError
+from ..files import atomic_write_json
+from ..suite import PlannedRun, SuiteSpec, distill_stages, done_line
+from .jobs import (
+    FINAL_STATES,
+    JOB_STRINGS,
+    OUTCOME,
+    SlurmOptions,
+    _executor,
+    _final,
+    _job,
+    _private_folder,
+    _read_jobs,
+    _read_outcome,
+    check_job_strings,
+    jobs_file,
+)
 
 submitit: Any
 try:
@@ -50,70 +62,8 @@ try:
 except ImportError:  # pragma: no cover - the optional extra
     submitit = None
 
-__all__ = ["SlurmOptions", "SuiteJob", "check_job_strings", "job_states", "submit_suite", "wait_for_jobs"]
-
-#: job states after which nothing more happens (SLURM's, submitit's local ones, and ENDED: SLURM no
-#: longer lists the job and it wrote no outcome)
-FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-                "DEADLINE", "PREEMPTED", "FINISHED", "INTERRUPTED", "NO PROCESS AND NO RESULT", "ENDED",
-                "SPECIAL_EXIT", "REVOKED"}
-
-_NAME = r"[A-Za-z0-9_.-]+"
-#: what SLURM accepts in each string that reaches a job script's #SBATCH lines: names (a partition
-#: may be a comma-separated list), and a constraint's features with SLURM's operators & | , * [ ] :
-JOB_STRINGS = {"partition": (re.compile(rf"{_NAME}(,{_NAME})*"), "names of letters, digits, _ . - separated by ,"),
-               "account": (re.compile(_NAME), "letters, digits, _ . -"),
-               "qos": (re.compile(_NAME), "letters, digits, _ . -"),
-               "constraint": (re.compile(r"[A-Za-z0-9_.,:&|*\[\]-]+"),
-                              "features of letters, digits, _ . - joined by & | , * [ ] :")}
-
-
-def check_job_strings(options: dict[str, Any], where: str) -> None:
-    """Refuse a string option that SLURM would not accept in a job script (a newline there ends the
-    ``#SBATCH`` block and runs the rest as a shell command on the node).
-
-    Args:
-        options: ``[slurm]`` keys and values (keys not in :data:`JOB_STRINGS` are not looked at).
-        where: prefix of the error: the spec file and table, or ``--`` for command-line options.
-
-    Raises:
-        UserError: one line naming the key, its value and what SLURM accepts.
-    """
-    for key, (pattern, accepted) in JOB_STRINGS.items():
-        value = options.get(key)
-        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
-            raise UserError(f"{where}{key} = {value!r} is not a SLURM {key} ({accepted})")
-
-
-def _require_submitit() -> Any:
-    if submitit is None:
-        raise UserError("--launcher slurm needs submitit: pip install 'wsbench[slurm]'")
-    return submitit
-
-
-@dataclasses.dataclass(frozen=True)
-class SlurmOptions:
-    """Resources of each job; ``None`` fields come from the spec's ``[slurm]`` table, then the defaults."""
-
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpus: int | None = None
-    cpus: int | None = None
-    mem_gb: float | None = None
-    time_min: int | None = None
-    tasks: int | None = None
-    group: str | None = None
-    requeues: int | None = None
-
-    def merged(self, table: dict[str, Any]) -> dict[str, Any]:
-        """These options over the spec's ``[slurm]`` table over the defaults."""
-        out: dict[str, Any] = {"gpus": 1, "cpus": 8, "mem_gb": 32.0, "time_min": 240, "tasks": 1, "group": "run",
-                               "requeues": 3}
-        out.update(table)
-        out.update({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
-        return out
+__all__ = ["FINAL_STATES", "JOB_STRINGS", "OUTCOME", "SlurmOptions", "SuiteJob", "check_job_strings", "job_states",
+           "jobs_file", "submit_suite", "wait_for_jobs"]
 
 
 _Base: Any = submitit.helpers.Checkpointable if submitit is not None else object
@@ -141,9 +91,8 @@ class SuiteJob(_Base):
     def __call__(self) -> list[str | None]:
         """Run (or resume) every run of the job, then its distill stages; the run ids (``None`` on ranks
         other than 0)."""
-        from . import distributed
-        from .figures import tensorboard_run
-        from .pipeline import execute
+        from .. import distributed
+        from ..runner import run_logged
 
         cpus = os.environ.get("SLURM_CPUS_PER_TASK")
         if cpus:  # without task binding (task/none) torch would start one thread per core of the node
@@ -155,9 +104,8 @@ class SuiteJob(_Base):
         out, records, world = [], [], 1
         try:
             for spec in self.run_specs:
-                record = execute(spec, Path(self.runs_dir), resume=True, progress=False)
+                record = run_logged(spec, Path(self.runs_dir))
                 world = max(world, distributed.world_size())
-                tensorboard_run(record, spec.cache_dir)
                 out.append(None if record is None else record.run_id)
                 records.append(record)
             if self.distill is not None:
@@ -177,59 +125,11 @@ class SuiteJob(_Base):
     # runs __call__ again, and execute(resume=True) continues from the last epoch checkpoint.
 
 
-#: written by a job beside submitit's logs: its state and error as JSON, so that --status and the
-#: waiting command never unpickle a file from the shared jobs folder (submitit's result pickle)
-OUTCOME = "wsbench-outcome.json"
-
-
 def _write_outcome(outcome: dict[str, Any]) -> None:
     """Record the job's outcome in its folder (rank 0 of the job only)."""
     env = submitit.JobEnvironment()
     if env.global_rank == 0:
         atomic_write_json(env.paths.folder / OUTCOME, outcome)
-
-
-def jobs_file(runs_dir: Path, spec: SuiteSpec) -> Path:
-    """``RUNS_DIR/jobs/<spec name>.json``: the jobs of the spec's last submission."""
-    return Path(runs_dir) / "jobs" / f"{spec.name}.json"
-
-
-def _executor(folder: Path, cluster: str, options: dict[str, Any], name: str) -> Any:
-    sub = _require_submitit()
-    # submitit takes the requeue count as a constructor argument, not as a parameter of update_parameters
-    extra = {"slurm_max_num_timeout": int(options["requeues"])} if cluster == "slurm" else {}
-    executor = sub.AutoExecutor(folder=folder / "%j", cluster=cluster, **extra)
-    params: dict[str, Any] = {"name": name, "timeout_min": int(options["time_min"]),
-                              "gpus_per_node": int(options["gpus"]), "tasks_per_node": int(options["tasks"]),
-                              "cpus_per_task": int(options["cpus"]), "mem_gb": float(options["mem_gb"])}
-    if cluster == "slurm":
-        for key in ("partition", "account", "qos", "constraint"):
-            if options.get(key):
-                params[f"slurm_{key}"] = options[key]
-    else:  # the local executor has no partition, memory or CPU limits
-        params = {k: v for k, v in params.items() if k not in ("mem_gb", "cpus_per_task")}
-        params["gpus_per_node"] = 0 if int(options["gpus"]) == 0 else params["gpus_per_node"]
-    executor.update_parameters(**params)
-    return executor
-
-
-def _job(folder: Path, cluster: str, job_id: str) -> Any:
-    sub = _require_submitit()
-    if cluster == "slurm":
-        return sub.SlurmJob(folder=folder / "%j", job_id=job_id)
-    return sub.local.local.LocalJob(folder=folder / "%j", job_id=job_id)
-
-
-def _read_outcome(folder: Path) -> tuple[str, str | None] | None:
-    """The outcome a job wrote into its folder (:data:`OUTCOME`), or ``None`` before it wrote one."""
-    path = folder / OUTCOME
-    if not path.is_file():
-        return None
-    try:
-        outcome = json.loads(path.read_text())
-        return str(outcome["state"]), outcome.get("error")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return "FAILED", f"unreadable {path} ({err})"
 
 
 def _squeue(job_ids: list[str]) -> dict[str, str]:
@@ -265,24 +165,6 @@ def _outcomes(jobs: list[Any], cluster: str) -> list[tuple[str, str | None]]:
     return [w if w is not None else (str(job.state).upper(), None) for job, w in zip(jobs, written, strict=True)]
 
 
-def _final(state: str) -> bool:
-    return state in FINAL_STATES or state.startswith("CANCELLED")
-
-
-def _private_folder(path: Path) -> None:
-    """Create ``path`` (and parents); refuse it when another user could write to it (submitit's job
-    unpickles its callable from there on the node) or when its name has a control character (it goes
-    into the job script)."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # it is written into the #SBATCH lines
-        raise UserError(f"{str(path)!r}: a jobs folder path with a control character (newline, tab, ...); "
-                        "choose another --runs-dir")
-    path.mkdir(parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_mode & 0o022 or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-        raise UserError(f"{path}: jobs folder writable by another user (mode {info.st_mode & 0o777:o}, owner uid "
-                        f"{info.st_uid}); chmod go-w it or use a --runs-dir of your own")
-
-
 def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, options: SlurmOptions,
                  cluster: str = "slurm", echo: Callable[[str], None] = print) -> list[Any]:
     """Submit one job per run that is not done (or per classifier group with ``group = "classifier"``).
@@ -312,27 +194,19 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
         _private_folder(private)
     path = jobs_file(runs_dir, spec)
     earlier = _read_jobs(path)
-    active = set()
-    entries_before = earlier.get("jobs", [])
-    states = _outcomes([_job(Path(earlier["folder"]), earlier["cluster"], e["job_id"]) for e in entries_before],
-                       earlier.get("cluster", cluster))
-    for entry, (state, _) in zip(entries_before, states, strict=True):
-        if not _final(state) and state != "UNKNOWN":
-            active.update(entry["runs"])
+    active = _active_runs(earlier, cluster)
     todo = [p for p in planned if p.done is None and p.index not in active]
     for p in planned:
         if p.done is not None:
             echo(done_line(p.label, p.done))
         elif p.index in active:
             echo(f"{p.label}: already queued or running")
-    batches: list[list[PlannedRun]] = []
+    batches = [[p] for p in todo]
     if resources["group"] == "classifier":
         groups: dict[str, list[PlannedRun]] = {}
         for p in todo:
             groups.setdefault(p.group, []).append(p)
         batches = list(groups.values())
-    else:
-        batches = [[p] for p in todo]
     distills = spec.distill is not None or any(r.distill is not None for r in spec.runs)
     if distills and int(resources["tasks"]) > 1:
         raise UserError(f"{spec.path}: distill stages run in one process; submit the suite with tasks = 1")
@@ -351,19 +225,14 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
             after = first_jobs.get(batch[0].group)
             executor.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{after}"} if after
                                        else {})
-        said = io.StringIO()
         try:
-            with contextlib.redirect_stderr(said):  # submitit prints sbatch's refusal: it goes into our error
-                job = executor.submit(SuiteJob([p.run_spec for p in batch], str(runs_dir), int(resources["tasks"]),
-                                               distill=(spec, batch) if distills else None))
-        except submitit.core.utils.FailedJobError as err:  # sbatch refused it: keep the jobs submitted so far
+            job = _submit(executor, SuiteJob([p.run_spec for p in batch], str(runs_dir), int(resources["tasks"]),
+                                             distill=(spec, batch) if distills else None), echo)
+        except UserError as err:  # sbatch refused it: keep the jobs submitted so far
             record()
-            reason = (str(err).strip().splitlines() or ["no reason given"])[-1]
-            raise UserError(f"sbatch refused the job of {batch[0].label}: {reason} (ask for what the cluster has: "
+            raise UserError(f"sbatch refused the job of {batch[0].label}: {err} (ask for what the cluster has: "
                             "--gpus 0 where nodes have no GPUs, --cpus, --mem-gb, --partition; "
                             f"{len(entries)} job(s) submitted before it)") from None
-        if said.getvalue():
-            echo(said.getvalue().rstrip("\n"))
         first_jobs.setdefault(batch[0].group, str(job.job_id))
         jobs.append(job)
         entries.append({"job_id": str(job.job_id), "runs": [p.index for p in batch],
@@ -374,14 +243,33 @@ def submit_suite(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path, opt
     return jobs + [_job(Path(earlier["folder"]), cluster, e["job_id"]) for e in kept]
 
 
-def _read_jobs(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    from .schema import AnyValue, ListOf, MapOf, Record, Str, load_json
+def _active_runs(earlier: dict[str, Any], cluster: str) -> set[int]:
+    """The runs (indices) whose job of an earlier submission (its jobs file) is still pending or running."""
+    active: set[int] = set()
+    entries = earlier.get("jobs", [])
+    states = _outcomes([_job(Path(earlier["folder"]), earlier["cluster"], e["job_id"]) for e in entries],
+                       earlier.get("cluster", cluster))
+    for entry, (state, _) in zip(entries, states, strict=True):
+        if not _final(state) and state != "UNKNOWN":
+            active.update(entry["runs"])
+    return active
 
-    schema = Record({"spec": Str(), "cluster": Str(), "folder": Str(), "jobs": ListOf(MapOf(AnyValue()))},
-                    required=("cluster", "folder", "jobs"))
-    return load_json(path, schema, "jobs file", hint=f"delete {path} to forget the earlier submission")
+
+def _submit(executor: Any, job: SuiteJob, echo: Callable[[str], None]) -> Any:
+    """Submit one job; what submitit prints of sbatch goes to ``echo``.
+
+    Raises:
+        UserError: sbatch refused the job: its last line of reason.
+    """
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):  # submitit prints sbatch's refusal: it goes into our error
+            submitted = executor.submit(job)
+    except submitit.core.utils.FailedJobError as err:
+        raise UserError((str(err).strip().splitlines() or ["no reason given"])[-1]) from None
+    if said.getvalue():
+        echo(said.getvalue().rstrip("\n"))
+    return submitted
 
 
 def job_states(spec: SuiteSpec, planned: list[PlannedRun], runs_dir: Path) -> list[tuple[str, str]]:

@@ -1,0 +1,5 @@
+"""``python -m wsbench.cli``."""
+
+from . import main
+
+main()
