@@ -207,12 +207,12 @@ def test_pickled_payloads_are_refused_with_one_line(finished, tmp_path):
 def test_checkpoint_rng_states_are_plain_and_restore_exactly():
     import random
 
-    from wsbench import train
+    from wsbench import checkpoint
 
     random.seed(3)
     np.random.seed(4)
     np.random.normal()  # a cached Gaussian in NumPy's state
-    states = train._rng_states()
+    states = checkpoint.rng_states()
     buffer = __import__("io").BytesIO()
     torch.save(states, buffer)
     buffer.seek(0)
@@ -221,7 +221,7 @@ def test_checkpoint_rng_states_are_plain_and_restore_exactly():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
-    train._set_rng_states(loaded)
+    checkpoint.set_rng_states(loaded)
     assert (random.random(), np.random.normal(), torch.rand(1).item()) == expected
 
 

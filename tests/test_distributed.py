@@ -82,10 +82,10 @@ def test_torchrun_two_gloo_processes_match_one_process(tiny_belt, tmp_path):
         return torch.load(final, map_location="cpu", weights_only=True)
 
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    from wsbench.checkpoint import seed_all as _seed_all
     from wsbench.data.torch_data import classes_for
     from wsbench.model import build_model
     from wsbench.recipes import Recipe
-    from wsbench.train import _seed_all
 
     _seed_all(0)
     w0 = build_model(Recipe(backbone="wsbench_resnet_tiny_gn", output_stride=8), classes_for(True)).state_dict()

@@ -37,7 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "run records": ("wsbench.runs",),
     "data, losses, downloads": ("wsbench.data", "wsbench.losses", "wsbench.fetch"),
     "flow, networks": ("wsbench.flow", "wsbench.model"),
-    "the mask rule": ("wsbench.masks",),
+    "the mask rule, a training's state on disk": ("wsbench.masks", "wsbench.checkpoint"),
     "leaves": ("wsbench", "wsbench.files", "wsbench.registry", "wsbench.schema", "wsbench.progress",
                "wsbench.recipes", "wsbench.texts", "wsbench.tblog", "wsbench.device", "wsbench.distributed",
                "wsbench.bootstrap", "wsbench.backbones", "wsbench.collapse"),

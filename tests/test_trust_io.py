@@ -295,9 +295,9 @@ def test_junk_weights_files_are_one_line_naming_the_file(tmp_path):
 
     import torch
 
+    from wsbench.checkpoint import resume_training as _resume
     from wsbench.distill import DISTILL_RECIPES, SegmenterNet
     from wsbench.model import CamNet, load_pretrained, load_weights
-    from wsbench.train import _resume
 
     model = CamNet("wsbench_resnet_tiny", output_stride=8)
     optimizer = torch.optim.AdamW(model.parameters())

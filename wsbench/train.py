@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import math
-import random
 import sys
 import time
 import warnings
@@ -27,19 +25,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from . import collapse, distributed, tblog
+from .checkpoint import append_log, restart_log, resume_training, rng_states, save_state, seed_all
 from .data.augment import augment
 from .data.cache import PreparedData
 from .data.torch_data import ClipDataset, FrameDataset, classes_for, collate, epoch_offset
 from .device import autocast as device_autocast
 from .device import default_workers, to_device
 from .errors import UserError
-from .files import atomic_write_bytes, atomic_write_json, disk_errors, load_torch
+from .files import atomic_write_json
 from .methods import Batch, LossTerm, Method, Progress
 from .model import CamNet, build_model
 from .progress import show_messages, show_progress
@@ -50,51 +48,6 @@ __all__ = ["Hardware", "TrainingDiverged", "train_classifier"]
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_states() -> dict[str, Any]:
-    """Global RNG states (data-loader base seeds, dropout, ...), saved with each checkpoint.
-
-    Tensors and plain values only, so the checkpoint loads with ``weights_only=True``.
-    """
-    version, mt, gauss = random.getstate()
-    state = np.random.get_state(legacy=True)
-    assert isinstance(state, tuple)  # numpy's global generator is an MT19937: the legacy tuple
-    kind, keys, pos, has_gauss, cached = state
-    states = {"python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
-              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                        "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    py, nps = states["python"], states["numpy"]
-    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
-    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
-                         nps["cached_gaussian"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _truncate_log(path: Path, epochs: int) -> None:
-    """Keep only the rows of the first ``epochs`` epochs (a resumed run rewrites the rest)."""
-    with open(path, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < epochs]
-    with open(path, "w", newline="") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 def _make_dataset(method: Method, recipe: Recipe, data: PreparedData) -> FrameDataset | ClipDataset:
@@ -141,13 +94,6 @@ def _lr_lambda(schedule: str, total_steps: int):
         return 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return onecycle
-
-
-def _save(path: Path, obj: Any) -> None:
-    """``torch.save`` atomically; serialised in memory first, so a failed write is an ``OSError``."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def _duration(seconds: float) -> str:
@@ -205,24 +151,6 @@ def _optimizer(model: CamNet, recipe: Recipe,
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.schedule, total_steps))
 
 
-def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: torch.optim.lr_scheduler.LambdaLR) -> tuple[int, float]:
-    """Restore an interrupted training from ``ckpt`` if there is one: ``(first epoch to train, seconds so far)``."""
-    if not ckpt.exists():
-        return 0, 0.0
-    state = load_torch(ckpt)
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "rng" in state:
-            _set_rng_states(state["rng"])
-        return int(state["epoch"]) + 1, float(state["elapsed"])
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
-        raise UserError(f"{ckpt}: not a checkpoint of this training ({type(err).__name__}); delete it to train "
-                        "from the start") from None
-
-
 def _loss_module(method: Method, model: nn.Module, device: torch.device, compile_model: bool) -> nn.Module:
     """The method's losses as one module (compiled if asked), wrapped in DDP under torchrun."""
     # compiling a module gives a module (torch._dynamo's OptimizedModule), though typed as any callable
@@ -231,29 +159,6 @@ def _loss_module(method: Method, model: nn.Module, device: torch.device, compile
     if distributed.world_size() > 1:
         losses = nn.parallel.DistributedDataParallel(losses, device_ids=[device] if device.type == "cuda" else None)
     return losses
-
-
-def _restart_log(path: Path, start_epoch: int) -> None:
-    """A fresh training starts a new ``log.csv``; a resumed one drops the rows of the epochs it redoes."""
-    if not path.exists():
-        return
-    if start_epoch == 0:
-        path.unlink()
-    else:
-        with disk_errors(path.parent):
-            _truncate_log(path, start_epoch)
-
-
-def _append_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Add an epoch's rows to ``log.csv`` (with the header when the file is new)."""
-    if not rows:
-        return
-    new = not path.exists()
-    with disk_errors(path.parent), open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 def _epoch_loader(dataset: FrameDataset | ClipDataset, per_batch: int, seed: int, epoch: int, workers: int,
@@ -373,7 +278,7 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
     if main:
         folder.mkdir(parents=True, exist_ok=True)
     classes = classes_for(recipe.background_removal)
-    _seed_all(seed)
+    seed_all(seed)
     model = _new_model(method, recipe, classes, device)
     dataset = _make_dataset(method, recipe, data)
     clip_len = method.clip_length()
@@ -382,14 +287,14 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
 
     optimizer, scheduler = _optimizer(model, recipe, total_steps)
     ckpt = folder / "checkpoint.pt"
-    start_epoch, elapsed = _resume(ckpt, model, optimizer, scheduler)
+    start_epoch, elapsed = resume_training(ckpt, model, optimizer, scheduler)
     if world > 1 and device.type == "cuda":  # batch-norm statistics over the global batch, as on one GPU
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     loop = _Loop(method, recipe, model, _loss_module(method, model, device, hardware.compile_model), optimizer,
                  scheduler, classes, steps_per_epoch, total_steps, device, ckpt)
 
     if main:
-        _restart_log(log_path := folder / "log.csv", start_epoch)
+        restart_log(log_path := folder / "log.csv", start_epoch)
     # the classification loss of a classifier at chance, for the live collapse check after each epoch
     chance = collapse.chance_loss(Counter(classes[label] for *_, label in dataset.items), classes)
     stalled: collapse.Stall | None = None
@@ -407,14 +312,14 @@ def train_classifier(method: Method, recipe: Recipe, data: PreparedData, seed: i
         saved = epoch
         if not main:
             continue
-        _append_log(log_path, rows)
+        append_log(log_path, rows)
         tblog.log_rows(folder, rows)  # the same rows as TensorBoard scalars (optional extra)
         if stalled is None:
             stalled = _check_stall(log_path, chance, method.name)
-        _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": _rng_states()})
+        save_state(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "epoch": epoch, "elapsed": elapsed, "rng": rng_states()})
     if main:
-        _save(folder / "final.pt", model.state_dict())
+        save_state(folder / "final.pt", model.state_dict())
         atomic_write_json(folder / "train.json", {"finished": True, "train_seconds": elapsed,
                                                   "epochs": recipe.epochs, "steps": total_steps,
                                                   "samples": len(dataset), "clip_len": clip_len, "key": key,

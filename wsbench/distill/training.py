@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import save_state
 from ..errors import UserError
-from ..files import atomic_write
 from .labels import IGNORE
 from .recipe import DistillRecipe
 from .segmenter import SegmenterNet
 
 __all__ = ["one_cycle", "save_state", "train_segmenter"]
-
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically (serialised in memory first)."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def one_cycle(opt: torch.optim.Optimizer, max_lr: float, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
