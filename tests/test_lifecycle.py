@@ -91,7 +91,8 @@ def test_run_messages_follow_only_the_progress_argument_of_the_called_function(m
 
 
 #: the functions a caller calls with ``progress=``: CONTRIBUTING's "library functions take no progress argument"
-TOP_LEVEL_PROGRESS = {"wsbench.api.run", "wsbench.pipeline.execute", "wsbench.suite.run_suite"}
+TOP_LEVEL_PROGRESS = {"wsbench.api.run", "wsbench.api.suite", "wsbench.pipeline.execute", "wsbench.suite.run.run_suite",
+                      "wsbench.orchestrate.launch_suite", "wsbench.runner.run_logged"}
 
 
 def test_no_library_function_takes_a_progress_switch():
@@ -113,9 +114,8 @@ def test_no_library_function_takes_a_progress_switch():
 def test_segmenter_maps_are_a_map_source_not_a_registered_method():
     import torch
 
-    from wsbench.data.torch_data import ORIGINAL
     from wsbench.distill import DISTILL_RECIPES, SegmenterMaps, SegmenterNet
-    from wsbench.maps import batch_maps
+    from wsbench.maps import MapProducer
     from wsbench.methods import METHODS, Method, create_method
 
     source = SegmenterMaps("nothing-registered-distill")
@@ -124,7 +124,8 @@ def test_segmenter_maps_are_a_map_source_not_a_registered_method():
     assert create_method("cam").needs_grad is False
     net = SegmenterNet(DISTILL_RECIPES["smoke"]).eval()
     frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8).numpy()
-    maps = batch_maps(source, net, frames, frames[..., 0] > 0, ORIGINAL, torch.device("cpu"))
+    producer = MapProducer(source, net, torch.device("cpu"), background_removal=False)
+    maps = producer.batch(frames, frames[..., 0] > 0)
     assert maps.shape == (2, 32, 32) and float(maps.min()) >= 0 and float(maps.max()) <= 1
     with torch.no_grad():
         expected = torch.softmax(net(net.normalize(torch.from_numpy(frames).permute(0, 3, 1, 2))), dim=1)[:, 2]
