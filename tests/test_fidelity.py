@@ -518,6 +518,15 @@ def test_suite_sweep_keeps_the_point_chosen_on_validation(tiny_belt, tmp_path):
     assert f"PuzzleCAM (tuned on val): tuned on validation over alpha_max ∈ {{0.5, 8.0}} (2 configurations × 2 " \
            f"seed(s)) on video-folder; chosen alpha_max={chosen}" in result.output
     assert "only its test score is shown" in result.output
+    # wsbench leaderboard --suite applies the same choice to the runs directory: the suite's comparison again
+    board = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--suite", str(spec), "--table",
+                                     "comparison"])
+    assert board.exit_code == 0, board.output
+    suite_table = result.output[result.output.index("**Comparison"):].split("\n\n**")[0]
+    assert board.output.startswith(suite_table.rstrip("\n")), board.output
+    assert f"chosen alpha_max={chosen}" in board.output
+    plain = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--table", "comparison"])
+    assert "PuzzleCAM (tuned on val)" not in plain.output and "alpha" in plain.output  # every grid point
 
 
 def test_sweep_of_a_method_without_runs_or_a_bad_value_is_refused(tiny_belt, tmp_path):

@@ -39,28 +39,34 @@ from .base import (
                                       "threshold-free pixel average precision")
 @click.option("--ci", is_flag=True, help="add a 95% bootstrap interval over test videos to each illegal-IoU or PxAP "
                                         "cell (1000 resamples; see the caption)")
+@click.option("--suite", "suite_spec", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="apply this suite spec's [sweep] choices as `wsbench suite` does: of each grid only the point "
+                   "chosen on validation, the grid footnoted (other runs in RUNS_DIR are shown as they are)")
 @click.option("--out", type=click.Path(path_type=Path), help="write to FILE instead of printing")
 @overwrite_option
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
-def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, out: Path | None, overwrite: bool,
-                    runs_dir: Path | None) -> None:
+def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, suite_spec: Path | None, out: Path | None,
+                    overwrite: bool, runs_dir: Path | None) -> None:
     """Tables from every finished run: mean ± std over seeds × split seeds, best bold, second underlined.
 
     Runs without result.json (still running or interrupted) are ignored; a configuration re-run
     with the same seed counts once (its latest finished run).
     """
     from ..files import check_output
-    from ..leaderboard import stages_text, tables_text
+    from ..leaderboard import stages_text, suite_runs, tables_text
     from ..report import TABLES
     from ..runs import iter_runs
 
     runs = _runs_dir(runs_dir)
+    records, notes = list(iter_runs(runs)), list[str]()
+    if suite_spec is not None:
+        records, notes = suite_runs(suite_spec, records, runs)
     if out is not None:
         check_output(out, "--out", inputs=_run_folders(runs), overwrite=overwrite)
     if table == "stages":  # distilled runs only
-        _write_or_echo(stages_text(iter_runs(runs), fmt), out)
+        _write_or_echo(stages_text(records, fmt), out)
         return
-    text = tables_text(iter_runs(runs), list(TABLES) if table == "all" else [table], fmt, metric, ci)
+    text = tables_text(records, list(TABLES) if table == "all" else [table], fmt, metric, ci, footnotes=notes)
     if text is None:
         click.echo("no finished runs")
         return
