@@ -88,11 +88,12 @@ def reference_labels(data: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]
         start = data.slices[pos].start
         for i in range(len(video)):
             mask_path = video.masks[i] if video.masks else None
-            if video.label == "before" and mask_path is None:
-                continue  # no GT: not labelled, not trained on
+            gt = None  # an after frame: legal + background, as its pseudo-labels
+            if video.label == "before":
+                if mask_path is None:
+                    continue  # no GT: not labelled, not trained on
+                gt = _resized(read_mask(mask_path, data.slices[pos].frame_size), size)
             fg = np.asarray(data.fg[start + i]) > 0
-            gt = None if video.label != "before" else _resized(read_mask(mask_path, data.slices[pos].frame_size),
-                                                                size)
             labels.append(label_mask(gt, fg, 0.5))
             index.append(start + i)
             budget["before_frames" if gt is not None else "after_frames"] += 1
@@ -123,7 +124,7 @@ def _open(spec: ReferenceData, recipe: DistillRecipe, cache_dir: str | Path | No
     cam_recipe, recipe_name, _ = choose_recipe(spec.cam_recipe, entry.meta.recipe, {}, device_type)
     index = create_dataset(spec.dataset, root=spec.data_root, split_seed=spec.split_seed, cache_dir=cache_dir)
     check_outside(resolve_cache_dir(cache_dir), "--cache-dir", [index.root])
-    size = tuple(recipe.image_size or cam_recipe.image_size)
+    size = recipe.image_size or cam_recipe.image_size
     stride = 2 ** recipe.encoder_depth
     if size[0] % stride or size[1] % stride:
         raise UserError(f"recipe {recipe_name!r}'s resolution {size[0]}x{size[1]} is not a multiple of {stride} "
