@@ -206,7 +206,10 @@ def test_bad_options_are_one_line_errors(reference, tiny_belt):
              (["distill", "--supervised-reference", "--runs-dir", str(runs)], "give --dataset D"),
              (["distill", "--supervised-reference", "--run", "x", "--dataset", "video-folder"], "leave out --run"),
              (["distill", "--run", "x", "--dataset", "video-folder"], "--dataset is an option of"),
-             (_args(runs, cache, tiny_belt, "--ignore-band", "0.2,0.6"), "no uncertain pixels")]
+             (_args(runs, cache, tiny_belt, "--ignore-band", "0.2,0.6"), "no uncertain pixels"),
+             (["distill", "--run", str(run_dir), "--recipe", "smoke", "--runs-dir", str(runs)], "not a CAM run"),
+             (["export", "--run", str(run_dir), "--runs-dir", str(runs), "--out", str(runs.parent / "x")],
+              "is a supervised reference")]
     for args, message in cases:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output, result.output
