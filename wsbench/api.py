@@ -320,11 +320,12 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
     Returns:
         See :func:`table_frame`.
     """
-    from .leaderboard import table_runs
+    from .leaderboard import reference_runs, table_runs
     from .report import build_tables
     from .runs import iter_runs
 
-    built = build_tables(table_runs(iter_runs(runs_dir)), [name], metric, ci)[0]
+    records = list(iter_runs(runs_dir))
+    built = build_tables(table_runs(records), [name], metric, ci, reference_runs(records))[0]
     frame = table_frame(built)
     if ci:
         frame.attrs["ci"] = [[c.text for c in cells] for _, cells in built.rows]

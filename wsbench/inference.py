@@ -26,7 +26,7 @@ from .masks import CLASSES, ILLEGAL, PALETTE, label_mask
 from .methods import Fusion, Method, create_method, create_trainer
 from .model import CamNet, build_model, load_weights
 from .recipes import Recipe, recorded_fields
-from .runs import RunRecord, recorded_split_seed, resolve_runs_dir
+from .runs import RunRecord, is_reference, recorded_split_seed, resolve_runs_dir
 
 __all__ = ["CLASSES", "PALETTE", "TrainedRun", "check_data", "data_fingerprint", "data_parts", "label_mask",
            "load_run", "open_data", "overlay", "run_summary", "write_classes"]
@@ -106,6 +106,9 @@ def load_run(run: str | Path, runs_dir: str | Path | None = None, device: str = 
     if result is None:
         raise UserError(f"{path}: the run has not finished (no result.json); finish it with wsbench run ... --resume")
     config = record.config
+    if is_reference(config):
+        raise UserError(f"{path}: is a supervised reference (a segmenter trained on val GT masks, wsbench distill "
+                        "--supervised-reference), not a CAM run")
     method = create_method(config["method"], **config.get("method_options", {}))
     values = recorded_fields(config["recipe"])  # runs made before the loss weights moved to the methods too
     if "image_size" in values:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UserError
-from .runs import RunRecord, is_distilled
+from .runs import RunRecord, is_distilled, is_reference
 
-__all__ = ["stage_runs", "stages_text", "suite_runs", "table_runs", "tables_text"]
+__all__ = ["reference_runs", "stage_runs", "stages_text", "suite_runs", "table_runs", "tables_text"]
 
 
 def table_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
@@ -26,7 +26,13 @@ def table_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
     """
     from .methods import complete_method_info
 
-    return complete_method_info(r for r in records if not is_distilled(r.config))
+    return complete_method_info(r for r in records if not is_distilled(r.config) and not is_reference(r.config))
+
+
+def reference_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The supervised reference runs (``wsbench distill --supervised-reference``): a column of the comparison and
+    a row of the stages table, never a method."""
+    return [r for r in records if is_reference(r.config)]
 
 
 def suite_runs(spec_path: str | Path, records: Iterable[RunRecord], runs_dir: Path,
@@ -54,7 +60,7 @@ def suite_runs(spec_path: str | Path, records: Iterable[RunRecord], runs_dir: Pa
 def stage_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
     """The records the two-stage table reads: the source runs (as :func:`table_runs`), then the distilled runs."""
     records = list(records)
-    return table_runs(records) + [r for r in records if is_distilled(r.config)]
+    return table_runs(records) + [r for r in records if is_distilled(r.config) or is_reference(r.config)]
 
 
 def tables_text(records: Iterable[RunRecord], names: list[str], fmt: str = "markdown", metric: str = "iou_illegal",
@@ -77,6 +83,8 @@ def tables_text(records: Iterable[RunRecord], names: list[str], fmt: str = "mark
     """
     from .report import build_tables, long_form, render
 
+    records = list(records)
+    references = reference_runs(records)
     records = table_runs(records)
     if not any(r.finished for r in records):
         return None
@@ -88,7 +96,7 @@ def tables_text(records: Iterable[RunRecord], names: list[str], fmt: str = "mark
         df = long_form(records)
         return {"csv": lambda: df.to_csv(index=False), "json": lambda: df.to_json(orient="records", indent=2) + "\n",
                 "markdown": lambda: df.to_markdown(index=False) + "\n"}[fmt]()
-    tables = build_tables(records, names, metric, ci)
+    tables = build_tables(records, names, metric, ci, references)
     for table in tables:  # a suite's [sweep] choices, under the tables that show the chosen runs
         if table.name != "background":
             table.footnotes += footnotes or []

@@ -10,7 +10,9 @@ used for training), the distilled segmenter's test IoU, and the maps frames/s of
 the segmenter, each mean ± std over the samples. Everything comes from the distilled runs'
 ``result.json`` (``distill`` holds the source run's numbers as they were when it was distilled) and
 their ``config.json`` (``distill.source_config``: the source run's configuration); nothing is
-computed again, and no torch is imported.
+computed again, and no torch is imported. A supervised reference (``wsbench distill --supervised-reference``:
+the segmenter trained on the val split's GT masks) is a row of its own in its data set's section, with its
+segmenter's numbers only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 
 from .collapse import REASONS
 from .report import grouped
+from .report.reference import REFERENCE_COLUMN, reference_rows
 from .runs import RunRecord, is_distilled
 
 __all__ = ["STAGES_COLUMNS", "stages_frame", "stages_table"]
@@ -34,6 +37,12 @@ STAGES_COLUMNS = (
     ("cam_fps", "CAM maps frames/s"),
     ("segmenter_fps", "segmenter maps frames/s"),
 )
+
+
+#: the stages table's footnote on the supervised reference row (wsbench distill --supervised-reference)
+_REFERENCE_NOTE = (f"{REFERENCE_COLUMN}: the same segmenter trained on the val split's GT masks (labels as the "
+                   "pseudo-labels') instead of a CAM run's pseudo-labels, scored on test at the fixed threshold 0.5 "
+                   "(val is its training data); no CAM, no pseudo-labels (–); not a weakly supervised method")
 
 
 def _as_sample(record: RunRecord, sources: dict[str, RunRecord]) -> RunRecord:
@@ -73,8 +82,11 @@ def stages_frame(records: Iterable[RunRecord]) -> tuple[pd.DataFrame, list[str]]
     records = list(records)
     sources = {r.run_id: r for r in records if r.finished and not is_distilled(r.config)}
     distilled = {r.run_id: r for r in records if r.finished and is_distilled(r.config)}
-    groups, notes = grouped(_as_sample(r, sources) for r in distilled.values())
-    rows = []
+    samples = [_as_sample(r, sources) for r in distilled.values()]
+    groups, notes = grouped(samples)
+    rows = [{"data": ref["data"], "method": REFERENCE_COLUMN, "seed": ref["seed"], "source_seed": None,
+             "run_id": run_id, "segmenter": ref["segmenter"], "segmenter_fps": ref["segmenter_fps"],
+             "source_collapse": ""} for run_id, ref in reference_rows(records, samples).items()]
     for run_id, row, column in zip(groups.run_id, groups.row, groups.column, strict=True):
         result = distilled[run_id].result or {}
         info = result["distill"]
@@ -149,6 +161,8 @@ def stages_table(records: Iterable[RunRecord], fmt: str = "markdown") -> str:
             what = "; ".join(REASONS.get(r, r) for r in dict.fromkeys(",".join(group.source_collapse).split(",")))
             marks.append(f"‡ {method}: {len(group)} of {(part.method == method).sum()} source run(s) collapsed "
                          f"({what}): their maps, pseudo-labels and segmenter are a trivial output's")
+        if (part.method == REFERENCE_COLUMN).any():
+            marks.append(_REFERENCE_NOTE)
         lines.append(f"**Two stages on {dataset}: the CAM run's test IoU → its pseudo-labels' IoU on the train "
                      f"split (frames with GT masks; an evaluation only) → the segmenter trained on them, test IoU "
                      f"(threshold chosen on val); maps frames/s of each; mean ± std over {runs_text} per method.**\n")

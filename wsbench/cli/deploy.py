@@ -59,7 +59,15 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
 
 
 @cli.command("distill")
-@click.option("--run", "run", required=True, help="finished CAM run: its id in RUNS_DIR or its directory")
+@click.option("--run", "run", help="finished CAM run: its id in RUNS_DIR or its directory")
+@click.option("--supervised-reference", is_flag=True,
+              help="instead of a run's pseudo-labels, train on the val split's GT masks of --dataset and score on "
+                   "test at the fixed threshold 0.5: a reference for the tables, not a weakly supervised method")
+@click.option("--dataset", help="with --supervised-reference: registered data set name")
+@click.option("--data-root", help="with --supervised-reference: the data set's folder")
+@click.option("--split-seed", type=_SEED, help="with --supervised-reference: split seed [default: the data set's]")
+@click.option("--cam-recipe", help="with --supervised-reference: named recipe whose background removal and "
+                                   "resolution are used, as wsbench run --recipe [default: the data set's]")
 @click.option("--recipe", default="cpu", show_default=True,
               help="named distill recipe: cpu (from scratch on 2 CPU cores in minutes) or smoke (seconds)")
 @click.option("--architecture", help="smp architecture: Unet, UnetPlusPlus, FPN, DeepLabV3Plus, ... [recipe: Unet]")
@@ -79,15 +87,21 @@ def export_cmd(run: str, out: Path, split: str, device: str, runs_dir: Path | No
 @click.option("--runs-dir", type=click.Path(path_type=Path), help=RUNS_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help=CACHE_DIR_HELP)
 @quiet_option
-def distill_cmd(run: str, recipe: str, seed: int, device: str, resume: bool, runs_dir: Path | None,
+def distill_cmd(run: str | None, recipe: str, seed: int, device: str, resume: bool, runs_dir: Path | None,
                 cache_dir: Path | None, **options: Any) -> None:
     """Train a segmentation network on the run's train-split pseudo-labels and score it like any run.
 
     The labels are exactly what wsbench export writes (0 background, 1 legal, 2 illegal); the
     segmenter (segmentation_models_pytorch) sees original frames, so deploying it needs no
     background model or flow. The result is a new run in RUNS_DIR, scored by the same evaluator.
+
+    With --supervised-reference --dataset D the same segmenter learns the val split's GT masks
+    instead (before frames with a mask and after frames, in the same three labels): the comparison
+    and stages tables show it as a reference column.
     """
     from ..distill import distill, distill_recipe
+
+    reference = _reference_data(run, options)
 
     def numbers(name: str, value: str | None, kind: type) -> tuple | None:
         if value is None:
@@ -107,7 +121,18 @@ def distill_cmd(run: str, recipe: str, seed: int, device: str, resume: bool, run
     if options["pretrained"] is not None:
         options["pretrained"] = str(options["pretrained"].resolve())
     resolved = distill_recipe(recipe, **options)
-    record = distill(run, _runs_dir(runs_dir), resolved, seed=seed, device=device, resume=resume,
+    if reference is not None:
+        from ..distill.reference import supervised_reference
+
+        record = supervised_reference(reference, _runs_dir(runs_dir), resolved, seed=seed, device=device,
+                                      resume=resume, cache_dir=_cache_dir(cache_dir))
+        metrics, budget = (record.result or {})["metrics"], (record.result or {})["reference"]["budget"]
+        iou = "n/a" if metrics["iou_illegal"] is None else f"{metrics['iou_illegal']:.3f}"
+        click.echo(f"supervised reference {record.run_id} on {budget['before_frames']} val GT masks and "
+                   f"{budget['after_frames']} after frames: test IoU {iou} (threshold {metrics['threshold']:.2f}, "
+                   "fixed)")
+        return
+    record = distill(str(run), _runs_dir(runs_dir), resolved, seed=seed, device=device, resume=resume,
                      cache_dir=_cache_dir(cache_dir))
     res = record.result or {}
     info, metrics = res["distill"], res["metrics"]
@@ -116,6 +141,30 @@ def distill_cmd(run: str, recipe: str, seed: int, device: str, resume: bool, run
                f"(source CAM {fmt(info['source_iou_illegal'])}, its train pseudo-labels "
                f"{fmt(info['pseudo_labels_train']['iou_illegal'])}); maps "
                f"{res['timings']['maps_frames_per_second']} frames/s")
+
+
+def _reference_data(run: str | None, options: dict[str, Any]) -> Any:
+    """The data set of ``--supervised-reference`` (``None`` without it), its options taken out of ``options``.
+
+    Raises:
+        UserError: --run and --supervised-reference together or neither, or a data option without the flag.
+    """
+    from ..distill.reference import ReferenceData
+
+    flag = options.pop("supervised_reference")
+    given = {key: options.pop(key) for key in ("dataset", "data_root", "split_seed", "cam_recipe")}
+    if not flag:
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            raise UserError(f"{extra[0]} is an option of --supervised-reference (distilling a run uses its data)")
+        if run is None:
+            raise UserError("distill: give --run RUN (a finished CAM run) or --supervised-reference --dataset D")
+        return None
+    if run is not None:
+        raise UserError("--supervised-reference trains on GT masks, not on a run's pseudo-labels: leave out --run")
+    if given["dataset"] is None:
+        raise UserError("--supervised-reference: give --dataset D (and --data-root for data sets on disk)")
+    return ReferenceData(**given)
 
 
 @cli.command("segment")

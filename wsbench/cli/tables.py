@@ -29,7 +29,8 @@ from .base import (
               help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, pairs: every pair of "
                    "comparison columns (mean difference, paired bootstrap interval, seeds won), long: one row "
                    "per run, metric and split (csv, json or markdown; not latex), or stages: CAM → pseudo-labels → "
-                   "distilled segmenter (wsbench distill)")
+                   "distilled segmenter (wsbench distill), with a supervised reference row where one was run "
+                   "(wsbench distill --supervised-reference, also a comparison column)")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",

@@ -29,16 +29,19 @@ run is, and :func:`wsbench.runs.is_distilled` tells it apart.
 
 Modules: ``recipe`` (the distill recipe), ``labels`` (pseudo-labels, the ignore band), ``segmenter``
 (the network and its maps), ``training`` (the segmenter's training loop), ``loading`` (a finished
-distilled run, to segment with), ``lifecycle`` (:func:`distill`).
+distilled run, to segment with), ``lifecycle`` (:func:`distill`), ``reference`` (:func:`supervised_reference`:
+the same segmenter trained on the val split's GT masks, a reference for the tables).
 """
 
 from .labels import IGNORE, ignore_band_labels, ignore_band_warning, pseudo_labels
 from .lifecycle import distill, distill_hash, distill_once, finished_distilled
 from .loading import DistilledRun, distilled_record, load_distilled
 from .recipe import DISTILL_RECIPES, DistillRecipe, distill_recipe
+from .reference import ReferenceData, supervised_reference
 from .segmenter import SegmenterMaps, SegmenterNet
 from .training import one_cycle
 
-__all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "SegmenterMaps", "SegmenterNet",
-           "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record", "finished_distilled",
-           "ignore_band_labels", "ignore_band_warning", "load_distilled", "one_cycle", "pseudo_labels"]
+__all__ = ["DISTILL_RECIPES", "IGNORE", "DistillRecipe", "DistilledRun", "ReferenceData", "SegmenterMaps",
+           "SegmenterNet", "distill", "distill_hash", "distill_once", "distill_recipe", "distilled_record",
+           "finished_distilled", "ignore_band_labels", "ignore_band_warning", "load_distilled", "one_cycle",
+           "pseudo_labels", "supervised_reference"]

@@ -27,6 +27,7 @@ from .model import (
     _recipe_tags,
     _seeds_text,
 )
+from .reference import References
 from .selection import _BACKGROUND, _is_default, _reruns_note, latest_runs, long_form
 
 __all__ = ["ABLATION_COLUMNS", "TABLES", "ablation", "background", "build_tables", "comparison", "pairs"]
@@ -38,7 +39,8 @@ ABLATION_COLUMNS = {(False, False): "None", (False, True): "Only temporal", (Tru
 TABLES = ("comparison", "ablation", "background")
 
 
-def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False) -> Table:
+def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False,
+               references: Iterable[RunRecord] = ()) -> Table:
     """Paper Table 1: rows data sets, columns method variants plus the all-foreground reference.
 
     Args:
@@ -46,6 +48,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         metric: a key of :data:`METRICS` (measured on test, threshold chosen on val).
         ci: add each method cell's 95 % bootstrap interval over test videos (illegal IoU only; see
             :func:`wsbench.bootstrap.iou_interval`).
+        references: supervised reference runs (:mod:`wsbench.report.reference`); with any, a column
+            beside the all-foreground reference, not ranked and footnoted.
 
     Returns:
         The table; best and second best method per row are marked (the reference is not ranked).
@@ -68,6 +72,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     reasons: dict[str, list[str]] = {}
     rows = _data_rows(df)
     same_maps = _SameMaps(records)
+    supervised = References(references, metric)
     for data, group in df.groupby("data", sort=False):
         dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
@@ -92,17 +97,19 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
         same_maps.check(rows[data], columns, selections)
         # the references depend on the data set's test split only: one value per seed and split seed
         cells.append(_cell(ref[ref.data == data].drop_duplicates(["seed", "split_seed", "value"])))
+        cells += supervised.cells(data, rows[data])
         cells.append(_cell(recall[recall.data == data].drop_duplicates(["seed", "split_seed", "value"])))
         table.rows.append((rows[data], cells))
         if metric == "stability":  # constant maps win the mask stability: never show it without their content
             spread = df[(df.metric == "map_spread") & (df.split == "test") & (df.data == data)]
             table.rows.append((f"{rows[data]}: map spread ×100",
                                [_cell(spread[spread.variant.isin([v for v, n in names.items() if n == column])]
-                                      .drop_duplicates("run_id")) for column in columns] + [Cell(), Cell()]))
-    table.columns = columns + ["all-foreground (reference)", "foreground recall (ceiling)"]
-    table.caption = _comparison_caption(table, df, names, metric)
+                                      .drop_duplicates("run_id")) for column in columns]
+                               + [Cell()] * (2 + len(supervised.columns))))
+    table.columns = columns + ["all-foreground (reference)", *supervised.columns, "foreground recall (ceiling)"]
+    table.caption = _comparison_caption(table, df, names, metric) + supervised.caption()
     table = _with_notes(table, reasons, ignored, intervals)
-    table.footnotes += same_maps.notes
+    table.footnotes += same_maps.notes + supervised.notes
     return table
 
 
@@ -338,14 +345,15 @@ def background(records: Iterable[RunRecord]) -> Table:
 
 
 def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
-                 ci: bool = False) -> list[Table]:
+                 ci: bool = False, references: Iterable[RunRecord] = ()) -> list[Table]:
     """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``) from the same records.
 
     ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
     :func:`comparison`); the background table's accuracies get a footnote saying they have none.
+    ``references`` (supervised reference runs) add the comparison's reference column.
     """
-    records = list(records)
-    builders = {"comparison": lambda: comparison(records, metric, ci),
+    records, references = list(records), list(references)
+    builders = {"comparison": lambda: comparison(records, metric, ci, references),
                 "ablation": lambda: ablation(records, metric, ci),
                 "background": lambda: _without_intervals(background(records)) if ci else background(records),
                 "pairs": lambda: pairs(records, metric)}

@@ -24,6 +24,7 @@ from .checks import (
     RecordError,
     check_record,
     is_distilled,
+    is_reference,
 )
 from .lifecycle import latest_run, run_result, same_run, start_run
 from .records import (
@@ -44,5 +45,5 @@ from .records import (
 
 __all__ = ["CONFIG_FILE", "CONFIG_SCHEMA", "FUSION_SCHEMA", "RESULT_FILE", "RESULT_SCHEMA", "RUNS_ENV", "RecordError",
            "RunRecord", "SAMPLE_MAPS_FILE", "cam_inference", "check_record", "create_run", "environment", "finish_run",
-           "is_distilled", "iter_runs", "latest_run", "load_sample_maps", "new_run_id", "recorded_split_seed",
+           "is_distilled", "is_reference", "iter_runs", "latest_run", "load_sample_maps", "new_run_id", "recorded_split_seed",
            "resolve_runs_dir", "run_result", "same_run", "save_sample_maps", "start_run"]

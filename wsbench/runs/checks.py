@@ -15,7 +15,7 @@ from ..schema import AnyValue, Bool, Int, ListOf, MapOf, Number, OneOf, Optional
 from ..texts import BINS
 
 __all__ = ["CONFIG_FILE", "CONFIG_SCHEMA", "FUSION_SCHEMA", "RESULT_FILE", "RESULT_SCHEMA", "RecordError",
-           "check_record", "is_distilled"]
+           "check_record", "is_distilled", "is_reference"]
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -29,6 +29,15 @@ def is_distilled(config: Mapping[str, Any]) -> bool:
         config: the run's configuration.
     """
     return isinstance(config.get("distill"), dict)
+
+
+def is_reference(config: Mapping[str, Any]) -> bool:
+    """Whether a run's config is a supervised reference's (:mod:`wsbench.distill.reference`): it has ``reference``.
+
+    Args:
+        config: the run's configuration.
+    """
+    return isinstance(config.get("reference"), dict)
 
 
 _ANY_MAP = MapOf(AnyValue())
@@ -66,6 +75,7 @@ CONFIG_SCHEMA = Record({
     "distill": Record({"source_run": Str(), "source_method": Str(),
                        "source_config": Record(_CONFIG_FIELDS, required=("method", "dataset"), extra=AnyValue())},
                       required=("source_run", "source_method"), extra=AnyValue()),
+    "reference": Record({"kind": Str(), "segmenter": _DISTILL_RECIPE}, required=("kind",), extra=AnyValue()),
 }, extra=AnyValue())
 #: what a finished run's config.json must have (an unfinished one may still be half-made)
 _FINISHED_CONFIG = ("method", "dataset", "seed", "recipe")
@@ -100,6 +110,8 @@ RESULT_SCHEMA = Record({
                        "pseudo_labels_train": Record({"iou_illegal": _UNIT}, extra=AnyValue()),
                        "image_size": ListOf(Int(1), length=2)},
                       required=("source_run", "source_method", "image_size"), extra=AnyValue()),
+    "reference": Record({"kind": Str(), "budget": MapOf(Int(0)), "image_size": ListOf(Int(1), length=2)},
+                        required=("kind", "budget"), extra=AnyValue()),
 }, required=("method", "dataset", "seed", "metrics"), extra=AnyValue())
 
 
