@@ -119,8 +119,8 @@ def sanity(records: Iterable[RunRecord]) -> Table:
         "Spearman rank correlation, over the sampled foreground pixels, between a column's maps of its fixed "
         "sample of test frames from the trained classifier and from a copy re-initialised in cascade from the top "
         "(cumulative: head, then the backbone's stages from the last, rest: the stem and whatever is left); mean ± "
-        "std over runs. Maps that explain the classifier fall towards 0; a column fails when the correlation after "
-        f"the whole cascade is above {bound}. Same maps as: the columns whose stored samples correlate above "
+        "std over runs. Maps that explain the classifier fall towards 0; a column fails when the absolute correlation "
+        f"after the whole cascade is above {bound}. Same maps as: the columns whose stored samples correlate above "
         f"{SAME_MAPS} (Pearson) on every run paired by seed. –: runs recorded before the test (or the sample).")
     table.footnotes = notes + same_maps.notes + _reruns_note(ignored)
     return table
