@@ -31,7 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "second stage": ("wsbench.distill",),
     "the two-stage table (grouped by the comparison's code)": ("wsbench.stages",),
     "training, finished runs, tables": ("wsbench.train", "wsbench.inference", "wsbench.report"),
-    "metrics": ("wsbench.evaluate",),
+    "metrics": ("wsbench.evaluate", "wsbench.sanity"),
     "map production": ("wsbench.maps",),
     "methods": ("wsbench.methods",),
     "run records": ("wsbench.runs",),

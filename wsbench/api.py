@@ -305,7 +305,8 @@ def table_frame(table: Table) -> pd.DataFrame:
 
 def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str = "iou_illegal",
           ci: bool = False) -> pd.DataFrame:
-    """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``, ``pairs``) as a DataFrame.
+    """A table of ``wsbench leaderboard`` (``comparison``, ``ablation``, ``background``, ``pairs``, ``sanity``) as a
+    DataFrame.
 
     Built from the stored run records only (nothing is trained or evaluated), like the command; distilled
     runs (``wsbench distill``) are not in these tables (``wsbench leaderboard --table stages`` shows them).

@@ -288,6 +288,7 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
     from . import distributed
     from .evaluate import evaluate_maps
     from .maps import MapProducer, save_maps
+    from .sanity import randomisation_test
 
     started = time.perf_counter()
     runs_dir = Path(runs_dir)
@@ -328,6 +329,7 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
         result["collapse"] = flagged
     if evaluation["sample"]["frames"]:
         result["sanity"] = save_sample_maps(record, evaluation["sample"]["frames"], evaluation["sample"]["maps"])
+        result["sanity"].update(randomisation_test(producer, data, evaluation["sample"]["frames"], spec.seed))
     if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead
         maps_dir = record.path / "maps"
         count = save_maps(producer, data, maps_dir)

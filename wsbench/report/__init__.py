@@ -17,6 +17,9 @@ with one line (``wsbench leaderboard`` first fills it in from the method registr
   linear head, the one ``gradcam`` trains and ``f2f`` explains; the paper's Table 3 is about "a
   standard classifier (ResNet 50)") trained with / without background, tested with / without
   background, on the train and val splits.
+- **sanity**: per data set and column, the model-parameter randomisation test of its runs
+  (:mod:`wsbench.sanity`) and the columns with the same maps; a column that fails it is marked
+  ``¶`` in the comparison and never ranked.
 
 A *variant* is everything that determines a run's result except its seed and split seed
 (method, options, fusion, data set, recipe, and whether a fixed split was re-split); cells
@@ -33,6 +36,7 @@ test videos, recomputed from the per-video counts in ``result.json`` by
 
 from .model import METRIC_FORMS, METRICS, PAPER_ORDER, Cell, Table, grouped, method_columns
 from .render import latex_escape, render
+from .sanity_table import sanity
 from .selection import SOURCE_KEYS, ablation_components, column_label, latest_runs, long_form
 from .tables import ABLATION_COLUMNS, TABLES, ablation, background, build_tables, comparison, pairs
 
@@ -58,4 +62,5 @@ __all__ = [
     "method_columns",
     "pairs",
     "render",
+    "sanity",
 ]

@@ -111,7 +111,8 @@ class _SameMaps:
         self.samples: dict[str, tuple[list[str], Any] | None] = {}
         self.notes: list[str] = []
 
-    def _sample(self, run_id: str) -> tuple[list[str], Any] | None:
+    def sample(self, run_id: str) -> tuple[list[str], Any] | None:
+        """A run's stored sample ``(frames, maps)`` (read once), ``None`` if it has none or it cannot be read."""
         if run_id not in self.samples:
             try:
                 self.samples[run_id] = load_sample_maps(self.records[run_id])
@@ -120,18 +121,26 @@ class _SameMaps:
                 self.notes.append(f"No duplicate check for run {run_id}: {err}.")
         return self.samples[run_id]
 
-    def check(self, row: str, columns: list[str], selections: list[pd.DataFrame]) -> None:
-        """Add a footnote for every pair of the row's ``columns`` (their runs: ``selections``) with the same maps."""
+    def same(self, columns: list[str], selections: list[pd.DataFrame]) -> list[tuple[str, str, float, int]]:
+        """The pairs of ``columns`` (their runs: ``selections``) with the same maps: ``(a, b, least correlation,
+        runs paired)``."""
+        found = []
         for i, a in enumerate(columns):
             for j in range(i + 1, len(columns)):
                 both = selections[i].merge(selections[j], on=["seed", "split_seed"], suffixes=("_a", "_b"))
                 values = []
                 for run_a, run_b in zip(both.run_id_a, both.run_id_b, strict=True):
-                    sa, sb = self._sample(run_a), self._sample(run_b)
+                    sa, sb = self.sample(run_a), self.sample(run_b)
                     if sa is not None and sb is not None and sa[0] == sb[0]:
                         values.append(_sample_correlation(sa[1], sb[1]))
                 if values and min(values) > SAME_MAPS:
-                    self.notes.append(
-                        f"Same maps: {a} and {columns[j]} on {row} (Pearson correlation of their stored test-map "
-                        f"samples at least {min(values):.4f} over {len(values)} run(s) paired by seed): one column "
-                        "repeats the other, so one is not what its name says.")
+                    found.append((a, columns[j], min(values), len(values)))
+        return found
+
+    def check(self, row: str, columns: list[str], selections: list[pd.DataFrame]) -> None:
+        """Add a footnote for every pair of the row's ``columns`` (their runs: ``selections``) with the same maps."""
+        for a, b, least, runs in self.same(columns, selections):
+            self.notes.append(
+                f"Same maps: {a} and {b} on {row} (Pearson correlation of their stored test-map "
+                f"samples at least {least:.4f} over {runs} run(s) paired by seed): one column "
+                "repeats the other, so one is not what its name says.")

@@ -52,6 +52,8 @@ _NA = "†"
 _BELOW = "§"
 #: the mark of a cell with a collapsed run (wsbench.collapse): its number is a trivial output's
 _COLLAPSED = "‡"
+#: the mark of a cell with a run whose maps failed the randomisation test (wsbench.sanity): they ignore the model
+_INSANE = "¶"
 
 
 @dataclasses.dataclass
@@ -72,6 +74,8 @@ class Cell:
         collapsed: how many of the runs collapsed (:mod:`wsbench.collapse`); such a cell is marked
             ``‡`` and never best or second.
         collapse_reasons: what failed in them (keys of :data:`wsbench.collapse.REASONS`).
+        failed_sanity: how many of the runs failed the randomisation test (:mod:`wsbench.sanity`); such a
+            cell is marked ``¶`` and never best or second.
     """
 
     mean: float | None = None
@@ -86,17 +90,20 @@ class Cell:
     below_best: bool = False
     collapsed: int = 0
     collapse_reasons: tuple[str, ...] = ()
+    failed_sanity: int = 0
 
     @property
     def text(self) -> str:
         """``37.84 ± 1.20``, ``37.84`` (one run), ``37.84 ± 1.20 [35.1, 40.3]`` (interval), ``n/a†``, ``–``;
-        ``‡`` after the number when runs of the cell collapsed (see the table's footnote)."""
+        ``‡`` after the number when runs of the cell collapsed, ``¶`` when one failed the randomisation test (see
+        the table's footnotes)."""
         if self.mean is None:
             return f"n/a{_NA}" if self.note == "n/a" else self.note
         text = f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
         if self.ci_low is not None and self.ci_high is not None:
             text += f" [{self.ci_low:.1f}, {self.ci_high:.1f}]"
-        return text + (_BELOW if self.below_best else "") + (_COLLAPSED if self.collapsed else "")
+        return (text + (_BELOW if self.below_best else "") + (_COLLAPSED if self.collapsed else "")
+                + (_INSANE if self.failed_sanity else ""))
 
 
 @dataclasses.dataclass
@@ -160,9 +167,9 @@ def _collapse_notes(table: Table) -> list[str]:
 def _highlight(cells: list[Cell], higher_better: bool = True, second: bool = True) -> None:
     """Mark the best (and, with ``second``, among three or more values the second best) cells, ties alike.
 
-    Cells with a collapsed run are not ranked.
+    Cells with a collapsed run or one that failed the randomisation test are not ranked.
     """
-    numeric = [(c, round(c.mean, 2)) for c in cells if c.mean is not None and not c.collapsed]
+    numeric = [(c, round(c.mean, 2)) for c in cells if c.mean is not None and not c.collapsed and not c.failed_sanity]
     values = sorted({value for _, value in numeric}, reverse=higher_better)
     if not values:
         return

@@ -34,7 +34,7 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "✓": r"\checkmark{}",
                   "✗": r"$\times$", "†": r"\textsuperscript{\dag}", "‡": r"\textsuperscript{\ddag}",
-                  "§": r"\S{}", "–": "--",
+                  "§": r"\S{}", "¶": r"\P{}", "–": "--",
                   "<": r"\textless{}",
                   ">": r"\textgreater{}"}
 

@@ -28,6 +28,7 @@ from .model import (
     _seeds_text,
 )
 from .reference import References
+from .sanity_table import failed_runs, insane_notes, sanity
 from .selection import _BACKGROUND, _is_default, _reruns_note, latest_runs, long_form
 
 __all__ = ["ABLATION_COLUMNS", "TABLES", "ablation", "background", "build_tables", "comparison", "pairs"]
@@ -73,6 +74,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     rows = _data_rows(df)
     same_maps = _SameMaps(records)
     supervised = References(references, metric)
+    by_id = {r.run_id: r for r in records}
     for data, group in df.groupby("data", sort=False):
         dataset = group.dataset.iloc[0]
         static_after = bool(group.static_after.any())
@@ -82,6 +84,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
             sel = values[(values.data == data) & values.variant.isin(variants)].drop_duplicates("run_id")
             selections.append(sel)
             cell = _cell(sel)
+            cell.failed_sanity = failed_runs(sel[sel.value.notna()].run_id, by_id)
             if intervals:
                 intervals.fill(cell, sel, column)
             if cell.mean is None and not (group.variant.isin(variants)).any():
@@ -109,7 +112,7 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
     table.columns = columns + ["all-foreground (reference)", *supervised.columns, "foreground recall (ceiling)"]
     table.caption = _comparison_caption(table, df, names, metric) + supervised.caption()
     table = _with_notes(table, reasons, ignored, intervals)
-    table.footnotes += same_maps.notes + supervised.notes
+    table.footnotes += same_maps.notes + supervised.notes + insane_notes(table)
     return table
 
 
@@ -346,7 +349,7 @@ def background(records: Iterable[RunRecord]) -> Table:
 
 def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
                  ci: bool = False, references: Iterable[RunRecord] = ()) -> list[Table]:
-    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``) from the same records.
+    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``, ``sanity``) from the same records.
 
     ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
     :func:`comparison`); the background table's accuracies get a footnote saying they have none.
@@ -356,7 +359,7 @@ def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, me
     builders = {"comparison": lambda: comparison(records, metric, ci, references),
                 "ablation": lambda: ablation(records, metric, ci),
                 "background": lambda: _without_intervals(background(records)) if ci else background(records),
-                "pairs": lambda: pairs(records, metric)}
+                "pairs": lambda: pairs(records, metric), "sanity": lambda: sanity(records)}
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r} (choose from {', '.join(builders)})")

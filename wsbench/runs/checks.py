@@ -91,7 +91,11 @@ _COUNTS = Record({"val_frames": Int(0), "test_frames": Int(0), "stability_pairs"
                                                "pxap_pos": _HISTOGRAM, "pxap_neg": _HISTOGRAM},
                                               required=("intersection", "union"), extra=AnyValue()))},
                  extra=AnyValue())
-_SANITY = Record({"sample_maps": Str(), "sample_frames": ListOf(Str(), min_len=1)},
+_SANITY = Record({"sample_maps": Str(), "sample_frames": ListOf(Str(), min_len=1),
+                  # the randomisation test (wsbench.sanity): the cascade's steps, in order
+                  "randomisation": ListOf(Record({"reset": Str(), "spearman": Number(lo=-1, hi=1)},
+                                                 required=("reset", "spearman")), min_len=1),
+                  "randomisation_passed": Bool(), "randomisation_bound": Number(lo=-1, hi=1)},
                  required=("sample_maps", "sample_frames"), extra=AnyValue())
 #: result.json, likewise
 RESULT_SCHEMA = Record({
