@@ -287,6 +287,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | None:
     from . import distributed
     from .evaluate import evaluate_maps
+    from .evaluate.faithfulness import road_scores
     from .maps import MapProducer, save_maps
 
     started = time.perf_counter()
@@ -326,6 +327,9 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
     flagged = collapse_check(data, metrics, Path(runs_dir) / classifier["path"])
     if flagged:
         result["collapse"] = flagged
+    explanations = road_scores(producer, data)  # ROAD on the fixed sample of test frames (no GT read)
+    if explanations is not None:
+        result["explanations"] = explanations
     if evaluation["sample"]["frames"]:
         result["sanity"] = save_sample_maps(record, evaluation["sample"]["frames"], evaluation["sample"]["maps"])
     if not evaluation["counts"]["test_frames"]:  # nothing to score: keep the maps instead

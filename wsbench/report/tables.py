@@ -11,6 +11,7 @@ import pandas as pd
 from ..bootstrap import COUNT_KEYS, HISTOGRAMS, RESAMPLES, SEED, difference_interval
 from ..runs import RunRecord
 from ..texts import static_after_refusal, threshold_text
+from .explanations import explanations
 from .marks import _Intervals, _SameMaps
 from .model import (
     _BELOW,
@@ -339,7 +340,7 @@ def background(records: Iterable[RunRecord]) -> Table:
 
 def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
                  ci: bool = False) -> list[Table]:
-    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``) from the same records.
+    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``, ``explanations``) of the records.
 
     ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
     :func:`comparison`); the background table's accuracies get a footnote saying they have none.
@@ -348,7 +349,7 @@ def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, me
     builders = {"comparison": lambda: comparison(records, metric, ci),
                 "ablation": lambda: ablation(records, metric, ci),
                 "background": lambda: _without_intervals(background(records)) if ci else background(records),
-                "pairs": lambda: pairs(records, metric)}
+                "pairs": lambda: pairs(records, metric), "explanations": lambda: explanations(records)}
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r} (choose from {', '.join(builders)})")
