@@ -80,13 +80,15 @@ def test_gradcam_side_effects_do_not_leak(opened):
     torch.manual_seed(0)
     model = build_model(named_recipe("smoke").recipe(), producer.model.classes, head="linear")
     model.train()
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    norm.eval()  # a frozen BatchNorm: its mode is restored per module
     frozen = next(iter(model.backbone.parameters()))
     frozen.requires_grad_(False)
     rng = torch.get_rng_state()
     gradcam = dataclasses.replace(producer, method=create_method("gradcam"), model=model, needs_grad=True)
     scores = road_scores(gradcam, data)
     assert scores is not None and np.isfinite(scores["combined"])
-    assert model.training and all(m.training for m in model.modules())
+    assert model.training and not norm.training and all(m.training for m in model.modules() if m is not norm)
     assert not frozen.requires_grad
     assert all(p.requires_grad for p in model.parameters() if p is not frozen)
     assert all(p.grad is None for p in model.parameters())

@@ -116,7 +116,7 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
     started = time.perf_counter()
     rows = [row for _, row in chosen]
     frames, fg = np.asarray(data.frames[rows]), np.asarray(data.fg[rows])
-    was_training = model.training
+    modes = [m.training for m in model.modules()]  # per module: a frozen BatchNorm may be in eval mode alone
     grads = [(p.requires_grad, p.grad) for p in model.parameters()]
     try:
         model.eval()
@@ -133,7 +133,8 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
             lerf = road.lerf_averager(x, cams, targets, wrapped)  # in ROADCombined's order: the same noise
             morf = road.morf_averager(x, cams, targets, wrapped)
     finally:
-        model.train(was_training)
+        for module, mode in zip(model.modules(), modes, strict=True):
+            module.train(mode)
         for p, (flag, grad) in zip(model.parameters(), grads, strict=True):
             p.requires_grad_(flag)
             p.grad = grad
