@@ -28,7 +28,7 @@ from .base import (
               default="all", show_default=True,
               help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, pairs: every pair of "
                    "comparison columns (mean difference, paired bootstrap interval, seeds won), long: one row "
-                   "per run, metric and split (csv, json or markdown; not latex), or stages: CAM → pseudo-labels → "
+                   "per run, metric and split (csv, json or markdown; not latex), stages: CAM → pseudo-labels → "
                    "distilled segmenter (wsbench distill), or explanations: ROAD faithfulness of each column's maps "
                    "to the classifier it explains")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
