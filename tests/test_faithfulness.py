@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from wsbench.evaluate.faithfulness import ProbabilityOf, road_scores, sample_frames
+from wsbench.evaluate.faithfulness import ProbabilityOf, road_scores, sample_frames, sample_maps
 from wsbench.model import build_model
 from wsbench.recipes import named_recipe
 from wsbench.runs import RecordError, RunRecord, check_record
@@ -46,7 +46,7 @@ def test_scores_are_the_librarys_road_combined(opened):
     producer, data = opened
     scores = road_scores(producer, data, seed=3)
     assert scores is not None
-    rows = [row for _, row in sample_frames(data)]
+    rows = [data.slices[pos].start + index for _, pos, index in sample_frames(data)]
     frames, fg = np.asarray(data.frames[rows]), np.asarray(data.fg[rows])
     h, w = frames.shape[1:3]
     cams = np.stack([cv2.resize(m.numpy(), (w, h), interpolation=cv2.INTER_LINEAR) for m in producer.batch(frames, fg)])
@@ -59,6 +59,21 @@ def test_scores_are_the_librarys_road_combined(opened):
     np.testing.assert_allclose(np.array(scores["per_frame"]["combined"]),
                                (np.array(scores["per_frame"]["lerf"]) - np.array(scores["per_frame"]["morf"])) / 2,
                                atol=2e-6)
+
+
+def test_the_maps_are_the_scored_maps_fused_or_not(opened):
+    """ROAD explains the maps the evaluator scores: without fusion the sampled frames' batch equals their videos'
+    maps; with fusion at inference (Frame-to-Frame's kind) each is its fused video's frame, not the per-frame map."""
+    from wsbench.methods import Fusion
+
+    producer, data = opened
+    chosen = sample_frames(data)
+    unfused = sample_maps(producer, data, chosen)
+    torch.testing.assert_close(unfused, torch.stack([producer.video(data, pos)[i] for _, pos, i in chosen]))
+    fused_producer = dataclasses.replace(producer, fusion=Fusion(2, "max", warp=False))
+    fused = sample_maps(fused_producer, data, chosen)
+    torch.testing.assert_close(fused, torch.stack([fused_producer.video(data, pos)[i] for _, pos, i in chosen]))
+    assert (fused >= unfused - 1e-6).all() and not torch.allclose(fused, unfused)  # a max over neighbours
 
 
 def test_a_classifier_that_ignores_its_input_scores_zero(opened):

@@ -11,9 +11,10 @@ combined score (LeRF − MoRF) / 2 of its ``ROADCombined``; wsbench only chooses
 - **frames**: the fixed sample every run keeps for the duplicate-column check (the middle frame of
   each of the first :data:`~wsbench.evaluate.SAMPLE_VIDEOS` test *before* videos by key), at the
   training resolution, as the classifier sees them (background removed when the run trains so);
-- **maps**: the run's per-frame maps of the *before* class (:meth:`wsbench.maps.MapProducer.batch`,
-  its multi-scale/flip inference, no temporal fusion: the classifier sees one frame), upsampled
-  bilinearly to the training resolution;
+- **maps**: the run's scored maps of the *before* class, the ones the evaluator scores and keeps in
+  the sample (:meth:`wsbench.maps.MapProducer.video`: multi-scale/flip and, for a method that fuses
+  neighbouring frames at inference such as Frame-to-Frame, the fusion), upsampled bilinearly to the
+  training resolution;
 - **model**: the classifier the method explains (CAM: its CAM network; GradCAM: the standard
   classifier it trains), its class maps pooled to logits as in training, and the sigmoid of the
   *before* logit as the confidence (the classifiers are trained with a multi-label soft margin, one
@@ -40,7 +41,7 @@ from ..data.torch_data import FOREGROUND, ORIGINAL
 from ..maps import MapProducer, network_input, upsample
 from ..model import CamNet
 
-__all__ = ["ROAD_SEED", "ROAD_TARGET", "ProbabilityOf", "road_scores", "sample_frames"]
+__all__ = ["ROAD_SEED", "ROAD_TARGET", "ProbabilityOf", "road_scores", "sample_frames", "sample_maps"]
 
 #: the seed of the imputation noise (the same for every run)
 ROAD_SEED = 0
@@ -65,7 +66,7 @@ class ProbabilityOf(nn.Module):
         return torch.sigmoid(self.model.pool(self.model(x)).float())
 
 
-def sample_frames(data: PreparedData) -> list[tuple[str, int]]:
+def sample_frames(data: PreparedData) -> list[tuple[str, int, int]]:
     """The fixed sample of test frames: the middle frame of each of the first ``SAMPLE_VIDEOS`` test before videos.
 
     The same frames (and names) as the sample of maps the evaluator keeps
@@ -75,17 +76,36 @@ def sample_frames(data: PreparedData) -> list[tuple[str, int]]:
         data: the run's prepared data.
 
     Returns:
-        ``[(name, row of the frame in data.frames)]``, names ``<video key>#<frame index>``.
+        ``[(name, video position in data.index.videos, frame index in the video)]``, names
+        ``<video key>#<frame index>``.
     """
     from . import SAMPLE_VIDEOS
 
     positions = {v.key: pos for pos, v in enumerate(data.index.videos) if v.label == "before" and v.split == "test"}
     chosen = []
     for key in sorted(positions)[:SAMPLE_VIDEOS]:
-        s = data.slices[positions[key]]
-        if s.length:
-            chosen.append((f"{key}#{s.length // 2}", s.start + s.length // 2))
+        length = data.slices[positions[key]].length
+        if length:
+            chosen.append((f"{key}#{length // 2}", positions[key], length // 2))
     return chosen
+
+
+def sample_maps(producer: MapProducer, data: PreparedData, chosen: list[tuple[str, int, int]]) -> torch.Tensor:
+    """The run's scored maps of the sampled frames: one batch without fusion, else each frame from its fused video.
+
+    Args:
+        producer: the run's maps.
+        data: its prepared data.
+        chosen: :func:`sample_frames`.
+
+    Returns:
+        (N, h', w') maps on the CPU at the method's resolution, equal to :meth:`MapProducer.video`'s.
+    """
+    if producer.fusion is None or producer.fusion.neighbours <= 0:  # per-frame maps: only the sampled frames
+        rows = [data.slices[pos].start + index for _, pos, index in chosen]
+        return producer.batch(np.asarray(data.frames[rows]), np.asarray(data.fg[rows]))
+    flows = producer.fusion_flows(data)
+    return torch.stack([producer.video(data, pos, flows)[index] for _, pos, index in chosen])
 
 
 def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED) -> dict[str, Any] | None:
@@ -114,13 +134,13 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
     if not chosen:
         return None
     started = time.perf_counter()
-    rows = [row for _, row in chosen]
+    rows = [data.slices[pos].start + index for _, pos, index in chosen]
     frames, fg = np.asarray(data.frames[rows]), np.asarray(data.fg[rows])
     modes = [m.training for m in model.modules()]  # per module: a frozen BatchNorm may be in eval mode alone
     grads = [(p.requires_grad, p.grad) for p in model.parameters()]
     try:
         model.eval()
-        maps = producer.batch(frames, fg)
+        maps = sample_maps(producer, data, chosen)
         size = (frames.shape[2], frames.shape[1])
         cams = np.stack([upsample(m, size) for m in maps]).astype(np.float32)
         x = network_input(model, frames, fg, FOREGROUND if producer.background_removal else ORIGINAL,
@@ -141,7 +161,7 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
     combined = (lerf - morf) / 2
     return {"morf": _mean(morf), "lerf": _mean(lerf), "combined": _mean(combined),
             "per_frame": {"morf": _rounded(morf), "lerf": _rounded(lerf), "combined": _rounded(combined)},
-            "frames": [name for name, _ in chosen], "percentiles": [int(p) for p in road.percentiles],
+            "frames": [name for name, _, _ in chosen], "percentiles": [int(p) for p in road.percentiles],
             "target": ROAD_TARGET, "seed": seed, "seconds": round(time.perf_counter() - started, 3)}
 
 

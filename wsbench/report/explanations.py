@@ -78,7 +78,7 @@ def _caption(table: Table, frames: list[int]) -> str:
             "least (LeRF) relevant, averaged over its default percentiles 10–90; combined = (LeRF - MoRF) / 2), the "
             f"change ×100 of the classifier's before-class probability on a fixed sample of {count} test frames per "
             "data set (the middle frame of each of the first test before videos by key, the same for every run) "
-            "with the run's per-frame before maps. "
+            "with the run's scored before maps (fused where the method fuses). "
             "Each method is scored with the classifier it explains: CAM-network methods their own CAM network, "
             "GradCAM and Frame-to-Frame the standard classifier GradCAM trains (see the footnote); MoRF lower is "
             f"better, LeRF and combined higher; {_seeds_text(cells)}. Best per row in bold, second underlined.")
