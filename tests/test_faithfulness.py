@@ -146,3 +146,15 @@ def test_explanations_table_in_every_format(tiny_run, tmp_path):
     frame = api.table("explanations", old.runs)
     assert frame["CAM"].isna().all()
     assert any("without ROAD scores" in note for note in frame.attrs["footnotes"])
+
+
+def test_a_suite_spec_may_list_the_explanations_table(tiny_run, tmp_path):
+    from wsbench.orchestrate import suite_tables
+    from wsbench.suite.spec import load_spec
+
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\ndatasets = ["video-folder"]\nseeds = [0]\ntables = ["comparison", "explanations"]\n'
+                    '[[runs]]\nmethod = "cam"\n')
+    spec = load_spec(path)
+    text = suite_tables([RunRecord.load(tiny_run.run_dir)], spec.tables)
+    assert "**Comparison" in text and "ROAD combined ×100 ↑" in text
