@@ -86,6 +86,26 @@ def test_a_classifier_that_ignores_its_input_scores_zero(opened):
     assert scores["morf"] == scores["lerf"] == scores["combined"] == 0.0
 
 
+def test_a_score_that_is_not_finite_is_stored_as_none(opened, monkeypatch):
+    """A singular imputation system gives NaN: the run keeps a valid result.json (no NaN in JSON, the schema holds)."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import AveragerAcrossThresholds
+
+    producer, data = opened
+    real = AveragerAcrossThresholds.__call__
+
+    def first_frame_nan(self, *args, **kwargs):
+        scores = real(self, *args, **kwargs)
+        scores[0] = np.nan
+        return scores
+
+    monkeypatch.setattr(AveragerAcrossThresholds, "__call__", first_frame_nan)
+    scores = road_scores(producer, data)
+    assert scores is not None
+    assert scores["morf"] is None and scores["per_frame"]["morf"][0] is None
+    assert all(v is not None for v in scores["per_frame"]["morf"][1:])
+    json.dumps(scores, allow_nan=False)
+
+
 def test_gradcam_side_effects_do_not_leak(opened):
     """GradCAM's maps run backward passes and put the model in eval mode: mode, requires_grad, .grad and the
     global RNG are as they were."""

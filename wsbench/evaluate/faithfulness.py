@@ -121,8 +121,9 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
 
     Returns:
         ``{"morf", "lerf", "combined"}`` (means over the sample, each a change of the *before*
-        probability), their per-frame values under ``per_frame``, ``frames``, ``percentiles``,
-        ``target``, ``seed`` and ``seconds``; ``None`` when the test split has no before frame.
+        probability; ``None`` where a value is not finite), their per-frame values under
+        ``per_frame``, ``frames``, ``percentiles``, ``target``, ``seed`` and ``seconds``; ``None``
+        when the test split has no before frame.
     """
     from pytorch_grad_cam.metrics.road import ROADCombined
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -165,9 +166,11 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
             "target": ROAD_TARGET, "seed": seed, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _mean(values: np.ndarray) -> float:
-    return round(float(np.mean(values)), 6)
+def _mean(values: np.ndarray) -> float | None:
+    """The mean, ``None`` if a value is not finite (a singular imputation system), so result.json stays valid."""
+    mean = float(np.mean(values))
+    return round(mean, 6) if np.isfinite(mean) else None
 
 
-def _rounded(values: np.ndarray) -> list[float]:
-    return [round(float(v), 6) for v in np.ravel(values)]
+def _rounded(values: np.ndarray) -> list[float | None]:
+    return [round(float(v), 6) if np.isfinite(v) else None for v in np.ravel(values)]

@@ -51,7 +51,7 @@ def explanations(records: Iterable[RunRecord]) -> Table:
             _highlight(cells, higher)
             table.rows.append((f"{row}: {label}", cells))
     table.caption = _caption(table, sorted({int(n) for n in scores.frames if n}))
-    missing = sorted(set(scores[scores.morf.isna()].column))
+    missing = sorted(set(scores[scores.frames == 0].column))
     table.footnotes = _collapse_notes(table) + notes + _trainers(scores, table.columns) + (
         [f"– {', '.join(missing)}: run(s) recorded without ROAD scores (before they were computed at the end of "
          "every run); run them again to fill the cell."] if missing else [])

@@ -85,7 +85,8 @@ _SANITY = Record({"sample_maps": Str(), "sample_frames": ListOf(Str(), min_len=1
                  required=("sample_maps", "sample_frames"), extra=AnyValue())
 #: ROAD scores (wsbench.evaluate.faithfulness): changes of a probability, so within [-1, 1]
 _ROAD = Number(lo=-1, hi=1)
-_EXPLANATIONS = Record({"morf": _ROAD, "lerf": _ROAD, "combined": _ROAD, "frames": ListOf(Str(), min_len=1),
+_EXPLANATIONS = Record({"morf": Optional(_ROAD), "lerf": Optional(_ROAD), "combined": Optional(_ROAD),
+                        "frames": ListOf(Str(), min_len=1),
                         "target": Str()}, required=("morf", "lerf", "combined", "frames"), extra=AnyValue())
 #: result.json, likewise
 RESULT_SCHEMA = Record({
