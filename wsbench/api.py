@@ -312,7 +312,7 @@ def table(name: str = "comparison", runs_dir: str | Path = "runs", metric: str =
     runs (``wsbench distill``) are not in these tables (``wsbench leaderboard --table stages`` shows them).
 
     Args:
-        name: which table.
+        name: which table (also ``explanations``: ROAD faithfulness, :mod:`wsbench.report.explanations`).
         runs_dir: the runs directory.
         metric: the comparison/ablation metric (``iou_illegal`` pooled over frames, ``iou_illegal_per_frame``,
             ``miou`` (two-class), ``oracle_iou_illegal``, ``stability``, ``iou_illegal_wsws``, ``pxap``).

@@ -287,6 +287,7 @@ def execute(spec: RunSpec, runs_dir: str | Path, resume: bool = False, progress:
 def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | None:
     from . import distributed
     from .evaluate import evaluate_maps
+    from .evaluate.faithfulness import road_scores
     from .maps import MapProducer, save_maps
     from .sanity import randomisation_test
 
@@ -327,6 +328,9 @@ def _execute(spec: RunSpec, runs_dir: str | Path, resume: bool) -> RunRecord | N
     flagged = collapse_check(data, metrics, Path(runs_dir) / classifier["path"])
     if flagged:
         result["collapse"] = flagged
+    explanations = road_scores(producer, data)  # ROAD on the fixed sample of test frames (no GT read)
+    if explanations is not None:
+        result["explanations"] = explanations
     if evaluation["sample"]["frames"]:
         result["sanity"] = save_sample_maps(record, evaluation["sample"]["frames"], evaluation["sample"]["maps"])
         result["sanity"].update(randomisation_test(producer, data, evaluation["sample"]["frames"], spec.seed))

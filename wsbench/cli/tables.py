@@ -24,14 +24,15 @@ from .base import (
 
 @cli.command("leaderboard")
 @click.option("--table", "table", type=click.Choice(["comparison", "ablation", "background", "all", "pairs", "long",
-                                                    "stages", "sanity"]),
+                                                    "stages", "sanity", "explanations"]),
               default="all", show_default=True,
               help="comparison (Table 1), ablation (Table 2), background (Table 3), all three, pairs: every pair of "
                    "comparison columns (mean difference, paired bootstrap interval, seeds won), long: one row "
                    "per run, metric and split (csv, json or markdown; not latex), stages: CAM → pseudo-labels → "
                    "distilled segmenter (wsbench distill), with a supervised reference row where one was run "
-                   "(wsbench distill --supervised-reference, also a comparison column), or sanity: the "
-                   "randomisation test and same-maps check per column")
+                   "(wsbench distill --supervised-reference, also a comparison column), sanity: the "
+                   "randomisation test and same-maps check per column, or explanations: ROAD faithfulness of each "
+                   "column's maps to the classifier it explains")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "json"]), default="markdown",
               show_default=True, help="GitHub markdown, LaTeX booktabs (needs booktabs, amssymb), tidy CSV, JSON")
 @click.option("--metric", type=click.Choice(_METRIC_CHOICES), default="iou_illegal",

@@ -11,6 +11,7 @@ import pandas as pd
 from ..bootstrap import COUNT_KEYS, HISTOGRAMS, RESAMPLES, SEED, difference_interval
 from ..runs import RunRecord
 from ..texts import static_after_refusal, threshold_text
+from .explanations import explanations
 from .marks import _Intervals, _SameMaps
 from .model import (
     _BELOW,
@@ -349,7 +350,8 @@ def background(records: Iterable[RunRecord]) -> Table:
 
 def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, metric: str = "iou_illegal",
                  ci: bool = False, references: Iterable[RunRecord] = ()) -> list[Table]:
-    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``, ``sanity``) from the same records.
+    """The named tables (``comparison``, ``ablation``, ``background``, ``pairs``, ``sanity``, ``explanations``)
+    from the same records.
 
     ``ci`` adds bootstrap intervals over test videos to the comparison and ablation (see
     :func:`comparison`); the background table's accuracies get a footnote saying they have none.
@@ -359,7 +361,8 @@ def build_tables(records: Iterable[RunRecord], names: Iterable[str] = TABLES, me
     builders = {"comparison": lambda: comparison(records, metric, ci, references),
                 "ablation": lambda: ablation(records, metric, ci),
                 "background": lambda: _without_intervals(background(records)) if ci else background(records),
-                "pairs": lambda: pairs(records, metric), "sanity": lambda: sanity(records)}
+                "pairs": lambda: pairs(records, metric), "sanity": lambda: sanity(records),
+                "explanations": lambda: explanations(records)}
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r} (choose from {', '.join(builders)})")

@@ -97,12 +97,18 @@ _SANITY = Record({"sample_maps": Str(), "sample_frames": ListOf(Str(), min_len=1
                                                  required=("reset", "spearman")), min_len=1),
                   "randomisation_passed": Bool(), "randomisation_bound": Number(lo=-1, hi=1)},
                  required=("sample_maps", "sample_frames"), extra=AnyValue())
+#: ROAD scores (wsbench.evaluate.faithfulness): changes of a probability, so within [-1, 1]
+_ROAD = Number(lo=-1, hi=1)
+_EXPLANATIONS = Record({"morf": Optional(_ROAD), "lerf": Optional(_ROAD), "combined": Optional(_ROAD),
+                        "frames": ListOf(Str(), min_len=1),
+                        "target": Str()}, required=("morf", "lerf", "combined", "frames"), extra=AnyValue())
 #: result.json, likewise
 RESULT_SCHEMA = Record({
     "run_id": Str(), "method": Str(), "dataset": Str(), "seed": _SEED, "config_hash": Str(), "metrics": _METRICS,
     "baselines": Record({"foreground_recall": _UNIT}, extra=MapOf(_UNIT)),
     "accuracy_by_input": MapOf(MapOf(_UNIT)), "classifier": Record({"path": Str(), "key": Str()}, extra=AnyValue()),
     "fusion": Optional(FUSION_SCHEMA), "config": CONFIG_SCHEMA, "counts": _COUNTS, "sanity": _SANITY,
+    "explanations": _EXPLANATIONS,
     "timings": Record({"maps_frames_per_second": Optional(Number(lo=0))}, extra=AnyValue()),
     # a run whose classifier is at chance or whose maps are flat (wsbench.collapse.judge)
     "collapse": Record({"reasons": ListOf(OneOf(*REASONS), min_len=1), "accuracy": Optional(_UNIT),
