@@ -9,12 +9,11 @@ have it filled in from the installed methods (:func:`wsbench.methods.complete_me
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 from .errors import UserError
 from .runs import RunRecord, is_distilled, is_reference
 
-__all__ = ["reference_runs", "stage_runs", "stages_text", "suite_runs", "table_runs", "tables_text"]
+__all__ = ["reference_runs", "stage_runs", "stages_text", "table_runs", "tables_text"]
 
 
 def table_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
@@ -33,28 +32,6 @@ def reference_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
     """The supervised reference runs (``wsbench distill --supervised-reference``): a column of the comparison and
     a row of the stages table, never a method."""
     return [r for r in records if is_reference(r.config)]
-
-
-def suite_runs(spec_path: str | Path, records: Iterable[RunRecord], runs_dir: Path,
-               ) -> tuple[list[RunRecord], list[str]]:
-    """The runs of a runs directory with a suite's ``[sweep]`` choices applied, as ``wsbench suite`` shows
-    them (``wsbench leaderboard --suite SPEC``): of every grid of the spec only the point chosen on
-    validation (:func:`wsbench.suite.apply_sweeps`); runs outside the spec's grids pass unchanged.
-
-    Args:
-        spec_path: the suite spec (TOML).
-        records: the runs directory's finished runs.
-        runs_dir: the runs directory (the choice is written to ``RUNS_DIR/sweeps/<suite>.json``).
-
-    Returns:
-        ``(records, footnotes)``: the runs to tabulate and one footnote per swept entry.
-
-    Raises:
-        UserError: a bad spec.
-    """
-    from .suite import apply_sweeps, load_spec
-
-    return apply_sweeps(load_spec(spec_path), list(records), runs_dir)
 
 
 def stage_runs(records: Iterable[RunRecord]) -> list[RunRecord]:

@@ -56,14 +56,16 @@ def leaderboard_cmd(table: str, fmt: str, metric: str, ci: bool, suite_spec: Pat
     with the same seed counts once (its latest finished run).
     """
     from ..files import check_output
-    from ..leaderboard import stages_text, suite_runs, tables_text
+    from ..leaderboard import stages_text, tables_text
     from ..report import TABLES
     from ..runs import iter_runs
 
     runs = _runs_dir(runs_dir)
     records, notes = list(iter_runs(runs)), list[str]()
-    if suite_spec is not None:
-        records, notes = suite_runs(suite_spec, records, runs)
+    if suite_spec is not None:  # what wsbench suite shows: of each [sweep] grid the point chosen on validation
+        from ..suite import apply_sweeps, load_spec
+
+        records, notes = apply_sweeps(load_spec(suite_spec), records, runs)
     if out is not None:
         check_output(out, "--out", inputs=_run_folders(runs), overwrite=overwrite)
     if table == "stages":  # distilled runs only
