@@ -30,6 +30,7 @@ untouched.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -148,7 +149,10 @@ def road_scores(producer: MapProducer, data: PreparedData, seed: int = ROAD_SEED
                           producer.device).contiguous()
         targets = [ClassifierOutputTarget(model.class_index(ROAD_TARGET))] * len(rows)
         road = ROADCombined()  # the library's default percentiles; its __call__ is (lerf - morf) / 2
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            # the library's imputer hands torch tensors to numpy (np.argwhere), which NumPy 2 warns about on
+            # every frame; the result is unchanged, and a run's output should not fill with it
+            warnings.filterwarnings("ignore", message="__array_wrap__ must accept context", category=DeprecationWarning)
             torch.manual_seed(seed)
             wrapped = ProbabilityOf(model)
             lerf = road.lerf_averager(x, cams, targets, wrapped)  # in ROADCombined's order: the same noise
