@@ -463,7 +463,7 @@ def _sweep_spec(path, tiny_belt, extra=""):
 name = "tiny-sweep"
 datasets = ["video-folder"]
 seeds = [0, 1]
-tables = ["comparison"]
+tables = ["comparison", "ablation"]
 
 [recipe]
 name = "smoke"
@@ -509,8 +509,9 @@ def test_suite_sweep_keeps_the_point_chosen_on_validation(tiny_belt, tmp_path):
     # the table shows one PuzzleCAM column: the chosen point's test score, and a footnote with grid and choice
     test = np.mean([r.result["metrics"]["iou_illegal"] for r in puzzle
                     if r.config["method_options"]["alpha_max"] == chosen])
-    (row,) = [line for line in result.output.splitlines() if line.startswith("| video-folder")]
-    header = next(line for line in result.output.splitlines() if line.startswith("| illegal IoU"))
+    comparison = result.output[result.output.index("**Comparison"):result.output.index("**Ablation")]
+    (row,) = [line for line in comparison.splitlines() if line.startswith("| video-folder")]
+    header = next(line for line in comparison.splitlines() if line.startswith("| illegal IoU"))
     columns = [c.strip() for c in header.strip("|").split("|")]
     cells = [c.strip().strip("*").replace("<u>", "").replace("</u>", "") for c in row.strip("|").split("|")]
     assert columns.count("PuzzleCAM (tuned on val)") == 1 and not any("alpha" in c for c in columns)
@@ -518,6 +519,11 @@ def test_suite_sweep_keeps_the_point_chosen_on_validation(tiny_belt, tmp_path):
     assert f"PuzzleCAM (tuned on val): tuned on validation over alpha_max ∈ {{0.5, 8.0}} (2 configurations × 2 " \
            f"seed(s)) on video-folder; chosen alpha_max={chosen}" in result.output
     assert "only its test score is shown" in result.output
+    # the ablation's "Only spatial" is the tuned PuzzleCAM too (neither grid point is PuzzleCAM's default alpha)
+    ablation = result.output[result.output.index("**Ablation"):]
+    (abl_row,) = [line for line in ablation.splitlines() if line.startswith("| video-folder")]
+    abl_cells = [c.strip().strip("*").replace("<u>", "").replace("</u>", "") for c in abl_row.strip("|").split("|")]
+    assert abl_cells[3].startswith(f"{100 * test:.2f}"), abl_row  # None, Only temporal, Only spatial
     # wsbench leaderboard --suite applies the same choice to the runs directory: the suite's comparison again
     board = CliRunner().invoke(cli, ["leaderboard", "--runs-dir", str(runs), "--suite", str(spec), "--table",
                                      "comparison"])

@@ -71,7 +71,7 @@ def apply_sweeps(spec: SuiteSpec, records: list[RunRecord], runs_dir: Path) -> t
         best = max(valid, key=lambda s: s[1], default=None)
         label = run.label or f"{METHODS.entry(run.method).meta.display_name} (tuned on val)"
         if best is not None:
-            kept += [dataclasses.replace(r, config={**r.config, "label": label}) for r in best[2]]
+            kept += [_as_tuned(r, label, json.loads(best[0])) for r in best[2]]
         dataset, _, _, split_seed = json.loads(data)
         choices.append({"entry": entry, "method": run.method, "label": label, "dataset": dataset,
                         "split_seed": split_seed, "grid": spec.sweep[run.method],
@@ -87,6 +87,17 @@ def apply_sweeps(spec: SuiteSpec, records: list[RunRecord], runs_dir: Path) -> t
     atomic_write_json(Path(runs_dir) / "sweeps" / f"{spec.name}.json",
                       {"suite": spec.name, "sweep": spec.sweep, "choices": choices})
     return kept, notes
+
+
+def _as_tuned(record: RunRecord, label: str, chosen: dict[str, Any]) -> RunRecord:
+    """A chosen grid point's run as the suite's tables read it: under the entry's label, and with the chosen
+    values as its method's defaults (``method_info.default_options``), so that tables which take a method's
+    default configuration (the ablation's modules) take the tuned one."""
+    config = {**record.config, "label": label}
+    info = config.get("method_info")
+    if isinstance(info, dict):  # older records get theirs from the installed methods, untuned
+        config["method_info"] = {**info, "default_options": {**(info.get("default_options") or {}), **chosen}}
+    return dataclasses.replace(record, config=config)
 
 
 def _swept_entry(spec: SuiteSpec, config: dict[str, Any]) -> int | None:
