@@ -90,7 +90,7 @@ def spec_schema() -> Record:
                     "group": OneOf("run", "classifier"), "requeues": Int(0)})
     return Record({"name": Str(), "description": Str(), "datasets": ListOf(Str(), min_len=1),
                    "seeds": ListOf(Int(0, SEED_MAX), min_len=1), "recipe": recipe, "runs": ListOf(run, min_len=1),
-                   "tables": ListOf(OneOf(*TABLES, "stages", "explanations", "sanity")),
+                   "tables": ListOf(OneOf(*TABLES, "pairs", "stages", "explanations", "sanity")),
                    "datasets_options": MapOf(dataset_options),
                    "evaluation": evaluation, "split_seeds": ListOf(Int(0, SEED_MAX), min_len=1),
                    "slurm": slurm, "distill": _distill_schema(),
