@@ -90,10 +90,8 @@ def comparison(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bo
                 intervals.fill(cell, sel, column)
             if cell.mean is None and not (group.variant.isin(variants)).any():
                 row = df[df.variant == variants[0]].iloc[0]
-                why = static_after_refusal(dataset) if static_after and row.trains_on_clips else None
-                if why:
-                    cell.note = "n/a"
-                    reasons.setdefault(why, []).append(column)
+                _not_applicable(cell, static_after_refusal(dataset) if static_after and row.trains_on_clips else None,
+                                column, reasons)
             cells.append(cell)
         _highlight(cells, higher)
         if intervals:
@@ -169,6 +167,13 @@ def _threshold_caption(df: pd.DataFrame, metric: str) -> str:
     return f"{threshold_text('val')}, except {fixed_text} for {datasets}"
 
 
+def _not_applicable(cell: Cell, why: str | None, column: str, reasons: dict[str, list[str]]) -> None:
+    """Mark an empty cell ``n/a`` when its method cannot run on the data set (``why``), for the footnote."""
+    if why:
+        cell.note = "n/a"
+        reasons.setdefault(why, []).append(column)
+
+
 def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool = False) -> Table:
     """Paper Table 2: rows data sets, columns None / Only temporal / Only spatial / Both.
 
@@ -218,10 +223,8 @@ def ablation(records: Iterable[RunRecord], metric: str = "iou_illegal", ci: bool
             if intervals:
                 intervals.fill(cell, sel, f"{row_name}: {column}")
             if cell.mean is None:  # the temporal module trains on clips
-                why = static_after_refusal(group.dataset.iloc[0]) if temporal and group.static_after.any() else None
-                if why:
-                    cell.note = "n/a"
-                    reasons.setdefault(why, []).append(column)
+                _not_applicable(cell, static_after_refusal(group.dataset.iloc[0])
+                                if temporal and group.static_after.any() else None, column, reasons)
             cells.append(cell)
         _highlight(cells, higher)
         if intervals:
