@@ -123,22 +123,21 @@ class RunRecord:
             ValueError: if ``config.json`` is missing, or it or ``result.json`` is not a JSON object.
         """
         path = Path(path)
-        try:
-            config = json.loads((path / CONFIG_FILE).read_text())
-        except (OSError, ValueError, RecursionError) as err:
-            raise ValueError(f"{path / CONFIG_FILE}: not a run record ({err})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{path / CONFIG_FILE}: not a run record (not a JSON object)")
-        result = None
-        if (path / RESULT_FILE).exists():
-            try:
-                result = json.loads((path / RESULT_FILE).read_text())
-            except (OSError, ValueError, RecursionError) as err:
-                raise ValueError(f"{path / RESULT_FILE}: unreadable result ({err})") from None
-            if not isinstance(result, dict):
-                raise ValueError(f"{path / RESULT_FILE}: unreadable result (not a JSON object)")
+        config = _json_object(path / CONFIG_FILE, "not a run record")
+        result = _json_object(path / RESULT_FILE, "unreadable result") if (path / RESULT_FILE).exists() else None
         check_record(config, result, path)
         return cls(path=path, config=config, result=result)
+
+
+def _json_object(file: Path, what: str) -> dict[str, Any]:
+    """A record file's JSON object, or a one-line ``ValueError``: ``"<file>: <what> (<why>)"``."""
+    try:
+        value = json.loads(file.read_text())
+    except (OSError, ValueError, RecursionError) as err:
+        raise ValueError(f"{file}: {what} ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{file}: {what} (not a JSON object)")
+    return value
 
 
 def create_run(runs_dir: str | os.PathLike, config: Mapping[str, Any], run_id: str | None = None) -> RunRecord:
