@@ -376,9 +376,11 @@ def test_dataset_contract_catches_a_frame_in_two_splits_and_a_mask_of_another_si
 
 
 def test_belt_config_scaled_keeps_the_split_proportions():
-    """``wsbench data synth --videos N``: val and test scale with the train videos (16/24, 24/24), at least one."""
+    """``wsbench data synth --videos N``: val and test scale with the train videos (16/24, 96/24), at least one;
+    ``--test-videos`` sets the test count alone."""
     scaled = BeltConfig().scaled(videos=3, frames=4, size=(64, 48), seed=7)
-    assert (scaled.train_videos, scaled.val_videos, scaled.test_videos) == (3, 2, 3)
+    assert (scaled.train_videos, scaled.val_videos, scaled.test_videos) == (3, 2, 12)
+    assert BeltConfig().scaled(videos=3, test_videos=5).test_videos == 5
     assert (scaled.frames, scaled.size, scaled.seed) == (4, (64, 48), 7)
     assert BeltConfig().scaled(videos=1).val_videos == 1  # round(16 / 24) = 1, and never 0
     assert BeltConfig().scaled() == BeltConfig()

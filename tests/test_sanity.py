@@ -86,7 +86,7 @@ def test_a_model_independent_map_fails_and_cam_gradcam_drop(tiny_run, tmp_path, 
     from wsbench.methods import METHODS
     from wsbench.report import build_tables, render
     from wsbench.runs import RunRecord, iter_runs
-    from wsbench.sanity import BOUND
+    from wsbench.sanity import BOUND, DRAWS
 
     monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
     _sobel_method()
@@ -99,6 +99,11 @@ def test_a_model_independent_map_fails_and_cam_gradcam_drop(tiny_run, tmp_path, 
         steps = record["randomisation"]
         assert [s["reset"] for s in steps][0] == "head" and steps[-1]["reset"] == "rest", method
         assert record["randomisation_pixels"] == "foreground" and record["randomisation_bound"] == BOUND
+        # each step: the mean absolute correlation over DRAWS independent re-initialisations, the signed ones kept
+        assert record["randomisation_draws"] == DRAWS and all(len(s["draws"]) == DRAWS for s in steps), method
+        for s in steps:
+            assert s["spearman"] == pytest.approx(np.mean(np.abs(s["draws"])), abs=1e-6), method
+        assert method == "sobel" or len(set(steps[-1]["draws"])) > 1, method  # the draws differ
     assert all(s["spearman"] == pytest.approx(1.0) for s in sanity["sobel"]["randomisation"])
     assert sanity["sobel"]["randomisation_passed"] is False
     for method in ("cam", "gradcam"):
@@ -158,7 +163,7 @@ def test_sanity_table_and_the_comparison_mark(tmp_path):
     assert rows["synthetic-belt: CAM"] == ["0.20 ± 0.00", "0.10 ± 0.00", "0.05 ± 0.07", "pass", "GradCAM"]
     assert rows["synthetic-belt: GradCAM"] == ["1.00 ± 0.00", "0.90 ± 0.00", "0.80 ± 0.00", "FAIL¶", "CAM"]
     assert rows["synthetic-belt: TC-CAM"] == ["–", "–", "–", "–", "none"]
-    assert any(n.startswith("¶ synthetic-belt, GradCAM: 2 of 2 run(s) failed: Spearman 0.80") for n in table.footnotes)
+    assert any(n.startswith("¶ synthetic-belt, GradCAM: 2 of 2 run(s) failed: |Spearman| 0.80") for n in table.footnotes)
     (cells,) = [c for name, c in comparison.rows if name == "synthetic-belt"]
     by_column = dict(zip(comparison.columns, cells, strict=True))
     assert by_column["GradCAM"].text == "50.00 ± 0.00¶" and by_column["GradCAM"].mark is None

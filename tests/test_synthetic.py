@@ -167,3 +167,24 @@ def test_config_validation() -> None:
         BeltConfig(leftover_prob=1.5)
     with pytest.raises(UserError, match="colour"):
         BeltConfig.from_dict({"colour": 1})
+
+
+def test_more_test_videos_leave_the_train_and_val_videos_unchanged(tmp_path: Path, tiny_root: Path) -> None:
+    """A grown test split (``wsbench data synth --test-videos``) keeps every train and val file byte for byte,
+    so classifiers trained on the smaller belt are the ones the grown one trains (what
+    benchmarks/test_split_size.py relies on)."""
+    from click.testing import CliRunner
+
+    from wsbench.cli import cli
+
+    result = CliRunner().invoke(cli, ["data", "synth", "--out", str(tmp_path / "grown"), "--videos", "2",
+                                      "--test-videos", "3", "--frames", "6", "--size", "64x64"])
+    assert result.exit_code == 0, result.output
+    grown = tmp_path / "grown"
+    splits = json.loads((grown / "splits.json").read_text())
+    small = json.loads((tiny_root / "splits.json").read_text())
+    assert splits["train"] == small["train"] and splits["val"] == small["val"]
+    assert len(splits["test"]) == 2 * 3 and set(small["test"]) < set(splits["test"])
+    old, new = _files(tiny_root), _files(grown)
+    kept = [name for name in old if any(f"/{v.split('/')[1]}" in name for v in small["train"] + small["val"])]
+    assert kept and all(new[name] == old[name] for name in kept)

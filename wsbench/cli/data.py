@@ -36,6 +36,9 @@ _BELT = BeltConfig()
 @click.option("--videos", type=click.IntRange(min=1), default=_BELT.train_videos, show_default=True,
               help=f"train videos per class (val/test scale with it: {_BELT.val_videos}/{_BELT.test_videos} "
                    f"at the default)")
+@click.option("--test-videos", "test_videos", type=click.IntRange(min=1), default=None,
+              help="test videos per class, instead of scaling with --videos (the train and val videos stay the "
+                   "same whatever it is)")
 @click.option("--frames", type=click.IntRange(min=2), default=_BELT.frames, show_default=True,
               help="frames per video (at least 2: one frame has no belt)")
 @click.option("--size", default="x".join(map(str, _BELT.size)), show_default=True, help="frame size WxH")
@@ -58,7 +61,7 @@ def data_synth(out: Path, size: str, object_size: str, **options: Any) -> None:
 
     check_output(out, "--out", "dir")
     config = BeltConfig().scaled(videos=options["videos"], frames=options["frames"], size=_image_size(size),
-                                 seed=options["seed"])
+                                 seed=options["seed"], test_videos=options["test_videos"])
     config = dataclasses.replace(config, grey_matched_prob=options["grey_matched"],
                                  grey_stripes_prob=options["grey_stripes"], shared_palette=options["shared_palette"],
                                  object_size=_size_range(object_size), belt_gain=options["belt_gain"])

@@ -36,8 +36,8 @@ def synthetic_belt(root: Path | None = None, split_seed: int | None = None, cach
     """The default synthetic belt, generated into ``root`` or the cache on first use (see :mod:`.synthetic`).
 
     Without ``split_seed`` the belt has its fixed split (``splits.json``: train v000–v023, val
-    v024–v039, test v040–v063). With one, the same videos are re-split by
-    :func:`~wsbench.data.index.assign_splits` with the fixed split's proportions (24/16/24 per
+    v024–v039, test v040–v135). With one, the same videos are re-split by
+    :func:`~wsbench.data.index.assign_splits` with the fixed split's proportions (24/16/96 per
     camera), keeping each before/after pair in one split; ``info["resplit"]`` then marks the
     run's configuration, so a re-split run never shares a configuration hash with a fixed-split one.
     """

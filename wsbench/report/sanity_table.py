@@ -109,18 +109,23 @@ def sanity(records: Iterable[RunRecord]) -> Table:
             table.rows.append((f"{rows[data]}: {column}", cells))
             if failed:
                 notes.append(f"{_INSANE} {rows[data]}, {column}: {len(failed)} of {cells[-2].n} run(s) failed: "
-                             f"Spearman {sum(failed) / len(failed):.2f} after the whole classifier was "
+                             f"|Spearman| {sum(failed) / len(failed):.2f} after the whole classifier was "
                              "re-initialised; its maps do not depend on the model (marked in the comparison, never "
                              "ranked).")
     table.columns = steps + [VERDICT, SAME]
     bound = " or ".join(f"{b:g}" for b in bounds) or "the recorded bound"
+    tested = [t for t in map(_tested, records) if t is not None]
+    draws = " or ".join(str(d) for d in sorted({int(t.get("randomisation_draws", 1)) for t in tested})) \
+        or "the recorded number of"
     table.caption = (
         "Sanity: the model-parameter randomisation test (Adebayo et al., NeurIPS 2018). Each step column is the "
-        "Spearman rank correlation, over the sampled foreground pixels, between a column's maps of its fixed "
+        "absolute Spearman rank correlation, over the sampled foreground pixels, between a column's maps of its fixed "
         "sample of test frames from the trained classifier and from a copy re-initialised in cascade from the top "
-        "(cumulative: head, then the backbone's stages from the last, rest: the stem and whatever is left); mean ± "
-        "std over runs. Maps that explain the classifier fall towards 0; a column fails when the absolute correlation "
-        f"after the whole cascade is above {bound}. Same maps as: the columns whose stored samples correlate above "
+        "(cumulative: head, then the backbone's stages from the last, rest: the stem and whatever is left), averaged "
+        f"over {draws} independent re-initialisations per run (one draw: the signed correlation of a run recorded "
+        "before the draws); mean ± std over runs. Maps that explain the classifier fall towards 0; a column fails when "
+        f"that correlation after the whole cascade is above {bound}. Same maps as: the columns whose stored samples "
+        "correlate above "
         f"{SAME_MAPS} (Pearson) on every run paired by seed. –: runs recorded before the test (or the sample).")
     table.footnotes = notes + same_maps.notes + _reruns_note(ignored)
     return table

@@ -93,8 +93,11 @@ _COUNTS = Record({"val_frames": Int(0), "test_frames": Int(0), "stability_pairs"
                  extra=AnyValue())
 _SANITY = Record({"sample_maps": Str(), "sample_frames": ListOf(Str(), min_len=1),
                   # the randomisation test (wsbench.sanity): the cascade's steps, in order
-                  "randomisation": ListOf(Record({"reset": Str(), "spearman": Number(lo=-1, hi=1)},
+                  # spearman: the mean |r| over the draws (runs recorded before draws: one signed r)
+                  "randomisation": ListOf(Record({"reset": Str(), "spearman": Number(lo=-1, hi=1),
+                                                  "draws": ListOf(Number(lo=-1, hi=1), min_len=1)},
                                                  required=("reset", "spearman")), min_len=1),
+                  "randomisation_draws": Number(lo=1),
                   "randomisation_passed": Bool(), "randomisation_bound": Number(lo=-1, hi=1)},
                  required=("sample_maps", "sample_frames"), extra=AnyValue())
 #: ROAD scores (wsbench.evaluate.faithfulness): changes of a probability, so within [-1, 1]
