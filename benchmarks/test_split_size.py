@@ -1,6 +1,6 @@
 """How wide is a paired interval on the built-in belt, as a function of the test split's size?
 
-Issue 27: the default belt's 24 test videos per class give wide paired intervals; inference is cheap
+Issue 27: the built-in belt's former 24 test videos per class gave wide paired intervals; inference is cheap
 next to training. This study keeps the trained classifiers of a finished suite (e.g.
 ``benchmarks/fair.toml``'s runs on ``synthetic-belt``) and scores them, at each run's own
 val-chosen threshold, on a belt generated with the **same** generator config but more test

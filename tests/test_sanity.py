@@ -163,7 +163,8 @@ def test_sanity_table_and_the_comparison_mark(tmp_path):
     assert rows["synthetic-belt: CAM"] == ["0.20 ± 0.00", "0.10 ± 0.00", "0.05 ± 0.07", "pass", "GradCAM"]
     assert rows["synthetic-belt: GradCAM"] == ["1.00 ± 0.00", "0.90 ± 0.00", "0.80 ± 0.00", "FAIL¶", "CAM"]
     assert rows["synthetic-belt: TC-CAM"] == ["–", "–", "–", "–", "none"]
-    assert any(n.startswith("¶ synthetic-belt, GradCAM: 2 of 2 run(s) failed: |Spearman| 0.80") for n in table.footnotes)
+    assert any(n.startswith("¶ synthetic-belt, GradCAM: 2 of 2 run(s) failed: |Spearman| 0.80")
+               for n in table.footnotes)
     (cells,) = [c for name, c in comparison.rows if name == "synthetic-belt"]
     by_column = dict(zip(comparison.columns, cells, strict=True))
     assert by_column["GradCAM"].text == "50.00 ± 0.00¶" and by_column["GradCAM"].mark is None
