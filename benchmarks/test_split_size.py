@@ -38,7 +38,7 @@ from wsbench.data.cache import prepare
 from wsbench.data.io import read_mask
 from wsbench.data.synthetic import BeltConfig, generate_belt
 from wsbench.data.video_folder import read_video_folder
-from wsbench.inference import load_run
+from wsbench.inference import TrainedRun, load_run
 from wsbench.maps.producer import upsample
 from wsbench.masks import predict_mask
 from wsbench.runs.records import iter_runs
@@ -63,9 +63,8 @@ def _matches(config: dict[str, Any], method: str, options: dict[str, float]) -> 
             and all(float(got.get(k, float("nan"))) == v for k, v in options.items()))
 
 
-def _frame_counts(run_dir: Path, data: Any) -> dict[str, np.ndarray]:
+def _frame_counts(trained: TrainedRun, data: Any) -> dict[str, np.ndarray]:
     """Per test *before* video, the (frames, 2) intersection and union of the run's masks at its threshold."""
-    trained = load_run(run_dir, device="cpu")
     producer = trained.producer
     flows = producer.fusion_flows(data)
     producer.model.eval()
@@ -89,13 +88,13 @@ def _frame_counts(run_dir: Path, data: Any) -> dict[str, np.ndarray]:
 def _runs(counts: list[dict[str, np.ndarray]], n: int, k: int) -> list[dict[str, dict[str, float]]]:
     """The runs' per-video counts as :mod:`wsbench.bootstrap` reads them, on the first n videos and k frames."""
     keys = sorted(counts[0])[:n]
-    return [{key: {"intersection": float(c[key][:k, 0].sum()), "union": float(c[key][:k, 1].sum())} for key in keys}
-            for c in counts]
+    return [_block(c, keys, k) for c in counts]
 
 
-def _block(counts: dict[str, np.ndarray], keys: list[str]) -> dict[str, dict[str, float]]:
-    """One run's counts on the given videos, all frames."""
-    return {k: {"intersection": float(counts[k][:, 0].sum()), "union": float(counts[k][:, 1].sum())} for k in keys}
+def _block(counts: dict[str, np.ndarray], keys: list[str], frames: int | None = None) -> dict[str, dict[str, float]]:
+    """One run's counts on the given videos, their first ``frames`` frames (``None``: all)."""
+    return {k: {"intersection": float(counts[k][:frames, 0].sum()), "union": float(counts[k][:frames, 1].sum())}
+            for k in keys}
 
 
 def _iou(run: dict[str, dict[str, float]]) -> float:
@@ -177,10 +176,10 @@ def main() -> None:
     for record in ([] if counts["A"] else iter_runs(args.runs_dir)):
         for name, (method, options) in columns.items():
             if _matches(record.config, method, options) and record.config["seed"] not in counts[name]:
-                trained_recipe = load_run(record.path, device="cpu").recipe
-                data = prepare(index, trained_recipe.image_size, background=trained_recipe)
+                trained = load_run(record.path, device="cpu")
+                data = prepare(index, trained.recipe.image_size, background=trained.recipe)
                 started = time.perf_counter()
-                counts[name][record.config["seed"]] = _frame_counts(record.path, data)
+                counts[name][record.config["seed"]] = _frame_counts(trained, data)
                 seconds = time.perf_counter() - started
                 print(f"{name} {record.run_id} seed {record.config['seed']}: scored "
                       f"{len(counts[name][record.config['seed']])} test videos in {seconds:.0f} s")
